@@ -1,0 +1,187 @@
+//! All of promgate's configuration: one clap-derive struct.
+//!
+//! Flags follow the Prometheus style (`--web.listen-address`); each can also
+//! be set from the environment variable named in `--help`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::decode::DecodeLimits;
+use crate::exposition::TimestampPolicy;
+use crate::model::SeriesLimits;
+use crate::store::StoreLimits;
+
+/// Timestamps on the exposed samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Timestamps {
+    /// Each sample carries the timestamp it was pushed with.
+    Original,
+    /// No timestamps; the scraper uses its scrape time.
+    None,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` pairs, like the Prometheus family.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// promgate: a Prometheus remote-write receiver that keeps the latest sample
+/// of every series and re-exposes them on /metrics for a scraper.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "promgate", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on for remote-write, /metrics and the /-/ endpoints.
+    #[arg(
+        long = "web.listen-address",
+        env = "PROMGATE_WEB_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:9091"
+    )]
+    pub listen_address: SocketAddr,
+
+    /// A series not updated for this long leaves /metrics (e.g. 30s, 5m, 1h); 0 keeps series forever.
+    #[arg(long = "series.ttl", env = "PROMGATE_SERIES_TTL", default_value = "5m", value_parser = parse_ttl)]
+    pub series_ttl: Duration,
+
+    /// `original`: exposed samples carry their pushed timestamps; `none`: no timestamps.
+    #[arg(
+        long = "exposition.timestamps",
+        env = "PROMGATE_EXPOSITION_TIMESTAMPS",
+        value_enum,
+        default_value = "original"
+    )]
+    pub timestamps: Timestamps,
+
+    /// Largest accepted request body, before decompression, in bytes (413 above).
+    #[arg(long = "limits.request-body-bytes", env = "PROMGATE_LIMITS_REQUEST_BODY_BYTES", default_value_t = 16 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Largest accepted request body after decompression, in bytes (413 above); checked against the declared size before allocating.
+    #[arg(long = "limits.decoded-body-bytes", env = "PROMGATE_LIMITS_DECODED_BODY_BYTES", default_value_t = 64 << 20,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub max_decoded_bytes: u64,
+
+    /// Most labels per series, __name__ included (400 above).
+    #[arg(
+        long = "limits.labels-per-series",
+        env = "PROMGATE_LIMITS_LABELS_PER_SERIES",
+        default_value_t = 64
+    )]
+    pub max_labels: usize,
+
+    /// Longest label name in bytes (400 above).
+    #[arg(
+        long = "limits.label-name-length",
+        env = "PROMGATE_LIMITS_LABEL_NAME_LENGTH",
+        default_value_t = 256
+    )]
+    pub max_label_name_len: usize,
+
+    /// Longest label value in bytes (400 above).
+    #[arg(
+        long = "limits.label-value-length",
+        env = "PROMGATE_LIMITS_LABEL_VALUE_LENGTH",
+        default_value_t = 4096
+    )]
+    pub max_label_value_len: usize,
+
+    /// Most live series; new series beyond it are rejected with 400, existing ones still update.
+    #[arg(
+        long = "limits.series",
+        env = "PROMGATE_LIMITS_SERIES",
+        default_value_t = 1_000_000
+    )]
+    pub max_series: usize,
+
+    /// Most metric families with metadata (HELP/TYPE) held.
+    #[arg(
+        long = "limits.metadata",
+        env = "PROMGATE_LIMITS_METADATA",
+        default_value_t = 100_000
+    )]
+    pub max_metadata: usize,
+
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
+    #[arg(long = "log.level", env = "PROMGATE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(
+        long = "log.format",
+        env = "PROMGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "logfmt"
+    )]
+    pub log_format: LogFormat,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+impl Config {
+    /// Decoder limits from the flags.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_decoded_bytes: self.max_decoded_bytes as usize,
+            series: SeriesLimits {
+                max_labels: self.max_labels,
+                max_name_len: self.max_label_name_len,
+                max_value_len: self.max_label_value_len,
+            },
+        }
+    }
+
+    /// Store limits from the flags.
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimits {
+            max_series: self.max_series,
+            max_metadata: self.max_metadata,
+        }
+    }
+
+    /// The exposition timestamp policy.
+    pub fn timestamp_policy(&self) -> TimestampPolicy {
+        match self.timestamps {
+            Timestamps::Original => TimestampPolicy::Original,
+            Timestamps::None => TimestampPolicy::None,
+        }
+    }
+
+    /// The TTL, or `None` when series are kept forever.
+    pub fn ttl(&self) -> Option<Duration> {
+        Some(self.series_ttl).filter(|d| !d.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_ttl_parsing() {
+        let c = Config::try_parse_from(["promgate"]).unwrap();
+        assert_eq!(c.listen_address.port(), 9091);
+        assert_eq!(c.ttl(), Some(Duration::from_secs(300)));
+        assert_eq!(c.timestamp_policy(), TimestampPolicy::Original);
+        let c = Config::try_parse_from([
+            "promgate",
+            "--series.ttl",
+            "0",
+            "--exposition.timestamps",
+            "none",
+        ])
+        .unwrap();
+        assert_eq!(c.ttl(), None);
+        assert_eq!(c.timestamp_policy(), TimestampPolicy::None);
+        assert!(Config::try_parse_from(["promgate", "--series.ttl", "soon"]).is_err());
+    }
+}

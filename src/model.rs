@@ -1,0 +1,571 @@
+//! The protocol-independent model: canonical series keys, samples, metadata and
+//! the reasons a series can be rejected.
+//!
+//! Everything here is pure and synchronous. A series is identified by its
+//! *canonical key*: the text-format prefix `name{a="x",b="y"}` built from its
+//! label set sorted by name, with empty-valued labels dropped and values
+//! escaped. Escaping is injective and names cannot contain the delimiters, so
+//! two label sets are equal exactly when their canonical keys are equal, and
+//! rendering a series is a copy of its key plus a value.
+
+use std::fmt;
+
+/// The NaN bit pattern Prometheus uses as a staleness marker.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Is `value` the Prometheus staleness marker?
+#[inline]
+pub fn is_stale_marker(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+/// One sample: a value and its timestamp in milliseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// The sample value; may be NaN or infinite.
+    pub value: f64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+/// The metric type carried by Remote-Write metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MetricType {
+    /// No type was given.
+    #[default]
+    Unknown,
+    /// A monotonic counter.
+    Counter,
+    /// A gauge.
+    Gauge,
+    /// A classic histogram (`_bucket`, `_sum`, `_count`).
+    Histogram,
+    /// An OpenMetrics gauge histogram; exposed untyped.
+    GaugeHistogram,
+    /// A summary (quantile series, `_sum`, `_count`).
+    Summary,
+    /// An OpenMetrics info metric; exposed untyped.
+    Info,
+    /// An OpenMetrics state set; exposed untyped.
+    StateSet,
+}
+
+impl MetricType {
+    /// The type word of the text format 0.0.4, or `None` where that format has
+    /// no such type and the family is exposed untyped.
+    pub fn text_format_name(self) -> Option<&'static str> {
+        match self {
+            MetricType::Counter => Some("counter"),
+            MetricType::Gauge => Some("gauge"),
+            MetricType::Histogram => Some("histogram"),
+            MetricType::Summary => Some("summary"),
+            _ => None,
+        }
+    }
+}
+
+/// HELP, TYPE and unit of one metric family, as pushed by the sender.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metadata {
+    /// The family's type.
+    pub metric_type: MetricType,
+    /// The help text, unescaped.
+    pub help: String,
+    /// The unit, if any (kept, but the text format 0.0.4 cannot show it).
+    pub unit: String,
+}
+
+/// Why a series (or a metadata entry) was not stored.
+///
+/// Each reason is a label value of `promgate_series_rejected_total` and
+/// `promgate_samples_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// The label set has no `__name__` (or an empty one).
+    MissingMetricName,
+    /// `__name__` does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    InvalidMetricName,
+    /// A label name does not match `[a-zA-Z_][a-zA-Z0-9_]*`.
+    InvalidLabelName,
+    /// The same label name appears twice.
+    DuplicateLabelName,
+    /// More labels than `--limits.labels-per-series`.
+    TooManyLabels,
+    /// A label name longer than `--limits.label-name-length`.
+    LabelNameTooLong,
+    /// A label value longer than `--limits.label-value-length`.
+    LabelValueTooLong,
+    /// A new series beyond `--limits.series`.
+    SeriesLimit,
+    /// New metadata beyond `--limits.metadata`.
+    MetadataLimit,
+    /// A native histogram sample, which the text format 0.0.4 cannot carry.
+    NativeHistogram,
+}
+
+impl RejectReason {
+    /// Every reason, in a stable order.
+    pub const ALL: [RejectReason; 10] = [
+        RejectReason::MissingMetricName,
+        RejectReason::InvalidMetricName,
+        RejectReason::InvalidLabelName,
+        RejectReason::DuplicateLabelName,
+        RejectReason::TooManyLabels,
+        RejectReason::LabelNameTooLong,
+        RejectReason::LabelValueTooLong,
+        RejectReason::SeriesLimit,
+        RejectReason::MetadataLimit,
+        RejectReason::NativeHistogram,
+    ];
+
+    /// The snake_case label value used in self-metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::MissingMetricName => "missing_metric_name",
+            RejectReason::InvalidMetricName => "invalid_metric_name",
+            RejectReason::InvalidLabelName => "invalid_label_name",
+            RejectReason::DuplicateLabelName => "duplicate_label_name",
+            RejectReason::TooManyLabels => "too_many_labels",
+            RejectReason::LabelNameTooLong => "label_name_too_long",
+            RejectReason::LabelValueTooLong => "label_value_too_long",
+            RejectReason::SeriesLimit => "series_limit",
+            RejectReason::MetadataLimit => "metadata_limit",
+            RejectReason::NativeHistogram => "native_histogram",
+        }
+    }
+}
+
+/// A rejection with the detail a sender needs to find the offending series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The class of the problem.
+    pub reason: RejectReason,
+    /// One line naming the offending name or limit.
+    pub detail: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// Per-series limits applied while building canonical keys.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesLimits {
+    /// Maximum number of labels (including `__name__`) after dropping empty values.
+    pub max_labels: usize,
+    /// Maximum label name length in bytes.
+    pub max_name_len: usize,
+    /// Maximum label value length in bytes.
+    pub max_value_len: usize,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            max_labels: 64,
+            max_name_len: 256,
+            max_value_len: 4096,
+        }
+    }
+}
+
+/// Facts about a key that the exposition needs and that are cheap to learn
+/// once at ingest rather than at every scrape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyFlags(u8);
+
+impl KeyFlags {
+    /// The key has an `le` label whose value is not a float the text-format
+    /// parser accepts; such a series cannot be part of a typed histogram.
+    pub const BAD_LE: u8 = 1;
+    /// The key has a `quantile` label whose value is not a float the parser
+    /// accepts; such a series cannot be part of a typed summary.
+    pub const BAD_QUANTILE: u8 = 2;
+
+    /// Does the key carry an unparsable `le` label?
+    pub fn bad_le(self) -> bool {
+        self.0 & Self::BAD_LE != 0
+    }
+
+    /// Does the key carry an unparsable `quantile` label?
+    pub fn bad_quantile(self) -> bool {
+        self.0 & Self::BAD_QUANTILE != 0
+    }
+}
+
+/// Where a canonical key was written in the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpan {
+    /// Byte offset of the key in the buffer.
+    pub start: u32,
+    /// Byte length of the whole key.
+    pub len: u32,
+    /// Byte length of the metric name, the key's first component.
+    pub name_len: u32,
+    /// Facts for the exposition.
+    pub flags: KeyFlags,
+}
+
+/// Is `s` a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
+pub fn is_valid_metric_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+}
+
+/// Is `s` a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
+pub fn is_valid_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Would the text-format parser (Go's `strconv.ParseFloat` without `p`, `P`
+/// or `_`) accept `s` as a float? Used for `le` and `quantile` values.
+pub fn is_text_format_float(s: &str) -> bool {
+    if s.is_empty() || s.bytes().any(|c| matches!(c, b'p' | b'P' | b'_')) {
+        return false;
+    }
+    match s.parse::<f64>() {
+        // Go reports a range error for finite literals that overflow, such as 1e400.
+        Ok(v) if v.is_infinite() => {
+            let t = s.trim_start_matches(['+', '-']).to_ascii_lowercase();
+            t == "inf" || t == "infinity"
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
+/// Appends `value` escaped for a label value (`\\`, `\"`, `\n`) to `out`.
+pub fn escape_label_value(out: &mut String, value: &str) {
+    let mut rest = value;
+    while let Some(i) = rest.find(['\\', '"', '\n']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// Builds the canonical key of a label set into `out` and returns where it is.
+///
+/// `scratch` is reused between calls to avoid an allocation per series. On
+/// error, `out` is left as it was.
+pub fn build_key<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    limits: &SeriesLimits,
+    scratch: &mut Vec<(&'a str, &'a str)>,
+    out: &mut String,
+) -> Result<KeySpan, Rejection> {
+    scratch.clear();
+    scratch.extend(labels.into_iter().filter(|(_, v)| !v.is_empty()));
+    if !scratch.is_sorted_by(|a, b| a.0 <= b.0) {
+        scratch.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    }
+    let reject = |reason, detail: String| Err(Rejection { reason, detail });
+
+    if scratch.len() > limits.max_labels {
+        return reject(
+            RejectReason::TooManyLabels,
+            format!(
+                "series has {} labels, more than the limit of {}",
+                scratch.len(),
+                limits.max_labels
+            ),
+        );
+    }
+    let mut name = None;
+    for (i, &(n, v)) in scratch.iter().enumerate() {
+        if i > 0 && scratch[i - 1].0 == n {
+            return reject(
+                RejectReason::DuplicateLabelName,
+                format!("duplicate label name {n:?}"),
+            );
+        }
+        if n.len() > limits.max_name_len {
+            return reject(
+                RejectReason::LabelNameTooLong,
+                format!(
+                    "label name of {} bytes is longer than the limit of {}",
+                    n.len(),
+                    limits.max_name_len
+                ),
+            );
+        }
+        if v.len() > limits.max_value_len {
+            return reject(
+                RejectReason::LabelValueTooLong,
+                format!(
+                    "value of label {n:?} has {} bytes, more than the limit of {}",
+                    v.len(),
+                    limits.max_value_len
+                ),
+            );
+        }
+        if n == "__name__" {
+            if !is_valid_metric_name(v) {
+                return reject(
+                    RejectReason::InvalidMetricName,
+                    format!("invalid metric name {v:?}"),
+                );
+            }
+            name = Some(v);
+        } else if !is_valid_label_name(n) {
+            return reject(
+                RejectReason::InvalidLabelName,
+                format!("invalid label name {n:?}"),
+            );
+        }
+    }
+    let Some(name) = name else {
+        return reject(
+            RejectReason::MissingMetricName,
+            "series has no __name__ label".to_string(),
+        );
+    };
+
+    let start = out.len();
+    out.push_str(name);
+    let mut flags = 0;
+    let mut first = true;
+    for &(n, v) in scratch.iter().filter(|(n, _)| *n != "__name__") {
+        out.push_str(if first { "{" } else { "," });
+        first = false;
+        out.push_str(n);
+        out.push_str("=\"");
+        escape_label_value(out, v);
+        out.push('"');
+        match n {
+            "le" if !is_text_format_float(v) => flags |= KeyFlags::BAD_LE,
+            "quantile" if !is_text_format_float(v) => flags |= KeyFlags::BAD_QUANTILE,
+            _ => {}
+        }
+    }
+    if !first {
+        out.push('}');
+    }
+    Ok(KeySpan {
+        start: start as u32,
+        len: (out.len() - start) as u32,
+        name_len: name.len() as u32,
+        flags: KeyFlags(flags),
+    })
+}
+
+/// One valid series of a request, reduced to the sample that decides its state.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesUpdate {
+    /// Where the canonical key is in [`WriteBatch::keys`].
+    pub key: KeySpan,
+    /// The sample with the greatest timestamp (the last one among equals).
+    pub latest: Sample,
+    /// How many float samples the request carried for this series.
+    pub samples: u32,
+}
+
+/// Counts of what a request could not store, and the first reason why.
+#[derive(Clone, Debug, Default)]
+pub struct Rejections {
+    /// Rejected series (and metadata entries) per reason.
+    pub series: Vec<(RejectReason, u64)>,
+    /// Rejected samples per reason.
+    pub samples: Vec<(RejectReason, u64)>,
+    /// The first rejection, for the response body.
+    pub first: Option<Rejection>,
+}
+
+impl Rejections {
+    /// Records one rejected series carrying `samples` samples.
+    pub fn add(&mut self, rejection: Rejection, samples: u64) {
+        bump(&mut self.series, rejection.reason, 1);
+        if samples > 0 {
+            bump(&mut self.samples, rejection.reason, samples);
+        }
+        if self.first.is_none() {
+            self.first = Some(rejection);
+        }
+    }
+
+    /// Total rejected series.
+    pub fn series_total(&self) -> u64 {
+        self.series.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Total rejected samples.
+    pub fn samples_total(&self) -> u64 {
+        self.samples.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Is there nothing rejected?
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+fn bump(counts: &mut Vec<(RejectReason, u64)>, reason: RejectReason, n: u64) {
+    match counts.iter_mut().find(|(r, _)| *r == reason) {
+        Some((_, c)) => *c += n,
+        None => counts.push((reason, n)),
+    }
+}
+
+/// A decoded request in the model: valid series updates with their keys in
+/// one arena, metadata, and what was rejected on the way.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    /// Arena holding every canonical key of `series`.
+    pub keys: String,
+    /// Valid series, in request order.
+    pub series: Vec<SeriesUpdate>,
+    /// Metadata entries by family name.
+    pub metadata: Vec<(String, Metadata)>,
+    /// What the decoder rejected.
+    pub rejected: Rejections,
+}
+
+impl WriteBatch {
+    /// The canonical key of `update`.
+    pub fn key(&self, update: &SeriesUpdate) -> &str {
+        let s = update.key.start as usize;
+        &self.keys[s..s + update.key.len as usize]
+    }
+
+    /// The metric name of `update`.
+    pub fn name(&self, update: &SeriesUpdate) -> &str {
+        let s = update.key.start as usize;
+        &self.keys[s..s + update.key.name_len as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(labels: &[(&str, &str)]) -> Result<String, RejectReason> {
+        let mut out = String::new();
+        let mut scratch = Vec::new();
+        build_key(
+            labels.iter().copied(),
+            &SeriesLimits::default(),
+            &mut scratch,
+            &mut out,
+        )
+        .map(|span| {
+            assert_eq!(span.len as usize, out.len());
+            out
+        })
+        .map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn key_is_sorted_and_drops_empty_values() {
+        let a = key(&[("b", "2"), ("__name__", "m"), ("a", "1"), ("z", "")]).unwrap();
+        let b = key(&[("a", "1"), ("__name__", "m"), ("b", "2")]).unwrap();
+        assert_eq!(a, r#"m{a="1",b="2"}"#);
+        assert_eq!(a, b);
+        assert_eq!(key(&[("__name__", "up")]).unwrap(), "up");
+    }
+
+    #[test]
+    fn key_escapes_values() {
+        let k = key(&[("__name__", "m"), ("p", "a\\b\"c\nd é")]).unwrap();
+        assert_eq!(k, r#"m{p="a\\b\"c\nd é"}"#);
+    }
+
+    #[test]
+    fn key_rejections() {
+        use RejectReason::*;
+        assert_eq!(key(&[("job", "x")]), Err(MissingMetricName));
+        assert_eq!(key(&[("__name__", "")]), Err(MissingMetricName));
+        assert_eq!(key(&[("__name__", "1up")]), Err(InvalidMetricName));
+        assert_eq!(key(&[("__name__", "up-1")]), Err(InvalidMetricName));
+        assert_eq!(
+            key(&[("__name__", "up"), ("a:b", "x")]),
+            Err(InvalidLabelName)
+        );
+        assert_eq!(
+            key(&[("__name__", "up"), ("é", "x")]),
+            Err(InvalidLabelName)
+        );
+        assert_eq!(
+            key(&[("__name__", "up"), ("a", "x"), ("a", "y")]),
+            Err(DuplicateLabelName)
+        );
+        assert_eq!(
+            key(&[("__name__", "up"), ("__name__", "up")]),
+            Err(DuplicateLabelName)
+        );
+        let long = "v".repeat(5000);
+        assert_eq!(
+            key(&[("__name__", "up"), ("a", &long)]),
+            Err(LabelValueTooLong)
+        );
+        let long_name = "n".repeat(300);
+        assert_eq!(
+            key(&[("__name__", "up"), (&long_name, "x")]),
+            Err(LabelNameTooLong)
+        );
+        let many: Vec<(String, &str)> = (0..70).map(|i| (format!("l{i}"), "x")).collect();
+        let mut labels: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        labels.push(("__name__", "up"));
+        assert_eq!(key(&labels), Err(TooManyLabels));
+    }
+
+    #[test]
+    fn key_flags_track_unparsable_le_and_quantile() {
+        let mut out = String::new();
+        let mut scratch = Vec::new();
+        let l = SeriesLimits::default();
+        let good = build_key(
+            [("__name__", "h_bucket"), ("le", "+Inf")],
+            &l,
+            &mut scratch,
+            &mut out,
+        );
+        assert_eq!(good.unwrap().flags, KeyFlags::default());
+        let bad = build_key(
+            [("__name__", "h_bucket"), ("le", "0x1p3")],
+            &l,
+            &mut scratch,
+            &mut out,
+        );
+        assert!(bad.unwrap().flags.bad_le());
+        let bad = build_key(
+            [("__name__", "s"), ("quantile", "high")],
+            &l,
+            &mut scratch,
+            &mut out,
+        );
+        assert!(bad.unwrap().flags.bad_quantile());
+    }
+
+    #[test]
+    fn text_format_floats_follow_go() {
+        for ok in ["1", "0.5", "+Inf", "-Inf", "inf", "NaN", "1e3", ".5", "5."] {
+            assert!(is_text_format_float(ok), "{ok}");
+        }
+        for bad in ["", "abc", "1e400", "0x1p3", "1_000", "1,5"] {
+            assert!(!is_text_format_float(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stale_marker_is_only_the_special_nan() {
+        assert!(is_stale_marker(f64::from_bits(STALE_NAN_BITS)));
+        assert!(!is_stale_marker(f64::NAN));
+        assert!(!is_stale_marker(1.0));
+    }
+}

@@ -1,0 +1,233 @@
+//! promgate's own metrics (`promgate_*`), served on `/-/metrics`.
+//!
+//! Built with prometheus-client: counters are registered without `_total`
+//! (the crate appends it), HTTP metrics are labelled by matched route, never
+//! by raw URI, so a hostile client cannot grow the label space.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::model::{RejectReason, Rejections};
+use crate::store::ApplyOutcome;
+
+/// Labels of the HTTP request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The matched route, e.g. `/api/v1/write`.
+    pub route: &'static str,
+    /// The response status code.
+    pub code: u16,
+}
+
+/// Labels of the request duration histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The matched route.
+    pub route: &'static str,
+}
+
+/// A rejection reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why it was rejected.
+    pub reason: &'static str,
+}
+
+/// A body encoding.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EncodingLabels {
+    /// snappy, zstd or identity.
+    pub encoding: &'static str,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// Every self-metric, and the registry that serves them.
+pub struct SelfMetrics {
+    registry: Registry,
+    /// HTTP requests by route and status code.
+    pub http_requests: Family<RequestLabels, Counter>,
+    /// HTTP request duration by route (to the response head; `/metrics`
+    /// streams its body afterwards).
+    pub http_duration: HistogramFamily,
+    /// Whole requests rejected, by reason.
+    pub requests_rejected: Family<ReasonLabels, Counter>,
+    /// Samples accepted into the store.
+    pub samples_received: Counter,
+    /// Series updates accepted into the store.
+    pub series_received: Counter,
+    /// Samples rejected, by reason.
+    pub samples_rejected: Family<ReasonLabels, Counter>,
+    /// Series (and metadata entries) rejected, by reason.
+    pub series_rejected: Family<ReasonLabels, Counter>,
+    /// Series created.
+    pub series_created: Counter,
+    /// Series removed by Prometheus stale markers.
+    pub series_stale_removed: Counter,
+    /// Series removed by the TTL sweep.
+    pub series_expired: Counter,
+    /// Series updates older than the stored sample (kept the stored one).
+    pub out_of_order: Counter,
+    /// Live series, set at each scrape of `/-/metrics`.
+    pub live_series: Gauge,
+    /// Metadata families held, set at each scrape.
+    pub metadata_families: Gauge,
+    /// Request body bytes received (compressed), by encoding.
+    pub received_bytes: Family<EncodingLabels, Counter>,
+    /// Request body bytes after decompression.
+    pub decoded_bytes: Counter,
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SelfMetrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("promgate");
+        let m = SelfMetrics {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+            }),
+            requests_rejected: Family::default(),
+            samples_received: Counter::default(),
+            series_received: Counter::default(),
+            samples_rejected: Family::default(),
+            series_rejected: Family::default(),
+            series_created: Counter::default(),
+            series_stale_removed: Counter::default(),
+            series_expired: Counter::default(),
+            out_of_order: Counter::default(),
+            live_series: Gauge::default(),
+            metadata_families: Gauge::default(),
+            received_bytes: Family::default(),
+            decoded_bytes: Counter::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "http_requests",
+            "HTTP requests by route and status code",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, to the response head",
+            m.http_duration.clone(),
+        );
+        r.register(
+            "requests_rejected",
+            "Remote-write requests refused as a whole, by reason",
+            m.requests_rejected.clone(),
+        );
+        r.register(
+            "samples_received",
+            "Samples accepted into the store",
+            m.samples_received.clone(),
+        );
+        r.register(
+            "series_received",
+            "Series updates accepted into the store",
+            m.series_received.clone(),
+        );
+        r.register(
+            "samples_rejected",
+            "Samples rejected, by reason",
+            m.samples_rejected.clone(),
+        );
+        r.register(
+            "series_rejected",
+            "Series and metadata entries rejected, by reason",
+            m.series_rejected.clone(),
+        );
+        r.register(
+            "series_created",
+            "Series created in the store",
+            m.series_created.clone(),
+        );
+        r.register(
+            "series_stale_removed",
+            "Series removed by Prometheus stale markers",
+            m.series_stale_removed.clone(),
+        );
+        r.register(
+            "series_expired",
+            "Series removed because no sample arrived within --series.ttl",
+            m.series_expired.clone(),
+        );
+        r.register(
+            "samples_out_of_order",
+            "Series updates older than the stored sample, which was kept",
+            m.out_of_order.clone(),
+        );
+        r.register(
+            "live_series",
+            "Series currently exposed on /metrics",
+            m.live_series.clone(),
+        );
+        r.register(
+            "metadata_families",
+            "Metric families with pushed metadata",
+            m.metadata_families.clone(),
+        );
+        r.register(
+            "received_bytes",
+            "Remote-write body bytes received, before decompression, by encoding",
+            m.received_bytes.clone(),
+        );
+        r.register(
+            "decoded_bytes",
+            "Remote-write body bytes after decompression",
+            m.decoded_bytes.clone(),
+        );
+        // Every reason starts at zero, so `rate()` and alerts see the series
+        // before the first rejection happens.
+        for reason in RejectReason::ALL {
+            let labels = ReasonLabels {
+                reason: reason.as_str(),
+            };
+            m.series_rejected.get_or_create(&labels).inc_by(0);
+            m.samples_rejected.get_or_create(&labels).inc_by(0);
+        }
+        SelfMetrics { registry, ..m }
+    }
+
+    /// Counts what a request stored and rejected.
+    pub fn record(&self, decoded: &Rejections, applied: &ApplyOutcome) {
+        self.samples_received.inc_by(applied.samples);
+        self.series_received.inc_by(applied.series);
+        self.series_created.inc_by(applied.created);
+        self.series_stale_removed.inc_by(applied.stale_removed);
+        self.out_of_order.inc_by(applied.out_of_order);
+        for rejections in [decoded, &applied.rejected] {
+            for &(reason, n) in &rejections.series {
+                let labels = ReasonLabels {
+                    reason: reason.as_str(),
+                };
+                self.series_rejected.get_or_create(&labels).inc_by(n);
+            }
+            for &(reason, n) in &rejections.samples {
+                let labels = ReasonLabels {
+                    reason: reason.as_str(),
+                };
+                self.samples_rejected.get_or_create(&labels).inc_by(n);
+            }
+        }
+    }
+
+    /// Encodes the registry in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,553 @@
+//! The only shared mutable state: the latest sample of every live series, and
+//! the metadata of every family.
+//!
+//! Layout: metric name → [`Metric`], each a fixed array of shards, each shard
+//! a `RwLock` around a hash table of [`Entry`]s keyed by the canonical series
+//! key. Grouping by name lets the exposition walk one family at a time without
+//! sorting every series; sharding within a name keeps a big family from
+//! serialising its writers, and lets a scrape hold one shard at a time.
+//!
+//! Invariants:
+//! - A series is found by its full canonical key; the hash only picks the
+//!   bucket, so two keys with equal hashes stay two series.
+//! - Locks are always taken in the order `metrics` map → shard, never held
+//!   across `.await` (nothing here is async), and a scrape holds at most one
+//!   shard lock at a time.
+//! - `live` equals the number of entries across all shards.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as TableEntry;
+
+use crate::model::{
+    KeyFlags, Metadata, RejectReason, Rejection, Rejections, Sample, WriteBatch, is_stale_marker,
+};
+
+/// Shards per metric name. A power of two; small enough that thousands of
+/// names stay cheap, large enough that one huge family rarely contends.
+pub const SHARDS: usize = 16;
+
+/// How the store hashes canonical keys.
+#[derive(Clone)]
+enum SeriesHasher {
+    Random(foldhash::fast::RandomState),
+    /// Every key hashes alike, so tests can prove collisions never merge series.
+    #[cfg(test)]
+    Constant,
+}
+
+impl SeriesHasher {
+    #[inline]
+    fn hash(&self, key: &str) -> u64 {
+        match self {
+            SeriesHasher::Random(s) => s.hash_one(key),
+            #[cfg(test)]
+            SeriesHasher::Constant => 42,
+        }
+    }
+}
+
+/// One live series.
+struct Entry {
+    key: Box<str>,
+    value: f64,
+    timestamp_ms: i64,
+    /// Seconds since the store's epoch when a sample last arrived, for the TTL.
+    touched: u32,
+    flags: KeyFlags,
+}
+
+/// All series of one metric name.
+pub struct Metric {
+    shards: Box<[RwLock<HashTable<Entry>>]>,
+    len: AtomicUsize,
+    bad_le: AtomicUsize,
+    bad_quantile: AtomicUsize,
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[inline]
+fn shard_of(hash: u64) -> usize {
+    // hashbrown uses the low bits for the bucket and the top seven for its
+    // control bytes; take the shard from bits in between so neither degrades.
+    ((hash >> 32) as usize) & (SHARDS - 1)
+}
+
+impl Metric {
+    fn new() -> Self {
+        Metric {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            len: AtomicUsize::new(0),
+            bad_le: AtomicUsize::new(0),
+            bad_quantile: AtomicUsize::new(0),
+        }
+    }
+
+    /// Number of live series of this name.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Does this name have no live series?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Does any series of this name carry an `le` the text parser rejects?
+    pub fn has_bad_le(&self) -> bool {
+        self.bad_le.load(Ordering::Relaxed) > 0
+    }
+
+    /// Does any series of this name carry a `quantile` the text parser rejects?
+    pub fn has_bad_quantile(&self) -> bool {
+        self.bad_quantile.load(Ordering::Relaxed) > 0
+    }
+
+    /// Calls `f(key, value, timestamp_ms)` for every series in shard `i`,
+    /// holding only that shard's read lock.
+    pub fn for_each_in_shard(&self, i: usize, mut f: impl FnMut(&str, f64, i64)) {
+        for e in read(&self.shards[i]).iter() {
+            f(&e.key, e.value, e.timestamp_ms);
+        }
+    }
+
+    fn added(&self, flags: KeyFlags) {
+        self.len.fetch_add(1, Ordering::Relaxed);
+        if flags.bad_le() {
+            self.bad_le.fetch_add(1, Ordering::Relaxed);
+        }
+        if flags.bad_quantile() {
+            self.bad_quantile.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn removed(&self, flags: KeyFlags) {
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        if flags.bad_le() {
+            self.bad_le.fetch_sub(1, Ordering::Relaxed);
+        }
+        if flags.bad_quantile() {
+            self.bad_quantile.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What applying one series update did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    Created,
+    Updated,
+    /// Older than the stored sample: kept the stored one, refreshed the TTL.
+    OutOfOrder,
+    /// A stale marker removed the series.
+    Removed,
+    /// A stale marker for a series that is not stored.
+    Ignored,
+}
+
+/// The result of [`Store::apply`].
+#[derive(Debug, Default)]
+pub struct ApplyOutcome {
+    /// Series whose update was accepted (stored, refreshed or removed by a stale marker).
+    pub series: u64,
+    /// Samples of those series.
+    pub samples: u64,
+    /// Series created by this request.
+    pub created: u64,
+    /// Series removed by stale markers.
+    pub stale_removed: u64,
+    /// Series whose newest sample was older than the stored one.
+    pub out_of_order: u64,
+    /// What the store refused (series and metadata over the limits).
+    pub rejected: Rejections,
+}
+
+/// Limits the store enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreLimits {
+    /// Maximum live series; new series beyond it are rejected.
+    pub max_series: usize,
+    /// Maximum metadata families.
+    pub max_metadata: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_series: 1_000_000,
+            max_metadata: 100_000,
+        }
+    }
+}
+
+/// Latest sample per series, metadata per family.
+pub struct Store {
+    metrics: DashMap<Box<str>, Arc<Metric>, foldhash::fast::RandomState>,
+    metadata: DashMap<Box<str>, (Metadata, u32), foldhash::fast::RandomState>,
+    hasher: SeriesHasher,
+    live: AtomicUsize,
+    limits: StoreLimits,
+    epoch: Instant,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new(limits: StoreLimits) -> Self {
+        Self::with_hasher(limits, SeriesHasher::Random(Default::default()))
+    }
+
+    fn with_hasher(limits: StoreLimits, hasher: SeriesHasher) -> Self {
+        Store {
+            metrics: DashMap::with_hasher(Default::default()),
+            metadata: DashMap::with_hasher(Default::default()),
+            hasher,
+            live: AtomicUsize::new(0),
+            limits,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    /// Number of live series.
+    pub fn live_series(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Number of metadata families held.
+    pub fn metadata_len(&self) -> usize {
+        self.metadata.len()
+    }
+
+    /// Applies every series update and metadata entry of `batch`.
+    pub fn apply(&self, batch: &WriteBatch) -> ApplyOutcome {
+        let now = self.now();
+        let mut out = ApplyOutcome::default();
+        for update in &batch.series {
+            let key = batch.key(update);
+            let name = batch.name(update);
+            match self.apply_one(name, key, update.key.flags, update.latest, now) {
+                Ok(effect) => {
+                    out.series += 1;
+                    out.samples += u64::from(update.samples);
+                    match effect {
+                        Effect::Created => out.created += 1,
+                        Effect::Removed => out.stale_removed += 1,
+                        Effect::OutOfOrder => out.out_of_order += 1,
+                        Effect::Updated | Effect::Ignored => {}
+                    }
+                }
+                Err(rejection) => out.rejected.add(rejection, u64::from(update.samples)),
+            }
+        }
+        for (name, md) in &batch.metadata {
+            if let Some(mut slot) = self.metadata.get_mut(name.as_str()) {
+                *slot = (md.clone(), now);
+            } else if self.metadata.len() >= self.limits.max_metadata {
+                out.rejected.add(
+                    Rejection {
+                        reason: RejectReason::MetadataLimit,
+                        detail: format!(
+                            "metadata for {name:?} would exceed the limit of {} families",
+                            self.limits.max_metadata
+                        ),
+                    },
+                    0,
+                );
+            } else {
+                self.metadata
+                    .insert(name.as_str().into(), (md.clone(), now));
+            }
+        }
+        out
+    }
+
+    fn apply_one(
+        &self,
+        name: &str,
+        key: &str,
+        flags: KeyFlags,
+        sample: Sample,
+        now: u32,
+    ) -> Result<Effect, Rejection> {
+        let hash = self.hasher.hash(key);
+        let stale = is_stale_marker(sample.value);
+        loop {
+            // The map guard is held while the shard is updated, so the sweeper
+            // cannot drop this name's Metric between lookup and insert.
+            if let Some(metric) = self.metrics.get(name) {
+                return self.upsert(&metric, hash, key, flags, sample, stale, now);
+            }
+            if stale {
+                return Ok(Effect::Ignored);
+            }
+            if self.live_series() >= self.limits.max_series {
+                return Err(self.series_limit(key));
+            }
+            self.metrics
+                .entry(name.into())
+                .or_insert_with(|| Arc::new(Metric::new()));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn upsert(
+        &self,
+        metric: &Metric,
+        hash: u64,
+        key: &str,
+        flags: KeyFlags,
+        sample: Sample,
+        stale: bool,
+        now: u32,
+    ) -> Result<Effect, Rejection> {
+        let mut table = write(&metric.shards[shard_of(hash)]);
+        match table.entry(hash, |e| &*e.key == key, |e| self.hasher.hash(&e.key)) {
+            TableEntry::Occupied(mut occupied) => {
+                let e = occupied.get_mut();
+                e.touched = now;
+                if sample.timestamp_ms < e.timestamp_ms {
+                    return Ok(Effect::OutOfOrder);
+                }
+                if stale {
+                    let (e, _) = occupied.remove();
+                    metric.removed(e.flags);
+                    self.live.fetch_sub(1, Ordering::Relaxed);
+                    return Ok(Effect::Removed);
+                }
+                e.value = sample.value;
+                e.timestamp_ms = sample.timestamp_ms;
+                Ok(Effect::Updated)
+            }
+            TableEntry::Vacant(_) if stale => Ok(Effect::Ignored),
+            TableEntry::Vacant(vacant) => {
+                if self.live.fetch_add(1, Ordering::Relaxed) >= self.limits.max_series {
+                    self.live.fetch_sub(1, Ordering::Relaxed);
+                    return Err(self.series_limit(key));
+                }
+                vacant.insert(Entry {
+                    key: key.into(),
+                    value: sample.value,
+                    timestamp_ms: sample.timestamp_ms,
+                    touched: now,
+                    flags,
+                });
+                metric.added(flags);
+                Ok(Effect::Created)
+            }
+        }
+    }
+
+    fn series_limit(&self, key: &str) -> Rejection {
+        Rejection {
+            reason: RejectReason::SeriesLimit,
+            detail: format!(
+                "new series {key} would exceed the limit of {} live series",
+                self.limits.max_series
+            ),
+        }
+    }
+
+    /// Removes series and metadata not updated for `ttl`; returns how many
+    /// series were removed. Takes one shard lock at a time.
+    pub fn sweep(&self, ttl: Duration) -> usize {
+        let ttl = ttl.as_secs().min(u64::from(u32::MAX)) as u32;
+        let now = self.now();
+        let expired = |touched: u32| now.saturating_sub(touched) >= ttl;
+        let mut removed = 0;
+        for (_, metric) in self.metric_names() {
+            for shard in metric.shards.iter() {
+                write(shard).retain(|e| {
+                    if expired(e.touched) {
+                        metric.removed(e.flags);
+                        removed += 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        self.live.fetch_sub(removed, Ordering::Relaxed);
+        // Writers hold the map guard while they insert, so an emptied Metric
+        // cannot gain a series between this check and its removal.
+        self.metrics.retain(|_, m| !m.is_empty());
+        self.metadata.retain(|_, (_, touched)| !expired(*touched));
+        removed
+    }
+
+    /// A snapshot of the metric names and their series tables, unordered.
+    pub fn metric_names(&self) -> Vec<(Box<str>, Arc<Metric>)> {
+        self.metrics
+            .iter()
+            .map(|r| (r.key().clone(), Arc::clone(r.value())))
+            .collect()
+    }
+
+    /// The metadata of family `name`, if pushed.
+    pub fn metadata(&self, name: &str) -> Option<Metadata> {
+        self.metadata.get(name).map(|r| r.value().0.clone())
+    }
+
+    /// The latest sample of the series with canonical key `key`, if live.
+    pub fn get(&self, key: &str) -> Option<Sample> {
+        let name = key.split_once('{').map_or(key, |(n, _)| n);
+        let metric = self.metrics.get(name)?;
+        let hash = self.hasher.hash(key);
+        let table = read(&metric.shards[shard_of(hash)]);
+        table.find(hash, |e| &*e.key == key).map(|e| Sample {
+            value: e.value,
+            timestamp_ms: e.timestamp_ms,
+        })
+    }
+
+    #[cfg(test)]
+    fn backdate(&self, secs: u32) {
+        for (_, m) in self.metric_names() {
+            for shard in m.shards.iter() {
+                for e in write(shard).iter_mut() {
+                    e.touched = e.touched.saturating_sub(secs);
+                }
+            }
+        }
+        for mut r in self.metadata.iter_mut() {
+            r.value_mut().1 = r.value().1.saturating_sub(secs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{STALE_NAN_BITS, SeriesLimits, SeriesUpdate, build_key};
+
+    type Labels<'a> = &'a [(&'a str, &'a str)];
+
+    fn batch(items: &[(Labels, f64, i64)]) -> WriteBatch {
+        let mut b = WriteBatch::default();
+        let mut scratch = Vec::new();
+        for (labels, value, ts) in items {
+            let key = build_key(
+                labels.iter().copied(),
+                &SeriesLimits::default(),
+                &mut scratch,
+                &mut b.keys,
+            )
+            .unwrap();
+            b.series.push(SeriesUpdate {
+                key,
+                latest: Sample {
+                    value: *value,
+                    timestamp_ms: *ts,
+                },
+                samples: 1,
+            });
+        }
+        b
+    }
+
+    const A: &[(&str, &str)] = &[("__name__", "m"), ("i", "a")];
+    const B: &[(&str, &str)] = &[("__name__", "m"), ("i", "b")];
+
+    #[test]
+    fn latest_timestamp_wins_and_equal_timestamps_take_the_later_write() {
+        let s = Store::new(StoreLimits::default());
+        s.apply(&batch(&[(A, 1.0, 100)]));
+        let out = s.apply(&batch(&[(A, 0.5, 50)]));
+        assert_eq!(out.out_of_order, 1);
+        assert_eq!(s.get(r#"m{i="a"}"#).unwrap().value, 1.0);
+        s.apply(&batch(&[(A, 2.0, 100)]));
+        assert_eq!(s.get(r#"m{i="a"}"#).unwrap().value, 2.0);
+        assert_eq!(s.live_series(), 1);
+    }
+
+    #[test]
+    fn stale_marker_removes_only_when_not_older() {
+        let s = Store::new(StoreLimits::default());
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        s.apply(&batch(&[(A, 1.0, 100), (B, 1.0, 100)]));
+        s.apply(&batch(&[(A, stale, 50)]));
+        assert!(
+            s.get(r#"m{i="a"}"#).is_some(),
+            "older marker must not delete"
+        );
+        let out = s.apply(&batch(&[(A, stale, 150)]));
+        assert_eq!(out.stale_removed, 1);
+        assert!(s.get(r#"m{i="a"}"#).is_none());
+        assert_eq!(s.live_series(), 1);
+        // A marker for an unknown series changes nothing.
+        s.apply(&batch(&[(&[("__name__", "other")], stale, 1)]));
+        assert_eq!(s.live_series(), 1);
+    }
+
+    #[test]
+    fn hash_collisions_do_not_merge_series() {
+        let s = Store::with_hasher(StoreLimits::default(), SeriesHasher::Constant);
+        s.apply(&batch(&[(A, 1.0, 1), (B, 2.0, 1)]));
+        assert_eq!(s.live_series(), 2);
+        assert_eq!(s.get(r#"m{i="a"}"#).unwrap().value, 1.0);
+        assert_eq!(s.get(r#"m{i="b"}"#).unwrap().value, 2.0);
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        s.apply(&batch(&[(A, stale, 2)]));
+        assert_eq!(s.get(r#"m{i="b"}"#).unwrap().value, 2.0);
+        assert_eq!(s.live_series(), 1);
+    }
+
+    #[test]
+    fn series_limit_rejects_new_series_but_updates_existing() {
+        let s = Store::new(StoreLimits {
+            max_series: 1,
+            max_metadata: 10,
+        });
+        s.apply(&batch(&[(A, 1.0, 1)]));
+        let out = s.apply(&batch(&[(B, 1.0, 1), (A, 5.0, 2)]));
+        assert_eq!(out.series, 1);
+        assert_eq!(out.rejected.series, vec![(RejectReason::SeriesLimit, 1)]);
+        assert_eq!(s.get(r#"m{i="a"}"#).unwrap().value, 5.0);
+        assert!(s.get(r#"m{i="b"}"#).is_none());
+        assert_eq!(s.live_series(), 1);
+    }
+
+    #[test]
+    fn sweep_expires_idle_series_and_empty_names() {
+        let mut s = Store::new(StoreLimits::default());
+        // Start the clock well past zero so that backdating does not saturate.
+        s.epoch = Instant::now().checked_sub(Duration::from_secs(1000)).unwrap();
+        s.apply(&batch(&[(A, 1.0, 1)]));
+        s.backdate(120);
+        s.apply(&batch(&[(&[("__name__", "fresh")], 1.0, 1)]));
+        assert_eq!(s.sweep(Duration::from_secs(60)), 1);
+        assert_eq!(s.live_series(), 1);
+        assert!(s.get(r#"m{i="a"}"#).is_none());
+        assert!(s.get("fresh").is_some());
+        assert_eq!(s.metric_names().len(), 1);
+    }
+
+    #[test]
+    fn metadata_limit() {
+        let s = Store::new(StoreLimits {
+            max_series: 10,
+            max_metadata: 1,
+        });
+        let mut b = WriteBatch::default();
+        b.metadata.push(("a".into(), Metadata::default()));
+        b.metadata.push(("b".into(), Metadata::default()));
+        let out = s.apply(&b);
+        assert_eq!(out.rejected.series, vec![(RejectReason::MetadataLimit, 1)]);
+        assert_eq!(s.metadata_len(), 1);
+    }
+}
