@@ -526,7 +526,9 @@ mod tests {
     fn sweep_expires_idle_series_and_empty_names() {
         let mut s = Store::new(StoreLimits::default());
         // Start the clock well past zero so that backdating does not saturate.
-        s.epoch = Instant::now().checked_sub(Duration::from_secs(1000)).unwrap();
+        s.epoch = Instant::now()
+            .checked_sub(Duration::from_secs(1000))
+            .unwrap();
         s.apply(&batch(&[(A, 1.0, 1)]));
         s.backdate(120);
         s.apply(&batch(&[(&[("__name__", "fresh")], 1.0, 1)]));

@@ -1,0 +1,268 @@
+//! Shared test helpers: request builders, the in-process router, the real
+//! promgate binary, and the real peers (Prometheus, vmagent, VictoriaMetrics).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use clap::Parser;
+use http_body_util::BodyExt;
+use prost::Message;
+use tower::ServiceExt;
+
+use promgate::config::Config;
+use promgate::http::{AppState, router};
+use promgate::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+
+pub use promgate::proto::metric_metadata::MetricType;
+
+/// One series: labels and (value, timestamp) samples.
+pub type Series<'a> = (&'a [(&'a str, &'a str)], &'a [(f64, i64)]);
+
+/// Builds a WriteRequest from series and (family, type, help) metadata.
+pub fn request(series: &[Series], metadata: &[(&str, MetricType, &str)]) -> WriteRequest {
+    WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(n, v)| Label {
+                        name: n.to_string(),
+                        value: v.to_string(),
+                    })
+                    .collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(value, timestamp)| Sample { value, timestamp })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        metadata: metadata
+            .iter()
+            .map(|(name, t, help)| MetricMetadata {
+                r#type: *t as i32,
+                metric_family_name: name.to_string(),
+                help: help.to_string(),
+                unit: String::new(),
+            })
+            .collect(),
+    }
+}
+
+/// The protobuf encoding of `req`, snappy block-compressed.
+pub fn snappy(req: &WriteRequest) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
+}
+
+/// A fresh in-process app configured by promgate flags.
+pub fn app(args: &[&str]) -> (Router, AppState) {
+    let config = Config::try_parse_from(std::iter::once("promgate").chain(args.iter().copied()))
+        .expect("valid flags");
+    let state = AppState::new(&config);
+    (router(state.clone()), state)
+}
+
+/// POSTs `body` to /api/v1/write with the given headers; returns status and body text.
+pub async fn post(app: &Router, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, String) {
+    let mut req = Request::post("/api/v1/write");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// POSTs a snappy remote-write request with the standard headers.
+pub async fn write(app: &Router, req: &WriteRequest) -> (StatusCode, String) {
+    post(app, PROMETHEUS_HEADERS, snappy(req)).await
+}
+
+/// The headers Prometheus sends with remote-write 1.0.
+pub const PROMETHEUS_HEADERS: &[(&str, &str)] = &[
+    ("content-type", "application/x-protobuf"),
+    ("content-encoding", "snappy"),
+    ("x-prometheus-remote-write-version", "0.1.0"),
+];
+
+/// GETs `path`; returns status and body text.
+pub async fn get(app: &Router, path: &str) -> (StatusCode, String) {
+    let resp = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        String::from_utf8(bytes.to_vec()).expect("UTF-8 page"),
+    )
+}
+
+/// The sample lines of a page (no comments), for order-insensitive comparison.
+pub fn sample_lines(page: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = page.lines().filter(|l| !l.starts_with('#')).collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// The value of `promgate_<name>` with exactly `labels` (e.g. `{reason="x"}`) on /-/metrics.
+pub async fn self_metric(app: &Router, series: &str) -> f64 {
+    let (_, page) = get(app, "/-/metrics").await;
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{series} not on /-/metrics:\n{page}"))
+        .parse()
+        .unwrap()
+}
+
+/// The path of a program the tests need; fails loudly when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = PathBuf::from(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "`{name}` is not installed: run ./scripts/test, which installs the Debian packages the tests need"
+    );
+}
+
+/// A child process killed (and reaped) when dropped, so every test stops what it starts.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program` with `args`, its output going to a log file in `dir`.
+pub fn spawn(program: &PathBuf, args: &[String], dir: &std::path::Path) -> Proc {
+    let name = program.file_name().unwrap().to_string_lossy().into_owned();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    Proc { child, name }
+}
+
+/// A port that was free a moment ago, for peers that cannot report the port
+/// they bound (Prometheus, vmagent, VictoriaMetrics).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real promgate binary on 127.0.0.1 with a port chosen by the
+/// kernel, and returns it with the address it logged.
+pub fn spawn_promgate(extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_promgate"))
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promgate");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("promgate exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("address=").nth(1)
+            && line.contains("promgate listening")
+        {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining stderr so that promgate never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (
+        Proc {
+            child,
+            name: "promgate".into(),
+        },
+        addr,
+    )
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout`
+/// with `what` and the last state.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}; last state: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Runs `promtool check metrics` on `page`; returns (exit code, stderr).
+/// Exit 0 is clean, 3 means lint findings only, 1 means the page did not parse.
+pub fn promtool_check(page: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut child = Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Asserts that promtool parses `page` (lint findings on foreign names are allowed).
+pub fn assert_parses(page: &str) {
+    let (code, text) = promtool_check(page);
+    assert!(
+        code == 0 || (code == 3 && !text.contains("error while linting")),
+        "promtool could not parse the page (exit {code}): {text}\n--- page ---\n{page}"
+    );
+}

@@ -1,0 +1,391 @@
+//! `POST /api/v1/write` at the router level: every acceptance rule and every
+//! bad input, each answered with its status and reason while what was already
+//! stored stays exactly as it was.
+
+mod common;
+
+use axum::Router;
+use axum::http::StatusCode;
+use common::*;
+use prost::Message;
+
+const UP: &[(&str, &str)] = &[("__name__", "up"), ("job", "node"), ("instance", "a:9100")];
+
+/// An app holding one series, and its page.
+async fn seeded(args: &[&str]) -> (Router, String) {
+    let (app, _) = app(args);
+    let (status, _) = write(&app, &request(&[(UP, &[(1.0, 1000)])], &[])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(page, "up{instance=\"a:9100\",job=\"node\"} 1 1000\n");
+    (app, page)
+}
+
+/// Sends a bad request and checks its status, its reason, and that the page did not change.
+async fn assert_rejected(
+    app: &Router,
+    before: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    status: StatusCode,
+    reason: &str,
+) {
+    let (got, text) = post(app, headers, body).await;
+    assert_eq!(got, status, "body: {text}");
+    assert!(text.contains(reason), "{reason:?} not in {text:?}");
+    assert_eq!(text.lines().count(), 1, "reason must be one line: {text:?}");
+    let (_, after) = get(app, "/metrics").await;
+    assert_eq!(after, before, "a rejected request changed the store");
+}
+
+#[tokio::test]
+async fn accepts_a_prometheus_request_and_exposes_it() {
+    let (app, _) = seeded(&[]).await;
+    let (status, body) = write(&app, &request(&[(UP, &[(0.0, 2000)])], &[])).await;
+    assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""));
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(page, "up{instance=\"a:9100\",job=\"node\"} 0 2000\n");
+    assert_eq!(
+        self_metric(&app, "promgate_samples_received_total").await,
+        2.0
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_http_requests_total{route=\"/api/v1/write\",code=\"204\"}"
+        )
+        .await,
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn accepts_every_supported_encoding_and_content_type() {
+    let (app, _) = app(&[]);
+    let req = request(&[(UP, &[(7.0, 1)])], &[]);
+    let raw = req.encode_to_vec();
+    let zstd = zstd::encode_all(&raw[..], 3).unwrap();
+    let cases: Vec<(Vec<(&str, &str)>, Vec<u8>)> = vec![
+        (vec![], snappy(&req)),
+        (
+            vec![(
+                "content-type",
+                "application/x-protobuf;proto=prometheus.WriteRequest",
+            )],
+            snappy(&req),
+        ),
+        (vec![("content-encoding", "zstd")], zstd),
+        (vec![("content-encoding", "identity")], raw),
+    ];
+    for (headers, body) in cases {
+        let (status, text) = post(&app, &headers, body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{headers:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn posts_the_shipped_fixture() {
+    // Captured from Prometheus 2.42 remote-writing its own scrape of itself.
+    let body = std::fs::read("tests/fixtures/prometheus-2.42-self-scrape.snappy").unwrap();
+    let (app, _) = app(&[]);
+    let (status, text) = post(&app, PROMETHEUS_HEADERS, body).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.contains("up{instance=\"localhost:9090\",job=\"prometheus\"} 1 "),
+        "{page}"
+    );
+    assert!(page.lines().count() > 100, "{page}");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_rejected_and_lose_nothing() {
+    let (app, before) = seeded(&[]).await;
+    let good = snappy(&request(&[(UP, &[(9.0, 5000)])], &[]));
+    let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "garbage",
+            b"\xff\xfe not snappy at all".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed snappy body",
+        ),
+        (
+            "truncated snappy",
+            good[..good.len() - 3].to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed snappy body",
+        ),
+        (
+            "huge declared size",
+            vec![0x80, 0x80, 0x80, 0x80, 0x04, 0x00],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "decompressed body would be 1073741824 bytes",
+        ),
+        (
+            "snappy of garbage protobuf",
+            snap::raw::Encoder::new()
+                .compress_vec(b"\x0a\xff\xff\xff\xff\x0f garbage")
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "malformed protobuf WriteRequest",
+        ),
+    ];
+    for (name, body, status, reason) in cases {
+        println!("case: {name}");
+        assert_rejected(&app, &before, PROMETHEUS_HEADERS, body, status, reason).await;
+    }
+    let m = "promgate_requests_rejected_total";
+    assert_eq!(
+        self_metric(&app, &format!("{m}{{reason=\"malformed_compression\"}}")).await,
+        2.0
+    );
+    assert_eq!(
+        self_metric(&app, &format!("{m}{{reason=\"decoded_body_too_large\"}}")).await,
+        1.0
+    );
+    assert_eq!(
+        self_metric(&app, &format!("{m}{{reason=\"malformed_protobuf\"}}")).await,
+        1.0
+    );
+    // Still serving: a good request after all that is stored.
+    let (status, _) = post(&app, PROMETHEUS_HEADERS, good).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn unsupported_media_types_and_encodings_get_415() {
+    let (app, before) = seeded(&[]).await;
+    let body = snappy(&request(&[(UP, &[(9.0, 5000)])], &[]));
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("content-encoding", "gzip")],
+            "unsupported Content-Encoding \"gzip\"",
+        ),
+        (
+            &[("content-type", "application/json")],
+            "unsupported Content-Type \"application/json\"",
+        ),
+        (
+            &[(
+                "content-type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            )],
+            "unsupported remote-write message \"io.prometheus.write.v2.Request\"",
+        ),
+    ];
+    for (headers, reason) in cases {
+        assert_rejected(
+            &app,
+            &before,
+            headers,
+            body.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            reason,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let (app, before) = seeded(&[
+        "--limits.request-body-bytes",
+        "100",
+        "--limits.decoded-body-bytes",
+        "200",
+    ])
+    .await;
+    // Compressed body over the limit.
+    let big: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    assert_rejected(
+        &app,
+        &before,
+        &[("content-encoding", "identity")],
+        big,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "larger than the limit of 100 bytes",
+    )
+    .await;
+    // Small compressed body that decompresses past the decoded limit.
+    let long_value = "x".repeat(500);
+    let req = request(
+        &[(&[("__name__", "m"), ("v", &long_value)], &[(1.0, 1)])],
+        &[],
+    );
+    let body = snappy(&req);
+    assert!(body.len() <= 100);
+    assert_rejected(
+        &app,
+        &before,
+        PROMETHEUS_HEADERS,
+        body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "more than the limit of 200 bytes",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_series_get_400_with_the_reason_and_valid_ones_are_stored() {
+    let (app, before) = seeded(&[]).await;
+    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        (
+            &[("__name__", "bad-name")],
+            "invalid metric name \"bad-name\"",
+            "invalid_metric_name",
+        ),
+        (
+            &[("__name__", "m"), ("1abc", "x")],
+            "invalid label name \"1abc\"",
+            "invalid_label_name",
+        ),
+        (
+            &[("__name__", "m"), ("a", "x"), ("a", "y")],
+            "duplicate label name \"a\"",
+            "duplicate_label_name",
+        ),
+        (
+            &[("job", "x")],
+            "series has no __name__ label",
+            "missing_metric_name",
+        ),
+    ];
+    for (labels, reason, label) in cases {
+        assert_rejected(
+            &app,
+            &before,
+            PROMETHEUS_HEADERS,
+            snappy(&request(&[(labels, &[(1.0, 1)])], &[])),
+            StatusCode::BAD_REQUEST,
+            reason,
+        )
+        .await;
+        let counted = self_metric(
+            &app,
+            &format!("promgate_series_rejected_total{{reason=\"{label}\"}}"),
+        )
+        .await;
+        assert_eq!(counted, 1.0, "{label}");
+    }
+    // A mixed request stores the good series and still answers 400.
+    let req = request(
+        &[
+            (&[("__name__", "good")], &[(3.0, 10)]),
+            (
+                &[("__name__", "m"), ("a", "x"), ("a", "y")],
+                &[(1.0, 1), (2.0, 2)],
+            ),
+            (UP, &[(5.0, 2000)]),
+        ],
+        &[],
+    );
+    let (status, text) = write(&app, &req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        text,
+        "stored 2 series, rejected 1 series (2 samples); first error: duplicate label name \"a\"\n"
+    );
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(
+        sample_lines(&page),
+        ["good 3 10", "up{instance=\"a:9100\",job=\"node\"} 5 2000"]
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_samples_rejected_total{reason=\"duplicate_label_name\"}"
+        )
+        .await,
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn per_series_limits_get_400() {
+    let (app, before) = seeded(&[
+        "--limits.labels-per-series",
+        "3",
+        "--limits.label-value-length",
+        "8",
+        "--limits.label-name-length",
+        "5",
+    ])
+    .await;
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("__name__", "m"), ("a", "1"), ("b", "2"), ("c", "3")],
+            "series has 4 labels, more than the limit of 3",
+        ),
+        (
+            &[("__name__", "m"), ("a", "123456789")],
+            "value of label \"a\" has 9 bytes, more than the limit of 8",
+        ),
+        (
+            &[("__name__", "m"), ("abcdef", "1")],
+            "label name of 6 bytes is longer than the limit of 5",
+        ),
+    ];
+    for (labels, reason) in cases {
+        assert_rejected(
+            &app,
+            &before,
+            PROMETHEUS_HEADERS,
+            snappy(&request(&[(labels, &[(1.0, 1)])], &[])),
+            StatusCode::BAD_REQUEST,
+            reason,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn series_limit_rejects_new_series_and_still_updates_existing_ones() {
+    let (app, _) = seeded(&["--limits.series", "1"]).await;
+    let req = request(
+        &[(&[("__name__", "new")], &[(1.0, 1)]), (UP, &[(2.0, 3000)])],
+        &[],
+    );
+    let (status, text) = write(&app, &req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        text.contains("would exceed the limit of 1 live series"),
+        "{text}"
+    );
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(page, "up{instance=\"a:9100\",job=\"node\"} 2 3000\n");
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_series_rejected_total{reason=\"series_limit\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn stale_markers_remove_series() {
+    let (app, _) = seeded(&[]).await;
+    let stale = f64::from_bits(promgate::model::STALE_NAN_BITS);
+    let (status, _) = write(&app, &request(&[(UP, &[(stale, 2000)])], &[])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(page, "");
+    assert_eq!(
+        self_metric(&app, "promgate_series_stale_removed_total").await,
+        1.0
+    );
+    assert_eq!(self_metric(&app, "promgate_live_series").await, 0.0);
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_are_answered() {
+    let (app, _) = app(&[]);
+    assert_eq!(
+        get(&app, "/api/v1/write").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(get(&app, "/nope").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&app, "/-/healthy").await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/-/ready").await.0, StatusCode::OK);
+}
