@@ -321,8 +321,8 @@ async fn per_series_limits_get_400() {
             "value of label \"a\" has 9 bytes, more than the limit of 8",
         ),
         (
-            &[("__name__", "m"), ("abcdef", "1")],
-            "label name of 6 bytes is longer than the limit of 5",
+            &[("__name__", "m"), ("abcdefghi", "1")],
+            "label name of 9 bytes is longer than the limit of 8",
         ),
     ];
     for (labels, reason) in cases {
