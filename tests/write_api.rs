@@ -308,7 +308,7 @@ async fn per_series_limits_get_400() {
         "--limits.label-value-length",
         "8",
         "--limits.label-name-length",
-        "5",
+        "8",
     ])
     .await;
     let cases: &[(&[(&str, &str)], &str)] = &[
