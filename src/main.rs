@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
     let address = listener.local_addr().map_or(config.listen_address, |a| a);
     tracing::info!(
         address = %address,
-        ttl = ?config.ttl(),
+        ttl = %humantime::format_duration(config.series_ttl),
         timestamps = ?config.timestamps,
         version = env!("CARGO_PKG_VERSION"),
         "promgate listening"
@@ -57,7 +57,14 @@ fn init_logging(config: &Config) -> Result<(), tracing_subscriber::filter::Parse
     let filter = EnvFilter::try_new(&config.log_level)?;
     let registry = tracing_subscriber::registry().with(filter);
     match config.log_format {
-        LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).init(),
+        // Logs go to stderr, as in the Prometheus family; stdout stays free.
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()

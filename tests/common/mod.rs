@@ -193,20 +193,28 @@ pub fn spawn_promgate(extra: &[&str]) -> (Proc, SocketAddr) {
         .spawn()
         .expect("start promgate");
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("promgate exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("address=").nth(1)
-            && line.contains("promgate listening")
-        {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
+    // Read the log on a thread, so that a promgate that never logs its address
+    // fails the test after a timeout instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("address=").nth(1)
+                && line.contains("promgate listening")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
+            }
+            // Keep draining, so that promgate never blocks on a full pipe.
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(a) => a.parse().unwrap(),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("promgate did not log its listening address within 30s");
         }
     };
-    // Keep draining stderr so that promgate never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
     (
         Proc {
             child,

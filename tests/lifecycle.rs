@@ -1,0 +1,137 @@
+//! The real binary: TTL expiry by the background sweep, graceful shutdown on
+//! SIGTERM with a request in flight, and the self-metrics page.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn push(addr: std::net::SocketAddr, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn series_expire_in_the_background_without_scrapes() {
+    let (_p, addr) = spawn_promgate(&["--series.ttl", "1s"]);
+    let body = snappy(&request(
+        &[(&[("__name__", "short_lived")], &[(1.0, 1)])],
+        &[],
+    ));
+    assert!(push(addr, &body).starts_with("HTTP/1.1 204"));
+    assert!(http_get(addr, "/-/metrics").contains("promgate_live_series 1\n"));
+    // No /metrics scrape happens: only the sweeper can bring the count down.
+    let start = Instant::now();
+    loop {
+        let page = http_get(addr, "/-/metrics");
+        if page.contains("promgate_live_series 0\n") {
+            assert!(page.contains("promgate_series_expired_total 1\n"), "{page}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "series never expired:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = http_get(addr, "/metrics");
+    assert!(!page.contains("short_lived"), "{page}");
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
+    let (mut p, addr) = spawn_promgate(&[]);
+    let body = snappy(&request(
+        &[(&[("__name__", "last_words")], &[(1.0, 1)])],
+        &[],
+    ));
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body[..body.len() / 2]).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused once shutdown has begun.
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    s.write_all(&body[body.len() / 2..]).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let status = p.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn self_metrics_page_is_valid_and_names_every_family() {
+    let (_p, addr) = spawn_promgate(&[]);
+    // Labelled families are shown once they have a child: make one of each.
+    let good = snappy(&request(&[(&[("__name__", "m")], &[(1.0, 1)])], &[]));
+    assert!(push(addr, &good).starts_with("HTTP/1.1 204"));
+    assert!(push(addr, b"garbage").starts_with("HTTP/1.1 400"));
+    let page = http_get(addr, "/-/metrics");
+    let body = page.split("\r\n\r\n").nth(1).unwrap();
+    for family in [
+        "promgate_http_requests counter",
+        "promgate_http_request_duration_seconds histogram",
+        "promgate_requests_rejected counter",
+        "promgate_samples_received counter",
+        "promgate_series_received counter",
+        "promgate_samples_rejected counter",
+        "promgate_series_rejected counter",
+        "promgate_live_series gauge",
+        "promgate_series_expired counter",
+        "promgate_received_bytes counter",
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {family}\n")),
+            "{family} missing:\n{page}"
+        );
+    }
+    // Every rejection reason is exposed from the start, at zero.
+    assert!(
+        body.contains("promgate_series_rejected_total{reason=\"series_limit\"} 0\n"),
+        "{body}"
+    );
+    assert!(body.contains("# EOF"));
+}

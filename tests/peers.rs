@@ -1,0 +1,266 @@
+//! End to end with the real programs promgate lives with, from Debian's
+//! packages, all on 127.0.0.1: Prometheus remote-writing into promgate, and
+//! vmagent scraping promgate into VictoriaMetrics.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::Value;
+
+/// What the scrape target serves to Prometheus: typed families, escaped
+/// labels and special values.
+const TARGET_PAGE: &str = r#"# HELP legacy_queue_depth Jobs waiting in the legacy queue.
+# TYPE legacy_queue_depth gauge
+legacy_queue_depth{queue="billing"} 17
+legacy_queue_depth{queue="mail \"bulk\""} 0.25
+legacy_queue_depth{queue="C:\\spool"} -3e-05
+# HELP legacy_jobs_total Jobs processed.
+# TYPE legacy_jobs_total counter
+legacy_jobs_total{result="ok"} 1027
+legacy_jobs_total{result="failed"} 3
+# HELP legacy_latency_seconds Job latency.
+# TYPE legacy_latency_seconds histogram
+legacy_latency_seconds_bucket{le="0.5"} 4
+legacy_latency_seconds_bucket{le="1"} 9
+legacy_latency_seconds_bucket{le="+Inf"} 10
+legacy_latency_seconds_sum 6.5
+legacy_latency_seconds_count 10
+legacy_ratio +Inf
+"#;
+
+async fn serve_target() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::routing::get;
+    let app = axum::Router::new().route("/metrics", get(|| async { TARGET_PAGE }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, task)
+}
+
+/// The sample lines of a promgate page as (series, value), timestamps dropped.
+fn values(page: &str) -> Vec<(String, String)> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let mut parts = l.rsplitn(3, ' ');
+            let _ts = parts.next().unwrap();
+            let value = parts.next().unwrap().to_string();
+            (parts.next().unwrap().to_string(), value)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_remote_writes_into_promgate() {
+    let prometheus = tool("prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let (promgate, addr) = spawn_promgate(&[]);
+    let (target, target_task) = serve_target().await;
+    let prom_port = free_port();
+    let config = format!(
+        r#"global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: legacy
+    static_configs:
+      - targets: ['{target}']
+remote_write:
+  - url: http://{addr}/api/v1/write
+    queue_config:
+      batch_send_deadline: 1s
+    metadata_config:
+      send_interval: 1s
+"#
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let _prom = spawn(
+        &prometheus,
+        &[
+            "--config.file=prometheus.yml".into(),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--storage.tsdb.path=data".into(),
+        ],
+        dir.path(),
+    );
+
+    let client = reqwest::Client::new();
+    let metrics = format!("http://{addr}/metrics");
+    // Wait until the samples and the metadata have both arrived.
+    let page = eventually(
+        Duration::from_secs(90),
+        "Prometheus samples and metadata on promgate",
+        || {
+            let client = client.clone();
+            let url = metrics.clone();
+            async move {
+                let page = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ready = page.contains("legacy_ratio{")
+                    && page.contains("# TYPE legacy_latency_seconds histogram");
+                if ready { Ok(page) } else { Err(page) }
+            }
+        },
+    )
+    .await;
+
+    // Every series Prometheus holds for the job is on promgate with the same value.
+    let query = format!("http://127.0.0.1:{prom_port}/api/v1/query?query=%7Bjob%3D%22legacy%22%7D");
+    let answer: Value = client
+        .get(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let result = answer["data"]["result"].as_array().unwrap();
+    assert!(result.len() >= 11, "{answer}");
+    let exposed = values(&page);
+    for series in result {
+        let labels = series["metric"].as_object().unwrap();
+        let name = labels["__name__"].as_str().unwrap();
+        let value = series["value"][1].as_str().unwrap();
+        let found = exposed.iter().find(|(key, _)| {
+            key.split('{').next() == Some(name)
+                && labels
+                    .iter()
+                    .filter(|(k, _)| *k != "__name__")
+                    .all(|(k, v)| {
+                        let v = v
+                            .as_str()
+                            .unwrap()
+                            .replace('\\', "\\\\")
+                            .replace('"', "\\\"");
+                        key.contains(&format!("{k}=\"{v}\""))
+                    })
+        });
+        let (key, got) = found.unwrap_or_else(|| panic!("{series} not on promgate:\n{page}"));
+        let same = got == value || got.parse::<f64>().ok() == value.parse::<f64>().ok();
+        assert!(same, "{key}: promgate {got}, Prometheus {value}");
+    }
+    assert!(page.contains(r#"legacy_queue_depth{instance=""#), "{page}");
+    assert!(page.contains(r#"queue="mail \"bulk\"""#), "{page}");
+    assert!(page.contains(r#"queue="C:\\spool""#), "{page}");
+    assert!(
+        page.contains("# HELP legacy_jobs_total Jobs processed."),
+        "{page}"
+    );
+    assert_parses(&page);
+    drop(promgate);
+    target_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vmagent_scrapes_promgate_into_victoria_metrics() {
+    let vmagent = tool("vmagent");
+    let vm = tool("victoria-metrics");
+    let dir = tempfile::tempdir().unwrap();
+    let (promgate, addr) = spawn_promgate(&[]);
+
+    // A legacy system pushes one series with its own job and instance.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let ts = now_ms - 5_000;
+    let req = request(
+        &[(
+            &[
+                ("__name__", "legacy_temperature_celsius"),
+                ("job", "boiler-room"),
+                ("instance", "10.1.2.3:9100"),
+            ],
+            &[(41.75, ts)],
+        )],
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("http://{addr}/api/v1/write"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .body(snappy(&req))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+
+    let vm_port = free_port();
+    let _vm = spawn(
+        &vm,
+        &[
+            format!("-httpListenAddr=127.0.0.1:{vm_port}"),
+            "-storageDataPath=vm-data".into(),
+            "-retentionPeriod=1d".into(),
+        ],
+        dir.path(),
+    );
+    let scrape = format!(
+        r#"scrape_configs:
+  - job_name: promgate
+    scrape_interval: 1s
+    honor_labels: true
+    honor_timestamps: true
+    static_configs:
+      - targets: ['{addr}']
+"#
+    );
+    std::fs::write(dir.path().join("scrape.yml"), scrape).unwrap();
+    let agent_port = free_port();
+    let _agent = spawn(
+        &vmagent,
+        &[
+            format!("-httpListenAddr=127.0.0.1:{agent_port}"),
+            "-promscrape.config=scrape.yml".into(),
+            format!("-remoteWrite.url=http://127.0.0.1:{vm_port}/api/v1/write"),
+            "-remoteWrite.tmpDataPath=vmagent-queue".into(),
+            "-remoteWrite.flushInterval=200ms".into(),
+        ],
+        dir.path(),
+    );
+
+    let export =
+        format!("http://127.0.0.1:{vm_port}/api/v1/export?match[]=legacy_temperature_celsius");
+    let line: Value = eventually(
+        Duration::from_secs(90),
+        "the series in VictoriaMetrics",
+        || {
+            let client = client.clone();
+            let url = export.clone();
+            async move {
+                let text = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let first = text.lines().next().ok_or("no series yet")?;
+                serde_json::from_str(first).map_err(|e| e.to_string())
+            }
+        },
+    )
+    .await;
+    let metric = &line["metric"];
+    assert_eq!(
+        metric["job"], "boiler-room",
+        "honor_labels keeps the pushed job: {line}"
+    );
+    assert_eq!(metric["instance"], "10.1.2.3:9100", "{line}");
+    assert_eq!(line["values"][0].as_f64(), Some(41.75), "{line}");
+    assert_eq!(
+        line["timestamps"][0].as_i64(),
+        Some(ts),
+        "honor_timestamps keeps the pushed time: {line}"
+    );
+    drop(promgate);
+}
