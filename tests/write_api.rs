@@ -65,20 +65,20 @@ async fn accepts_every_supported_encoding_and_content_type() {
     let req = request(&[(UP, &[(7.0, 1)])], &[]);
     let raw = req.encode_to_vec();
     let zstd = zstd::encode_all(&raw[..], 3).unwrap();
-    let cases: Vec<(Vec<(&str, &str)>, Vec<u8>)> = vec![
-        (vec![], snappy(&req)),
+    let cases: Vec<(Labels, Vec<u8>)> = vec![
+        (&[], snappy(&req)),
         (
-            vec![(
+            &[(
                 "content-type",
                 "application/x-protobuf;proto=prometheus.WriteRequest",
             )],
             snappy(&req),
         ),
-        (vec![("content-encoding", "zstd")], zstd),
-        (vec![("content-encoding", "identity")], raw),
+        (&[("content-encoding", "zstd")], zstd),
+        (&[("content-encoding", "identity")], raw),
     ];
     for (headers, body) in cases {
-        let (status, text) = post(&app, &headers, body).await;
+        let (status, text) = post(&app, headers, body).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{headers:?}: {text}");
     }
 }
@@ -228,7 +228,7 @@ async fn oversized_bodies_get_413() {
 #[tokio::test]
 async fn invalid_series_get_400_with_the_reason_and_valid_ones_are_stored() {
     let (app, before) = seeded(&[]).await;
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    let cases: &[(Labels, &str, &str)] = &[
         (
             &[("__name__", "bad-name")],
             "invalid metric name \"bad-name\"",

@@ -22,8 +22,11 @@ use promgate::proto::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
 
 pub use promgate::proto::metric_metadata::MetricType;
 
+/// A label set as (name, value) pairs; also used for HTTP headers.
+pub type Labels<'a> = &'a [(&'a str, &'a str)];
+
 /// One series: labels and (value, timestamp) samples.
-pub type Series<'a> = (&'a [(&'a str, &'a str)], &'a [(f64, i64)]);
+pub type Series<'a> = (Labels<'a>, &'a [(f64, i64)]);
 
 /// Builds a WriteRequest from series and (family, type, help) metadata.
 pub fn request(series: &[Series], metadata: &[(&str, MetricType, &str)]) -> WriteRequest {
