@@ -9,6 +9,7 @@ pub mod decode;
 pub mod error;
 pub mod exposition;
 pub mod http;
+pub mod mock;
 pub mod model;
 pub mod proto;
 pub mod self_metrics;
