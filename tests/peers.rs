@@ -160,8 +160,6 @@ remote_write:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vmagent_scrapes_promgate_into_victoria_metrics() {
-    let vmagent = tool("vmagent");
-    let vm = tool("victoria-metrics");
     let dir = tempfile::tempdir().unwrap();
     let (promgate, addr) = spawn_promgate(&[]);
 
@@ -193,16 +191,7 @@ async fn vmagent_scrapes_promgate_into_victoria_metrics() {
         .unwrap();
     assert_eq!(resp.status(), 204);
 
-    let vm_port = free_port();
-    let _vm = spawn(
-        &vm,
-        &[
-            format!("-httpListenAddr=127.0.0.1:{vm_port}"),
-            "-storageDataPath=vm-data".into(),
-            "-retentionPeriod=1d".into(),
-        ],
-        dir.path(),
-    );
+    let (_vm, vm_port) = spawn_victoria_metrics(dir.path());
     let scrape = format!(
         r#"scrape_configs:
   - job_name: promgate
@@ -213,19 +202,7 @@ async fn vmagent_scrapes_promgate_into_victoria_metrics() {
       - targets: ['{addr}']
 "#
     );
-    std::fs::write(dir.path().join("scrape.yml"), scrape).unwrap();
-    let agent_port = free_port();
-    let _agent = spawn(
-        &vmagent,
-        &[
-            format!("-httpListenAddr=127.0.0.1:{agent_port}"),
-            "-promscrape.config=scrape.yml".into(),
-            format!("-remoteWrite.url=http://127.0.0.1:{vm_port}/api/v1/write"),
-            "-remoteWrite.tmpDataPath=vmagent-queue".into(),
-            "-remoteWrite.flushInterval=200ms".into(),
-        ],
-        dir.path(),
-    );
+    let (_agent, _) = spawn_vmagent(dir.path(), &scrape, vm_port);
 
     let export =
         format!("http://127.0.0.1:{vm_port}/api/v1/export?match[]=legacy_temperature_celsius");
@@ -263,4 +240,56 @@ async fn vmagent_scrapes_promgate_into_victoria_metrics() {
         "honor_timestamps keeps the pushed time: {line}"
     );
     drop(promgate);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vmagent_scrapes_mock_exporter_and_dashboard_queries_return_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_exporter, addr) = spawn_mock_exporter(&["--seed", "5"]);
+    let (_vm, vm_port) = spawn_victoria_metrics(dir.path());
+    let scrape = format!(
+        r#"scrape_configs:
+  - job_name: mock-exporter
+    scrape_interval: 1s
+    params:
+      cluster: [us-east-1-eks-01-prod]
+    static_configs:
+      - targets: ['{addr}']
+"#
+    );
+    let (_agent, _) = spawn_vmagent(dir.path(), &scrape, vm_port);
+    let client = reqwest::Client::new();
+
+    let by_service = eventually(Duration::from_secs(90), "request rate by service", || {
+        let client = client.clone();
+        async move {
+            let r = query(
+                &client,
+                vm_port,
+                "sum(rate(http_requests_total[1m])) by (service)",
+            )
+            .await?;
+            if r.len() == 3 {
+                Ok(r)
+            } else {
+                Err(format!("{r:?}"))
+            }
+        }
+    })
+    .await;
+    for series in &by_service {
+        let rate: f64 = series["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(rate > 0.0, "{series}");
+    }
+    let p95 = eventually(Duration::from_secs(60), "latency p95", || {
+        let client = client.clone();
+        async move {
+            let q = "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[1m])) by (le))";
+            let r = query(&client, vm_port, q).await?;
+            let v: f64 = r.first().and_then(|s| s["value"][1].as_str()?.parse().ok()).ok_or(format!("{r:?}"))?;
+            if v.is_finite() && v > 0.0 { Ok(v) } else { Err(format!("{r:?}")) }
+        }
+    })
+    .await;
+    assert!(p95 < 10.0, "p95 of {p95}s is not a plausible web latency");
 }

@@ -188,43 +188,115 @@ pub fn free_port() -> u16 {
 /// Starts the real promgate binary on 127.0.0.1 with a port chosen by the
 /// kernel, and returns it with the address it logged.
 pub fn spawn_promgate(extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_promgate"))
+    spawn_logging_server(env!("CARGO_BIN_EXE_promgate"), extra, "promgate listening")
+}
+
+/// Starts the real mock-exporter binary on 127.0.0.1 with a kernel-chosen port.
+pub fn spawn_mock_exporter(extra: &[&str]) -> (Proc, SocketAddr) {
+    spawn_logging_server(
+        env!("CARGO_BIN_EXE_mock-exporter"),
+        extra,
+        "mock-exporter listening",
+    )
+}
+
+/// Starts one of our binaries on `127.0.0.1:0` and reads the address it
+/// bound from its `marker` log line.
+fn spawn_logging_server(program: &str, extra: &[&str], marker: &'static str) -> (Proc, SocketAddr) {
+    let mut child = Command::new(program)
         .args(["--web.listen-address", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start promgate");
+        .unwrap_or_else(|e| panic!("start {program}: {e}"));
     let stderr = child.stderr.take().unwrap();
-    // Read the log on a thread, so that a promgate that never logs its address
+    // Read the log on a thread, so that a server that never logs its address
     // fails the test after a timeout instead of hanging it.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("address=").nth(1)
-                && line.contains("promgate listening")
+                && line.contains(marker)
                 && let Some(tx) = tx.take()
             {
                 let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
             }
-            // Keep draining, so that promgate never blocks on a full pipe.
+            // Keep draining, so that the server never blocks on a full pipe.
         }
     });
     let addr = match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(a) => a.parse().unwrap(),
         Err(_) => {
             let _ = child.kill();
-            panic!("promgate did not log its listening address within 30s");
+            panic!("{program} did not log its listening address within 30s");
         }
     };
-    (
-        Proc {
-            child,
-            name: "promgate".into(),
-        },
-        addr,
-    )
+    let name = PathBuf::from(program)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    (Proc { child, name }, addr)
+}
+
+/// A single-node VictoriaMetrics on a free port, storing under `dir`, with
+/// fresh samples visible to queries at once.
+pub fn spawn_victoria_metrics(dir: &std::path::Path) -> (Proc, u16) {
+    let port = free_port();
+    let vm = spawn(
+        &tool("victoria-metrics"),
+        &[
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+            "-storageDataPath=vm-data".into(),
+            "-retentionPeriod=1d".into(),
+            "-search.latencyOffset=0s".into(),
+            "-search.disableCache".into(),
+        ],
+        dir,
+    );
+    (vm, port)
+}
+
+/// A vmagent on a free port scraping with `scrape_config` (YAML) and writing
+/// to the VictoriaMetrics on `vm_port`.
+pub fn spawn_vmagent(dir: &std::path::Path, scrape_config: &str, vm_port: u16) -> (Proc, u16) {
+    std::fs::write(dir.join("scrape.yml"), scrape_config).unwrap();
+    let port = free_port();
+    let agent = spawn(
+        &tool("vmagent"),
+        &[
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+            "-promscrape.config=scrape.yml".into(),
+            format!("-remoteWrite.url=http://127.0.0.1:{vm_port}/api/v1/write"),
+            "-remoteWrite.tmpDataPath=vmagent-queue".into(),
+            "-remoteWrite.flushInterval=200ms".into(),
+        ],
+        dir,
+    );
+    (agent, port)
+}
+
+/// Runs an instant PromQL query against VictoriaMetrics; the `result` array.
+pub async fn query(
+    client: &reqwest::Client,
+    vm_port: u16,
+    promql: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let answer: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{vm_port}/api/v1/query"))
+        .query(&[("query", promql)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| answer.to_string())
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout`
