@@ -773,7 +773,7 @@ fn vmauth_accepts_its_compose_config() {
     .env("VMAUTH_PASSWORD", "secret")
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null());
-    vmauth = Proc {
+    let mut vmauth = Proc {
         child: cmd.spawn().unwrap(),
         name: "vmauth".into(),
     };
