@@ -476,3 +476,66 @@ async fn openmetrics_is_served_to_scrapers_that_ask() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).ends_with("# EOF\n"));
 }
+
+#[tokio::test]
+async fn metrics_reference_matches_a_real_scrape() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/metrics/reference.md"
+    ))
+    .unwrap();
+    // The first table: | `family` | type | labels | unit | meaning |
+    let documented: BTreeMap<String, (String, Vec<String>)> = doc
+        .split("\n## ")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let mut labels: Vec<String> = cells[3]
+                .split(", ")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            labels.sort();
+            (
+                cells[1].trim_matches('`').to_string(),
+                (cells[2].to_string(), labels),
+            )
+        })
+        .collect();
+
+    let e = Exporter::new(1, 2);
+    let page = e.scrape_at(T0, "x").await;
+    let mut served: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for line in page.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = line.split_once(' ').unwrap();
+        served.insert(name.to_string(), (kind.to_string(), Vec::new()));
+    }
+    for s in parse(&page) {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                s.name
+                    .strip_suffix(suffix)
+                    .filter(|base| served.get(*base).is_some_and(|f| f.0 == "histogram"))
+            })
+            .unwrap_or(&s.name)
+            .to_string();
+        let labels = &mut served
+            .get_mut(&family)
+            .unwrap_or_else(|| panic!("{} has no TYPE", s.name))
+            .1;
+        for k in s.labels.keys().filter(|k| *k != "le") {
+            if !labels.contains(k) {
+                labels.push(k.clone());
+                labels.sort();
+            }
+        }
+    }
+    assert_eq!(
+        documented, served,
+        "docs/metrics/reference.md differs from the exporter"
+    );
+}
