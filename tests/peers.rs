@@ -39,15 +39,15 @@ async fn serve_target() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// The sample lines of a promgate page as (series, value), timestamps dropped.
-fn values(page: &str) -> Vec<(String, String)> {
+/// The sample lines of a promgate page as (series, value, timestamp in ms).
+fn values(page: &str) -> Vec<(String, String, i64)> {
     page.lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| {
             let mut parts = l.rsplitn(3, ' ');
-            let _ts = parts.next().unwrap();
+            let ts = parts.next().unwrap().parse().unwrap();
             let value = parts.next().unwrap().to_string();
-            (parts.next().unwrap().to_string(), value)
+            (parts.next().unwrap().to_string(), value, ts)
         })
         .collect()
 }
@@ -111,41 +111,64 @@ remote_write:
     )
     .await;
 
-    // Every series Prometheus holds for the job is on promgate with the same value.
-    let query = format!("http://127.0.0.1:{prom_port}/api/v1/query?query=%7Bjob%3D%22legacy%22%7D");
-    let answer: Value = client
-        .get(&query)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let result = answer["data"]["result"].as_array().unwrap();
-    assert!(result.len() >= 11, "{answer}");
+    // Every series Prometheus holds for the job is on promgate with the value
+    // Prometheus reports at the sample's own timestamp (values such as
+    // scrape_duration_seconds change every scrape, so compare like with like).
     let exposed = values(&page);
-    for series in result {
-        let labels = series["metric"].as_object().unwrap();
-        let name = labels["__name__"].as_str().unwrap();
-        let value = series["value"][1].as_str().unwrap();
-        let found = exposed.iter().find(|(key, _)| {
-            key.split('{').next() == Some(name)
-                && labels
-                    .iter()
-                    .filter(|(k, _)| *k != "__name__")
-                    .all(|(k, v)| {
-                        let v = v
-                            .as_str()
-                            .unwrap()
-                            .replace('\\', "\\\\")
-                            .replace('"', "\\\"");
-                        key.contains(&format!("{k}=\"{v}\""))
-                    })
-        });
-        let (key, got) = found.unwrap_or_else(|| panic!("{series} not on promgate:\n{page}"));
-        let same = got == value || got.parse::<f64>().ok() == value.parse::<f64>().ok();
-        assert!(same, "{key}: promgate {got}, Prometheus {value}");
+    let legacy: Vec<&(String, String, i64)> = exposed
+        .iter()
+        .filter(|(k, _, _)| k.contains("job=\"legacy\""))
+        .collect();
+    assert!(legacy.len() >= 11, "{page}");
+    let mut instants: Vec<i64> = legacy.iter().map(|(_, _, ts)| *ts).collect();
+    instants.sort_unstable();
+    instants.dedup();
+    let mut compared = 0;
+    for ts in instants {
+        let answer: Value = client
+            .get(format!("http://127.0.0.1:{prom_port}/api/v1/query"))
+            .query(&[
+                ("query", "{job=\"legacy\"}".to_string()),
+                ("time", format!("{}.{:03}", ts / 1000, ts % 1000)),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for series in answer["data"]["result"].as_array().unwrap() {
+            let labels = series["metric"].as_object().unwrap();
+            let name = labels["__name__"].as_str().unwrap();
+            let matches = |key: &str| {
+                key.split('{').next() == Some(name)
+                    && labels
+                        .iter()
+                        .filter(|(k, _)| *k != "__name__")
+                        .all(|(k, v)| {
+                            let v = v
+                                .as_str()
+                                .unwrap()
+                                .replace('\\', "\\\\")
+                                .replace('"', "\\\"");
+                            key.contains(&format!("{k}=\"{v}\""))
+                        })
+            };
+            let Some((key, got, _)) = legacy.iter().find(|(key, _, t)| *t == ts && matches(key))
+            else {
+                continue;
+            };
+            let value = series["value"][1].as_str().unwrap();
+            let same = got == value || got.parse::<f64>().ok() == value.parse::<f64>().ok();
+            assert!(same, "{key} at {ts}: promgate {got}, Prometheus {value}");
+            compared += 1;
+        }
     }
+    assert_eq!(
+        compared,
+        legacy.len(),
+        "every legacy series compared:\n{page}"
+    );
     assert!(page.contains(r#"legacy_queue_depth{instance=""#), "{page}");
     assert!(page.contains(r#"queue="mail \"bulk\"""#), "{page}");
     assert!(page.contains(r#"queue="C:\\spool""#), "{page}");

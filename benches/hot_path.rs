@@ -1,0 +1,131 @@
+//! Micro-benchmarks of the three hot stages, each in isolation:
+//! decode (bytes → model), store upsert (existing and new series), render.
+//!
+//! `cargo bench --bench hot_path`; throughput is per sample (decode, upsert)
+//! or per series (render).
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use prost::Message;
+use std::hint::black_box;
+
+use promgate::decode::{self, Encoding};
+use promgate::exposition::{RenderOptions, render};
+use promgate::model::SeriesLimits;
+use promgate::proto::{Label, Sample, TimeSeries, WriteRequest};
+use promgate::store::{Store, StoreLimits};
+
+const SERIES_PER_REQUEST: usize = 500;
+
+/// A request like the ones Prometheus sends: 500 series, 8 labels each, sorted.
+fn request(first: usize, ts: i64) -> WriteRequest {
+    let services = ["api-gateway", "checkout", "catalog", "search", "payments"];
+    let timeseries = (first..first + SERIES_PER_REQUEST)
+        .map(|i| {
+            let labels = [
+                (
+                    "__name__",
+                    "http_request_duration_seconds_bucket".to_string(),
+                ),
+                ("cluster", format!("us-east-1-eks-0{}-prod", i % 3)),
+                (
+                    "instance",
+                    format!("10.0.{}.{}:8080", (i / 250) % 250, i % 250),
+                ),
+                ("job", "kubernetes-pods".to_string()),
+                (
+                    "le",
+                    ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "5", "+Inf"][i % 8].to_string(),
+                ),
+                ("method", ["GET", "POST"][i % 2].to_string()),
+                ("route", format!("/api/v1/items/{}", i / 16)),
+                ("service", services[i % 5].to_string()),
+            ];
+            TimeSeries {
+                labels: labels
+                    .into_iter()
+                    .map(|(n, v)| Label {
+                        name: n.to_string(),
+                        value: v,
+                    })
+                    .collect(),
+                samples: vec![Sample {
+                    value: i as f64 * 0.5,
+                    timestamp: ts,
+                }],
+                ..Default::default()
+            }
+        })
+        .collect();
+    WriteRequest {
+        timeseries,
+        ..Default::default()
+    }
+}
+
+fn snappy(req: &WriteRequest) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
+}
+
+fn populated(series: usize) -> Store {
+    let store = Store::new(StoreLimits {
+        max_series: 10_000_000,
+        max_metadata: 1000,
+    });
+    for first in (0..series).step_by(SERIES_PER_REQUEST) {
+        let raw = request(first, 1).encode_to_vec();
+        store.apply(&decode::v1::decode(&raw, &SeriesLimits::default()).unwrap());
+    }
+    store
+}
+
+fn benches(c: &mut Criterion) {
+    let body = snappy(&request(0, 1));
+    let limits = decode::DecodeLimits::default();
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
+    g.bench_function("snappy+protobuf+model, 500 series", |b| {
+        b.iter(|| decode::decode_request(Encoding::Snappy, black_box(&body), &limits).unwrap())
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
+    let store = populated(100_000);
+    let raw = request(50_000, 2).encode_to_vec();
+    let batch = decode::v1::decode(&raw, &SeriesLimits::default()).unwrap();
+    g.bench_function("upsert existing, 500 of 100k series", |b| {
+        b.iter(|| store.apply(black_box(&batch)))
+    });
+    g.bench_function("upsert new, 500 series", |b| {
+        b.iter_batched(
+            || Store::new(StoreLimits::default()),
+            |fresh| {
+                fresh.apply(black_box(&batch));
+                fresh
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("render");
+    g.throughput(Throughput::Elements(100_000));
+    g.sample_size(20);
+    let opts = RenderOptions::default();
+    g.bench_function("100k series page", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            render(&store, &opts, |chunk| {
+                bytes += chunk.len();
+                true
+            });
+            bytes
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(hot_path, benches);
+criterion_main!(hot_path);
