@@ -247,17 +247,19 @@ pub fn is_text_format_float(s: &str) -> bool {
 
 /// Appends `value` escaped for a label value (`\\`, `\"`, `\n`) to `out`.
 pub fn escape_label_value(out: &mut String, value: &str) {
-    let mut rest = value;
-    while let Some(i) = rest.find(['\\', '"', '\n']) {
-        out.push_str(&rest[..i]);
-        out.push_str(match rest.as_bytes()[i] {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    // Most values need no escaping: memchr finds that with SIMD in one pass.
+    for i in memchr::memchr3_iter(b'\\', b'"', b'\n', bytes) {
+        out.push_str(&value[start..i]);
+        out.push_str(match bytes[i] {
             b'\\' => "\\\\",
             b'"' => "\\\"",
             _ => "\\n",
         });
-        rest = &rest[i + 1..];
+        start = i + 1;
     }
-    out.push_str(rest);
+    out.push_str(&value[start..]);
 }
 
 /// Builds the canonical key of a label set into `out` and returns where it is.

@@ -4,6 +4,7 @@
 //! layer reads headers and the (size-limited) body and hands them in.
 
 pub mod v1;
+pub mod wire;
 
 use std::borrow::Cow;
 use std::io::Read;

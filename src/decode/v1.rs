@@ -1,108 +1,373 @@
 //! Remote-Write 1.0 (`prometheus.WriteRequest`) → [`WriteBatch`].
+//!
+//! [`decode`] is the hot path: a zero-copy walk of the wire format
+//! ([`super::wire`]) that borrows label names and values from the buffer.
+//! [`decode_with_prost`] decodes with the prost-generated types and lowers the
+//! result the same way; it is the reference the fast path is tested against.
 
 use prost::Message;
 
+use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
 use crate::error::Error;
 use crate::model::{
     self, Metadata, MetricType, RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate,
     WriteBatch,
 };
-use crate::proto::{WriteRequest, metric_metadata};
+use crate::proto::WriteRequest;
 
 /// Decodes a decompressed `WriteRequest` and lowers it into the model.
 ///
 /// A body that is not a valid message fails as a whole; a series that breaks a
 /// rule is recorded in [`WriteBatch::rejected`] and the others go on.
 pub fn decode(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
+    let mut lowering = Lowering::new(limits);
+    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, LEN)?;
+                labels.clear();
+                let series = time_series(r.bytes()?, &mut labels)?;
+                lowering.series(labels.iter().copied(), series);
+            }
+            3 => {
+                expect(wire, LEN)?;
+                let (name, metric_type, help, unit) = metadata(r.bytes()?)?;
+                lowering.metadata(name, metric_type, help, unit);
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(lowering.finish())
+}
+
+/// The reference decoder: prost, then the same lowering as [`decode`].
+pub fn decode_with_prost(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
     let req = WriteRequest::decode(buf).map_err(|e| Error::Protobuf(e.to_string()))?;
     Ok(lower(&req, limits))
 }
 
-/// Lowers a decoded request into the model.
+/// Lowers a prost-decoded request into the model.
 pub fn lower(req: &WriteRequest, limits: &SeriesLimits) -> WriteBatch {
-    let mut batch = WriteBatch {
-        series: Vec::with_capacity(req.timeseries.len()),
-        ..WriteBatch::default()
-    };
-    let mut scratch = Vec::new();
+    let mut lowering = Lowering::new(limits);
     for ts in &req.timeseries {
-        if !ts.histograms.is_empty() {
-            let detail = format!(
-                "native histograms are not supported by the text format (series with {} labels)",
-                ts.labels.len()
-            );
-            let rejection = Rejection {
-                reason: RejectReason::NativeHistogram,
-                detail,
-            };
-            batch.rejected.add(rejection, ts.histograms.len() as u64);
-        }
-        let Some(latest) = latest(&ts.samples) else {
-            continue;
+        let samples = ts.samples.iter().map(|s| Sample {
+            value: s.value,
+            timestamp_ms: s.timestamp,
+        });
+        let summary = SeriesSummary {
+            latest: latest(samples),
+            samples: ts.samples.len() as u32,
+            histograms: ts.histograms.len() as u32,
         };
         let labels = ts
             .labels
             .iter()
             .map(|l| (l.name.as_str(), l.value.as_str()));
-        match model::build_key(labels, limits, &mut scratch, &mut batch.keys) {
-            Ok(key) => batch.series.push(SeriesUpdate {
-                key,
-                latest,
-                samples: ts.samples.len() as u32,
-            }),
-            Err(rejection) => batch.rejected.add(rejection, ts.samples.len() as u64),
-        }
+        lowering.series(labels, summary);
     }
     for md in &req.metadata {
-        let name = &md.metric_family_name;
-        if !model::is_valid_metric_name(name) {
-            batch.rejected.add(
-                Rejection {
-                    reason: RejectReason::InvalidMetricName,
-                    detail: format!("invalid metric family name {name:?} in metadata"),
-                },
-                0,
-            );
-            continue;
-        }
-        let metric_type = match metric_metadata::MetricType::try_from(md.r#type) {
-            Ok(metric_metadata::MetricType::Counter) => MetricType::Counter,
-            Ok(metric_metadata::MetricType::Gauge) => MetricType::Gauge,
-            Ok(metric_metadata::MetricType::Histogram) => MetricType::Histogram,
-            Ok(metric_metadata::MetricType::Gaugehistogram) => MetricType::GaugeHistogram,
-            Ok(metric_metadata::MetricType::Summary) => MetricType::Summary,
-            Ok(metric_metadata::MetricType::Info) => MetricType::Info,
-            Ok(metric_metadata::MetricType::Stateset) => MetricType::StateSet,
-            Ok(metric_metadata::MetricType::Unknown) | Err(_) => MetricType::Unknown,
-        };
-        batch.metadata.push((
-            name.clone(),
-            Metadata {
-                metric_type,
-                help: md.help.clone(),
-                unit: md.unit.clone(),
-            },
-        ));
+        lowering.metadata(&md.metric_family_name, md.r#type, &md.help, &md.unit);
     }
-    batch
+    lowering.finish()
+}
+
+/// What the lowering needs of one series besides its labels.
+#[derive(Clone, Copy, Debug, Default)]
+struct SeriesSummary {
+    latest: Option<Sample>,
+    samples: u32,
+    histograms: u32,
 }
 
 /// The sample that decides a series' state: the greatest timestamp, and among
 /// equal timestamps the last one sent.
-fn latest(samples: &[crate::proto::Sample]) -> Option<Sample> {
-    samples
-        .iter()
-        .map(|s| Sample {
-            value: s.value,
-            timestamp_ms: s.timestamp,
-        })
-        .reduce(|best, s| {
-            if s.timestamp_ms >= best.timestamp_ms {
-                s
-            } else {
-                best
+fn latest(samples: impl Iterator<Item = Sample>) -> Option<Sample> {
+    samples.reduce(|best, s| {
+        if s.timestamp_ms >= best.timestamp_ms {
+            s
+        } else {
+            best
+        }
+    })
+}
+
+/// Builds a [`WriteBatch`] series by series, whichever decoder feeds it.
+struct Lowering<'l, 'a> {
+    limits: &'l SeriesLimits,
+    batch: WriteBatch,
+    scratch: Vec<(&'a str, &'a str)>,
+}
+
+impl<'l, 'a> Lowering<'l, 'a> {
+    fn new(limits: &'l SeriesLimits) -> Self {
+        Lowering {
+            limits,
+            batch: WriteBatch::default(),
+            scratch: Vec::with_capacity(16),
+        }
+    }
+
+    fn series(&mut self, labels: impl Iterator<Item = (&'a str, &'a str)>, s: SeriesSummary) {
+        if s.histograms > 0 {
+            let detail = format!(
+                "native histograms are not supported by the text format ({} in one series)",
+                s.histograms
+            );
+            let rejection = Rejection {
+                reason: RejectReason::NativeHistogram,
+                detail,
+            };
+            self.batch.rejected.add(rejection, u64::from(s.histograms));
+        }
+        let Some(latest) = s.latest else {
+            return;
+        };
+        let b = &mut self.batch;
+        match model::build_key(labels, self.limits, &mut self.scratch, &mut b.keys) {
+            Ok(key) => b.series.push(SeriesUpdate {
+                key,
+                latest,
+                samples: s.samples,
+            }),
+            Err(rejection) => b.rejected.add(rejection, u64::from(s.samples)),
+        }
+    }
+
+    fn metadata(&mut self, name: &str, metric_type: i32, help: &str, unit: &str) {
+        if !model::is_valid_metric_name(name) {
+            let rejection = Rejection {
+                reason: RejectReason::InvalidMetricName,
+                detail: format!("invalid metric family name {name:?} in metadata"),
+            };
+            self.batch.rejected.add(rejection, 0);
+            return;
+        }
+        let metric_type = match metric_type {
+            1 => MetricType::Counter,
+            2 => MetricType::Gauge,
+            3 => MetricType::Histogram,
+            4 => MetricType::GaugeHistogram,
+            5 => MetricType::Summary,
+            6 => MetricType::Info,
+            7 => MetricType::StateSet,
+            _ => MetricType::Unknown,
+        };
+        let md = Metadata {
+            metric_type,
+            help: help.to_string(),
+            unit: unit.to_string(),
+        };
+        self.batch.metadata.push((name.to_string(), md));
+    }
+
+    fn finish(self) -> WriteBatch {
+        self.batch
+    }
+}
+
+/// Reads one `TimeSeries`: its labels into `labels`, the rest summarised.
+fn time_series<'a>(
+    buf: &'a [u8],
+    labels: &mut Vec<(&'a str, &'a str)>,
+) -> Result<SeriesSummary, Error> {
+    let mut s = SeriesSummary::default();
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, LEN)?;
+                labels.push(label(r.bytes()?)?);
             }
-        })
+            2 => {
+                expect(wire, LEN)?;
+                let sample = sample(r.bytes()?)?;
+                s.samples += 1;
+                s.latest = latest(s.latest.into_iter().chain([sample]));
+            }
+            3 => {
+                expect(wire, LEN)?;
+                exemplar(r.bytes()?)?;
+            }
+            4 => {
+                expect(wire, LEN)?;
+                histogram(r.bytes()?)?;
+                s.histograms += 1;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(s)
+}
+
+fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
+    let (mut name, mut value) = ("", "");
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, LEN)?;
+                name = r.str()?;
+            }
+            2 => {
+                expect(wire, LEN)?;
+                value = r.str()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok((name, value))
+}
+
+fn sample(buf: &[u8]) -> Result<Sample, Error> {
+    let mut s = Sample {
+        value: 0.0,
+        timestamp_ms: 0,
+    };
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, FIXED64)?;
+                s.value = f64::from_bits(r.fixed64()?);
+            }
+            2 => {
+                expect(wire, VARINT)?;
+                s.timestamp_ms = r.varint()? as i64;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(s)
+}
+
+/// Validates an `Exemplar` (unused, but a malformed one fails the request as in prost).
+fn exemplar(buf: &[u8]) -> Result<(), Error> {
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, LEN)?;
+                label(r.bytes()?)?;
+            }
+            2 => {
+                expect(wire, FIXED64)?;
+                r.fixed64()?;
+            }
+            3 => {
+                expect(wire, VARINT)?;
+                r.varint()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+/// Validates a native `Histogram`, field by field as prost would decode it.
+fn histogram(buf: &[u8]) -> Result<(), Error> {
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 | 4 | 6 | 14 | 15 => {
+                expect(wire, VARINT)?;
+                r.varint()?;
+            }
+            2 | 3 | 5 | 7 => {
+                expect(wire, FIXED64)?;
+                r.fixed64()?;
+            }
+            8 | 11 => {
+                expect(wire, LEN)?;
+                bucket_span(r.bytes()?)?;
+            }
+            // Repeated sint64 deltas: packed or one by one.
+            9 | 12 => match wire {
+                VARINT => {
+                    r.varint()?;
+                }
+                LEN => {
+                    let mut packed = Reader::new(r.bytes()?);
+                    while packed.has_more() {
+                        packed.varint()?;
+                    }
+                }
+                _ => {
+                    return Err(Error::Protobuf(
+                        "invalid wire type for a known field".into(),
+                    ));
+                }
+            },
+            // Repeated double counts: packed or one by one.
+            10 | 13 => match wire {
+                FIXED64 => {
+                    r.fixed64()?;
+                }
+                LEN => {
+                    if r.bytes()?.len() % 8 != 0 {
+                        return Err(Error::Protobuf("packed doubles of a partial length".into()));
+                    }
+                }
+                _ => {
+                    return Err(Error::Protobuf(
+                        "invalid wire type for a known field".into(),
+                    ));
+                }
+            },
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+fn bucket_span(buf: &[u8]) -> Result<(), Error> {
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 | 2 => {
+                expect(wire, VARINT)?;
+                r.varint()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+fn metadata(buf: &[u8]) -> Result<(&str, i32, &str, &str), Error> {
+    let (mut name, mut metric_type, mut help, mut unit) = ("", 0, "", "");
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, VARINT)?;
+                metric_type = r.varint()? as i32;
+            }
+            2 => {
+                expect(wire, LEN)?;
+                name = r.str()?;
+            }
+            4 => {
+                expect(wire, LEN)?;
+                help = r.str()?;
+            }
+            5 => {
+                expect(wire, LEN)?;
+                unit = r.str()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok((name, metric_type, help, unit))
 }
 
 #[cfg(test)]
@@ -136,7 +401,7 @@ mod tests {
             )],
             ..Default::default()
         };
-        let batch = lower(&req, &SeriesLimits::default());
+        let batch = decode(&req.encode_to_vec(), &SeriesLimits::default()).unwrap();
         assert_eq!(batch.series.len(), 1);
         assert_eq!(
             batch.series[0].latest,
@@ -158,7 +423,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let batch = lower(&req, &SeriesLimits::default());
+        let batch = decode(&req.encode_to_vec(), &SeriesLimits::default()).unwrap();
         assert_eq!(batch.series.len(), 1);
         assert_eq!(batch.key(&batch.series[0]), "ok");
         assert_eq!(batch.rejected.series_total(), 2);

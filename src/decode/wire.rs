@@ -1,0 +1,211 @@
+//! A zero-copy reader of `prometheus.WriteRequest`, the hot path's decoder.
+//!
+//! prost decodes every label into two owned `String`s; this reader walks the
+//! protobuf wire format once and hands out label names and values as slices
+//! of the decompressed buffer, so a request costs no allocation beyond the
+//! model's key arena. `v1::decode_with_prost` is kept as the reference, and a
+//! property test proves both produce the same `WriteBatch` on any input.
+//!
+//! Wire rules followed (as prost does): unknown fields are skipped (groups
+//! included), a known field with the wrong wire type is an error, strings must
+//! be UTF-8, scalar fields take their last value, lengths and varints are
+//! bounds-checked.
+
+use crate::error::Error;
+
+/// Wire type of varint fields.
+pub const VARINT: u8 = 0;
+/// Wire type of 64-bit fixed-width fields.
+pub const FIXED64: u8 = 1;
+/// Wire type of length-delimited fields.
+pub const LEN: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
+const FIXED32: u8 = 5;
+
+/// Groups nest at most this deep before the input is refused, as in prost.
+const MAX_DEPTH: u32 = 100;
+
+fn malformed(what: &str) -> Error {
+    Error::Protobuf(what.to_string())
+}
+
+/// A cursor over one protobuf message.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of the message encoded in `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf }
+    }
+
+    /// Are there more fields?
+    #[inline]
+    pub fn has_more(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Reads a base-128 varint.
+    #[inline]
+    pub fn varint(&mut self) -> Result<u64, Error> {
+        // One-byte fast path: tags, small lengths.
+        if let Some(&b) = self.buf.first()
+            && b < 0x80
+        {
+            self.buf = &self.buf[1..];
+            return Ok(u64::from(b));
+        }
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(i) else {
+                return Err(malformed("truncated varint"));
+            };
+            if i == 9 && b > 1 {
+                return Err(malformed("varint overflows 64 bits"));
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                self.buf = &self.buf[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(malformed("varint longer than 10 bytes"))
+    }
+
+    /// Reads a field key: (field number, wire type).
+    #[inline]
+    pub fn key(&mut self) -> Result<(u32, u8), Error> {
+        let key = self.varint()?;
+        if key > u64::from(u32::MAX) {
+            return Err(malformed("field key out of range"));
+        }
+        let field = (key >> 3) as u32;
+        if field == 0 {
+            return Err(malformed("field number 0"));
+        }
+        Ok((field, (key & 7) as u8))
+    }
+
+    /// Reads a length-delimited payload.
+    #[inline]
+    pub fn bytes(&mut self) -> Result<&'a [u8], Error> {
+        let len = self.varint()?;
+        if len > self.buf.len() as u64 {
+            return Err(malformed("length-delimited field runs past the end"));
+        }
+        let (head, tail) = self.buf.split_at(len as usize);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    /// Reads a UTF-8 string.
+    #[inline]
+    pub fn str(&mut self) -> Result<&'a str, Error> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| malformed("string is not valid UTF-8"))
+    }
+
+    /// Reads a little-endian fixed 64-bit value.
+    #[inline]
+    pub fn fixed64(&mut self) -> Result<u64, Error> {
+        let Some((head, tail)) = self.buf.split_first_chunk::<8>() else {
+            return Err(malformed("truncated fixed64"));
+        };
+        self.buf = tail;
+        Ok(u64::from_le_bytes(*head))
+    }
+
+    /// Skips the value of a field of wire type `wire` (an unknown field).
+    pub fn skip(&mut self, field: u32, wire: u8) -> Result<(), Error> {
+        self.skip_at(field, wire, 0)
+    }
+
+    fn skip_at(&mut self, field: u32, wire: u8, depth: u32) -> Result<(), Error> {
+        match wire {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.fixed64().map(drop),
+            LEN => self.bytes().map(drop),
+            FIXED32 => {
+                if self.buf.len() < 4 {
+                    return Err(malformed("truncated fixed32"));
+                }
+                self.buf = &self.buf[4..];
+                Ok(())
+            }
+            START_GROUP => {
+                if depth >= MAX_DEPTH {
+                    return Err(malformed("groups nested too deep"));
+                }
+                loop {
+                    let (f, w) = self.key()?;
+                    if w == END_GROUP {
+                        return if f == field {
+                            Ok(())
+                        } else {
+                            Err(malformed("unexpected end group"))
+                        };
+                    }
+                    self.skip_at(f, w, depth + 1)?;
+                }
+            }
+            END_GROUP => Err(malformed("unexpected end group")),
+            _ => Err(malformed("invalid wire type")),
+        }
+    }
+}
+
+/// Checks that a known field arrived with its declared wire type.
+#[inline]
+pub fn expect(wire: u8, want: u8) -> Result<(), Error> {
+    if wire == want {
+        Ok(())
+    } else {
+        Err(malformed("invalid wire type for a known field"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints() {
+        let mut r = Reader::new(&[
+            0x96, 0x01, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ]);
+        assert_eq!(r.varint().unwrap(), 150);
+        assert_eq!(r.varint().unwrap(), 127);
+        assert_eq!(r.varint().unwrap(), u64::MAX);
+        assert!(!r.has_more());
+        assert!(Reader::new(&[0x80]).varint().is_err());
+        assert!(Reader::new(&[0xff; 11]).varint().is_err());
+        assert!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02])
+                .varint()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn lengths_are_bounds_checked() {
+        assert!(Reader::new(&[0x05, b'a', b'b']).bytes().is_err());
+        assert_eq!(Reader::new(&[0x02, b'a', b'b']).str().unwrap(), "ab");
+        assert!(Reader::new(&[0x01, 0xff]).str().is_err());
+    }
+
+    #[test]
+    fn groups_are_skipped_to_their_end() {
+        // field 9 start group, field 1 varint 5, field 9 end group, then field 2 varint 7
+        let mut r = Reader::new(&[0x4b, 0x08, 0x05, 0x4c, 0x10, 0x07]);
+        let (f, w) = r.key().unwrap();
+        r.skip(f, w).unwrap();
+        assert_eq!(r.key().unwrap(), (2, VARINT));
+        assert_eq!(r.varint().unwrap(), 7);
+        // Mismatched end group.
+        let mut r = Reader::new(&[0x4b, 0x54]);
+        let (f, w) = r.key().unwrap();
+        assert!(r.skip(f, w).is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! The hand-written zero-copy decoder agrees with prost, the reference: the
+//! same `WriteBatch` for every valid request, and the same verdict (accept or
+//! refuse) for arbitrary and corrupted bytes.
+
+use proptest::prelude::*;
+use prost::Message;
+
+use promgate::decode::v1::{decode, decode_with_prost};
+use promgate::model::SeriesLimits;
+use promgate::proto::{
+    BucketSpan, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
+    histogram,
+};
+
+const NAMES: &[&str] = &[
+    "__name__", "job", "instance", "le", "quantile", "a", "1bad", "a:b", "é", "",
+];
+const VALUES: &[&str] = &[
+    "",
+    "up",
+    "x",
+    "a\"b",
+    "back\\slash",
+    "line\nbreak",
+    "日本語",
+    "+Inf",
+    "0.5",
+    "bad-name",
+    "abc",
+];
+
+fn label() -> impl Strategy<Value = Label> {
+    (prop::sample::select(NAMES), prop::sample::select(VALUES)).prop_map(|(n, v)| Label {
+        name: n.to_string(),
+        value: v.to_string(),
+    })
+}
+
+fn float() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>(),
+        Just(f64::from_bits(0x7ff0_0000_0000_0002)),
+        Just(f64::INFINITY),
+        Just(0.0),
+    ]
+}
+
+fn series() -> impl Strategy<Value = TimeSeries> {
+    (
+        prop::collection::vec(label(), 0..6),
+        prop::collection::vec((float(), -5i64..5_000_000_000_000), 0..4),
+        prop::collection::vec(any::<(u64, i32, f64)>(), 0..2),
+        prop::collection::vec((label(), float()), 0..2),
+    )
+        .prop_map(|(labels, samples, histograms, exemplars)| TimeSeries {
+            labels,
+            samples: samples
+                .into_iter()
+                .map(|(value, timestamp)| Sample { value, timestamp })
+                .collect(),
+            histograms: histograms
+                .into_iter()
+                .map(|(count, schema, sum)| Histogram {
+                    count: Some(histogram::Count::CountInt(count)),
+                    sum,
+                    schema,
+                    positive_spans: vec![BucketSpan {
+                        offset: schema,
+                        length: 3,
+                    }],
+                    positive_deltas: vec![1, -2, 3],
+                    negative_counts: vec![sum, 1.5],
+                    ..Default::default()
+                })
+                .collect(),
+            exemplars: exemplars
+                .into_iter()
+                .map(|(l, value)| Exemplar {
+                    labels: vec![l],
+                    value,
+                    timestamp: 7,
+                })
+                .collect(),
+        })
+}
+
+fn request() -> impl Strategy<Value = WriteRequest> {
+    (
+        prop::collection::vec(series(), 0..12),
+        prop::collection::vec(
+            (
+                prop::sample::select(VALUES),
+                -1i32..9,
+                prop::sample::select(VALUES),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(|(timeseries, metadata)| WriteRequest {
+            timeseries,
+            metadata: metadata
+                .into_iter()
+                .map(|(name, t, help)| MetricMetadata {
+                    r#type: t,
+                    metric_family_name: name.to_string(),
+                    help: help.to_string(),
+                    unit: "seconds".into(),
+                })
+                .collect(),
+        })
+}
+
+/// Both decoders' results, comparable (f64 NaNs compare by their Debug text).
+fn both(bytes: &[u8]) -> (Result<String, String>, Result<String, String>) {
+    let limits = SeriesLimits {
+        max_labels: 5,
+        max_name_len: 8,
+        max_value_len: 10,
+    };
+    let fast = decode(bytes, &limits)
+        .map(|b| format!("{b:?}"))
+        .map_err(|e| e.to_string());
+    let reference = decode_with_prost(bytes, &limits)
+        .map(|b| format!("{b:?}"))
+        .map_err(|e| e.to_string());
+    (fast, reference)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn same_batch_for_valid_requests(req in request()) {
+        let (fast, reference) = both(&req.encode_to_vec());
+        prop_assert!(reference.is_ok());
+        prop_assert_eq!(fast, reference);
+    }
+
+    #[test]
+    fn same_verdict_for_corrupted_requests(req in request(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), cut in any::<prop::sample::Index>()) {
+        let mut bytes = req.encode_to_vec();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        for (at, byte) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        let (fast, reference) = both(&bytes);
+        prop_assert_eq!(fast.is_ok(), reference.is_ok(), "fast {:?} reference {:?}", fast, reference);
+        if let (Ok(f), Ok(r)) = (fast, reference) {
+            prop_assert_eq!(f, r);
+        }
+    }
+
+    #[test]
+    fn same_verdict_for_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let (fast, reference) = both(&bytes);
+        prop_assert_eq!(fast.is_ok(), reference.is_ok(), "fast {:?} reference {:?}", fast, reference);
+        if let (Ok(f), Ok(r)) = (fast, reference) {
+            prop_assert_eq!(f, r);
+        }
+    }
+}
