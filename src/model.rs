@@ -248,8 +248,13 @@ pub fn is_text_format_float(s: &str) -> bool {
 /// Appends `value` escaped for a label value (`\\`, `\"`, `\n`) to `out`.
 pub fn escape_label_value(out: &mut String, value: &str) {
     let bytes = value.as_bytes();
+    // Most values are short and need no escaping: a plain scan beats setting
+    // up SIMD for them; longer ones go to memchr.
+    if bytes.len() < 32 && !bytes.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(value);
+        return;
+    }
     let mut start = 0;
-    // Most values need no escaping: memchr finds that with SIMD in one pass.
     for i in memchr::memchr3_iter(b'\\', b'"', b'\n', bytes) {
         out.push_str(&value[start..i]);
         out.push_str(match bytes[i] {

@@ -24,6 +24,9 @@ use dashmap::DashMap;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
+/// A read guard on one metric name's entry of the map.
+type MetricRef<'a> = dashmap::mapref::one::Ref<'a, Box<str>, Arc<Metric>>;
+
 use crate::model::{
     KeyFlags, Metadata, RejectReason, Rejection, Rejections, Sample, WriteBatch, is_stale_marker,
 };
@@ -54,6 +57,9 @@ impl SeriesHasher {
 
 /// One live series.
 struct Entry {
+    /// The key's hash, kept so that lookups compare it before touching the
+    /// key's heap text, and table growth never rehashes keys.
+    hash: u64,
     key: Box<str>,
     value: f64,
     timestamp_ms: i64,
@@ -237,10 +243,24 @@ impl Store {
     pub fn apply(&self, batch: &WriteBatch) -> ApplyOutcome {
         let now = self.now();
         let mut out = ApplyOutcome::default();
+        // Consecutive series usually share their metric name: keep the guard of
+        // the last name's Metric instead of looking it up again. Only one guard
+        // is held at a time, and it is dropped before any other lookup.
+        let mut metric: Option<MetricRef<'_>> = None;
         for update in &batch.series {
             let key = batch.key(update);
             let name = batch.name(update);
-            match self.apply_one(name, key, update.key.flags, update.latest, now) {
+            if metric.as_ref().is_none_or(|m| &**m.key() != name) {
+                // Release the previous guard before taking another one.
+                drop(metric.take());
+                metric = self.metric(name, update.latest.value);
+            }
+            let result = match &metric {
+                Some(m) => self.upsert(m, key, update.key.flags, update.latest, now),
+                None if is_stale_marker(update.latest.value) => Ok(Effect::Ignored),
+                None => Err(self.series_limit(key)),
+            };
+            match result {
                 Ok(effect) => {
                     out.series += 1;
                     out.samples += u64::from(update.samples);
@@ -254,6 +274,7 @@ impl Store {
                 Err(rejection) => out.rejected.add(rejection, u64::from(update.samples)),
             }
         }
+        drop(metric);
         for (name, md) in &batch.metadata {
             if let Some(mut slot) = self.metadata.get_mut(name.as_str()) {
                 *slot = (md.clone(), now);
@@ -276,27 +297,18 @@ impl Store {
         out
     }
 
-    fn apply_one(
-        &self,
-        name: &str,
-        key: &str,
-        flags: KeyFlags,
-        sample: Sample,
-        now: u32,
-    ) -> Result<Effect, Rejection> {
-        let hash = self.hasher.hash(key);
-        let stale = is_stale_marker(sample.value);
+    /// The guard of `name`'s Metric, created if needed; `None` when the
+    /// name is new and the update cannot create a series (a stale marker, or
+    /// the store is full).
+    fn metric(&self, name: &str, value: f64) -> Option<MetricRef<'_>> {
         loop {
             // The map guard is held while the shard is updated, so the sweeper
             // cannot drop this name's Metric between lookup and insert.
-            if let Some(metric) = self.metrics.get(name) {
-                return self.upsert(&metric, hash, key, flags, sample, stale, now);
+            if let Some(m) = self.metrics.get(name) {
+                return Some(m);
             }
-            if stale {
-                return Ok(Effect::Ignored);
-            }
-            if self.live_series() >= self.limits.max_series {
-                return Err(self.series_limit(key));
+            if is_stale_marker(value) || self.live_series() >= self.limits.max_series {
+                return None;
             }
             self.metrics
                 .entry(name.into())
@@ -304,19 +316,18 @@ impl Store {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn upsert(
         &self,
         metric: &Metric,
-        hash: u64,
         key: &str,
         flags: KeyFlags,
         sample: Sample,
-        stale: bool,
         now: u32,
     ) -> Result<Effect, Rejection> {
+        let hash = self.hasher.hash(key);
+        let stale = is_stale_marker(sample.value);
         let mut table = write(&metric.shards[shard_of(hash)]);
-        match table.entry(hash, |e| &*e.key == key, |e| self.hasher.hash(&e.key)) {
+        match table.entry(hash, |e| e.hash == hash && &*e.key == key, |e| e.hash) {
             TableEntry::Occupied(mut occupied) => {
                 let e = occupied.get_mut();
                 e.touched = now;
@@ -340,6 +351,7 @@ impl Store {
                     return Err(self.series_limit(key));
                 }
                 vacant.insert(Entry {
+                    hash,
                     key: key.into(),
                     value: sample.value,
                     timestamp_ms: sample.timestamp_ms,
@@ -409,10 +421,12 @@ impl Store {
         let metric = self.metrics.get(name)?;
         let hash = self.hasher.hash(key);
         let table = read(&metric.shards[shard_of(hash)]);
-        table.find(hash, |e| &*e.key == key).map(|e| Sample {
-            value: e.value,
-            timestamp_ms: e.timestamp_ms,
-        })
+        table
+            .find(hash, |e| e.hash == hash && &*e.key == key)
+            .map(|e| Sample {
+                value: e.value,
+                timestamp_ms: e.timestamp_ms,
+            })
     }
 
     #[cfg(test)]

@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: promgate against the real peers on this machine.
+
+    python3 bench/run.py [--sizes 10000,100000,1000000] [--reps 2] [--quick]
+
+Ingest: the same snappy RW 1.0 payloads (families like the mock exporter's,
+6-10 labels, 500 series per request, per-series timestamps increasing each
+round) are sent by examples/rw_loadgen.rs over 4 keep-alive connections to
+promgate, vmagent (forwarding to a discarding sink), victoria-metrics
+single-node, Prometheus (--web.enable-remote-write-receiver) and the sink
+itself (the HTTP ceiling). The server is pinned to core 0, the load generator
+(and vmagent's sink) to core 1; targets are interleaved in every repetition.
+Each run checks that what was acknowledged landed.
+
+Exposition: GET /metrics (plain and gzip) on promgate against Prometheus'
+/federate holding the same series, with RSS growth during the scrape, and
+promgate's write p99 while a big page is scraped every second against idle.
+
+Prints markdown tables and the pass/fail lines of the performance targets.
+Every loop is bounded in count and time; everything listens on 127.0.0.1.
+"""
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
+SERVER_CORE, CLIENT_CORE = "0", "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, headers=None, timeout=300):
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read()
+
+
+def wait_ready(url, proc, seconds=60):
+    end = time.time() + seconds
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[2]} exited with {proc.returncode}")
+        try:
+            http_get(url, timeout=2)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"not ready: {url}")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kib(pid, field="VmRSS"):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def metric_sum(text, name, label_filter=""):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and label_filter in line and not line.startswith("#"):
+            m = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+(\S+)", line)
+            if m:
+                total += float(m.group(2))
+    return total
+
+
+class Server:
+    """One server under test, pinned to the server core, stopped on exit."""
+
+    def __init__(self, kind, binaries, workdir):
+        self.kind, self.dir = kind, tempfile.mkdtemp(dir=workdir)
+        self.port = free_port()
+        self.sink = None
+        addr = f"127.0.0.1:{self.port}"
+        pin = ["taskset", "-c", SERVER_CORE]
+        if kind == "promgate":
+            cmd = pin + [binaries["promgate"], "--web.listen-address", addr, "--series.ttl", "0",
+                         "--limits.series", "5000000", "--log.level", "warn"]
+            self.ready, self.write = f"http://{addr}/-/ready", f"http://{addr}/api/v1/write"
+        elif kind == "vmagent":
+            self.sink = Sink(binaries, workdir)
+            cmd = pin + ["vmagent", f"-httpListenAddr={addr}", f"-remoteWrite.url={self.sink.url}",
+                         f"-remoteWrite.tmpDataPath={self.dir}/q", "-loggerLevel=ERROR"]
+            self.ready, self.write = f"http://{addr}/health", f"http://{addr}/api/v1/write"
+        elif kind == "victoria-metrics":
+            cmd = pin + ["victoria-metrics", f"-httpListenAddr={addr}", f"-storageDataPath={self.dir}/data",
+                         "-loggerLevel=ERROR", "-retentionPeriod=1d"]
+            self.ready, self.write = f"http://{addr}/health", f"http://{addr}/api/v1/write"
+        elif kind == "prometheus":
+            open(f"{self.dir}/p.yml", "w").write("global: {}\n")
+            cmd = pin + ["prometheus", f"--config.file={self.dir}/p.yml", f"--web.listen-address={addr}",
+                         f"--storage.tsdb.path={self.dir}/data", "--web.enable-remote-write-receiver",
+                         "--log.level=error"]
+            self.ready, self.write = f"http://{addr}/-/ready", f"http://{addr}/api/v1/write"
+        elif kind == "sink":
+            cmd = pin + [binaries["loadgen"], "sink", "--listen", addr]
+            self.ready, self.write = None, f"http://{addr}/api/v1/write"
+        else:
+            raise ValueError(kind)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.ready:
+            wait_ready(self.ready, self.proc)
+        else:
+            wait_port(self.port)
+        self.url = f"http://{addr}"
+
+    def counted_samples(self):
+        """What the server itself says it ingested, for the landing check."""
+        if self.kind == "vmagent":
+            m = http_get(self.url + "/metrics").decode()
+            return metric_sum(m, "vmagent_rows_inserted_total", 'type="promremotewrite"')
+        if self.kind == "victoria-metrics":
+            m = http_get(self.url + "/metrics").decode()
+            return metric_sum(m, "vm_rows_inserted_total", 'type="promremotewrite"')
+        if self.kind == "prometheus":
+            m = http_get(self.url + "/metrics").decode()
+            return metric_sum(m, "prometheus_tsdb_head_samples_appended_total")
+        return None
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.sink:
+            self.sink.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Sink:
+    def __init__(self, binaries, workdir):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["taskset", "-c", CLIENT_CORE, binaries["loadgen"], "sink", "--listen",
+                                      f"127.0.0.1:{self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+        self.url = f"http://127.0.0.1:{self.port}/api/v1/write"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def wait_port(port, seconds=20):
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def load(binaries, url, series, rounds, max_seconds=120):
+    out = subprocess.run(["taskset", "-c", CLIENT_CORE, binaries["loadgen"], "send", "--url", url,
+                          "--series", str(series), "--rounds", str(rounds), "--connections", "4",
+                          "--max-seconds", str(max_seconds)],
+                         capture_output=True, text=True, timeout=max_seconds + 300)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def check_promgate(server, series):
+    page = http_get(server.url + "/metrics").decode()
+    lines = [l for l in page.splitlines() if l and not l.startswith("#")]
+    stamps = [int(l.rsplit(" ", 1)[1]) for l in lines]
+    newest = max(stamps) if stamps else 0
+    # Every series holds the last round's sample.
+    return len(lines) == series and all(s == newest for s in stamps)
+
+
+def run_ingest(binaries, kind, series, rounds, workdir):
+    server = Server(kind, binaries, workdir)
+    try:
+        cpu0 = cpu_seconds(server.proc.pid)
+        result = load(binaries, server.write, series, rounds)
+        time.sleep(0.5)  # let asynchronous ingestion (VictoriaMetrics, vmagent) settle
+        cpu = cpu_seconds(server.proc.pid) - cpu0
+        result["cpu_s_per_m"] = cpu / (result["samples"] / 1e6) if result["samples"] else float("nan")
+        result["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
+        if kind == "promgate":
+            result["landed"] = check_promgate(server, series) and result["complete"] and result["failures"] == 0
+        elif kind == "sink":
+            result["landed"] = result["complete"] and result["failures"] == 0
+        else:
+            counted = server.counted_samples()
+            if kind == "vmagent":
+                time.sleep(1.0)
+                counted = server.counted_samples()
+            result["landed"] = result["failures"] == 0 and result["complete"] and counted >= result["samples"]
+            result["server_count"] = counted
+        return result
+    finally:
+        server.stop()
+
+
+def fmt(x, digits=2):
+    return f"{x:,.{digits}f}"
+
+
+def ingest_table(binaries, sizes, reps, workdir):
+    kinds = ["promgate", "vmagent", "victoria-metrics", "prometheus", "sink"]
+    results = {}
+    for series in sizes:
+        # Enough rounds for several seconds of promgate load, bounded for the slow peers.
+        rounds = max(3, min(40, 4_000_000 // series))
+        for rep in range(reps):
+            for kind in kinds:
+                r = run_ingest(binaries, kind, series, rounds, workdir)
+                results.setdefault((series, kind), []).append(r)
+                print(f"  {series:>9} series  {kind:<17} rep {rep + 1}: {fmt(r['samples_per_sec'] / 1e6, 3)} M samples/s,"
+                      f" p99 {fmt(r['p99_ms'])} ms, landed={r['landed']}", file=sys.stderr, flush=True)
+    rows = ["| series | server | samples/s (median) | CPU s per M samples | p50 ms | p99 ms | peak RSS MiB | landed | promgate ÷ this |",
+            "|---:|---|---:|---:|---:|---:|---:|---|---:|"]
+    summary = {}
+    for series in sizes:
+        med = {k: statistics.median(r["samples_per_sec"] for r in results[(series, k)]) for k in kinds}
+        for kind in kinds:
+            rs = results[(series, kind)]
+            summary[(series, kind)] = {
+                "rate": med[kind],
+                "p99": statistics.median(r["p99_ms"] for r in rs),
+                "rss": max(r["peak_rss_mib"] for r in rs),
+            }
+            rows.append(f"| {series:,} | {kind} | {fmt(med[kind] / 1e6, 3)} M | {fmt(statistics.median(r['cpu_s_per_m'] for r in rs))} |"
+                        f" {fmt(statistics.median(r['p50_ms'] for r in rs))} | {fmt(summary[(series, kind)]['p99'])} |"
+                        f" {fmt(summary[(series, kind)]['rss'], 0)} | {all(r['landed'] for r in rs)} |"
+                        f" {fmt(med['promgate'] / med[kind])}× |")
+    return "\n".join(rows), summary
+
+
+def scrape(url, gzip_ok):
+    headers = {"Accept-Encoding": "gzip"} if gzip_ok else {}
+    t = time.perf_counter()
+    body = http_get(url, headers)
+    return time.perf_counter() - t, len(body)
+
+
+def exposition_table(binaries, sizes, workdir):
+    rows = ["| series | server | page | seconds (best of 3) | bytes | RSS growth during scrape MiB | promgate faster by |",
+            "|---:|---|---|---:|---:|---:|---:|"]
+    lines = []
+    for series in sizes:
+        pg = Server("promgate", binaries, workdir)
+        prom = Server("prometheus", binaries, workdir)
+        try:
+            load(binaries, pg.write, series, 2)
+            load(binaries, prom.write, series, 2)
+            targets = [
+                ("promgate", pg, "/metrics", False), ("promgate", pg, "/metrics", True),
+                ("prometheus", prom, "/federate?match[]=%7B__name__%3D~%22.%2B%22%7D", False),
+                ("prometheus", prom, "/federate?match[]=%7B__name__%3D~%22.%2B%22%7D", True),
+            ]
+            best = {}
+            for name, server, path, gz in targets:
+                times, size, growth = [], 0, 0
+                for _ in range(3):
+                    before = rss_kib(server.proc.pid)
+                    peak = [before]
+                    done = threading.Event()
+
+                    def watch():
+                        while not done.is_set():
+                            peak[0] = max(peak[0], rss_kib(server.proc.pid))
+                            time.sleep(0.005)
+
+                    w = threading.Thread(target=watch)
+                    w.start()
+                    t, size = scrape(server.url + path, gz)
+                    done.set()
+                    w.join()
+                    times.append(t)
+                    growth = max(growth, (peak[0] - before) / 1024)
+                best[(name, gz)] = (min(times), size, growth)
+            for (name, gz), (t, size, growth) in best.items():
+                ratio = best[("prometheus", gz)][0] / best[("promgate", gz)][0]
+                rows.append(f"| {series:,} | {name} | {'gzip' if gz else 'plain'} | {t:.3f} | {size:,} | {growth:.1f} |"
+                            f" {fmt(ratio) + '×' if name == 'promgate' else ''} |")
+            lines.append((series, best))
+        finally:
+            pg.stop()
+            prom.stop()
+    return "\n".join(rows), lines
+
+
+def scrape_interference(binaries, series, workdir):
+    """promgate write p99 with a big page scraped every second, against idle."""
+    out = {}
+    for mode in ("idle", "scraped"):
+        pg = Server("promgate", binaries, workdir)
+        try:
+            load(binaries, pg.write, series, 1)
+            stop = threading.Event()
+            scrapes = [0]
+
+            def scraper():
+                end = time.time() + 120
+                while not stop.is_set() and time.time() < end:
+                    t = time.time()
+                    http_get(pg.url + "/metrics", {"Accept-Encoding": "gzip"})
+                    scrapes[0] += 1
+                    stop.wait(max(0, 1 - (time.time() - t)))
+
+            th = threading.Thread(target=scraper)
+            if mode == "scraped":
+                th.start()
+            r = load(binaries, pg.write, series, 8)
+            stop.set()
+            if mode == "scraped":
+                th.join()
+            out[mode] = (r["p99_ms"], r["samples_per_sec"], scrapes[0])
+        finally:
+            pg.stop()
+    return out
+
+
+def versions():
+    def first_line(cmd):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except Exception as e:  # noqa: BLE001
+            return f"unknown ({e})"
+    return {
+        "promgate": "this commit",
+        "vmagent": first_line(["vmagent", "-version"]),
+        "victoria-metrics": first_line(["victoria-metrics", "-version"]),
+        "prometheus": first_line(["prometheus", "--version"]),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--exposition-sizes", default="100000,1000000")
+    ap.add_argument("--skip-build", action="store_true")
+    args = ap.parse_args()
+    if not args.skip_build:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "promgate", "--example", "rw_loadgen"],
+                       cwd=ROOT, check=True)
+    binaries = {"promgate": f"{ROOT}/target/release/promgate", "loadgen": f"{ROOT}/target/release/examples/rw_loadgen"}
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workdir = tempfile.mkdtemp(prefix="promgate-bench-")
+    try:
+        print(f"# promgate side-by-side benchmark, {time.strftime('%Y-%m-%d')}\n")
+        print(f"Machine: {os.cpu_count()} cores; server pinned to core {SERVER_CORE}, load generator to core {CLIENT_CORE}.")
+        for k, v in versions().items():
+            print(f"- {k}: {v}")
+        print("\n## Ingest (4 connections, 500 series per request)\n")
+        table, summary = ingest_table(binaries, sizes, args.reps, workdir)
+        print(table)
+        exp_sizes = [int(s) for s in args.exposition_sizes.split(",") if s]
+        print("\n## Exposition\n")
+        etable, ebest = exposition_table(binaries, exp_sizes, workdir)
+        print(etable)
+        mid = 100_000 if 100_000 in sizes else sizes[0]
+        inter = scrape_interference(binaries, mid, workdir)
+        print(f"\n## Writes while /metrics ({mid:,} series) is scraped every second\n")
+        print("| mode | write p99 ms | samples/s | scrapes |\n|---|---:|---:|---:|")
+        for mode, (p99, rate, n) in inter.items():
+            print(f"| {mode} | {p99:.2f} | {fmt(rate / 1e6, 3)} M | {n} |")
+
+        print("\n## Targets\n")
+        def line(ok, text):
+            print(f"- {'PASS' if ok else 'FAIL'}: {text}")
+        for series in sizes:
+            pg, va = summary[(series, "promgate")], summary[(series, "vmagent")]
+            line(pg["rate"] >= 2 * va["rate"], f"ingest {series:,} series: promgate {fmt(pg['rate'] / va['rate'])}× vmagent (target ≥ 2×)")
+            line(pg["p99"] <= va["p99"], f"p99 {series:,} series: promgate {pg['p99']:.2f} ms vs vmagent {va['p99']:.2f} ms")
+        if 10_000 in sizes and 1_000_000 in sizes:
+            r = summary[(1_000_000, "promgate")]["rate"] / summary[(10_000, "promgate")]["rate"]
+            line(r >= 0.7, f"1M-series rate is {r:.0%} of the 10k-series rate (target ≥ 70%)")
+        for series, best in ebest:
+            for gz in (False, True):
+                ratio = best[("prometheus", gz)][0] / best[("promgate", gz)][0]
+                if series == 100_000:
+                    line(ratio >= 5, f"/metrics {series:,} series {'gzip' if gz else 'plain'}: {ratio:.1f}× faster than /federate (target ≥ 5×)")
+            if series == 1_000_000:
+                g = max(best[("promgate", False)][2], best[("promgate", True)][2])
+                line(g < 32, f"RSS growth during a 1M-series scrape: {g:.1f} MiB (target < 32 MiB)")
+        line(inter["scraped"][0] <= 2 * inter["idle"][0],
+             f"write p99 while scraped {inter['scraped'][0]:.2f} ms vs idle {inter['idle'][0]:.2f} ms (target ≤ 2×)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
