@@ -66,7 +66,12 @@ fn labels(i: usize) -> Vec<(&'static str, String)> {
             ("job", "node-exporter".into()),
             (
                 "instance",
-                format!("ip-10-0-{}-{}:9100", (i / 256) % 256, i % 256),
+                format!(
+                    "ip-10-{}-{}-{}:9100",
+                    (i / 65536) % 256,
+                    (i / 256) % 256,
+                    i % 256
+                ),
             ),
             ("cpu", format!("{}", (i / 3) % 16)),
             (
@@ -94,11 +99,13 @@ fn labels(i: usize) -> Vec<(&'static str, String)> {
 }
 
 fn payloads(series: usize, per_request: usize, rounds: usize) -> Vec<Vec<u8>> {
-    let base = SystemTime::now()
+    // The last round lands near now, so peers with a lookback window
+    // (Prometheus' /federate) still see it.
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64
-        - 3_600_000;
+        .as_millis() as i64;
+    let base = now - rounds as i64 * 15_000;
     let all: Vec<Vec<Label>> = (0..series)
         .map(|i| {
             labels(i)
@@ -145,51 +152,57 @@ async fn send(args: &[String]) {
     let max_seconds: f64 = arg(args, "--max-seconds", "120").parse().unwrap();
 
     let bodies = Arc::new(payloads(series, per_request, rounds));
+    let per_round = series.div_ceil(per_request);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()
         .unwrap();
-    let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(max_seconds);
     let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..connections {
-        let (bodies, client, next, url) =
-            (bodies.clone(), client.clone(), next.clone(), url.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0u64;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= bodies.len() || Instant::now() > deadline {
-                    break;
-                }
-                let t = Instant::now();
-                let resp = client
-                    .post(&url)
-                    .header("Content-Type", "application/x-protobuf")
-                    .header("Content-Encoding", "snappy")
-                    .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                    .body(bodies[i].clone())
-                    .send()
-                    .await;
-                match resp {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                    }
-                    _ => failures += 1,
-                }
-                latencies.push(t.elapsed().as_secs_f64());
-            }
-            (latencies, failures)
-        }));
-    }
     let mut latencies = Vec::new();
     let mut failures = 0;
-    for w in workers {
-        let (l, f) = w.await.unwrap();
-        latencies.extend(l);
-        failures += f;
+    // Round by round, as a Prometheus shard sends: a series' next sample is
+    // never in flight before its previous one was answered.
+    for round in 0..rounds {
+        let next = Arc::new(AtomicUsize::new(round * per_round));
+        let end = (round + 1) * per_round;
+        let mut workers = Vec::new();
+        for _ in 0..connections {
+            let (bodies, client, next, url) =
+                (bodies.clone(), client.clone(), next.clone(), url.clone());
+            workers.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut failures = 0u64;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= end || Instant::now() > deadline {
+                        break;
+                    }
+                    let t = Instant::now();
+                    let resp = client
+                        .post(&url)
+                        .header("Content-Type", "application/x-protobuf")
+                        .header("Content-Encoding", "snappy")
+                        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                        .body(bodies[i].clone())
+                        .send()
+                        .await;
+                    match resp {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                        }
+                        _ => failures += 1,
+                    }
+                    latencies.push(t.elapsed().as_secs_f64());
+                }
+                (latencies, failures)
+            }));
+        }
+        for w in workers {
+            let (l, f) = w.await.unwrap();
+            latencies.extend(l);
+            failures += f;
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);

@@ -104,7 +104,15 @@ impl<'a> Reader<'a> {
     /// Reads a UTF-8 string.
     #[inline]
     pub fn str(&mut self) -> Result<&'a str, Error> {
-        std::str::from_utf8(self.bytes()?).map_err(|_| malformed("string is not valid UTF-8"))
+        let bytes = self.bytes()?;
+        // Label names and values are nearly always short ASCII, where the
+        // general validator's per-call setup costs more than the check itself
+        // (decode benchmark: 17% of the server's profile went to validation).
+        if bytes.is_ascii() {
+            // SAFETY: every ASCII byte sequence is valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
+        std::str::from_utf8(bytes).map_err(|_| malformed("string is not valid UTF-8"))
     }
 
     /// Reads a little-endian fixed 64-bit value.
