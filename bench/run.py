@@ -186,12 +186,14 @@ def load(binaries, url, series, rounds, max_seconds=120):
 
 
 def check_promgate(server, series):
+    """Every series holds the last round's sample; also returns the live
+    label bytes (the canonical keys' total length) for the memory target."""
     page = http_get(server.url + "/metrics").decode()
     lines = [l for l in page.splitlines() if l and not l.startswith("#")]
     stamps = [int(l.rsplit(" ", 1)[1]) for l in lines]
     newest = max(stamps) if stamps else 0
-    # Every series holds the last round's sample.
-    return len(lines) == series and all(s == newest for s in stamps)
+    label_bytes = sum(len(l.rsplit(" ", 2)[0]) for l in lines)
+    return len(lines) == series and all(s == newest for s in stamps), label_bytes
 
 
 def run_ingest(binaries, kind, series, rounds, workdir):
@@ -204,7 +206,8 @@ def run_ingest(binaries, kind, series, rounds, workdir):
         result["cpu_s_per_m"] = cpu / (result["samples"] / 1e6) if result["samples"] else float("nan")
         result["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
         if kind == "promgate":
-            result["landed"] = check_promgate(server, series) and result["complete"] and result["failures"] == 0
+            landed, result["label_bytes"] = check_promgate(server, series)
+            result["landed"] = landed and result["complete"] and result["failures"] == 0
         elif kind == "sink":
             result["landed"] = result["complete"] and result["failures"] == 0
         else:
@@ -243,6 +246,7 @@ def ingest_table(binaries, sizes, reps, workdir):
         for kind in kinds:
             rs = results[(series, kind)]
             summary[(series, kind)] = {
+                "label_bytes": rs[0].get("label_bytes", 0),
                 "rate": med[kind],
                 "p99": statistics.median(r["p99_ms"] for r in rs),
                 "rss": max(r["peak_rss_mib"] for r in rs),
@@ -329,7 +333,7 @@ def scrape_interference(binaries, series, workdir):
             th = threading.Thread(target=scraper)
             if mode == "scraped":
                 th.start()
-            r = load(binaries, pg.write, series, 8)
+            r = load(binaries, pg.write, series, 20)
             stop.set()
             if mode == "scraped":
                 th.join()
@@ -340,18 +344,14 @@ def scrape_interference(binaries, series, workdir):
 
 
 def versions():
-    def first_line(cmd):
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-            return (p.stdout or p.stderr).strip().splitlines()[0]
-        except Exception as e:  # noqa: BLE001
-            return f"unknown ({e})"
-    return {
-        "promgate": "this commit",
-        "vmagent": first_line(["vmagent", "-version"]),
-        "victoria-metrics": first_line(["victoria-metrics", "-version"]),
-        "prometheus": first_line(["prometheus", "--version"]),
-    }
+    """Package versions (the Debian builds print no version of their own)."""
+    out = {"promgate": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                      text=True).stdout.strip() or "working tree"}
+    for pkg in ("victoria-metrics", "prometheus"):
+        p = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True, text=True)
+        out[pkg + " (Debian package; vmagent is part of victoria-metrics)" if pkg == "victoria-metrics" else pkg] = \
+            p.stdout.strip() or "not installed"
+    return out
 
 
 def main():
@@ -396,6 +396,12 @@ def main():
         if 10_000 in sizes and 1_000_000 in sizes:
             r = summary[(1_000_000, "promgate")]["rate"] / summary[(10_000, "promgate")]["rate"]
             line(r >= 0.7, f"1M-series rate is {r:.0%} of the 10k-series rate (target ≥ 70%)")
+        for series in sizes:
+            pg = summary[(series, "promgate")]
+            budget = 16 + (1.5 * pg["label_bytes"] + 64 * series) / 2**20
+            per_series = pg["rss"] * 2**20 / series
+            line(pg["rss"] <= budget, f"memory {series:,} series: peak RSS {pg['rss']:.0f} MiB ({per_series:.0f} B/series,"
+                 f" labels {pg['label_bytes'] / series:.0f} B/series) within 16 MiB + 1.5 × labels + 64 B/series = {budget:.0f} MiB")
         for series, best in ebest:
             for gz in (False, True):
                 ratio = best[("prometheus", gz)][0] / best[("promgate", gz)][0]
