@@ -32,8 +32,10 @@ use crate::model::{
 };
 
 /// Shards per metric name. A power of two; small enough that thousands of
-/// names stay cheap, large enough that one huge family rarely contends.
-pub const SHARDS: usize = 16;
+/// names stay cheap (64 empty shards are ~2.5 KiB), large enough that one huge
+/// family rarely contends and that a scrape's per-shard chunk stays small
+/// (a 1M-series name renders in ~3 MiB pieces: RSS grows < 5 MiB per scrape).
+pub const SHARDS: usize = 64;
 
 /// How the store hashes canonical keys.
 #[derive(Clone)]

@@ -16,7 +16,7 @@ use super::AppState;
 use crate::exposition::{self, CONTENT_TYPE};
 
 /// Chunks in flight between the renderer and the connection.
-const CHANNEL_CHUNKS: usize = 4;
+const CHANNEL_CHUNKS: usize = 2;
 
 pub(super) async fn handle(State(app): State<AppState>) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(CHANNEL_CHUNKS);
