@@ -135,3 +135,71 @@ fn self_metrics_page_is_valid_and_names_every_family() {
     );
     assert!(body.contains("# EOF"));
 }
+
+/// Every flag can come from its `PROMGATE_…` variable, and `--log.format
+/// json` writes one JSON object per line.
+#[test]
+fn environment_variables_and_json_logs() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_promgate"))
+        .env("PROMGATE_WEB_LISTEN_ADDRESS", "127.0.0.1:0")
+        .env("PROMGATE_LOG_FORMAT", "json")
+        .env("PROMGATE_EXPOSITION_TIMESTAMPS", "none")
+        .env("PROMGATE_LIMITS_SERIES", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut p = Proc {
+        child,
+        name: "promgate".into(),
+    };
+    let first = std::io::BufReader::new(stderr)
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
+    assert_eq!(log["fields"]["message"], "promgate listening", "{first}");
+    let addr: std::net::SocketAddr = log["fields"]["address"].as_str().unwrap().parse().unwrap();
+
+    let body = snappy(&request(
+        &[
+            (&[("__name__", "one")], &[(1.0, 1234)]),
+            (&[("__name__", "two")], &[(2.0, 1234)]),
+        ],
+        &[],
+    ));
+    let answer = push(addr, &body);
+    // PROMGATE_LIMITS_SERIES=1: the second series is refused.
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("limit of 1 live series"), "{answer}");
+    let page = http_get(addr, "/metrics");
+    // PROMGATE_EXPOSITION_TIMESTAMPS=none: no timestamp on the sample.
+    assert!(page.contains("\none 1\n"), "{page}");
+    assert!(!page.contains("1234"), "{page}");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &p.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(p.child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn mock_exporter_stops_cleanly_on_sigterm() {
+    let (mut p, addr) = spawn_mock_exporter(&[]);
+    assert!(http_get(addr, "/-/healthy").starts_with("HTTP/1.1 200"));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &p.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(p.child.wait().unwrap().code(), Some(0));
+}
