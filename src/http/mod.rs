@@ -82,8 +82,9 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[4], get(ops::ready))
         .route_layer(middleware::from_fn_with_state(state.metrics.clone(), track))
         .fallback(not_found)
-        // Level 1 costs a fraction of the CPU of the default level for most of
-        // the size reduction on exposition text; scrape throughput matters more.
+        // Compresses the small answers (/-/metrics, errors) when asked;
+        // /metrics compresses on its own render thread and sets
+        // Content-Encoding, which this layer then leaves alone.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .with_state(state)
 }
