@@ -333,6 +333,21 @@ fn gaussian(rng: &mut ChaCha8Rng, sd: f64) -> f64 {
     (0..4).map(|_| rng.random::<f64>() - 0.5).sum::<f64>() * sd * 1.73
 }
 
+/// Sets size and available bytes of filesystem `f` of `node`, `used` full.
+fn set_filesystem(m: &Metrics, node: &str, f: usize, used: f64) {
+    let (device, mountpoint, fstype, size) = FILESYSTEMS[f];
+    let labels = FsLabels {
+        node: node.to_string(),
+        device,
+        mountpoint,
+        fstype,
+    };
+    m.fs_size.get_or_create(&labels).set(size);
+    m.fs_avail
+        .get_or_create(&labels)
+        .set(((1.0 - used) * size as f64) as i64);
+}
+
 /// One cluster's fleet.
 pub struct Simulation {
     profile: Profile,
@@ -619,17 +634,8 @@ impl Simulation {
             }
         }
         for (n, node) in self.nodes.iter().enumerate() {
-            for (f, (device, mountpoint, fstype, size)) in FILESYSTEMS.iter().enumerate() {
-                let labels = FsLabels {
-                    node: node.clone(),
-                    device,
-                    mountpoint,
-                    fstype,
-                };
-                m.fs_size.get_or_create(&labels).set(*size);
-                m.fs_avail
-                    .get_or_create(&labels)
-                    .set(((1.0 - self.fs_used[n][f]) * *size as f64) as i64);
+            for f in 0..FILESYSTEMS.len() {
+                set_filesystem(m, node, f, self.fs_used[n][f]);
             }
         }
         for (q, (queue, _)) in QUEUES.iter().enumerate() {
@@ -875,23 +881,14 @@ impl Simulation {
             m.net_transmit
                 .get_or_create(&dev("eth0"))
                 .inc_by((per_node * 22_000.0 + 1_500.0 + gaussian(rng, 500.0).abs()) as u64);
-            for (f, (device, mountpoint, fstype, size)) in FILESYSTEMS.iter().enumerate() {
+            for f in 0..FILESYSTEMS.len() {
                 // Disks fill with logs and data; a cleanup frees space at 85%.
                 let used = &mut self.fs_used[n][f];
                 *used += 2e-7 * (1.0 + load);
                 if *used > 0.85 {
                     *used = 0.55;
                 }
-                let labels = FsLabels {
-                    node: node.clone(),
-                    device,
-                    mountpoint,
-                    fstype,
-                };
-                m.fs_size.get_or_create(&labels).set(*size);
-                m.fs_avail
-                    .get_or_create(&labels)
-                    .set(((1.0 - *used) * *size as f64) as i64);
+                set_filesystem(m, node, f, *used);
             }
             let total_mem = m
                 .mem_total
