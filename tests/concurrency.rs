@@ -19,6 +19,7 @@ async fn writers_and_scrapers_do_not_corrupt_each_other() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let client = reqwest::Client::new();
+    let metrics = format!("http://{addr}/metrics");
 
     let hosts: Vec<String> = (0..SERIES).map(|i| format!("host-{i}")).collect();
     let mut writers = Vec::new();
@@ -51,21 +52,14 @@ async fn writers_and_scrapers_do_not_corrupt_each_other() {
                     .unwrap();
                 assert_eq!(resp.status(), 204);
             }
-            start_and_len(w)
+            writer_and_first_series(w)
         }));
     }
 
     // Scrape while the writers run (bounded in count).
     let mut pages = 0;
     while pages < 200 && !writers.iter().all(|w| w.is_finished()) {
-        let page = client
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = fetch_text(&client, &metrics).await.unwrap();
         check_page(&page);
         pages += 1;
     }
@@ -80,14 +74,7 @@ async fn writers_and_scrapers_do_not_corrupt_each_other() {
         }
     }
 
-    let page = client
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch_text(&client, &metrics).await.unwrap();
     let lines = check_page(&page);
     assert_eq!(lines.len(), covered.len());
     for (host, ts) in covered {
@@ -100,7 +87,8 @@ async fn writers_and_scrapers_do_not_corrupt_each_other() {
     server.abort();
 }
 
-fn start_and_len(w: i64) -> (i64, usize) {
+/// A writer's id and the first of the series it writes.
+fn writer_and_first_series(w: i64) -> (i64, usize) {
     (w, (w as usize * 37) % SERIES)
 }
 

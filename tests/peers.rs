@@ -95,14 +95,7 @@ remote_write:
             let client = client.clone();
             let url = metrics.clone();
             async move {
-                let page = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .text()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let page = fetch_text(&client, &url).await?;
                 let ready = page.contains("legacy_ratio{")
                     && page.contains("# TYPE legacy_latency_seconds histogram");
                 if ready { Ok(page) } else { Err(page) }
@@ -236,14 +229,7 @@ async fn vmagent_scrapes_promgate_into_victoria_metrics() {
             let client = client.clone();
             let url = export.clone();
             async move {
-                let text = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .text()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let text = fetch_text(&client, &url).await?;
                 let first = text.lines().next().ok_or("no series yet")?;
                 serde_json::from_str(first).map_err(|e| e.to_string())
             }

@@ -278,6 +278,12 @@ pub fn spawn_vmagent(dir: &std::path::Path, scrape_config: &str, vm_port: u16) -
     (agent, port)
 }
 
+/// GETs `url` over a real connection; the body text, or the error as text.
+pub async fn fetch_text(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    resp.text().await.map_err(|e| e.to_string())
+}
+
 /// Runs an instant PromQL query against VictoriaMetrics; the `result` array.
 pub async fn query(
     client: &reqwest::Client,
