@@ -386,7 +386,10 @@ def main():
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--exposition-sizes", default="100000,1000000")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--parts", default="ingest,exposition,interference",
+                    help="which parts to run (the target lines need all three)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "promgate", "--example", "rw_loadgen"],
                        cwd=ROOT, check=True)
@@ -398,19 +401,24 @@ def main():
         print(f"Machine: {os.cpu_count()} cores; server pinned to core {SERVER_CORE}, load generator to core {CLIENT_CORE}.")
         for k, v in versions().items():
             print(f"- {k}: {v}")
-        print("\n## Ingest (4 connections, 500 series per request)\n")
-        table, summary = ingest_table(binaries, sizes, args.reps, workdir)
-        print(table)
-        exp_sizes = [int(s) for s in args.exposition_sizes.split(",") if s]
-        print("\n## Exposition\n")
-        etable, ebest = exposition_table(binaries, exp_sizes, workdir)
-        print(etable)
-        mid = 100_000 if 100_000 in sizes else sizes[0]
-        inter = scrape_interference(binaries, mid, workdir)
-        print(f"\n## Writes while /metrics ({mid:,} series) is scraped every second\n")
-        print("| mode | write p99 ms | samples/s | scrapes |\n|---|---:|---:|---:|")
-        for mode, (p99, rate, n) in inter.items():
-            print(f"| {mode} | {p99:.2f} | {fmt(rate / 1e6, 3)} M | {n} |")
+        if "ingest" in parts:
+            print("\n## Ingest (4 connections, 500 series per request)\n")
+            table, summary = ingest_table(binaries, sizes, args.reps, workdir)
+            print(table)
+        if "exposition" in parts:
+            exp_sizes = [int(s) for s in args.exposition_sizes.split(",") if s]
+            print("\n## Exposition\n")
+            etable, ebest = exposition_table(binaries, exp_sizes, workdir)
+            print(etable)
+        if "interference" in parts:
+            mid = 100_000 if 100_000 in sizes else sizes[0]
+            inter = scrape_interference(binaries, mid, workdir)
+            print(f"\n## Writes while /metrics ({mid:,} series) is scraped every second\n")
+            print("| mode | write p99 ms | samples/s | scrapes |\n|---|---:|---:|---:|")
+            for mode, (p99, rate, n) in inter.items():
+                print(f"| {mode} | {p99:.2f} | {fmt(rate / 1e6, 3)} M | {n} |")
+        if parts != {"ingest", "exposition", "interference"}:
+            return
 
         print("\n## Targets\n")
         def line(ok, text):
