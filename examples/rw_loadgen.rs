@@ -4,7 +4,7 @@
 //!   rw_loadgen sink --listen 127.0.0.1:PORT
 //!
 //! `send` builds every payload before the clock starts: N distinct series
-//! shaped like the mock exporter's families (HTTP, node, app; 6-10 labels),
+//! shaped like the mock exporter's families (HTTP, node, app; 6-10 labels sorted by name, as Prometheus sends them),
 //! snappy RW 1.0, `--per-request` series each. Round r carries timestamp
 //! base + r×15s for every series, so each sample is new and in order, as from
 //! a Prometheus shard; rounds are sent in order over `--connections`
@@ -108,7 +108,10 @@ fn payloads(series: usize, per_request: usize, rounds: usize) -> Vec<Vec<u8>> {
     let base = now - rounds as i64 * 15_000;
     let all: Vec<Vec<Label>> = (0..series)
         .map(|i| {
-            labels(i)
+            let mut labels = labels(i);
+            // Prometheus keeps label sets sorted by name and sends them so.
+            labels.sort_unstable_by_key(|&(n, _)| n);
+            labels
                 .into_iter()
                 .map(|(n, v)| Label {
                     name: n.into(),
