@@ -4,8 +4,9 @@
 //!   rw_loadgen sink --listen 127.0.0.1:PORT
 //!
 //! `send` builds every payload before the clock starts: N distinct series
-//! shaped like the mock exporter's families (HTTP, node, app; 6-10 labels sorted by name, as Prometheus sends them),
-//! snappy RW 1.0, `--per-request` series each. Round r carries timestamp
+//! shaped like the mock exporter's families (HTTP, node, app; 6-10 labels,
+//! sorted by name as Prometheus sends them), snappy RW 1.0, `--per-request`
+//! series each. Round r carries timestamp
 //! base + r×15s for every series, so each sample is new and in order, as from
 //! a Prometheus shard; rounds are sent in order over `--connections`
 //! keep-alive connections. It prints one JSON line: samples, seconds,
