@@ -98,6 +98,23 @@ fn benches(c: &mut Criterion) {
     g.bench_function("upsert existing, 500 of 100k series", |b| {
         b.iter(|| store.apply(black_box(&batch)))
     });
+    // Every request in turn, as a sender's shard sends them: the working set
+    // is the whole store, so this one shows the cache misses the one above
+    // (the same 500 series every time) hides.
+    let round: Vec<_> = (0..100_000)
+        .step_by(SERIES_PER_REQUEST)
+        .map(|first| {
+            let raw = request(first, 3).encode_to_vec();
+            decode::v1::decode(&raw, &SeriesLimits::default()).unwrap()
+        })
+        .collect();
+    let mut next = 0;
+    g.bench_function("upsert existing, each 500 of 100k series in turn", |b| {
+        b.iter(|| {
+            next = (next + 1) % round.len();
+            store.apply(black_box(&round[next]))
+        })
+    });
     g.bench_function("upsert new, 500 series", |b| {
         b.iter_batched(
             || Store::new(StoreLimits::default()),

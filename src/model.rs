@@ -208,29 +208,61 @@ pub struct KeySpan {
     pub flags: KeyFlags,
 }
 
+/// Which bytes may appear in names: bit 0 — first byte of a label name,
+/// bit 1 — later byte of a label name; bits 2 and 3 the same for metric names
+/// (which also allow `:`).
+const NAME_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() || b == b'_' {
+            t[c] = 0b1111;
+        } else if b.is_ascii_digit() {
+            t[c] = 0b1010;
+        } else if b == b':' {
+            t[c] = 0b1100;
+        }
+        c += 1;
+    }
+    t
+};
+
+#[inline]
+fn is_name(s: &str, first: u8, rest: u8) -> bool {
+    match s.as_bytes() {
+        [] => false,
+        [b0, tail @ ..] => {
+            NAME_BYTES[usize::from(*b0)] & first != 0
+                && tail.iter().all(|&c| NAME_BYTES[usize::from(c)] & rest != 0)
+        }
+    }
+}
+
 /// Is `s` a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
 pub fn is_valid_metric_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+    is_name(s, 0b0100, 0b1000)
 }
 
 /// Is `s` a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
 pub fn is_valid_label_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+    is_name(s, 0b0001, 0b0010)
 }
 
 /// Would the text-format parser (Go's `strconv.ParseFloat` without `p`, `P`
 /// or `_`) accept `s` as a float? Used for `le` and `quantile` values.
 pub fn is_text_format_float(s: &str) -> bool {
+    // Fast path for what histograms carry: short digit strings with at most
+    // one point (too short to overflow), or +Inf.
+    let b = s.as_bytes();
+    if s == "+Inf"
+        || (b.len() <= 16
+            && b.iter().any(u8::is_ascii_digit)
+            && b.iter().all(|&c| c.is_ascii_digit() || c == b'.')
+            && b.iter().filter(|&&c| c == b'.').count() <= 1)
+    {
+        return true;
+    }
     if s.is_empty() || s.bytes().any(|c| matches!(c, b'p' | b'P' | b'_')) {
         return false;
     }
@@ -246,6 +278,7 @@ pub fn is_text_format_float(s: &str) -> bool {
 }
 
 /// Appends `value` escaped for a label value (`\\`, `\"`, `\n`) to `out`.
+#[inline]
 pub fn escape_label_value(out: &mut String, value: &str) {
     let bytes = value.as_bytes();
     // Most values are short and need no escaping: a plain scan beats setting
@@ -254,6 +287,12 @@ pub fn escape_label_value(out: &mut String, value: &str) {
         out.push_str(value);
         return;
     }
+    escape_slow(out, value);
+}
+
+#[inline(never)]
+fn escape_slow(out: &mut String, value: &str) {
+    let bytes = value.as_bytes();
     let mut start = 0;
     for i in memchr::memchr3_iter(b'\\', b'"', b'\n', bytes) {
         out.push_str(&value[start..i]);
@@ -564,9 +603,26 @@ mod tests {
         for ok in ["1", "0.5", "+Inf", "-Inf", "inf", "NaN", "1e3", ".5", "5."] {
             assert!(is_text_format_float(ok), "{ok}");
         }
-        for bad in ["", "abc", "1e400", "0x1p3", "1_000", "1,5"] {
+        for bad in ["", "abc", "1e400", "0x1p3", "1_000", "1,5", ".", "1.2.3"] {
             assert!(!is_text_format_float(bad), "{bad}");
         }
+        assert!(is_text_format_float(&"9".repeat(300)));
+        assert!(!is_text_format_float(&"9".repeat(400)), "overflows");
+    }
+
+    #[test]
+    fn name_rules() {
+        for ok in ["a", "_", "A_1", "__name__", "z9"] {
+            assert!(is_valid_label_name(ok), "{ok}");
+            assert!(is_valid_metric_name(ok), "{ok}");
+        }
+        for bad in ["", "1a", "a-b", "a b", "é", "a.b"] {
+            assert!(!is_valid_label_name(bad), "{bad}");
+            assert!(!is_valid_metric_name(bad), "{bad}");
+        }
+        assert!(is_valid_metric_name(":a:b"));
+        assert!(!is_valid_label_name(":a"));
+        assert!(!is_valid_label_name("a:b"));
     }
 
     #[test]

@@ -163,3 +163,48 @@ proptest! {
         }
     }
 }
+
+/// A `WriteRequest` of one series whose labels are the given `Label` message
+/// bodies, written by hand, and one sample.
+fn one_series(labels: &[&[u8]]) -> Vec<u8> {
+    let mut series = Vec::new();
+    for l in labels {
+        series.push(0x0a);
+        series.push(l.len() as u8);
+        series.extend_from_slice(l);
+    }
+    // Sample { value: 1.0, timestamp: 5 }
+    series.extend_from_slice(&[0x12, 11, 0x09]);
+    series.extend_from_slice(&1.0f64.to_le_bytes());
+    series.extend_from_slice(&[0x10, 0x05]);
+    let mut req = vec![0x0a, series.len() as u8];
+    req.extend_from_slice(&series);
+    req
+}
+
+#[test]
+fn same_batch_for_label_encodings_off_the_common_layout() {
+    let name: &[u8] = b"\x0a\x08__name__\x12\x02up";
+    let cases: [(&str, &[u8]); 6] = [
+        ("common layout", b"\x0a\x03job\x12\x01x"),
+        ("length as a two-byte varint", b"\x0a\x03job\x12\x81\x00x"),
+        ("value before name", b"\x12\x01x\x0a\x03job"),
+        ("name repeated, last wins", b"\x0a\x01a\x0a\x03job\x12\x01x"),
+        ("empty value omitted", b"\x0a\x03job"),
+        (
+            "unknown field after the value",
+            b"\x0a\x03job\x12\x01x\x18\x01",
+        ),
+    ];
+    for (what, label) in cases {
+        let (fast, reference) = both(&one_series(&[name, label]));
+        assert!(reference.is_ok(), "{what}: {reference:?}");
+        assert_eq!(fast, reference, "{what}");
+    }
+    // And a name that is not UTF-8 fails both, on the common layout too.
+    let (fast, reference) = both(&one_series(&[name, b"\x0a\x01\xff\x12\x01x"]));
+    assert!(
+        fast.is_err() && reference.is_err(),
+        "{fast:?} {reference:?}"
+    );
+}

@@ -7,7 +7,7 @@
 
 use prost::Message;
 
-use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
+use super::wire::{self, FIXED64, LEN, Reader, VARINT, expect};
 use crate::error::Error;
 use crate::model::{
     self, Metadata, MetricType, RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate,
@@ -204,6 +204,17 @@ fn time_series<'a>(
 }
 
 fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
+    // Every encoder writes a label as `0x0a len name 0x12 len value`; with
+    // both shorter than 128 bytes that is two one-byte lengths to check.
+    if let [0x0a, n, rest @ ..] = buf
+        && *n < 0x80
+        && let Some((name, rest)) = rest.split_at_checked(usize::from(*n))
+        && let [0x12, v, value @ ..] = rest
+        && *v < 0x80
+        && usize::from(*v) == value.len()
+    {
+        return Ok((wire::to_str(name)?, wire::to_str(value)?));
+    }
     let (mut name, mut value) = ("", "");
     let mut r = Reader::new(buf);
     while r.has_more() {

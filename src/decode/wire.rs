@@ -49,15 +49,21 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a base-128 varint.
-    #[inline]
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<u64, Error> {
-        // One-byte fast path: tags, small lengths.
+        // One-byte fast path: tags, small lengths. Inlined at every call site;
+        // the loop stays out of line so that it does not stop the inlining.
         if let Some(&b) = self.buf.first()
             && b < 0x80
         {
             self.buf = &self.buf[1..];
             return Ok(u64::from(b));
         }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, Error> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&b) = self.buf.get(i) else {
@@ -76,7 +82,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a field key: (field number, wire type).
-    #[inline]
+    #[inline(always)]
     pub fn key(&mut self) -> Result<(u32, u8), Error> {
         let key = self.varint()?;
         if key > u64::from(u32::MAX) {
@@ -90,7 +96,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a length-delimited payload.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self) -> Result<&'a [u8], Error> {
         let len = self.varint()?;
         if len > self.buf.len() as u64 {
@@ -102,17 +108,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a UTF-8 string.
-    #[inline]
+    #[inline(always)]
     pub fn str(&mut self) -> Result<&'a str, Error> {
-        let bytes = self.bytes()?;
-        // Label names and values are nearly always short ASCII, where the
-        // general validator's per-call setup costs more than the check itself
-        // (decode benchmark: 17% of the server's profile went to validation).
-        if bytes.is_ascii() {
-            // SAFETY: every ASCII byte sequence is valid UTF-8.
-            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
-        }
-        std::str::from_utf8(bytes).map_err(|_| malformed("string is not valid UTF-8"))
+        to_str(self.bytes()?)
     }
 
     /// Reads a little-endian fixed 64-bit value.
@@ -162,6 +160,19 @@ impl<'a> Reader<'a> {
             _ => Err(malformed("invalid wire type")),
         }
     }
+}
+
+/// `bytes` as a UTF-8 string.
+#[inline(always)]
+pub fn to_str(bytes: &[u8]) -> Result<&str, Error> {
+    // Label names and values are nearly always short ASCII, where the general
+    // validator's per-call setup costs more than the check itself (decode
+    // benchmark: 17% of the server's profile went to validation).
+    if bytes.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| malformed("string is not valid UTF-8"))
 }
 
 /// Checks that a known field arrived with its declared wire type.
