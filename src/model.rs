@@ -309,10 +309,14 @@ fn has_escapable(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    // Zero padding never matches: none of the three is a zero byte.
-    let mut last = [0u8; 8];
-    last[..words.remainder().len()].copy_from_slice(words.remainder());
-    hit(u64::from_le_bytes(last)) != 0
+    // Zero padding never matches: none of the three is a zero byte. (Built
+    // in a register: a copy into a stack array stalls the load after it.)
+    let last = words
+        .remainder()
+        .iter()
+        .rev()
+        .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+    hit(last) != 0
 }
 
 #[inline(never)]
