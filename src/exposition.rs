@@ -164,7 +164,7 @@ pub fn render(store: &Store, opts: &RenderOptions, mut emit: impl FnMut(Vec<u8>)
         for (_, metric) in &plan.members {
             for shard in 0..SHARDS {
                 metric.for_each_in_shard(shard, |key, value, timestamp_ms| {
-                    buf.extend_from_slice(key.as_bytes());
+                    buf.extend_from_slice(key);
                     buf.push(b' ');
                     write_float(&mut buf, value);
                     if opts.timestamps == TimestampPolicy::Original {

@@ -184,6 +184,16 @@ impl KeyFlags {
     /// accepts; such a series cannot be part of a typed summary.
     pub const BAD_QUANTILE: u8 = 2;
 
+    /// The flags as one byte, for compact storage.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Flags from [`KeyFlags::bits`].
+    pub fn from_bits(bits: u8) -> Self {
+        KeyFlags(bits)
+    }
+
     /// Does the key carry an unparsable `le` label?
     pub fn bad_le(self) -> bool {
         self.0 & Self::BAD_LE != 0
