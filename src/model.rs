@@ -348,20 +348,29 @@ fn escape_slow(out: &mut String, value: &str) {
 /// Builds the canonical key of a label set into `out` and returns where it is.
 ///
 /// `scratch` is reused between calls to avoid an allocation per series. On
-/// error, `out` is left as it was.
+/// error, `out` is left as it was. A label set with several faults is
+/// rejected for one of them: duplicates and the label count first, then the
+/// metric name, then the other labels in order.
 pub fn build_key<'a>(
     labels: impl IntoIterator<Item = (&'a str, &'a str)>,
     limits: &SeriesLimits,
     scratch: &mut Vec<(&'a str, &'a str)>,
     out: &mut String,
 ) -> Result<KeySpan, Rejection> {
+    let reject = |reason, detail: String| Err(Rejection { reason, detail });
     scratch.clear();
     scratch.extend(labels.into_iter().filter(|(_, v)| !v.is_empty()));
-    if !scratch.is_sorted_by(|a, b| a.0 <= b.0) {
+    // Prometheus sends label sets sorted by name; then this one check also
+    // proves the names distinct.
+    if !scratch.is_sorted_by(|a, b| a.0 < b.0) {
         scratch.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if let Some(w) = scratch.windows(2).find(|w| w[0].0 == w[1].0) {
+            return reject(
+                RejectReason::DuplicateLabelName,
+                format!("duplicate label name {:?}", w[0].0),
+            );
+        }
     }
-    let reject = |reason, detail: String| Err(Rejection { reason, detail });
-
     if scratch.len() > limits.max_labels {
         return reject(
             RejectReason::TooManyLabels,
@@ -372,63 +381,52 @@ pub fn build_key<'a>(
             ),
         );
     }
-    let mut name = None;
-    for (i, &(n, v)) in scratch.iter().enumerate() {
-        if i > 0 && scratch[i - 1].0 == n {
-            return reject(
-                RejectReason::DuplicateLabelName,
-                format!("duplicate label name {n:?}"),
-            );
-        }
-        if n.len() > limits.max_name_len {
-            return reject(
-                RejectReason::LabelNameTooLong,
-                format!(
-                    "label name of {} bytes is longer than the limit of {}",
-                    n.len(),
-                    limits.max_name_len
-                ),
-            );
-        }
-        if v.len() > limits.max_value_len {
-            return reject(
-                RejectReason::LabelValueTooLong,
-                format!(
-                    "value of label {n:?} has {} bytes, more than the limit of {}",
-                    v.len(),
-                    limits.max_value_len
-                ),
-            );
-        }
-        if n == "__name__" {
-            if !is_valid_metric_name(v) {
-                return reject(
-                    RejectReason::InvalidMetricName,
-                    format!("invalid metric name {v:?}"),
-                );
-            }
-            name = Some(v);
-        } else if !is_valid_label_name(n) {
-            return reject(
-                RejectReason::InvalidLabelName,
-                format!("invalid label name {n:?}"),
-            );
-        }
-    }
-    let Some(name) = name else {
+    let Some(&(_, name)) = scratch.iter().find(|(n, _)| *n == "__name__") else {
         return reject(
             RejectReason::MissingMetricName,
             "series has no __name__ label".to_string(),
         );
     };
+    check_lengths("__name__", name, limits)?;
+    if !is_valid_metric_name(name) {
+        return reject(
+            RejectReason::InvalidMetricName,
+            format!("invalid metric name {name:?}"),
+        );
+    }
 
     let start = out.len();
+    out.reserve(
+        name.len()
+            + 2
+            + scratch
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 4)
+                .sum::<usize>(),
+    );
     out.push_str(name);
     let mut flags = 0;
-    let mut first = true;
-    for &(n, v) in scratch.iter().filter(|(n, _)| *n != "__name__") {
-        out.push_str(if first { "{" } else { "," });
-        first = false;
+    let mut open = false;
+    for &(n, v) in scratch.iter() {
+        if n == "__name__" {
+            continue;
+        }
+        let valid = check_lengths(n, v, limits).and_then(|()| {
+            if is_valid_label_name(n) {
+                Ok(())
+            } else {
+                Err(Rejection {
+                    reason: RejectReason::InvalidLabelName,
+                    detail: format!("invalid label name {n:?}"),
+                })
+            }
+        });
+        if let Err(rejection) = valid {
+            out.truncate(start);
+            return Err(rejection);
+        }
+        out.push(if open { ',' } else { '{' });
+        open = true;
         out.push_str(n);
         out.push_str("=\"");
         escape_label_value(out, v);
@@ -439,7 +437,7 @@ pub fn build_key<'a>(
             _ => {}
         }
     }
-    if !first {
+    if open {
         out.push('}');
     }
     Ok(KeySpan {
@@ -448,6 +446,32 @@ pub fn build_key<'a>(
         name_len: name.len() as u32,
         flags: KeyFlags(flags),
     })
+}
+
+/// Checks one label against the length limits.
+#[inline]
+fn check_lengths(n: &str, v: &str, limits: &SeriesLimits) -> Result<(), Rejection> {
+    if n.len() > limits.max_name_len {
+        return Err(Rejection {
+            reason: RejectReason::LabelNameTooLong,
+            detail: format!(
+                "label name of {} bytes is longer than the limit of {}",
+                n.len(),
+                limits.max_name_len
+            ),
+        });
+    }
+    if v.len() > limits.max_value_len {
+        return Err(Rejection {
+            reason: RejectReason::LabelValueTooLong,
+            detail: format!(
+                "value of label {n:?} has {} bytes, more than the limit of {}",
+                v.len(),
+                limits.max_value_len
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// One valid series of a request, reduced to the sample that decides its state.
