@@ -6,7 +6,8 @@
 //! `send` builds every payload before the clock starts: N distinct series
 //! shaped like the mock exporter's families (HTTP, node, app; 6-10 labels,
 //! sorted by name as Prometheus sends them), snappy RW 1.0, `--per-request`
-//! series each. Round r carries timestamp
+//! series each, a family's series together within a request as in a
+//! Prometheus shard's batches. Round r carries timestamp
 //! base + r×15s for every series, so each sample is new and in order, as from
 //! a Prometheus shard; rounds are sent in order over `--connections`
 //! keep-alive connections. It prints one JSON line: samples, seconds,
@@ -121,6 +122,20 @@ fn payloads(series: usize, per_request: usize, rounds: usize) -> Vec<Vec<u8>> {
                 .collect()
         })
         .collect();
+    let mut all = all;
+    // A Prometheus shard batches samples in scrape order, where a family's
+    // series are together: each request holds a run of each family.
+    let name = |labels: &[Label]| {
+        labels
+            .iter()
+            .find(|l| l.name == "__name__")
+            .unwrap()
+            .value
+            .clone()
+    };
+    for request in all.chunks_mut(per_request) {
+        request.sort_by_cached_key(|labels| name(labels));
+    }
     let mut out = Vec::with_capacity(rounds * series.div_ceil(per_request));
     let mut encoder = snap::raw::Encoder::new();
     for round in 0..rounds {
