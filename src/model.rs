@@ -239,8 +239,8 @@ const NAME_BYTES: [u8; 256] = {
 };
 
 #[inline]
-fn is_name(s: &str, first: u8, rest: u8) -> bool {
-    match s.as_bytes() {
+fn is_name(s: &[u8], first: u8, rest: u8) -> bool {
+    match s {
         [] => false,
         [b0, tail @ ..] => {
             NAME_BYTES[usize::from(*b0)] & first != 0
@@ -251,12 +251,12 @@ fn is_name(s: &str, first: u8, rest: u8) -> bool {
 
 /// Is `s` a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
 pub fn is_valid_metric_name(s: &str) -> bool {
-    is_name(s, 0b0100, 0b1000)
+    is_name(s.as_bytes(), 0b0100, 0b1000)
 }
 
 /// Is `s` a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
 pub fn is_valid_label_name(s: &str) -> bool {
-    is_name(s, 0b0001, 0b0010)
+    is_name(s.as_bytes(), 0b0001, 0b0010)
 }
 
 /// Would the text-format parser (Go's `strconv.ParseFloat` without `p`, `P`
@@ -300,33 +300,50 @@ pub fn escape_label_value(out: &mut String, value: &str) {
     escape_slow(out, value);
 }
 
-/// Does `bytes` hold a `\\`, `"` or newline? Checks eight bytes per step
-/// (a word has byte `c` exactly when `word ^ c×0x01…01` has a zero byte).
-#[inline]
-fn has_escapable(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGHS: u64 = ONES << 7;
-    #[inline(always)]
-    fn hit(word: u64) -> u64 {
-        let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-        has_zero(word ^ (ONES * u64::from(b'\\')))
-            | has_zero(word ^ (ONES * u64::from(b'"')))
-            | has_zero(word ^ (ONES * u64::from(b'\n')))
-    }
+const ONES: u64 = u64::from_le_bytes([1; 8]);
+const HIGHS: u64 = ONES << 7;
+
+/// The high bit of each byte of `word` that is a `\\`, `"` or newline
+/// (a byte equals `c` exactly when `byte ^ c` is zero), and possibly of the
+/// bytes after it: only for testing against zero.
+#[inline(always)]
+fn escapable_bytes(word: u64) -> u64 {
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    has_zero(word ^ (ONES * u64::from(b'\\')))
+        | has_zero(word ^ (ONES * u64::from(b'"')))
+        | has_zero(word ^ (ONES * u64::from(b'\n')))
+}
+
+/// Is `test` non-zero for any eight-byte word of `bytes` (the last one
+/// padded with zero bytes)?
+#[inline(always)]
+fn any_word(bytes: &[u8], test: impl Fn(u64) -> u64) -> bool {
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
-        if hit(u64::from_le_bytes(w.try_into().expect("8 bytes"))) != 0 {
+        if test(u64::from_le_bytes(w.try_into().expect("8 bytes"))) != 0 {
             return true;
         }
     }
-    // Zero padding never matches: none of the three is a zero byte. (Built
-    // in a register: a copy into a stack array stalls the load after it.)
+    // Built in a register: a copy into a stack array stalls the load after it.
     let last = words
         .remainder()
         .iter()
         .rev()
         .fold(0u64, |w, &b| (w << 8) | u64::from(b));
-    hit(last) != 0
+    test(last) != 0
+}
+
+/// Does `bytes` hold a `\\`, `"` or newline? Eight bytes per step; zero
+/// padding never matches, as none of the three is a zero byte.
+#[inline]
+fn has_escapable(bytes: &[u8]) -> bool {
+    any_word(bytes, escapable_bytes)
+}
+
+/// Is `bytes` ASCII with nothing to escape, a value a key takes as it is?
+#[inline]
+fn is_plain_value(bytes: &[u8]) -> bool {
+    !any_word(bytes, |w| escapable_bytes(w) | (w & HIGHS))
 }
 
 #[inline(never)]
@@ -472,6 +489,112 @@ fn check_lengths(n: &str, v: &str, limits: &SeriesLimits) -> Result<(), Rejectio
         });
     }
     Ok(())
+}
+
+/// Writes a canonical key label by label, straight from the wire, for label
+/// sets already in canonical form — the form Prometheus sends: `__name__`
+/// first, the other names strictly increasing, every value non-empty, ASCII
+/// and with nothing to escape, all within the limits.
+///
+/// [`KeyWriter::label`] returns `false` for anything else; the caller then
+/// [`abandon`](KeyWriter::abandon)s the writer and takes [`build_key`], which
+/// handles (or rejects) every label set. On the inputs the writer accepts
+/// both produce the same key; a property test holds them to it.
+pub struct KeyWriter<'o, 'a> {
+    out: &'o mut String,
+    limits: &'o SeriesLimits,
+    start: usize,
+    name_len: usize,
+    labels: usize,
+    previous: &'a [u8],
+    flags: u8,
+}
+
+impl<'o, 'a> KeyWriter<'o, 'a> {
+    /// A writer appending to `out`.
+    pub fn new(out: &'o mut String, limits: &'o SeriesLimits) -> Self {
+        let start = out.len();
+        KeyWriter {
+            out,
+            limits,
+            start,
+            name_len: 0,
+            labels: 0,
+            previous: b"",
+            flags: 0,
+        }
+    }
+
+    /// Appends one label; `false` if the label set is not in canonical form.
+    #[inline]
+    pub fn label(&mut self, name: &'a [u8], value: &'a [u8]) -> bool {
+        let limits = self.limits;
+        if name.len() > limits.max_name_len
+            || value.is_empty()
+            || value.len() > limits.max_value_len
+        {
+            return false;
+        }
+        self.labels += 1;
+        if self.labels == 1 {
+            if name != b"__name__" || !is_name(value, 0b0100, 0b1000) {
+                return false;
+            }
+            // A valid metric name is ASCII.
+            self.out.push_str(str_of(value));
+            self.name_len = value.len();
+            self.previous = name;
+            return true;
+        }
+        if name <= self.previous || !is_name(name, 0b0001, 0b0010) || !is_plain_value(value) {
+            return false;
+        }
+        self.previous = name;
+        let (name, value) = (str_of(name), str_of(value));
+        self.out.push(if self.labels == 2 { '{' } else { ',' });
+        self.out.push_str(name);
+        self.out.push_str("=\"");
+        self.out.push_str(value);
+        self.out.push('"');
+        match name {
+            "le" if !is_text_format_float(value) => self.flags |= KeyFlags::BAD_LE,
+            "quantile" if !is_text_format_float(value) => self.flags |= KeyFlags::BAD_QUANTILE,
+            _ => {}
+        }
+        true
+    }
+
+    /// The key written; `None` (and `out` as it was) if the label set was
+    /// empty or has more labels than the limit.
+    pub fn finish(self) -> Option<KeySpan> {
+        if self.labels == 0 || self.labels > self.limits.max_labels {
+            self.abandon();
+            return None;
+        }
+        if self.labels > 1 {
+            self.out.push('}');
+        }
+        Some(KeySpan {
+            start: self.start as u32,
+            len: (self.out.len() - self.start) as u32,
+            name_len: self.name_len as u32,
+            flags: KeyFlags(self.flags),
+        })
+    }
+
+    /// Leaves `out` as it was before this writer.
+    pub fn abandon(self) {
+        self.out.truncate(self.start);
+    }
+}
+
+/// `bytes`, checked ASCII by the caller, as a `str`.
+#[inline(always)]
+fn str_of(bytes: &[u8]) -> &str {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: callers pass only bytes they checked to be ASCII (names by the
+    // name table, values by `is_plain_value`), and ASCII is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
 /// One valid series of a request, reduced to the sample that decides its state.

@@ -84,6 +84,53 @@ fn series() -> impl Strategy<Value = TimeSeries> {
         })
 }
 
+/// Label names in byte order, for label sets shaped like Prometheus' (which
+/// the decoder's fast path takes): some sort before `__name__`, some are
+/// invalid, one is over the tests' name-length limit.
+const SORTED_NAMES: &[&str] = &[
+    "A",
+    "__x",
+    "a",
+    "a:b",
+    "instance",
+    "job",
+    "le",
+    "long_name",
+    "quantile",
+    "z",
+    "é",
+];
+
+/// A series as Prometheus sends it: `__name__` first, then a sorted subset
+/// of names, with values that are sometimes empty, escapable, not ASCII or
+/// too long, and float samples only.
+fn prometheus_series() -> impl Strategy<Value = TimeSeries> {
+    (
+        prop::sample::select(&["up", "http_requests_total", "a:b", "1bad", ""][..]),
+        prop::sample::subsequence(SORTED_NAMES, 0..=SORTED_NAMES.len()),
+        prop::collection::vec(prop::sample::select(VALUES), SORTED_NAMES.len()),
+        prop::collection::vec((float(), 0i64..5_000_000_000_000), 0..3),
+    )
+        .prop_map(|(name, names, values, samples)| {
+            let mut labels = vec![Label {
+                name: "__name__".into(),
+                value: name.into(),
+            }];
+            labels.extend(names.iter().zip(values).map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            }));
+            TimeSeries {
+                labels,
+                samples: samples
+                    .into_iter()
+                    .map(|(value, timestamp)| Sample { value, timestamp })
+                    .collect(),
+                ..Default::default()
+            }
+        })
+}
+
 fn request() -> impl Strategy<Value = WriteRequest> {
     (
         prop::collection::vec(series(), 0..12),
@@ -131,6 +178,14 @@ proptest! {
 
     #[test]
     fn same_batch_for_valid_requests(req in request()) {
+        let (fast, reference) = both(&req.encode_to_vec());
+        prop_assert!(reference.is_ok());
+        prop_assert_eq!(fast, reference);
+    }
+
+    #[test]
+    fn same_batch_for_prometheus_shaped_requests(timeseries in prop::collection::vec(prometheus_series(), 0..12)) {
+        let req = WriteRequest { timeseries, ..Default::default() };
         let (fast, reference) = both(&req.encode_to_vec());
         prop_assert!(reference.is_ok());
         prop_assert_eq!(fast, reference);

@@ -10,8 +10,8 @@ use prost::Message;
 use super::wire::{self, FIXED64, LEN, Reader, VARINT, expect};
 use crate::error::Error;
 use crate::model::{
-    self, Metadata, MetricType, RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate,
-    WriteBatch,
+    self, KeyWriter, Metadata, MetricType, RejectReason, Rejection, Sample, SeriesLimits,
+    SeriesUpdate, WriteBatch,
 };
 use crate::proto::WriteRequest;
 
@@ -28,9 +28,12 @@ pub fn decode(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
         match field {
             1 => {
                 expect(wire, LEN)?;
-                labels.clear();
-                let series = time_series(r.bytes()?, &mut labels)?;
-                lowering.series(labels.iter().copied(), series);
+                let series = r.bytes()?;
+                if !lowering.canonical_series(series) {
+                    labels.clear();
+                    let summary = time_series(series, &mut labels)?;
+                    lowering.series(labels.iter().copied(), summary);
+                }
             }
             3 => {
                 expect(wire, LEN)?;
@@ -108,6 +111,53 @@ impl<'l, 'a> Lowering<'l, 'a> {
             batch: WriteBatch::default(),
             scratch: Vec::with_capacity(16),
         }
+    }
+
+    /// The fast path for a `TimeSeries` in the form Prometheus sends:
+    /// labels in canonical form in the common layout, then float samples.
+    /// Writes the key straight from the wire, with no label list; `false`
+    /// (and nothing recorded) for anything else, which [`Lowering::series`]
+    /// then handles.
+    fn canonical_series(&mut self, buf: &'a [u8]) -> bool {
+        let batch = &mut self.batch;
+        let mut key = KeyWriter::new(&mut batch.keys, self.limits);
+        let mut s = SeriesSummary::default();
+        let mut r = Reader::new(buf);
+        while r.has_more() {
+            let ok = match r.key() {
+                Ok((1, LEN)) => r
+                    .bytes()
+                    .ok()
+                    .and_then(common_label_layout)
+                    .is_some_and(|(name, value)| key.label(name, value)),
+                Ok((2, LEN)) => match r.bytes().and_then(sample) {
+                    Ok(sample) => {
+                        s.samples += 1;
+                        s.latest = latest(s.latest.into_iter().chain([sample]));
+                        true
+                    }
+                    Err(_) => false,
+                },
+                _ => false,
+            };
+            if !ok {
+                key.abandon();
+                return false;
+            }
+        }
+        let Some(latest) = s.latest else {
+            key.abandon();
+            return false;
+        };
+        let Some(span) = key.finish() else {
+            return false;
+        };
+        batch.series.push(SeriesUpdate {
+            key: span,
+            latest,
+            samples: s.samples,
+        });
+        true
     }
 
     fn series(&mut self, labels: impl Iterator<Item = (&'a str, &'a str)>, s: SeriesSummary) {
@@ -203,9 +253,11 @@ fn time_series<'a>(
     Ok(s)
 }
 
-fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
-    // Every encoder writes a label as `0x0a len name 0x12 len value`; with
-    // both shorter than 128 bytes that is two one-byte lengths to check.
+/// A `Label` in the layout every encoder writes, `0x0a len name 0x12 len
+/// value`, with both shorter than 128 bytes (one-byte lengths): its raw name
+/// and value. `None` for any other layout, including an empty (omitted) value.
+#[inline(always)]
+fn common_label_layout(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     if let [0x0a, n, rest @ ..] = buf
         && *n < 0x80
         && let Some((name, rest)) = rest.split_at_checked(usize::from(*n))
@@ -213,6 +265,13 @@ fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
         && *v < 0x80
         && usize::from(*v) == value.len()
     {
+        return Some((name, value));
+    }
+    None
+}
+
+fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
+    if let Some((name, value)) = common_label_layout(buf) {
         return Ok((wire::to_str(name)?, wire::to_str(value)?));
     }
     let (mut name, mut value) = ("", "");
@@ -400,6 +459,37 @@ mod tests {
                 .map(|&(value, timestamp)| PbSample { value, timestamp })
                 .collect(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_canonical_series_take_the_fast_path() {
+        let limits = SeriesLimits::default();
+        let fast = |labels: &[(&str, &str)]| {
+            let bytes = series(labels, &[(1.0, 5)]).encode_to_vec();
+            let mut lowering = Lowering::new(&limits);
+            let taken = lowering.canonical_series(&bytes);
+            (taken, lowering.finish())
+        };
+        let (taken, batch) = fast(&[("__name__", "up"), ("instance", "a:1"), ("job", "x")]);
+        assert!(taken);
+        assert_eq!(batch.key(&batch.series[0]), r#"up{instance="a:1",job="x"}"#);
+        assert!(fast(&[("__name__", "up")]).0);
+        for other in [
+            &[("job", "x"), ("__name__", "up")][..],
+            &[("__name__", "up"), ("job", "x"), ("instance", "a")],
+            &[("__name__", "up"), ("job", "x"), ("job", "y")],
+            &[("__name__", "up"), ("job", "")],
+            &[("__name__", "up"), ("job", "a\"b")],
+            &[("__name__", "up"), ("job", "é")],
+            &[("__name__", "1up")],
+        ] {
+            let (taken, batch) = fast(other);
+            assert!(!taken, "{other:?}");
+            assert!(
+                batch.keys.is_empty() && batch.series.is_empty(),
+                "{other:?}"
+            );
         }
     }
 
