@@ -546,7 +546,10 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             self.previous = name;
             return true;
         }
-        if name <= self.previous || !is_name(name, 0b0001, 0b0010) || !is_plain_value(value) {
+        if !sorts_after(name, self.previous)
+            || !is_name(name, 0b0001, 0b0010)
+            || !is_plain_value(value)
+        {
             return false;
         }
         self.previous = name;
@@ -585,6 +588,17 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
     /// Leaves `out` as it was before this writer.
     pub fn abandon(self) {
         self.out.truncate(self.start);
+    }
+}
+
+/// Does `name` sort strictly after `previous`? Neighbouring label names
+/// nearly always differ in their first byte: decided there, without a call
+/// to `memcmp`.
+#[inline(always)]
+fn sorts_after(name: &[u8], previous: &[u8]) -> bool {
+    match (name.first(), previous.first()) {
+        (Some(a), Some(b)) if a != b => a > b,
+        _ => name > previous,
     }
 }
 
