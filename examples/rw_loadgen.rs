@@ -1,6 +1,7 @@
 //! Remote-write load generator and discarding sink for bench/run.py.
 //!
 //!   rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3]
+//!                   [--base-ms MS]
 //!   rw_loadgen sink --listen 127.0.0.1:PORT
 //!
 //! `send` builds every payload before the clock starts: N distinct series
@@ -100,14 +101,7 @@ fn labels(i: usize) -> Vec<(&'static str, String)> {
     }
 }
 
-fn payloads(series: usize, per_request: usize, rounds: usize) -> Vec<Vec<u8>> {
-    // The last round lands near now, so peers with a lookback window
-    // (Prometheus' /federate) still see it.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let base = now - rounds as i64 * 15_000;
+fn payloads(series: usize, per_request: usize, rounds: usize, base: i64) -> Vec<Vec<u8>> {
     let all: Vec<Vec<Label>> = (0..series)
         .map(|i| {
             let mut labels = labels(i);
@@ -170,7 +164,22 @@ async fn send(args: &[String]) {
     let rounds: usize = arg(args, "--rounds", "3").parse().unwrap();
     let max_seconds: f64 = arg(args, "--max-seconds", "120").parse().unwrap();
 
-    let bodies = Arc::new(payloads(series, per_request, rounds));
+    // By default the last round lands near now, so peers with a lookback
+    // window (Prometheus' /federate) still see it. A caller that sends a
+    // warm-up round first passes the base so the two calls' timestamps follow
+    // on from each other.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let base: i64 = arg(
+        args,
+        "--base-ms",
+        &(now - rounds as i64 * 15_000).to_string(),
+    )
+    .parse()
+    .unwrap();
+    let bodies = Arc::new(payloads(series, per_request, rounds, base));
     let per_round = series.div_ceil(per_request);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
