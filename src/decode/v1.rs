@@ -293,6 +293,7 @@ fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
     Ok((name, value))
 }
 
+#[inline]
 fn sample(buf: &[u8]) -> Result<Sample, Error> {
     let mut s = Sample {
         value: 0.0,

@@ -226,6 +226,31 @@ mod tests {
     }
 
     #[test]
+    fn varints_of_every_length_round_trip() {
+        let encode = |mut v: u64| {
+            let mut out = Vec::new();
+            while v >= 0x80 {
+                out.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+            out
+        };
+        for bits in 0..64 {
+            for v in [1u64 << bits, (1u64 << bits) - 1, (1u64 << bits) | 1] {
+                let mut bytes = encode(v);
+                let len = bytes.len();
+                for tail in [0usize, 9] {
+                    bytes.resize(len + tail, 0xff);
+                    let mut r = Reader::new(&bytes);
+                    assert_eq!(r.varint().unwrap(), v, "{v} tail {tail}");
+                    assert_eq!(r.buf.len(), tail);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn lengths_are_bounds_checked() {
         assert!(Reader::new(&[0x05, b'a', b'b']).bytes().is_err());
         assert_eq!(Reader::new(&[0x02, b'a', b'b']).str().unwrap(), "ab");
