@@ -683,6 +683,14 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.series.clear();
+        self.metadata.clear();
+        self.rejected = Rejections::default();
+    }
+
     /// The canonical key of `update`.
     pub fn key(&self, update: &SeriesUpdate) -> &str {
         let s = update.key.start as usize;

@@ -389,3 +389,39 @@ async fn other_methods_and_paths_are_answered() {
     assert_eq!(get(&app, "/-/healthy").await.0, StatusCode::OK);
     assert_eq!(get(&app, "/-/ready").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_request_after_a_larger_one_carries_nothing_over() {
+    // The router reuses a worker thread's buffers between requests; the test
+    // runtime has one thread, so every request here reuses the previous one's.
+    let (app, _) = app(&[]);
+    let names: Vec<String> = (0..200).map(|i| format!("series_{i}")).collect();
+    let big: Vec<Vec<(&str, &str)>> = names
+        .iter()
+        .map(|n| vec![("__name__", n.as_str())])
+        .collect();
+    let big: Vec<(Labels, &[(f64, i64)])> = big.iter().map(|l| (&l[..], &[(1.0, 1)][..])).collect();
+    let (status, _) = write(&app, &request(&big, &[])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // A small request with one bad series: its answer counts only its own.
+    let (status, text) = post(
+        &app,
+        PROMETHEUS_HEADERS,
+        snappy(&request(
+            &[
+                (&[("__name__", "bad-name")], &[(1.0, 2)]),
+                (UP, &[(5.0, 2)]),
+            ],
+            &[],
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        text.contains("stored 1 series, rejected 1 series"),
+        "{text}"
+    );
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(page.lines().count(), 201, "{page}");
+    assert!(page.contains("up{instance=\"a:9100\",job=\"node\"} 5 2\n"));
+}

@@ -90,13 +90,51 @@ pub fn negotiate(
 /// Decompresses `body`, refusing before allocation anything that declares a
 /// size over `max`, and stopping any decoder that tries to produce more.
 pub fn decompress(encoding: Encoding, body: &[u8], max: usize) -> Result<Cow<'_, [u8]>, Error> {
+    let mut out = Vec::new();
+    match decompress_into(encoding, body, max, &mut out)? {
+        Decompressed::Body => Ok(Cow::Borrowed(body)),
+        Decompressed::Out(len) => {
+            out.truncate(len);
+            Ok(Cow::Owned(out))
+        }
+    }
+}
+
+/// Where [`decompress_into`] left the decompressed bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decompressed {
+    /// The body itself (no compression).
+    Body,
+    /// The first `len` bytes of the output buffer.
+    Out(usize),
+}
+
+impl Decompressed {
+    /// The decompressed bytes.
+    pub fn bytes<'b>(self, body: &'b [u8], out: &'b [u8]) -> &'b [u8] {
+        match self {
+            Decompressed::Body => body,
+            Decompressed::Out(len) => &out[..len],
+        }
+    }
+}
+
+/// [`decompress`] into `out`, a buffer kept between requests: once it has
+/// grown to the usual size, a request costs no allocation and no zeroing.
+/// `out`'s length is its initialised part, and may exceed the result.
+pub fn decompress_into(
+    encoding: Encoding,
+    body: &[u8],
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Result<Decompressed, Error> {
     let too_large = |declared| Error::DecodedTooLarge {
         declared,
         limit: max,
     };
     match encoding {
         Encoding::Identity if body.len() > max => Err(too_large(Some(body.len() as u64))),
-        Encoding::Identity => Ok(Cow::Borrowed(body)),
+        Encoding::Identity => Ok(Decompressed::Body),
         Encoding::Snappy => {
             let malformed = |e: snap::Error| Error::Decompress {
                 encoding: "snappy",
@@ -106,10 +144,13 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: usize) -> Result<Cow<'_,
             if len > max {
                 return Err(too_large(Some(len as u64)));
             }
-            snap::raw::Decoder::new()
-                .decompress_vec(body)
-                .map(Cow::Owned)
-                .map_err(malformed)
+            if out.len() < len {
+                out.resize(len, 0);
+            }
+            let n = snap::raw::Decoder::new()
+                .decompress(body, &mut out[..len])
+                .map_err(malformed)?;
+            Ok(Decompressed::Out(n))
         }
         Encoding::Zstd => {
             let malformed = |detail: String| Error::Decompress {
@@ -125,16 +166,17 @@ pub fn decompress(encoding: Encoding, body: &[u8], max: usize) -> Result<Cow<'_,
             }
             let decoder = zstd::stream::read::Decoder::with_buffer(body)
                 .map_err(|e| malformed(e.to_string()))?;
-            let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
+            out.clear();
+            out.reserve(declared.unwrap_or(0) as usize);
             // One byte past the limit tells "exactly at the limit" from "over".
             decoder
                 .take(max as u64 + 1)
-                .read_to_end(&mut out)
+                .read_to_end(out)
                 .map_err(|e| malformed(e.to_string()))?;
             if out.len() > max {
                 return Err(too_large(None));
             }
-            Ok(Cow::Owned(out))
+            Ok(Decompressed::Out(out.len()))
         }
     }
 }
@@ -178,6 +220,25 @@ mod tests {
             negotiate(pb, Some("gzip")),
             Err(Error::UnsupportedEncoding(_))
         ));
+    }
+
+    #[test]
+    fn a_reused_buffer_yields_only_this_body() {
+        let long = snap::raw::Encoder::new()
+            .compress_vec(&[1u8; 1000])
+            .unwrap();
+        let short = snap::raw::Encoder::new().compress_vec(b"abc").unwrap();
+        let mut zstd_short = Vec::new();
+        zstd::stream::copy_encode(&b"xyz"[..], &mut zstd_short, 1).unwrap();
+        let mut out = Vec::new();
+        let got = decompress_into(Encoding::Snappy, &long, 1 << 20, &mut out).unwrap();
+        assert_eq!(got.bytes(&long, &out), &[1u8; 1000][..]);
+        let got = decompress_into(Encoding::Snappy, &short, 1 << 20, &mut out).unwrap();
+        assert_eq!(got.bytes(&short, &out), b"abc");
+        let got = decompress_into(Encoding::Zstd, &zstd_short, 1 << 20, &mut out).unwrap();
+        assert_eq!(got.bytes(&zstd_short, &out), b"xyz");
+        let got = decompress_into(Encoding::Identity, b"raw", 1 << 20, &mut out).unwrap();
+        assert_eq!(got.bytes(b"raw", &out), b"raw");
     }
 
     #[test]

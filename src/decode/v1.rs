@@ -20,7 +20,23 @@ use crate::proto::WriteRequest;
 /// A body that is not a valid message fails as a whole; a series that breaks a
 /// rule is recorded in [`WriteBatch::rejected`] and the others go on.
 pub fn decode(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
-    let mut lowering = Lowering::new(limits);
+    let mut batch = WriteBatch::default();
+    decode_into(buf, limits, &mut batch)?;
+    Ok(batch)
+}
+
+/// [`decode`] into `batch`, cleared first, whose buffers are reused: a
+/// batch kept between requests spares each one its allocations. On error,
+/// `batch` holds whatever came before the fault.
+pub fn decode_into(buf: &[u8], limits: &SeriesLimits, batch: &mut WriteBatch) -> Result<(), Error> {
+    batch.clear();
+    let mut lowering = Lowering::new(limits, std::mem::take(batch));
+    let result = decode_fields(buf, &mut lowering);
+    *batch = lowering.finish();
+    result
+}
+
+fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(), Error> {
     let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
     let mut r = Reader::new(buf);
     while r.has_more() {
@@ -43,7 +59,7 @@ pub fn decode(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
             _ => r.skip(field, wire)?,
         }
     }
-    Ok(lowering.finish())
+    Ok(())
 }
 
 /// The reference decoder: prost, then the same lowering as [`decode`].
@@ -54,7 +70,7 @@ pub fn decode_with_prost(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch
 
 /// Lowers a prost-decoded request into the model.
 pub fn lower(req: &WriteRequest, limits: &SeriesLimits) -> WriteBatch {
-    let mut lowering = Lowering::new(limits);
+    let mut lowering = Lowering::new(limits, WriteBatch::default());
     for ts in &req.timeseries {
         let samples = ts.samples.iter().map(|s| Sample {
             value: s.value,
@@ -105,10 +121,10 @@ struct Lowering<'l, 'a> {
 }
 
 impl<'l, 'a> Lowering<'l, 'a> {
-    fn new(limits: &'l SeriesLimits) -> Self {
+    fn new(limits: &'l SeriesLimits, batch: WriteBatch) -> Self {
         Lowering {
             limits,
-            batch: WriteBatch::default(),
+            batch,
             scratch: Vec::with_capacity(16),
         }
     }
@@ -468,7 +484,7 @@ mod tests {
         let limits = SeriesLimits::default();
         let fast = |labels: &[(&str, &str)]| {
             let bytes = series(labels, &[(1.0, 5)]).encode_to_vec();
-            let mut lowering = Lowering::new(&limits);
+            let mut lowering = Lowering::new(&limits, WriteBatch::default());
             let taken = lowering.canonical_series(&bytes);
             (taken, lowering.finish())
         };

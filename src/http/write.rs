@@ -6,9 +6,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use std::cell::RefCell;
+
 use super::AppState;
-use crate::decode;
+use crate::decode::{self, Encoding};
 use crate::error::Error;
+use crate::model::{SeriesUpdate, WriteBatch};
 use crate::self_metrics::{EncodingLabels, ReasonLabels};
 
 pub(super) async fn handle(
@@ -57,11 +60,59 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), E
         })
         .inc_by(body.len() as u64);
 
+    // Decode and apply run to the end without an await, so the worker
+    // thread's scratch buffers are this request's alone meanwhile.
+    SCRATCH.with_borrow_mut(|scratch| {
+        let result = decode_and_apply(app, encoding, &body, scratch);
+        scratch.trim();
+        result
+    })
+}
+
+thread_local! {
+    /// The decompressed body and the decoded batch, kept per worker thread
+    /// so that a request reuses the last one's buffers instead of allocating
+    /// (and, for the body, zeroing) its own.
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+#[derive(Default)]
+struct Scratch {
+    raw: Vec<u8>,
+    batch: WriteBatch,
+}
+
+impl Scratch {
+    /// Buffers larger than this are dropped after the request, so that one
+    /// huge body does not pin its memory to a worker thread.
+    const KEEP_BYTES: usize = 4 << 20;
+
+    fn trim(&mut self) {
+        if self.raw.capacity() > Self::KEEP_BYTES {
+            self.raw = Vec::new();
+        }
+        if self.batch.keys.capacity() > Self::KEEP_BYTES
+            || self.batch.series.capacity() * std::mem::size_of::<SeriesUpdate>() > Self::KEEP_BYTES
+        {
+            self.batch = WriteBatch::default();
+        }
+    }
+}
+
+fn decode_and_apply(
+    app: &AppState,
+    encoding: Encoding,
+    body: &[u8],
+    scratch: &mut Scratch,
+) -> Result<(), Error> {
+    let m = &app.metrics;
     let limits = &app.settings.decode;
-    let raw = decode::decompress(encoding, &body, limits.max_decoded_bytes)?;
+    let Scratch { raw, batch } = scratch;
+    let raw =
+        decode::decompress_into(encoding, body, limits.max_decoded_bytes, raw)?.bytes(body, raw);
     m.decoded_bytes.inc_by(raw.len() as u64);
-    let batch = decode::v1::decode(&raw, &limits.series)?;
-    let applied = app.store.apply(&batch);
+    decode::v1::decode_into(raw, &limits.series, batch)?;
+    let applied = app.store.apply(batch);
     m.record(&batch.rejected, &applied);
 
     let first = batch
