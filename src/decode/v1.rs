@@ -138,15 +138,19 @@ impl<'l, 'a> Lowering<'l, 'a> {
         let batch = &mut self.batch;
         let mut key = KeyWriter::new(&mut batch.keys, self.limits);
         let mut s = SeriesSummary::default();
-        let mut r = Reader::new(buf);
-        while r.has_more() {
-            let ok = match r.key() {
-                Ok((1, LEN)) => r
-                    .bytes()
-                    .ok()
-                    .and_then(common_label_layout)
-                    .is_some_and(|(name, value)| key.label(name, value)),
-                Ok((2, LEN)) => match r.bytes().and_then(sample) {
+        // Every field here is a label (tag 0x0a) or a sample (tag 0x12) of
+        // under 128 bytes: a one-byte tag and a one-byte length.
+        let mut rest = buf;
+        while let [tag, len, tail @ ..] = rest {
+            let Some((field, after)) = tail.split_at_checked(usize::from(*len)) else {
+                key.abandon();
+                return false;
+            };
+            let ok = match (*tag, *len < 0x80) {
+                (0x0a, true) => {
+                    common_label_layout(field).is_some_and(|(name, value)| key.label(name, value))
+                }
+                (0x12, true) => match sample(field) {
                     Ok(sample) => {
                         s.samples += 1;
                         s.latest = latest(s.latest.into_iter().chain([sample]));
@@ -160,6 +164,11 @@ impl<'l, 'a> Lowering<'l, 'a> {
                 key.abandon();
                 return false;
             }
+            rest = after;
+        }
+        if !rest.is_empty() {
+            key.abandon();
+            return false;
         }
         let Some(latest) = s.latest else {
             key.abandon();
@@ -311,6 +320,21 @@ fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
 
 #[inline]
 fn sample(buf: &[u8]) -> Result<Sample, Error> {
+    // The layout every encoder writes: the value (tag 0x09, eight bytes),
+    // then the timestamp (tag 0x10, a varint) to the end.
+    if let [0x09, value @ ..] = buf
+        && let Some((value, [0x10, timestamp @ ..])) = value.split_first_chunk::<8>()
+    {
+        let mut r = Reader::new(timestamp);
+        if let Ok(t) = r.varint()
+            && !r.has_more()
+        {
+            return Ok(Sample {
+                value: f64::from_le_bytes(*value),
+                timestamp_ms: t as i64,
+            });
+        }
+    }
     let mut s = Sample {
         value: 0.0,
         timestamp_ms: 0,
