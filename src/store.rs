@@ -308,18 +308,17 @@ struct Group<'p> {
     members: &'p [(u32, u64)],
 }
 
-impl Default for Plan {
-    fn default() -> Self {
+impl Plan {
+    /// A plan with room for runs of up to `series` updates.
+    fn with_capacity(series: usize) -> Self {
         Plan {
-            hashes: Vec::new(),
-            hints: Vec::new(),
-            members: Vec::new(),
+            hashes: Vec::with_capacity(series),
+            hints: Vec::with_capacity(series),
+            members: Vec::with_capacity(series),
             ends: [0; SHARDS],
         }
     }
-}
 
-impl Plan {
     /// Groups the run whose key hashes `hashes` yields, by a counting sort.
     fn order(&mut self, hashes: impl Iterator<Item = u64>) {
         self.hashes.clear();
@@ -420,7 +419,7 @@ impl Store {
     pub fn apply(&self, batch: &WriteBatch) -> ApplyOutcome {
         let now = self.now();
         let mut out = ApplyOutcome::default();
-        let mut plan = Plan::default();
+        let mut plan = Plan::with_capacity(batch.series.len());
         // Series come in runs of one metric name (a sender keeps a scrape's
         // families together): one map lookup per run.
         let mut rest = &batch.series[..];
