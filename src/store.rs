@@ -289,8 +289,8 @@ impl ApplyOutcome {
 }
 
 /// A run's updates grouped by shard, each group in request order (so that of
-/// two updates of one series in a request the later still wins). Reused
-/// across runs to keep allocation off the hot path.
+/// two updates of one series in a request the later still wins). One plan
+/// serves every run of a request, so its buffers are allocated once.
 struct Plan {
     hashes: Vec<u64>,
     /// Per member, in group order: the table bucket its entry likely sits in.
@@ -457,10 +457,11 @@ impl Store {
 
     /// Applies a run of updates that share the metric name `name`.
     ///
-    /// A long run is applied shard by shard, in request order within each
-    /// shard: each lock is taken once, and the lookups under it run back to
-    /// back with no atomic operation between them, so the CPU overlaps their
-    /// cache misses instead of waiting for each in turn.
+    /// A short run goes series by series, one shard lock each. A long run
+    /// locks every shard it touches once, looks all its entries up from the
+    /// tables alone and prefetches their blocks, then applies them in request
+    /// order within each shard: with no lock operation between lookups, the
+    /// CPU overlaps their cache misses instead of waiting for each in turn.
     fn apply_run(
         &self,
         batch: &WriteBatch,
