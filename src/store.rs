@@ -10,9 +10,9 @@
 //! Invariants:
 //! - A series is found by its full canonical key; the hash only picks the
 //!   bucket, so two keys with equal hashes stay two series.
-//! - Locks are always taken in the order `metrics` map → shard, never held
-//!   across `.await` (nothing here is async), and a scrape holds at most one
-//!   shard lock at a time.
+//! - Locks are always taken in the order `metrics` map → shards, a writer's
+//!   shards of one name in increasing order; never held across `.await`
+//!   (nothing here is async); a scrape holds at most one shard lock at a time.
 //! - `live` equals the number of entries across all shards.
 
 use std::hash::BuildHasher;

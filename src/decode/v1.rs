@@ -37,7 +37,8 @@ pub fn decode_into(buf: &[u8], limits: &SeriesLimits, batch: &mut WriteBatch) ->
 }
 
 fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(), Error> {
-    let mut labels: Vec<(&str, &str)> = Vec::with_capacity(16);
+    // Only the general path needs a label list: allocated on its first use.
+    let mut labels: Vec<(&str, &str)> = Vec::new();
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
