@@ -8,8 +8,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use prost::Message;
 use std::hint::black_box;
 
-use promgate::decode::{self, Encoding};
-use promgate::exposition::{RenderOptions, render};
+use promgate::config::Config;
+use promgate::exposition::render;
+use promgate::ingest::{self, Decoder, Encoding, Format, Protocol};
 use promgate::model::SeriesLimits;
 use promgate::proto::{Label, Sample, TimeSeries, WriteRequest};
 use promgate::store::{Store, StoreLimits};
@@ -68,6 +69,10 @@ fn snappy(req: &WriteRequest) -> Vec<u8> {
         .unwrap()
 }
 
+fn series_limits() -> SeriesLimits {
+    Config::default().series_limits()
+}
+
 fn populated(series: usize) -> Store {
     let store = Store::new(StoreLimits {
         max_series: 10_000_000,
@@ -75,18 +80,24 @@ fn populated(series: usize) -> Store {
     });
     for first in (0..series).step_by(SERIES_PER_REQUEST) {
         let raw = request(first, 1).encode_to_vec();
-        store.apply(&decode::v1::decode(&raw, &SeriesLimits::default()).unwrap());
+        store.apply(&ingest::v1::decode(&raw, &series_limits()).unwrap());
     }
     store
 }
 
 fn benches(c: &mut Criterion) {
     let body = snappy(&request(0, 1));
-    let limits = decode::DecodeLimits::default();
+    let limits = Config::default().decode_limits();
+    let format = Format {
+        protocol: Protocol::RemoteWrite1,
+        encoding: Encoding::Snappy,
+    };
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
+    // The write handler's path: one decoder whose buffers live on.
+    let mut decoder = Decoder::default();
     g.bench_function("snappy+protobuf+model, 500 series", |b| {
-        b.iter(|| decode::decode_request(Encoding::Snappy, black_box(&body), &limits).unwrap())
+        b.iter(|| decoder.decode(format, black_box(&body), &limits).is_ok())
     });
     g.finish();
 
@@ -94,7 +105,7 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
     let store = populated(100_000);
     let raw = request(50_000, 2).encode_to_vec();
-    let batch = decode::v1::decode(&raw, &SeriesLimits::default()).unwrap();
+    let batch = ingest::v1::decode(&raw, &series_limits()).unwrap();
     g.bench_function("upsert existing, 500 of 100k series", |b| {
         b.iter(|| store.apply(black_box(&batch)))
     });
@@ -105,7 +116,7 @@ fn benches(c: &mut Criterion) {
         .step_by(SERIES_PER_REQUEST)
         .map(|first| {
             let raw = request(first, 3).encode_to_vec();
-            decode::v1::decode(&raw, &SeriesLimits::default()).unwrap()
+            ingest::v1::decode(&raw, &series_limits()).unwrap()
         })
         .collect();
     let mut next = 0;
@@ -117,7 +128,7 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("upsert new, 500 series", |b| {
         b.iter_batched(
-            || Store::new(StoreLimits::default()),
+            || Store::new(Config::default().store_limits()),
             |fresh| {
                 fresh.apply(black_box(&batch));
                 fresh
@@ -130,15 +141,11 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("render");
     g.throughput(Throughput::Elements(100_000));
     g.sample_size(20);
-    let opts = RenderOptions::default();
+    let opts = Config::default().render_options();
     g.bench_function("100k series page", |b| {
         b.iter(|| {
-            let mut bytes = 0;
-            render(&store, &opts, |chunk| {
-                bytes += chunk.len();
-                true
-            });
-            bytes
+            let mut page = std::io::sink();
+            render(&store, &opts, &mut page).unwrap();
         })
     });
     g.finish();

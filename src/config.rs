@@ -8,19 +8,10 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::decode::DecodeLimits;
-use crate::exposition::TimestampPolicy;
+use crate::exposition::{RenderOptions, TimestampPolicy};
+use crate::ingest;
 use crate::model::SeriesLimits;
 use crate::store::StoreLimits;
-
-/// Timestamps on the exposed samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Timestamps {
-    /// Each sample carries the timestamp it was pushed with.
-    Original,
-    /// No timestamps; the scraper uses its scrape time.
-    None,
-}
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -45,7 +36,7 @@ pub struct Config {
     pub listen_address: SocketAddr,
 
     /// A series not updated for this long leaves /metrics (e.g. 30s, 5m, 1h); 0 keeps series forever.
-    #[arg(long = "series.ttl", env = "PROMGATE_SERIES_TTL", default_value = "5m", value_parser = parse_ttl)]
+    #[arg(long = "series.ttl", env = "PROMGATE_SERIES_TTL", default_value = "5m", value_parser = parse_duration)]
     pub series_ttl: Duration,
 
     /// `original`: exposed samples carry their pushed timestamps; `none`: no timestamps.
@@ -55,7 +46,21 @@ pub struct Config {
         value_enum,
         default_value = "original"
     )]
-    pub timestamps: Timestamps,
+    pub timestamps: TimestampPolicy,
+
+    /// Most /metrics pages rendered at once; a scrape beyond waits for a slot.
+    #[arg(
+        long = "exposition.max-concurrent-scrapes",
+        env = "PROMGATE_EXPOSITION_MAX_CONCURRENT_SCRAPES",
+        default_value_t = 8,
+        value_parser = parse_scrapes
+    )]
+    pub max_concurrent_scrapes: usize,
+
+    /// How long a scrape waits for a render slot before 503 (e.g. 5s, 500ms).
+    #[arg(long = "exposition.max-queue-duration", env = "PROMGATE_EXPOSITION_MAX_QUEUE_DURATION",
+          default_value = "5s", value_parser = parse_duration)]
+    pub max_scrape_queue_duration: Duration,
 
     /// Largest accepted request body, before decompression, in bytes (413 above).
     #[arg(long = "limits.request-body-bytes", env = "PROMGATE_LIMITS_REQUEST_BODY_BYTES", default_value_t = 16 << 20)]
@@ -120,17 +125,32 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-fn parse_ttl(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
+fn parse_scrapes(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err(format!("{s:?} is not a number from 1 to 1024")),
+    }
+}
+
+impl Default for Config {
+    /// Every flag at its default, as `promgate` with no flags (environment
+    /// variables still apply, as for the binary).
+    fn default() -> Self {
+        Config::parse_from(["promgate"])
+    }
+}
+
 impl Config {
     /// Decoder limits from the flags.
-    pub fn decode_limits(&self) -> DecodeLimits {
-        DecodeLimits {
+    pub fn decode_limits(&self) -> ingest::Limits {
+        ingest::Limits {
             max_decoded_bytes: self.max_decoded_bytes as usize,
             series: SeriesLimits {
                 max_labels: self.max_labels,
@@ -148,11 +168,16 @@ impl Config {
         }
     }
 
-    /// The exposition timestamp policy.
-    pub fn timestamp_policy(&self) -> TimestampPolicy {
-        match self.timestamps {
-            Timestamps::Original => TimestampPolicy::Original,
-            Timestamps::None => TimestampPolicy::None,
+    /// Per-series limits from the flags.
+    pub fn series_limits(&self) -> SeriesLimits {
+        self.decode_limits().series
+    }
+
+    /// How pages are rendered.
+    pub fn render_options(&self) -> RenderOptions {
+        RenderOptions {
+            timestamps: self.timestamps,
+            chunk_bytes: 64 * 1024,
         }
     }
 
@@ -171,7 +196,8 @@ mod tests {
         let c = Config::try_parse_from(["promgate"]).unwrap();
         assert_eq!(c.listen_address.port(), 9091);
         assert_eq!(c.ttl(), Some(Duration::from_secs(300)));
-        assert_eq!(c.timestamp_policy(), TimestampPolicy::Original);
+        assert_eq!(c.timestamps, TimestampPolicy::Original);
+        assert_eq!(c.max_concurrent_scrapes, 8);
         let c = Config::try_parse_from([
             "promgate",
             "--series.ttl",
@@ -181,7 +207,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.ttl(), None);
-        assert_eq!(c.timestamp_policy(), TimestampPolicy::None);
+        assert_eq!(c.timestamps, TimestampPolicy::None);
+        assert!(
+            Config::try_parse_from(["promgate", "--exposition.max-concurrent-scrapes", "0"])
+                .is_err()
+        );
         assert!(Config::try_parse_from(["promgate", "--series.ttl", "soon"]).is_err());
     }
 }

@@ -1,11 +1,10 @@
-//! The promgate binary: parse flags, set up logging, bind, serve, shut down
-//! gracefully on SIGTERM or SIGINT.
+//! The promgate binary: parse flags, set up logging, hand over to
+//! [`promgate::server::run`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use promgate::config::{Config, LogFormat};
-use promgate::http::{AppState, router, spawn_sweeper};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
@@ -16,38 +15,13 @@ async fn main() -> ExitCode {
         eprintln!("promgate: invalid --log.level {:?}: {e}", config.log_level);
         return ExitCode::from(2);
     }
-    let state = AppState::new(&config);
-    let sweeper = config.ttl().map(|ttl| spawn_sweeper(&state, ttl));
-
-    let listener = match tokio::net::TcpListener::bind(config.listen_address).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(address = %config.listen_address, error = %e, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    let address = listener.local_addr().map_or(config.listen_address, |a| a);
-    tracing::info!(
-        address = %address,
-        ttl = %humantime::format_duration(config.series_ttl),
-        timestamps = ?config.timestamps,
-        version = env!("CARGO_PKG_VERSION"),
-        "promgate listening"
-    );
-
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    if let Some(s) = sweeper {
-        s.abort();
-    }
-    match served {
+    match promgate::server::run(&config).await {
         Ok(()) => {
             tracing::info!("promgate stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = %e, "server failed");
+            tracing::error!(address = %config.listen_address, error = %e, "server failed");
             ExitCode::FAILURE
         }
     }
@@ -74,24 +48,4 @@ fn init_logging(config: &Config) -> Result<(), tracing_subscriber::filter::Parse
             .init(),
     }
     Ok(())
-}
-
-/// Resolves on the first SIGINT or SIGTERM; the server then stops accepting
-/// and finishes the requests in flight.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
-        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
-    }
 }

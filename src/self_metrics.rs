@@ -54,7 +54,7 @@ pub struct SelfMetrics {
     /// HTTP request duration by route (to the response head; `/metrics`
     /// streams its body afterwards).
     pub http_duration: HistogramFamily,
-    /// Whole requests rejected, by reason.
+    /// Whole requests refused (remote-write and scrapes), by reason.
     pub requests_rejected: Family<ReasonLabels, Counter>,
     /// Samples accepted into the store.
     pub samples_received: Counter,
@@ -70,7 +70,7 @@ pub struct SelfMetrics {
     pub series_stale_removed: Counter,
     /// Series removed by the TTL sweep.
     pub series_expired: Counter,
-    /// Series updates older than the stored sample (kept the stored one).
+    /// Samples not stored because the stored sample of their series is newer.
     pub out_of_order: Counter,
     /// Live series, set at each scrape of `/-/metrics`.
     pub live_series: Gauge,
@@ -125,7 +125,7 @@ impl SelfMetrics {
         );
         r.register(
             "requests_rejected",
-            "Remote-write requests refused as a whole, by reason",
+            "Requests refused as a whole (remote-write bodies, scrapes, unknown paths), by reason",
             m.requests_rejected.clone(),
         );
         r.register(
@@ -165,7 +165,7 @@ impl SelfMetrics {
         );
         r.register(
             "samples_out_of_order",
-            "Series updates older than the stored sample, which was kept",
+            "Samples not stored because the stored sample of their series is newer",
             m.out_of_order.clone(),
         );
         r.register(
@@ -206,7 +206,7 @@ impl SelfMetrics {
         self.series_received.inc_by(applied.series);
         self.series_created.inc_by(applied.created);
         self.series_stale_removed.inc_by(applied.stale_removed);
-        self.out_of_order.inc_by(applied.out_of_order);
+        self.out_of_order.inc_by(applied.out_of_order_samples);
         for rejections in [decoded, &applied.rejected] {
             for &(reason, n) in &rejections.series {
                 let labels = ReasonLabels {

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use prost::Message;
 
-use promgate::decode::v1::{decode, decode_with_prost};
+use promgate::ingest::v1::{decode, decode_with_prost};
 use promgate::model::SeriesLimits;
 use promgate::proto::{
     BucketSpan, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,

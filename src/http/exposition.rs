@@ -4,34 +4,42 @@
 //! workers that serve writes, and a slow client slows only its own render
 //! (which holds no lock while waiting).
 //!
+//! At most `--exposition.max-concurrent-scrapes` pages render at once; a
+//! scrape beyond that waits up to `--exposition.max-queue-duration` for a
+//! slot, then gets `503` (counted as `too_many_scrapes`). A slot is held
+//! until its page is fully sent or the client goes away, so neither threads
+//! nor buffers grow with the number of scrapers.
+//!
 //! The render thread gives way to writers: it runs at a lower scheduling
 //! priority ([`RENDER_NICE`]) and yields the CPU after each chunk (~64 KiB,
 //! a few hundred microseconds of work), so on a busy core a write waits for
 //! at most one chunk of rendering. Where nothing else wants the CPU, the
 //! yield returns at once and the scrape runs at full speed.
 
-use std::convert::Infallible;
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::Sender;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::AppState;
+use super::{AppState, Error};
 use crate::exposition::{self, CONTENT_TYPE};
+use crate::self_metrics::ReasonLabels;
 
 /// Chunks in flight between the renderer and the connection.
 const CHANNEL_CHUNKS: usize = 2;
 
-/// Compressed bytes gathered before a chunk is sent.
-const GZIP_CHUNK: usize = 64 * 1024;
+/// Bytes gathered before a chunk is sent.
+const CHUNK: usize = 64 * 1024;
 
 /// The render thread's nice value: its weight against a writer at nice 0 is
 /// 110:1024, so a scrape still gets about a tenth of a saturated core and is
@@ -40,39 +48,60 @@ const GZIP_CHUNK: usize = 64 * 1024;
 /// yield, 1.2-1.5× with the yield alone, 1.1-1.2× with both.
 const RENDER_NICE: i32 = 10;
 
-type Chunks = Sender<Result<Bytes, Infallible>>;
+type Chunks = Sender<Result<Bytes, io::Error>>;
 
-/// An `io::Write` that sends what the gzip encoder writes as body chunks;
-/// fails once the client has gone away.
+/// An `io::Write` that sends what it is given as body chunks of about
+/// [`CHUNK`] bytes; fails once the client has gone away.
 struct ChunkWriter {
     tx: Chunks,
     buf: Vec<u8>,
 }
 
 impl ChunkWriter {
-    fn send(&mut self) -> std::io::Result<()> {
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(GZIP_CHUNK));
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         self.tx
             .blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
     }
 }
 
 impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= GZIP_CHUNK {
+        if self.buf.len() >= CHUNK {
             self.send()?;
         }
         Ok(data.len())
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             Ok(())
         } else {
             self.send()
         }
+    }
+}
+
+/// Gives the CPU away after each write: the renderer writes once per chunk
+/// of page (~64 KiB, a few hundred microseconds of work), so on a busy core
+/// a writer waits for at most one chunk of rendering.
+struct Yielding<W>(W);
+
+impl<W: Write> Write for Yielding<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.write(data)
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.0.write_all(data)?;
+        std::thread::yield_now();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -93,50 +122,69 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 pub(super) async fn handle(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(CHANNEL_CHUNKS);
+    match serve(&app, &headers).await {
+        Ok(response) => response,
+        Err(e) => {
+            let labels = ReasonLabels { reason: e.reason() };
+            app.metrics.requests_rejected.get_or_create(&labels).inc();
+            tracing::debug!(reason = e.reason(), error = %e, "scrape refused");
+            e.into_response()
+        }
+    }
+}
+
+/// Waits for a render slot, up to the configured queue duration.
+async fn slot(app: &AppState) -> Result<OwnedSemaphorePermit, Error> {
+    let start = Instant::now();
+    let wait = app.settings.scrapes.max_queue_duration;
+    let acquired = tokio::time::timeout(wait, Arc::clone(&app.renders).acquire_owned()).await;
+    match acquired {
+        Ok(Ok(permit)) => Ok(permit),
+        // Timed out, or (never, as the semaphore is not closed) closed.
+        _ => Err(Error::TooManyScrapes {
+            limit: app.settings.scrapes.max_concurrent,
+            waited: start.elapsed(),
+        }),
+    }
+}
+
+async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
+    let permit = slot(app).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_CHUNKS);
     let store = Arc::clone(&app.store);
     let opts = app.settings.render;
-    let gzip = accepts_gzip(&headers);
+    let gzip = accepts_gzip(headers);
     let render = move || {
+        // Released when the page is sent or the client has gone away.
+        let _permit = permit;
         lower_priority();
-        if gzip {
+        let out = ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        // An error means the client went away: there is no one to tell.
+        let _ = if gzip {
             // Level 1: most of the size reduction for a fraction of the CPU of
             // the default level; scrape throughput matters more here.
-            let writer = ChunkWriter {
-                tx,
-                buf: Vec::with_capacity(GZIP_CHUNK),
-            };
-            let mut gz = GzEncoder::new(writer, Compression::fast());
-            let complete = exposition::render(&store, &opts, |chunk| {
-                let sent = gz.write_all(&chunk).is_ok();
-                std::thread::yield_now();
-                sent
-            });
-            if complete && let Ok(mut writer) = gz.finish() {
-                let _ = writer.flush();
-            }
+            let mut gz = Yielding(GzEncoder::new(out, Compression::fast()));
+            exposition::render(&store, &opts, &mut gz)
+                .and_then(|()| gz.0.finish())
+                .and_then(|mut out| out.flush())
         } else {
-            // A failed send means the client went away: stop rendering.
-            exposition::render(&store, &opts, |chunk| {
-                let sent = tx.blocking_send(Ok(Bytes::from(chunk))).is_ok();
-                std::thread::yield_now();
-                sent
-            });
-        }
+            let mut out = Yielding(out);
+            exposition::render(&store, &opts, &mut out).and_then(|()| out.flush())
+        };
     };
     // A thread per scrape rather than the blocking pool: a thread's priority
     // can be lowered but not raised back without privileges, so a pool
-    // thread would stay low for whatever blocking task it ran next.
+    // thread would stay low for whatever blocking task it ran next. The
+    // slot bounds how many there are.
     let spawned = std::thread::Builder::new()
         .name("promgate-render".into())
         .spawn(render);
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the render thread");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot start the render thread: {e}\n"),
-        )
-            .into_response();
+        return Err(Error::RenderUnavailable);
     }
     let mut response = (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
@@ -149,7 +197,7 @@ pub(super) async fn handle(State(app): State<AppState>, headers: HeaderMap) -> R
         // Set here, so the router's compression layer leaves the body alone.
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    response
+    Ok(response)
 }
 
 /// Lowers the calling thread's scheduling priority to [`RENDER_NICE`].

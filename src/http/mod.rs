@@ -1,37 +1,54 @@
-//! The HTTP surface: `router(state)` builds every route; the binary only binds
-//! and serves, and tests drive the same router with `oneshot`.
+//! The HTTP surface: `router(state)` builds every route; the server only
+//! binds and serves, and tests drive the same router with `oneshot`.
+//!
+//! This is the only module that knows about statuses: the layers below
+//! return their own errors, and [`Error`] maps each to its answer.
 
+mod error;
 mod exposition;
 mod ops;
 mod write;
+
+pub use error::Error;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
+use tokio::sync::Semaphore;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
 use crate::config::Config;
-use crate::decode::DecodeLimits;
 use crate::exposition::RenderOptions;
-use crate::self_metrics::{RequestLabels, RouteLabels, SelfMetrics};
+use crate::ingest;
+use crate::self_metrics::{ReasonLabels, RequestLabels, RouteLabels, SelfMetrics};
 use crate::store::Store;
+
+/// How many scrapes render at once, and how long one beyond waits.
+#[derive(Clone, Copy, Debug)]
+pub struct ScrapeLimits {
+    /// Pages rendered at once.
+    pub max_concurrent: usize,
+    /// How long a scrape waits for a slot before `503`.
+    pub max_queue_duration: Duration,
+}
 
 /// Settings the handlers read, fixed at start.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Largest request body before decompression.
+    /// Largest request body before decompression, in bytes.
     pub max_body_bytes: usize,
     /// Decoder limits.
-    pub decode: DecodeLimits,
+    pub decode: ingest::Limits,
     /// Exposition options.
     pub render: RenderOptions,
+    /// Bounds on concurrent scrapes.
+    pub scrapes: ScrapeLimits,
 }
 
 /// What every handler shares.
@@ -43,22 +60,36 @@ pub struct AppState {
     pub metrics: Arc<SelfMetrics>,
     /// Limits and options.
     pub settings: Arc<Settings>,
+    /// One permit per page that may render at once.
+    renders: Arc<Semaphore>,
 }
 
 impl AppState {
     /// A fresh, empty state configured from `config`.
     pub fn new(config: &Config) -> Self {
+        let settings = Settings {
+            max_body_bytes: config.max_body_bytes,
+            decode: config.decode_limits(),
+            render: config.render_options(),
+            scrapes: ScrapeLimits {
+                max_concurrent: config.max_concurrent_scrapes,
+                max_queue_duration: config.max_scrape_queue_duration,
+            },
+        };
+        let metrics = SelfMetrics::new();
+        // Every reason starts at zero, so `rate()` and alerts see the series
+        // before the first rejection happens.
+        for reason in Error::REASONS {
+            metrics
+                .requests_rejected
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
         AppState {
             store: Arc::new(Store::new(config.store_limits())),
-            metrics: Arc::new(SelfMetrics::new()),
-            settings: Arc::new(Settings {
-                max_body_bytes: config.max_body_bytes,
-                decode: config.decode_limits(),
-                render: RenderOptions {
-                    timestamps: config.timestamp_policy(),
-                    ..RenderOptions::default()
-                },
-            }),
+            metrics: Arc::new(metrics),
+            renders: Arc::new(Semaphore::new(settings.scrapes.max_concurrent)),
+            settings: Arc::new(settings),
         }
     }
 }
@@ -113,36 +144,16 @@ async fn track(
     response
 }
 
-async fn not_found(State(state): State<AppState>) -> impl IntoResponse {
+/// Any other path: counted under `route="other"` (never by raw URI, so a
+/// client cannot grow the label space).
+async fn not_found(State(state): State<AppState>) -> Error {
     let labels = RequestLabels {
         route: "other",
         code: 404,
     };
     state.metrics.http_requests.get_or_create(&labels).inc();
-    (
-        StatusCode::NOT_FOUND,
-        "not found: promgate serves POST /api/v1/write, GET /metrics, /-/metrics, /-/healthy, /-/ready\n",
-    )
-}
-
-/// Removes expired series every so often, whether or not anyone scrapes.
-pub fn spawn_sweeper(state: &AppState, ttl: Duration) -> tokio::task::JoinHandle<()> {
-    let store = Arc::clone(&state.store);
-    let metrics = Arc::clone(&state.metrics);
-    // Sweeping a tenth of the TTL apart bounds how long an expired series lingers.
-    let period = (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(15));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let store = Arc::clone(&store);
-            match tokio::task::spawn_blocking(move || store.sweep(ttl)).await {
-                Ok(removed) => {
-                    metrics.series_expired.inc_by(removed as u64);
-                }
-                Err(e) => tracing::error!(error = %e, "series sweep failed"),
-            };
-        }
-    })
+    let e = Error::NotFound;
+    let reason = ReasonLabels { reason: e.reason() };
+    state.metrics.requests_rejected.get_or_create(&reason).inc();
+    e
 }

@@ -1,17 +1,15 @@
 //! `POST /api/v1/write`: negotiate, read the body within its limit, decode,
 //! store, answer.
 
+use std::cell::RefCell;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use std::cell::RefCell;
-
-use super::AppState;
-use crate::decode::{self, Encoding};
-use crate::error::Error;
-use crate::model::{SeriesUpdate, WriteBatch};
+use super::{AppState, Error};
+use crate::ingest::{self, Decoder, Format};
 use crate::self_metrics::{EncodingLabels, ReasonLabels};
 
 pub(super) async fn handle(
@@ -35,7 +33,7 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), E
             .get(name)
             .map(|v| v.to_str().unwrap_or("(non-ASCII)"))
     };
-    let encoding = decode::negotiate(
+    let format = ingest::negotiate(
         header(header::CONTENT_TYPE),
         header(header::CONTENT_ENCODING),
     )?;
@@ -53,65 +51,41 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), E
             None => Error::BodyRead(e.to_string()),
         })?
         .to_bytes();
-    let m = &app.metrics;
-    m.received_bytes
+    app.metrics
+        .received_bytes
         .get_or_create(&EncodingLabels {
-            encoding: encoding.as_str(),
+            encoding: format.encoding.as_str(),
         })
         .inc_by(body.len() as u64);
 
     // Decode and apply run to the end without an await, so the worker
-    // thread's scratch buffers are this request's alone meanwhile.
-    SCRATCH.with_borrow_mut(|scratch| {
-        let result = decode_and_apply(app, encoding, &body, scratch);
-        scratch.trim();
+    // thread's decoder is this request's alone meanwhile.
+    DECODER.with_borrow_mut(|decoder| {
+        let result = decode_and_apply(app, format, &body, decoder);
+        decoder.trim();
         result
     })
 }
 
 thread_local! {
-    /// The decompressed body and the decoded batch, kept per worker thread
-    /// so that a request reuses the last one's buffers instead of allocating
-    /// (and, for the body, zeroing) its own.
-    static SCRATCH: RefCell<Scratch> = RefCell::default();
-}
-
-#[derive(Default)]
-struct Scratch {
-    raw: Vec<u8>,
-    batch: WriteBatch,
-}
-
-impl Scratch {
-    /// Buffers larger than this are dropped after the request, so that one
-    /// huge body does not pin its memory to a worker thread.
-    const KEEP_BYTES: usize = 4 << 20;
-
-    fn trim(&mut self) {
-        if self.raw.capacity() > Self::KEEP_BYTES {
-            self.raw = Vec::new();
-        }
-        if self.batch.keys.capacity() > Self::KEEP_BYTES
-            || self.batch.series.capacity() * std::mem::size_of::<SeriesUpdate>() > Self::KEEP_BYTES
-        {
-            self.batch = WriteBatch::default();
-        }
-    }
+    /// One decoder per worker thread, so that a request reuses the last
+    /// one's buffers instead of allocating (and zeroing) its own.
+    static DECODER: RefCell<Decoder> = RefCell::default();
 }
 
 fn decode_and_apply(
     app: &AppState,
-    encoding: Encoding,
+    format: Format,
     body: &[u8],
-    scratch: &mut Scratch,
+    decoder: &mut Decoder,
 ) -> Result<(), Error> {
     let m = &app.metrics;
-    let limits = &app.settings.decode;
-    let Scratch { raw, batch } = scratch;
-    let raw =
-        decode::decompress_into(encoding, body, limits.max_decoded_bytes, raw)?.bytes(body, raw);
-    m.decoded_bytes.inc_by(raw.len() as u64);
-    decode::v1::decode_into(raw, &limits.series, batch)?;
+    let decoded = decoder
+        .decode(format, body, &app.settings.decode)
+        .map(|_| ());
+    m.decoded_bytes.inc_by(decoder.decoded_bytes() as u64);
+    decoded?;
+    let batch = decoder.batch();
     let applied = app.store.apply(batch);
     m.record(&batch.rejected, &applied);
 

@@ -1,18 +1,16 @@
 //! Remote-Write 1.0 (`prometheus.WriteRequest`) → [`WriteBatch`].
 //!
-//! [`decode`] is the hot path: a zero-copy walk of the wire format
+//! [`decode_into`] is the hot path: a zero-copy walk of the wire format
 //! ([`super::wire`]) that borrows label names and values from the buffer.
 //! [`decode_with_prost`] decodes with the prost-generated types and lowers the
 //! result the same way; it is the reference the fast path is tested against.
 
 use prost::Message;
 
+use super::Error;
+use super::lower::{Lowering, SeriesSummary, latest};
 use super::wire::{self, FIXED64, LEN, Reader, VARINT, expect};
-use crate::error::Error;
-use crate::model::{
-    self, KeyWriter, Metadata, MetricType, RejectReason, Rejection, Sample, SeriesLimits,
-    SeriesUpdate, WriteBatch,
-};
+use crate::model::{MetricType, Sample, SeriesLimits, WriteBatch};
 use crate::proto::WriteRequest;
 
 /// Decodes a decompressed `WriteRequest` and lowers it into the model.
@@ -29,7 +27,6 @@ pub fn decode(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
 /// batch kept between requests spares each one its allocations. On error,
 /// `batch` holds whatever came before the fault.
 pub fn decode_into(buf: &[u8], limits: &SeriesLimits, batch: &mut WriteBatch) -> Result<(), Error> {
-    batch.clear();
     let mut lowering = Lowering::new(limits, std::mem::take(batch));
     let result = decode_fields(buf, &mut lowering);
     *batch = lowering.finish();
@@ -46,7 +43,7 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
             1 => {
                 expect(wire, LEN)?;
                 let series = r.bytes()?;
-                if !lowering.canonical_series(series) {
+                if !canonical_series(lowering, series) {
                     labels.clear();
                     let summary = time_series(series, &mut labels)?;
                     lowering.series(labels.iter().copied(), summary);
@@ -55,7 +52,7 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
             3 => {
                 expect(wire, LEN)?;
                 let (name, metric_type, help, unit) = metadata(r.bytes()?)?;
-                lowering.metadata(name, metric_type, help, unit);
+                lowering.metadata(name, metric_type_of(metric_type), help, unit);
             }
             _ => r.skip(field, wire)?,
         }
@@ -89,158 +86,78 @@ pub fn lower(req: &WriteRequest, limits: &SeriesLimits) -> WriteBatch {
         lowering.series(labels, summary);
     }
     for md in &req.metadata {
-        lowering.metadata(&md.metric_family_name, md.r#type, &md.help, &md.unit);
+        lowering.metadata(
+            &md.metric_family_name,
+            metric_type_of(md.r#type),
+            &md.help,
+            &md.unit,
+        );
     }
     lowering.finish()
 }
 
-/// What the lowering needs of one series besides its labels.
-#[derive(Clone, Copy, Debug, Default)]
-struct SeriesSummary {
-    latest: Option<Sample>,
-    samples: u32,
-    histograms: u32,
-}
-
-/// The sample that decides a series' state: the greatest timestamp, and among
-/// equal timestamps the last one sent.
-fn latest(samples: impl Iterator<Item = Sample>) -> Option<Sample> {
-    samples.reduce(|best, s| {
-        if s.timestamp_ms >= best.timestamp_ms {
-            s
-        } else {
-            best
-        }
-    })
-}
-
-/// Builds a [`WriteBatch`] series by series, whichever decoder feeds it.
-struct Lowering<'l, 'a> {
-    limits: &'l SeriesLimits,
-    batch: WriteBatch,
-    scratch: Vec<(&'a str, &'a str)>,
-}
-
-impl<'l, 'a> Lowering<'l, 'a> {
-    fn new(limits: &'l SeriesLimits, batch: WriteBatch) -> Self {
-        Lowering {
-            limits,
-            batch,
-            scratch: Vec::with_capacity(16),
-        }
-    }
-
-    /// The fast path for a `TimeSeries` in the form Prometheus sends:
-    /// labels in canonical form in the common layout, then float samples.
-    /// Writes the key straight from the wire, with no label list; `false`
-    /// (and nothing recorded) for anything else, which [`Lowering::series`]
-    /// then handles.
-    fn canonical_series(&mut self, buf: &'a [u8]) -> bool {
-        let batch = &mut self.batch;
-        let mut key = KeyWriter::new(&mut batch.keys, self.limits);
-        let mut s = SeriesSummary::default();
-        // Every field here is a label (tag 0x0a) or a sample (tag 0x12) of
-        // under 128 bytes: a one-byte tag and a one-byte length.
-        let mut rest = buf;
-        while let [tag, len, tail @ ..] = rest {
-            let Some((field, after)) = tail.split_at_checked(usize::from(*len)) else {
-                key.abandon();
-                return false;
-            };
-            let ok = match (*tag, *len < 0x80) {
-                (0x0a, true) => {
-                    common_label_layout(field).is_some_and(|(name, value)| key.label(name, value))
-                }
-                (0x12, true) => match sample(field) {
-                    Ok(sample) => {
-                        s.samples += 1;
-                        s.latest = latest(s.latest.into_iter().chain([sample]));
-                        true
-                    }
-                    Err(_) => false,
-                },
-                _ => false,
-            };
-            if !ok {
-                key.abandon();
-                return false;
+/// The fast path for a `TimeSeries` in the form Prometheus sends:
+/// labels in canonical form in the common layout, then float samples.
+/// Writes the key straight from the wire, with no label list; `false`
+/// (and nothing recorded) for anything else, which [`Lowering::series`]
+/// then handles.
+#[inline]
+fn canonical_series<'a>(lowering: &mut Lowering<'_, 'a>, buf: &'a [u8]) -> bool {
+    let mut key = lowering.key_writer();
+    let mut s = SeriesSummary::default();
+    // Every field here is a label (tag 0x0a) or a sample (tag 0x12) of
+    // under 128 bytes: a one-byte tag and a one-byte length.
+    let mut rest = buf;
+    while let [tag, len, tail @ ..] = rest {
+        let Some((field, after)) = tail.split_at_checked(usize::from(*len)) else {
+            key.abandon();
+            return false;
+        };
+        let ok = match (*tag, *len < 0x80) {
+            (0x0a, true) => {
+                common_label_layout(field).is_some_and(|(name, value)| key.label(name, value))
             }
-            rest = after;
-        }
-        if !rest.is_empty() {
+            (0x12, true) => match sample(field) {
+                Ok(sample) => {
+                    s.add(sample);
+                    true
+                }
+                Err(_) => false,
+            },
+            _ => false,
+        };
+        if !ok {
             key.abandon();
             return false;
         }
-        let Some(latest) = s.latest else {
-            key.abandon();
-            return false;
-        };
-        let Some(span) = key.finish() else {
-            return false;
-        };
-        batch.series.push(SeriesUpdate {
-            key: span,
-            latest,
-            samples: s.samples,
-        });
-        true
+        rest = after;
     }
-
-    fn series(&mut self, labels: impl Iterator<Item = (&'a str, &'a str)>, s: SeriesSummary) {
-        if s.histograms > 0 {
-            let detail = format!(
-                "native histograms are not supported by the text format ({} in one series)",
-                s.histograms
-            );
-            let rejection = Rejection {
-                reason: RejectReason::NativeHistogram,
-                detail,
-            };
-            self.batch.rejected.add(rejection, u64::from(s.histograms));
-        }
-        let Some(latest) = s.latest else {
-            return;
-        };
-        let b = &mut self.batch;
-        match model::build_key(labels, self.limits, &mut self.scratch, &mut b.keys) {
-            Ok(key) => b.series.push(SeriesUpdate {
-                key,
-                latest,
-                samples: s.samples,
-            }),
-            Err(rejection) => b.rejected.add(rejection, u64::from(s.samples)),
-        }
+    if !rest.is_empty() {
+        key.abandon();
+        return false;
     }
+    let Some(latest) = s.latest else {
+        key.abandon();
+        return false;
+    };
+    let Some(span) = key.finish() else {
+        return false;
+    };
+    lowering.push(span, latest, s.samples);
+    true
+}
 
-    fn metadata(&mut self, name: &str, metric_type: i32, help: &str, unit: &str) {
-        if !model::is_valid_metric_name(name) {
-            let rejection = Rejection {
-                reason: RejectReason::InvalidMetricName,
-                detail: format!("invalid metric family name {name:?} in metadata"),
-            };
-            self.batch.rejected.add(rejection, 0);
-            return;
-        }
-        let metric_type = match metric_type {
-            1 => MetricType::Counter,
-            2 => MetricType::Gauge,
-            3 => MetricType::Histogram,
-            4 => MetricType::GaugeHistogram,
-            5 => MetricType::Summary,
-            6 => MetricType::Info,
-            7 => MetricType::StateSet,
-            _ => MetricType::Unknown,
-        };
-        let md = Metadata {
-            metric_type,
-            help: help.to_string(),
-            unit: unit.to_string(),
-        };
-        self.batch.metadata.push((name.to_string(), md));
-    }
-
-    fn finish(self) -> WriteBatch {
-        self.batch
+/// The model's type for Remote-Write 1.0's `MetricMetadata.MetricType`.
+fn metric_type_of(wire: i32) -> MetricType {
+    match wire {
+        1 => MetricType::Counter,
+        2 => MetricType::Gauge,
+        3 => MetricType::Histogram,
+        4 => MetricType::GaugeHistogram,
+        5 => MetricType::Summary,
+        6 => MetricType::Info,
+        7 => MetricType::StateSet,
+        _ => MetricType::Unknown,
     }
 }
 
@@ -260,9 +177,7 @@ fn time_series<'a>(
             }
             2 => {
                 expect(wire, LEN)?;
-                let sample = sample(r.bytes()?)?;
-                s.samples += 1;
-                s.latest = latest(s.latest.into_iter().chain([sample]));
+                s.add(sample(r.bytes()?)?);
             }
             3 => {
                 expect(wire, LEN)?;
@@ -506,11 +421,11 @@ mod tests {
 
     #[test]
     fn only_canonical_series_take_the_fast_path() {
-        let limits = SeriesLimits::default();
+        let limits = crate::config::Config::default().series_limits();
         let fast = |labels: &[(&str, &str)]| {
             let bytes = series(labels, &[(1.0, 5)]).encode_to_vec();
             let mut lowering = Lowering::new(&limits, WriteBatch::default());
-            let taken = lowering.canonical_series(&bytes);
+            let taken = canonical_series(&mut lowering, &bytes);
             (taken, lowering.finish())
         };
         let (taken, batch) = fast(&[("__name__", "up"), ("instance", "a:1"), ("job", "x")]);
@@ -544,7 +459,11 @@ mod tests {
             )],
             ..Default::default()
         };
-        let batch = decode(&req.encode_to_vec(), &SeriesLimits::default()).unwrap();
+        let batch = decode(
+            &req.encode_to_vec(),
+            &crate::config::Config::default().series_limits(),
+        )
+        .unwrap();
         assert_eq!(batch.series.len(), 1);
         assert_eq!(
             batch.series[0].latest,
@@ -566,14 +485,18 @@ mod tests {
             ],
             ..Default::default()
         };
-        let batch = decode(&req.encode_to_vec(), &SeriesLimits::default()).unwrap();
+        let batch = decode(
+            &req.encode_to_vec(),
+            &crate::config::Config::default().series_limits(),
+        )
+        .unwrap();
         assert_eq!(batch.series.len(), 1);
         assert_eq!(batch.key(&batch.series[0]), "ok");
         assert_eq!(batch.rejected.series_total(), 2);
         assert_eq!(batch.rejected.samples_total(), 3);
         assert_eq!(
             batch.rejected.first.unwrap().reason,
-            RejectReason::InvalidMetricName
+            crate::model::RejectReason::InvalidMetricName
         );
     }
 }

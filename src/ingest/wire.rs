@@ -11,7 +11,7 @@
 //! be UTF-8, scalar fields take their last value, lengths and varints are
 //! bounds-checked.
 
-use crate::error::Error;
+use super::Error;
 
 /// Wire type of varint fields.
 pub const VARINT: u8 = 0;

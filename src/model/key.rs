@@ -1,197 +1,45 @@
-//! The protocol-independent model: canonical series keys, samples, metadata and
-//! the reasons a series can be rejected.
+//! Canonical series keys: validating a label set and writing the one byte
+//! string that identifies it.
 //!
-//! Everything here is pure and synchronous. A series is identified by its
-//! *canonical key*: the text-format prefix `name{a="x",b="y"}` built from its
-//! label set sorted by name, with empty-valued labels dropped and values
-//! escaped. Escaping is injective and names cannot contain the delimiters, so
-//! two label sets are equal exactly when their canonical keys are equal, and
-//! rendering a series is a copy of its key plus a value.
+//! The canonical key of a label set is `name{a="x",b="y"}`: the metric name,
+//! then the other labels sorted by name, empty values dropped, values
+//! escaped (`\\`, `\"`, `\n`). Escaping is injective and legacy names cannot
+//! contain the delimiters, so two label sets are the same series exactly when
+//! their keys are byte-equal. For names in the legacy character set (all of
+//! them today) the key is also the series' text-format prefix, so rendering a
+//! series is a copy; ARCHITECTURE.md ("Identity, escaping and UTF-8 names")
+//! says how names outside that set will keep the key an identity while each
+//! scraper gets the escaping it negotiated.
+//!
+//! [`build_key`] handles every label set; [`KeyWriter`] is its fast path for
+//! label sets already in canonical form.
 
-use std::fmt;
+use super::{RejectReason, Rejection, SeriesLimits};
 
-/// The NaN bit pattern Prometheus uses as a staleness marker.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-/// Is `value` the Prometheus staleness marker?
-#[inline]
-pub fn is_stale_marker(value: f64) -> bool {
-    value.to_bits() == STALE_NAN_BITS
-}
-
-/// One sample: a value and its timestamp in milliseconds since the epoch.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sample {
-    /// The sample value; may be NaN or infinite.
-    pub value: f64,
-    /// Milliseconds since the Unix epoch.
-    pub timestamp_ms: i64,
-}
-
-/// The metric type carried by Remote-Write metadata.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum MetricType {
-    /// No type was given.
-    #[default]
-    Unknown,
-    /// A monotonic counter.
-    Counter,
-    /// A gauge.
-    Gauge,
-    /// A classic histogram (`_bucket`, `_sum`, `_count`).
-    Histogram,
-    /// An OpenMetrics gauge histogram; exposed untyped.
-    GaugeHistogram,
-    /// A summary (quantile series, `_sum`, `_count`).
-    Summary,
-    /// An OpenMetrics info metric; exposed untyped.
-    Info,
-    /// An OpenMetrics state set; exposed untyped.
-    StateSet,
-}
-
-impl MetricType {
-    /// The type word of the text format 0.0.4, or `None` where that format has
-    /// no such type and the family is exposed untyped.
-    pub fn text_format_name(self) -> Option<&'static str> {
-        match self {
-            MetricType::Counter => Some("counter"),
-            MetricType::Gauge => Some("gauge"),
-            MetricType::Histogram => Some("histogram"),
-            MetricType::Summary => Some("summary"),
-            _ => None,
-        }
-    }
-}
-
-/// HELP, TYPE and unit of one metric family, as pushed by the sender.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Metadata {
-    /// The family's type.
-    pub metric_type: MetricType,
-    /// The help text, unescaped.
-    pub help: String,
-    /// The unit, if any (kept, but the text format 0.0.4 cannot show it).
-    pub unit: String,
-}
-
-/// Why a series (or a metadata entry) was not stored.
-///
-/// Each reason is a label value of `promgate_series_rejected_total` and
-/// `promgate_samples_rejected_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RejectReason {
-    /// The label set has no `__name__` (or an empty one).
-    MissingMetricName,
-    /// `__name__` does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-    InvalidMetricName,
-    /// A label name does not match `[a-zA-Z_][a-zA-Z0-9_]*`.
-    InvalidLabelName,
-    /// The same label name appears twice.
-    DuplicateLabelName,
-    /// More labels than `--limits.labels-per-series`.
-    TooManyLabels,
-    /// A label name longer than `--limits.label-name-length`.
-    LabelNameTooLong,
-    /// A label value longer than `--limits.label-value-length`.
-    LabelValueTooLong,
-    /// A new series beyond `--limits.series`.
-    SeriesLimit,
-    /// New metadata beyond `--limits.metadata`.
-    MetadataLimit,
-    /// A native histogram sample, which the text format 0.0.4 cannot carry.
-    NativeHistogram,
-}
-
-impl RejectReason {
-    /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 10] = [
-        RejectReason::MissingMetricName,
-        RejectReason::InvalidMetricName,
-        RejectReason::InvalidLabelName,
-        RejectReason::DuplicateLabelName,
-        RejectReason::TooManyLabels,
-        RejectReason::LabelNameTooLong,
-        RejectReason::LabelValueTooLong,
-        RejectReason::SeriesLimit,
-        RejectReason::MetadataLimit,
-        RejectReason::NativeHistogram,
-    ];
-
-    /// The snake_case label value used in self-metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::MissingMetricName => "missing_metric_name",
-            RejectReason::InvalidMetricName => "invalid_metric_name",
-            RejectReason::InvalidLabelName => "invalid_label_name",
-            RejectReason::DuplicateLabelName => "duplicate_label_name",
-            RejectReason::TooManyLabels => "too_many_labels",
-            RejectReason::LabelNameTooLong => "label_name_too_long",
-            RejectReason::LabelValueTooLong => "label_value_too_long",
-            RejectReason::SeriesLimit => "series_limit",
-            RejectReason::MetadataLimit => "metadata_limit",
-            RejectReason::NativeHistogram => "native_histogram",
-        }
-    }
-}
-
-/// A rejection with the detail a sender needs to find the offending series.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    /// The class of the problem.
-    pub reason: RejectReason,
-    /// One line naming the offending name or limit.
-    pub detail: String,
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.detail)
-    }
-}
-
-/// Per-series limits applied while building canonical keys.
-#[derive(Clone, Copy, Debug)]
-pub struct SeriesLimits {
-    /// Maximum number of labels (including `__name__`) after dropping empty values.
-    pub max_labels: usize,
-    /// Maximum label name length in bytes.
-    pub max_name_len: usize,
-    /// Maximum label value length in bytes.
-    pub max_value_len: usize,
-}
-
-impl Default for SeriesLimits {
-    fn default() -> Self {
-        SeriesLimits {
-            max_labels: 64,
-            max_name_len: 256,
-            max_value_len: 4096,
-        }
-    }
-}
-
-/// Facts about a key that the exposition needs and that are cheap to learn
-/// once at ingest rather than at every scrape.
+/// Facts about a series' label values that decide how its family can be
+/// exposed, learnt once at ingest rather than at every scrape. The store
+/// counts series per trait and name without knowing what a trait means.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KeyFlags(u8);
+pub struct SeriesTraits(u8);
 
-impl KeyFlags {
+impl SeriesTraits {
     /// The key has an `le` label whose value is not a float the text-format
     /// parser accepts; such a series cannot be part of a typed histogram.
     pub const BAD_LE: u8 = 1;
     /// The key has a `quantile` label whose value is not a float the parser
     /// accepts; such a series cannot be part of a typed summary.
     pub const BAD_QUANTILE: u8 = 2;
+    /// How many traits there are (bits `0..COUNT`).
+    pub const COUNT: usize = 2;
 
     /// The flags as one byte, for compact storage.
     pub fn bits(self) -> u8 {
         self.0
     }
 
-    /// Flags from [`KeyFlags::bits`].
+    /// Flags from [`SeriesTraits::bits`].
     pub fn from_bits(bits: u8) -> Self {
-        KeyFlags(bits)
+        SeriesTraits(bits)
     }
 
     /// Does the key carry an unparsable `le` label?
@@ -215,7 +63,7 @@ pub struct KeySpan {
     /// Byte length of the metric name, the key's first component.
     pub name_len: u32,
     /// Facts for the exposition.
-    pub flags: KeyFlags,
+    pub traits: SeriesTraits,
 }
 
 /// Which bytes may appear in names: bit 0 — first byte of a label name,
@@ -449,8 +297,8 @@ pub fn build_key<'a>(
         escape_label_value(out, v);
         out.push('"');
         match n {
-            "le" if !is_text_format_float(v) => flags |= KeyFlags::BAD_LE,
-            "quantile" if !is_text_format_float(v) => flags |= KeyFlags::BAD_QUANTILE,
+            "le" if !is_text_format_float(v) => flags |= SeriesTraits::BAD_LE,
+            "quantile" if !is_text_format_float(v) => flags |= SeriesTraits::BAD_QUANTILE,
             _ => {}
         }
     }
@@ -461,7 +309,7 @@ pub fn build_key<'a>(
         start: start as u32,
         len: (out.len() - start) as u32,
         name_len: name.len() as u32,
-        flags: KeyFlags(flags),
+        traits: SeriesTraits(flags),
     })
 }
 
@@ -540,8 +388,8 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             if name != b"__name__" || !is_name(value, 0b0100, 0b1000) {
                 return false;
             }
-            // A valid metric name is ASCII.
-            self.out.push_str(str_of(value));
+            // SAFETY: `is_name` accepts only ASCII bytes.
+            self.out.push_str(unsafe { str_of(value) });
             self.name_len = value.len();
             self.previous = name;
             return true;
@@ -553,15 +401,17 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             return false;
         }
         self.previous = name;
-        let (name, value) = (str_of(name), str_of(value));
+        // SAFETY: `is_name` accepts only ASCII, and `is_plain_value` refuses
+        // every byte with the high bit set.
+        let (name, value) = unsafe { (str_of(name), str_of(value)) };
         self.out.push(if self.labels == 2 { '{' } else { ',' });
         self.out.push_str(name);
         self.out.push_str("=\"");
         self.out.push_str(value);
         self.out.push('"');
         match name {
-            "le" if !is_text_format_float(value) => self.flags |= KeyFlags::BAD_LE,
-            "quantile" if !is_text_format_float(value) => self.flags |= KeyFlags::BAD_QUANTILE,
+            "le" if !is_text_format_float(value) => self.flags |= SeriesTraits::BAD_LE,
+            "quantile" if !is_text_format_float(value) => self.flags |= SeriesTraits::BAD_QUANTILE,
             _ => {}
         }
         true
@@ -581,7 +431,7 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             start: self.start as u32,
             len: (self.out.len() - self.start) as u32,
             name_len: self.name_len as u32,
-            flags: KeyFlags(self.flags),
+            traits: SeriesTraits(self.flags),
         })
     }
 
@@ -602,126 +452,37 @@ fn sorts_after(name: &[u8], previous: &[u8]) -> bool {
     }
 }
 
-/// `bytes`, checked ASCII by the caller, as a `str`.
+/// `bytes` as a `str`, without the UTF-8 check the caller has already done.
+///
+/// # Safety
+///
+/// `bytes` must be ASCII (hence valid UTF-8). [`KeyWriter::label`] passes
+/// only names that passed the name table (ASCII by construction) and values
+/// that passed [`is_plain_value`] (no byte with the high bit set).
 #[inline(always)]
-fn str_of(bytes: &[u8]) -> &str {
+unsafe fn str_of(bytes: &[u8]) -> &str {
     debug_assert!(bytes.is_ascii());
-    // SAFETY: callers pass only bytes they checked to be ASCII (names by the
-    // name table, values by `is_plain_value`), and ASCII is valid UTF-8.
+    // SAFETY: the caller guarantees ASCII, which is valid UTF-8.
     unsafe { std::str::from_utf8_unchecked(bytes) }
-}
-
-/// One valid series of a request, reduced to the sample that decides its state.
-#[derive(Clone, Copy, Debug)]
-pub struct SeriesUpdate {
-    /// Where the canonical key is in [`WriteBatch::keys`].
-    pub key: KeySpan,
-    /// The sample with the greatest timestamp (the last one among equals).
-    pub latest: Sample,
-    /// How many float samples the request carried for this series.
-    pub samples: u32,
-}
-
-/// Counts of what a request could not store, and the first reason why.
-#[derive(Clone, Debug, Default)]
-pub struct Rejections {
-    /// Rejected series (and metadata entries) per reason.
-    pub series: Vec<(RejectReason, u64)>,
-    /// Rejected samples per reason.
-    pub samples: Vec<(RejectReason, u64)>,
-    /// The first rejection, for the response body.
-    pub first: Option<Rejection>,
-}
-
-impl Rejections {
-    /// Records one rejected series carrying `samples` samples.
-    pub fn add(&mut self, rejection: Rejection, samples: u64) {
-        bump(&mut self.series, rejection.reason, 1);
-        if samples > 0 {
-            bump(&mut self.samples, rejection.reason, samples);
-        }
-        if self.first.is_none() {
-            self.first = Some(rejection);
-        }
-    }
-
-    /// Total rejected series.
-    pub fn series_total(&self) -> u64 {
-        self.series.iter().map(|(_, n)| n).sum()
-    }
-
-    /// Total rejected samples.
-    pub fn samples_total(&self) -> u64 {
-        self.samples.iter().map(|(_, n)| n).sum()
-    }
-
-    /// Is there nothing rejected?
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-}
-
-fn bump(counts: &mut Vec<(RejectReason, u64)>, reason: RejectReason, n: u64) {
-    match counts.iter_mut().find(|(r, _)| *r == reason) {
-        Some((_, c)) => *c += n,
-        None => counts.push((reason, n)),
-    }
-}
-
-/// A decoded request in the model: valid series updates with their keys in
-/// one arena, metadata, and what was rejected on the way.
-#[derive(Clone, Debug, Default)]
-pub struct WriteBatch {
-    /// Arena holding every canonical key of `series`.
-    pub keys: String,
-    /// Valid series, in request order.
-    pub series: Vec<SeriesUpdate>,
-    /// Metadata entries by family name.
-    pub metadata: Vec<(String, Metadata)>,
-    /// What the decoder rejected.
-    pub rejected: Rejections,
-}
-
-impl WriteBatch {
-    /// Empties the batch, keeping its buffers.
-    pub fn clear(&mut self) {
-        self.keys.clear();
-        self.series.clear();
-        self.metadata.clear();
-        self.rejected = Rejections::default();
-    }
-
-    /// The canonical key of `update`.
-    pub fn key(&self, update: &SeriesUpdate) -> &str {
-        let s = update.key.start as usize;
-        &self.keys[s..s + update.key.len as usize]
-    }
-
-    /// The metric name of `update`.
-    pub fn name(&self, update: &SeriesUpdate) -> &str {
-        let s = update.key.start as usize;
-        &self.keys[s..s + update.key.name_len as usize]
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn limits() -> SeriesLimits {
+        crate::config::Config::default().series_limits()
+    }
+
     fn key(labels: &[(&str, &str)]) -> Result<String, RejectReason> {
         let mut out = String::new();
         let mut scratch = Vec::new();
-        build_key(
-            labels.iter().copied(),
-            &SeriesLimits::default(),
-            &mut scratch,
-            &mut out,
-        )
-        .map(|span| {
-            assert_eq!(span.len as usize, out.len());
-            out
-        })
-        .map_err(|r| r.reason)
+        build_key(labels.iter().copied(), &limits(), &mut scratch, &mut out)
+            .map(|span| {
+                assert_eq!(span.len as usize, out.len());
+                out
+            })
+            .map_err(|r| r.reason)
     }
 
     #[test]
@@ -782,28 +543,28 @@ mod tests {
     fn key_flags_track_unparsable_le_and_quantile() {
         let mut out = String::new();
         let mut scratch = Vec::new();
-        let l = SeriesLimits::default();
+        let l = limits();
         let good = build_key(
             [("__name__", "h_bucket"), ("le", "+Inf")],
             &l,
             &mut scratch,
             &mut out,
         );
-        assert_eq!(good.unwrap().flags, KeyFlags::default());
+        assert_eq!(good.unwrap().traits, SeriesTraits::default());
         let bad = build_key(
             [("__name__", "h_bucket"), ("le", "0x1p3")],
             &l,
             &mut scratch,
             &mut out,
         );
-        assert!(bad.unwrap().flags.bad_le());
+        assert!(bad.unwrap().traits.bad_le());
         let bad = build_key(
             [("__name__", "s"), ("quantile", "high")],
             &l,
             &mut scratch,
             &mut out,
         );
-        assert!(bad.unwrap().flags.bad_quantile());
+        assert!(bad.unwrap().traits.bad_quantile());
     }
 
     #[test]
@@ -848,12 +609,5 @@ mod tests {
         assert!(is_valid_metric_name(":a:b"));
         assert!(!is_valid_label_name(":a"));
         assert!(!is_valid_label_name("a:b"));
-    }
-
-    #[test]
-    fn stale_marker_is_only_the_special_nan() {
-        assert!(is_stale_marker(f64::from_bits(STALE_NAN_BITS)));
-        assert!(!is_stale_marker(f64::NAN));
-        assert!(!is_stale_marker(1.0));
     }
 }

@@ -1,0 +1,214 @@
+//! The one error type of the HTTP surface and how each case is answered.
+//!
+//! The layers below say what went wrong ([`ingest::Error`], the store's
+//! rejections); this is the only place that decides statuses. Every variant
+//! maps to an explicit status and a one-line reason that names the problem
+//! precisely; nothing internal (OS errors, paths) reaches a body. `reason()`
+//! is the label value under which the request is counted in
+//! `promgate_requests_rejected_total`.
+//!
+//! Statuses are chosen knowing how senders retry: Prometheus and vmagent
+//! retry 5xx and 429 and drop a batch on any other 4xx, so data that can
+//! never be accepted gets a 4xx (retrying would block the sender's queue),
+//! and only a condition that passes (an overloaded exposition) gets a 5xx.
+
+use std::fmt;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::ingest;
+use crate::model::Rejection;
+
+/// Why a request was not (fully) served.
+#[derive(Debug)]
+pub enum Error {
+    /// The body could not be negotiated, decompressed or decoded.
+    Ingest(ingest::Error),
+    /// The compressed body is over `--limits.request-body-bytes`.
+    BodyTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read from the connection.
+    BodyRead(String),
+    /// Some series or metadata were rejected; the valid ones were stored.
+    Rejected {
+        /// Series stored from this request.
+        stored_series: u64,
+        /// Series (and metadata entries) rejected.
+        rejected_series: u64,
+        /// Samples rejected.
+        rejected_samples: u64,
+        /// The first rejection.
+        first: Rejection,
+    },
+    /// `--exposition.max-concurrent-scrapes` renders were running for all of
+    /// `--exposition.max-queue-duration`.
+    TooManyScrapes {
+        /// The configured bound.
+        limit: usize,
+        /// How long the scrape waited for a slot.
+        waited: Duration,
+    },
+    /// The render thread could not be started (the cause is logged).
+    RenderUnavailable,
+    /// No such route.
+    NotFound,
+}
+
+impl Error {
+    /// Every value [`Error::reason`] can return, so that each counter
+    /// starts at zero.
+    pub const REASONS: [&'static str; 12] = [
+        "unsupported_media_type",
+        "unsupported_protocol",
+        "unsupported_encoding",
+        "body_too_large",
+        "decoded_body_too_large",
+        "body_read",
+        "malformed_compression",
+        "malformed_protobuf",
+        "invalid_series",
+        "too_many_scrapes",
+        "render_unavailable",
+        "not_found",
+    ];
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Ingest(e) => match e {
+                ingest::Error::UnsupportedMediaType(_)
+                | ingest::Error::UnsupportedProtocol(_)
+                | ingest::Error::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ingest::Error::DecodedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                ingest::Error::Decompress { .. } | ingest::Error::Protobuf(_) => {
+                    StatusCode::BAD_REQUEST
+                }
+            },
+            Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
+            Error::TooManyScrapes { .. } | Error::RenderUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// The label value of `promgate_requests_rejected_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Ingest(e) => match e {
+                ingest::Error::UnsupportedMediaType(_) => "unsupported_media_type",
+                ingest::Error::UnsupportedProtocol(_) => "unsupported_protocol",
+                ingest::Error::UnsupportedEncoding(_) => "unsupported_encoding",
+                ingest::Error::DecodedTooLarge { .. } => "decoded_body_too_large",
+                ingest::Error::Decompress { .. } => "malformed_compression",
+                ingest::Error::Protobuf(_) => "malformed_protobuf",
+            },
+            Error::BodyTooLarge { .. } => "body_too_large",
+            Error::BodyRead(_) => "body_read",
+            Error::Rejected { .. } => "invalid_series",
+            Error::TooManyScrapes { .. } => "too_many_scrapes",
+            Error::RenderUnavailable => "render_unavailable",
+            Error::NotFound => "not_found",
+        }
+    }
+}
+
+impl From<ingest::Error> for Error {
+    fn from(e: ingest::Error) -> Self {
+        Error::Ingest(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Ingest(e) => e.fmt(f),
+            Error::BodyTooLarge { limit } => {
+                write!(f, "request body is larger than the limit of {limit} bytes")
+            }
+            Error::BodyRead(e) => write!(f, "could not read request body: {e}"),
+            Error::Rejected {
+                stored_series,
+                rejected_series,
+                rejected_samples,
+                first,
+            } => write!(
+                f,
+                "stored {stored_series} series, rejected {rejected_series} series \
+                 ({rejected_samples} samples); first error: {first}"
+            ),
+            Error::TooManyScrapes { limit, waited } => write!(
+                f,
+                "too many concurrent scrapes: {limit} pages were being rendered for all of {}ms; retry later",
+                waited.as_millis()
+            ),
+            Error::RenderUnavailable => {
+                f.write_str("cannot start rendering the page now; retry later")
+            }
+            Error::NotFound => f.write_str(
+                "not found: promgate serves POST /api/v1/write, GET /metrics, /-/metrics, /-/healthy, /-/ready",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        // The body is one line of plain text, as Prometheus logs it verbatim.
+        (self.status(), format!("{self}\n")).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RejectReason;
+
+    #[test]
+    fn every_reason_is_listed_once() {
+        let all = [
+            Error::Ingest(ingest::Error::UnsupportedMediaType(String::new())),
+            Error::Ingest(ingest::Error::UnsupportedProtocol(String::new())),
+            Error::Ingest(ingest::Error::UnsupportedEncoding(String::new())),
+            Error::BodyTooLarge { limit: 1 },
+            Error::Ingest(ingest::Error::DecodedTooLarge {
+                declared: None,
+                limit: 1,
+            }),
+            Error::BodyRead(String::new()),
+            Error::Ingest(ingest::Error::Decompress {
+                encoding: "snappy",
+                detail: String::new(),
+            }),
+            Error::Ingest(ingest::Error::Protobuf(String::new())),
+            Error::Rejected {
+                stored_series: 0,
+                rejected_series: 1,
+                rejected_samples: 1,
+                first: Rejection {
+                    reason: RejectReason::InvalidMetricName,
+                    detail: String::new(),
+                },
+            },
+            Error::TooManyScrapes {
+                limit: 1,
+                waited: Duration::ZERO,
+            },
+            Error::RenderUnavailable,
+            Error::NotFound,
+        ];
+        let reasons: Vec<_> = all.iter().map(Error::reason).collect();
+        assert_eq!(reasons, Error::REASONS);
+        for e in &all {
+            let line = e.to_string();
+            assert!(!line.is_empty() && !line.contains('\n'), "{line:?}");
+        }
+    }
+}

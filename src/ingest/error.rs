@@ -1,0 +1,73 @@
+//! What can go wrong turning a request body into a [`WriteBatch`](crate::model::WriteBatch).
+//!
+//! This layer says *what* went wrong; which HTTP status that deserves is
+//! decided once, in `http::error`.
+
+use std::fmt;
+
+/// Why a body could not be decoded at all. Per-series faults are not errors:
+/// they are recorded in the batch's [`Rejections`](crate::model::Rejections).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A `Content-Type` other than `application/x-protobuf`.
+    UnsupportedMediaType(String),
+    /// A `proto=` parameter naming a message other than `prometheus.WriteRequest`.
+    UnsupportedProtocol(String),
+    /// A `Content-Encoding` other than snappy, zstd or identity.
+    UnsupportedEncoding(String),
+    /// The decompressed body is (or declares to be) over the decoded-size limit.
+    DecodedTooLarge {
+        /// The size the compressed header declares, when it declares one.
+        declared: Option<u64>,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The body is not valid for its `Content-Encoding`.
+    Decompress {
+        /// `snappy` or `zstd`.
+        encoding: &'static str,
+        /// What the decompressor reported.
+        detail: String,
+    },
+    /// The decompressed body is not a valid protobuf message of its schema.
+    Protobuf(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnsupportedMediaType(t) => write!(
+                f,
+                "unsupported Content-Type {t:?}: expected application/x-protobuf"
+            ),
+            Error::UnsupportedProtocol(p) => write!(
+                f,
+                "unsupported remote-write message {p:?}: promgate accepts prometheus.WriteRequest (remote-write 1.0)"
+            ),
+            Error::UnsupportedEncoding(e) => write!(
+                f,
+                "unsupported Content-Encoding {e:?}: expected snappy, zstd or identity"
+            ),
+            Error::DecodedTooLarge {
+                declared: Some(n),
+                limit,
+            } => write!(
+                f,
+                "decompressed body would be {n} bytes, more than the limit of {limit} bytes"
+            ),
+            Error::DecodedTooLarge {
+                declared: None,
+                limit,
+            } => write!(
+                f,
+                "decompressed body is larger than the limit of {limit} bytes"
+            ),
+            Error::Decompress { encoding, detail } => {
+                write!(f, "malformed {encoding} body: {detail}")
+            }
+            Error::Protobuf(e) => write!(f, "malformed protobuf WriteRequest: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,219 @@
+//! Bytes → model: content negotiation, bounded decompression, one decoder per
+//! protocol, and the one lowering they share into a [`WriteBatch`].
+//!
+//! Pure and synchronous: nothing here knows about axum, hyper or tokio
+//! (`tests/layering.rs` checks the sources). The HTTP layer reads headers
+//! and the size-limited body, hands them in, and maps [`Error`] to a status.
+//!
+//! Every protocol ends in [`lower::Lowering`], so validation, the
+//! canonical key and the choice of each series' deciding sample are the same
+//! whichever dialect a sender speaks. Remote-Write 1.0 is [`v1`]; a
+//! Remote-Write 2.0 decoder and the pushed text format take their place
+//! beside it and feed the same lowering.
+
+mod decompress;
+mod error;
+pub mod lower;
+pub mod v1;
+pub mod wire;
+
+pub use decompress::{Decompressed, decompress_into};
+pub use error::Error;
+
+use crate::model::{SeriesLimits, WriteBatch};
+
+/// The body encodings promgate accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Snappy block format, the remote-write default (and assumed when absent).
+    Snappy,
+    /// A zstd frame.
+    Zstd,
+    /// No compression.
+    Identity,
+}
+
+impl Encoding {
+    /// The label value of `promgate_received_bytes_total{encoding}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Snappy => "snappy",
+            Encoding::Zstd => "zstd",
+            Encoding::Identity => "identity",
+        }
+    }
+}
+
+/// The message schema of a request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Remote-Write 1.0, `prometheus.WriteRequest`.
+    RemoteWrite1,
+}
+
+/// What [`negotiate`] chose for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    /// The message schema.
+    pub protocol: Protocol,
+    /// The body's compression.
+    pub encoding: Encoding,
+}
+
+/// Limits applied while decoding one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Maximum decompressed body size in bytes, checked before allocating.
+    pub max_decoded_bytes: usize,
+    /// Per-series limits.
+    pub series: SeriesLimits,
+}
+
+/// Checks `Content-Type` and `Content-Encoding` and picks the decoder.
+///
+/// A missing `Content-Type` is taken as protobuf (Prometheus always sends it;
+/// hand-made requests often do not). A missing `Content-Encoding` is snappy,
+/// as the Remote-Write 1.0 specification says ("Protocol": the body is
+/// snappy-compressed, block format).
+///
+/// # Errors
+///
+/// [`Error::UnsupportedMediaType`], [`Error::UnsupportedProtocol`] (a
+/// `proto=` other than `prometheus.WriteRequest`) or
+/// [`Error::UnsupportedEncoding`].
+pub fn negotiate(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Result<Format, Error> {
+    if let Some(ct) = content_type {
+        let mut parts = ct.split(';');
+        let media = parts.next().unwrap_or("").trim();
+        if !media.eq_ignore_ascii_case("application/x-protobuf") {
+            return Err(Error::UnsupportedMediaType(ct.to_string()));
+        }
+        for param in parts {
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("proto")
+            {
+                let v = v.trim().trim_matches('"');
+                if v != "prometheus.WriteRequest" {
+                    return Err(Error::UnsupportedProtocol(v.to_string()));
+                }
+            }
+        }
+    }
+    let encoding = match content_encoding.map(str::trim) {
+        None | Some("") => Encoding::Snappy,
+        Some(e) if e.eq_ignore_ascii_case("snappy") => Encoding::Snappy,
+        Some(e) if e.eq_ignore_ascii_case("zstd") => Encoding::Zstd,
+        Some(e) if e.eq_ignore_ascii_case("identity") => Encoding::Identity,
+        Some(e) => return Err(Error::UnsupportedEncoding(e.to_string())),
+    };
+    Ok(Format {
+        protocol: Protocol::RemoteWrite1,
+        encoding,
+    })
+}
+
+/// Decodes request bodies into a [`WriteBatch`], keeping its buffers (the
+/// decompressed body, the key arena, the series list) between requests: once
+/// warm, a request allocates and zeroes none of them. The write handler keeps
+/// one per worker thread; the criterion benchmark times this same path.
+#[derive(Default)]
+pub struct Decoder {
+    raw: Vec<u8>,
+    batch: WriteBatch,
+    decoded_bytes: usize,
+}
+
+impl Decoder {
+    /// Buffers larger than this are dropped by [`Decoder::trim`], so that one
+    /// huge body does not pin its memory to a worker thread.
+    pub const KEEP_BYTES: usize = 4 << 20;
+
+    /// Decompresses and decodes one body of `format`.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`] of decompression or of the protocol's wire format; the
+    /// body then changes nothing. Invalid series are not errors: they are
+    /// counted in the batch's `rejected`.
+    pub fn decode(
+        &mut self,
+        format: Format,
+        body: &[u8],
+        limits: &Limits,
+    ) -> Result<&WriteBatch, Error> {
+        self.decoded_bytes = 0;
+        let raw = decompress_into(
+            format.encoding,
+            body,
+            limits.max_decoded_bytes,
+            &mut self.raw,
+        )?
+        .bytes(body, &self.raw);
+        self.decoded_bytes = raw.len();
+        match format.protocol {
+            Protocol::RemoteWrite1 => v1::decode_into(raw, &limits.series, &mut self.batch)?,
+        }
+        Ok(&self.batch)
+    }
+
+    /// The batch of the last body decoded without error.
+    pub fn batch(&self) -> &WriteBatch {
+        &self.batch
+    }
+
+    /// The decompressed size of the last body, in bytes (0 if it failed to decompress).
+    pub fn decoded_bytes(&self) -> usize {
+        self.decoded_bytes
+    }
+
+    /// Drops buffers grown over [`Decoder::KEEP_BYTES`].
+    pub fn trim(&mut self) {
+        if self.raw.capacity() > Self::KEEP_BYTES {
+            self.raw = Vec::new();
+        }
+        if self.batch.capacity_bytes() > Self::KEEP_BYTES {
+            self.batch = WriteBatch::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        let v1 = |encoding| {
+            Ok(Format {
+                protocol: Protocol::RemoteWrite1,
+                encoding,
+            })
+        };
+        let pb = Some("application/x-protobuf");
+        assert_eq!(negotiate(pb, Some("snappy")), v1(Encoding::Snappy));
+        assert_eq!(negotiate(pb, None), v1(Encoding::Snappy));
+        assert_eq!(negotiate(None, None), v1(Encoding::Snappy));
+        assert_eq!(negotiate(pb, Some("zstd")), v1(Encoding::Zstd));
+        assert_eq!(negotiate(pb, Some("identity")), v1(Encoding::Identity));
+        let with_proto = Some("application/x-protobuf;proto=prometheus.WriteRequest");
+        assert_eq!(negotiate(with_proto, None), v1(Encoding::Snappy));
+        assert!(matches!(
+            negotiate(
+                Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+                None
+            ),
+            Err(Error::UnsupportedProtocol(_))
+        ));
+        assert!(matches!(
+            negotiate(Some("application/json"), None),
+            Err(Error::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            negotiate(pb, Some("gzip")),
+            Err(Error::UnsupportedEncoding(_))
+        ));
+    }
+}

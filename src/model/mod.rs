@@ -1,0 +1,271 @@
+//! The protocol-independent model: samples, metadata, the decoded batch and
+//! the reasons a series can be rejected; canonical keys in [`key`].
+//!
+//! Everything here is pure and synchronous: every protocol's decoder lowers
+//! into these types, the store applies them, and nothing here knows about
+//! HTTP or a runtime.
+
+mod key;
+
+pub use key::{
+    KeySpan, KeyWriter, SeriesTraits, build_key, escape_label_value, is_text_format_float,
+    is_valid_label_name, is_valid_metric_name,
+};
+
+use std::fmt;
+
+/// The NaN bit pattern Prometheus uses as a staleness marker.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Is `value` the Prometheus staleness marker?
+#[inline]
+pub fn is_stale_marker(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+/// One sample: a value and its timestamp in milliseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// The sample value; may be NaN or infinite.
+    pub value: f64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+/// The metric type carried by Remote-Write metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MetricType {
+    /// No type was given.
+    #[default]
+    Unknown,
+    /// A monotonic counter.
+    Counter,
+    /// A gauge.
+    Gauge,
+    /// A classic histogram (`_bucket`, `_sum`, `_count`).
+    Histogram,
+    /// An OpenMetrics gauge histogram; exposed untyped.
+    GaugeHistogram,
+    /// A summary (quantile series, `_sum`, `_count`).
+    Summary,
+    /// An OpenMetrics info metric; exposed untyped.
+    Info,
+    /// An OpenMetrics state set; exposed untyped.
+    StateSet,
+}
+
+impl MetricType {
+    /// The type word of the text format 0.0.4, or `None` where that format has
+    /// no such type and the family is exposed untyped.
+    pub fn text_format_name(self) -> Option<&'static str> {
+        match self {
+            MetricType::Counter => Some("counter"),
+            MetricType::Gauge => Some("gauge"),
+            MetricType::Histogram => Some("histogram"),
+            MetricType::Summary => Some("summary"),
+            _ => None,
+        }
+    }
+}
+
+/// HELP, TYPE and unit of one metric family, as pushed by the sender.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metadata {
+    /// The family's type.
+    pub metric_type: MetricType,
+    /// The help text, unescaped.
+    pub help: String,
+    /// The unit, if any (kept, but the text format 0.0.4 cannot show it).
+    pub unit: String,
+}
+
+/// Why a series (or a metadata entry) was not stored.
+///
+/// Each reason is a label value of `promgate_series_rejected_total` and
+/// `promgate_samples_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// The label set has no `__name__` (or an empty one).
+    MissingMetricName,
+    /// `__name__` does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    InvalidMetricName,
+    /// A label name does not match `[a-zA-Z_][a-zA-Z0-9_]*`.
+    InvalidLabelName,
+    /// The same label name appears twice.
+    DuplicateLabelName,
+    /// More labels than `--limits.labels-per-series`.
+    TooManyLabels,
+    /// A label name longer than `--limits.label-name-length`.
+    LabelNameTooLong,
+    /// A label value longer than `--limits.label-value-length`.
+    LabelValueTooLong,
+    /// A new series beyond `--limits.series`.
+    SeriesLimit,
+    /// New metadata beyond `--limits.metadata`.
+    MetadataLimit,
+    /// A native histogram sample, which the text format 0.0.4 cannot carry.
+    NativeHistogram,
+}
+
+impl RejectReason {
+    /// Every reason, in a stable order.
+    pub const ALL: [RejectReason; 10] = [
+        RejectReason::MissingMetricName,
+        RejectReason::InvalidMetricName,
+        RejectReason::InvalidLabelName,
+        RejectReason::DuplicateLabelName,
+        RejectReason::TooManyLabels,
+        RejectReason::LabelNameTooLong,
+        RejectReason::LabelValueTooLong,
+        RejectReason::SeriesLimit,
+        RejectReason::MetadataLimit,
+        RejectReason::NativeHistogram,
+    ];
+
+    /// The snake_case label value used in self-metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::MissingMetricName => "missing_metric_name",
+            RejectReason::InvalidMetricName => "invalid_metric_name",
+            RejectReason::InvalidLabelName => "invalid_label_name",
+            RejectReason::DuplicateLabelName => "duplicate_label_name",
+            RejectReason::TooManyLabels => "too_many_labels",
+            RejectReason::LabelNameTooLong => "label_name_too_long",
+            RejectReason::LabelValueTooLong => "label_value_too_long",
+            RejectReason::SeriesLimit => "series_limit",
+            RejectReason::MetadataLimit => "metadata_limit",
+            RejectReason::NativeHistogram => "native_histogram",
+        }
+    }
+}
+
+/// A rejection with the detail a sender needs to find the offending series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The class of the problem.
+    pub reason: RejectReason,
+    /// One line naming the offending name or limit.
+    pub detail: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// Per-series limits applied while building canonical keys.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesLimits {
+    /// Maximum number of labels (including `__name__`) after dropping empty values.
+    pub max_labels: usize,
+    /// Maximum label name length in bytes.
+    pub max_name_len: usize,
+    /// Maximum label value length in bytes.
+    pub max_value_len: usize,
+}
+
+/// One valid series of a request, reduced to the sample that decides its state.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesUpdate {
+    /// Where the canonical key is in [`WriteBatch::keys`].
+    pub key: KeySpan,
+    /// The sample with the greatest timestamp (the last one among equals).
+    pub latest: Sample,
+    /// How many float samples the request carried for this series.
+    pub samples: u32,
+}
+
+/// Counts of what a request could not store, and the first reason why.
+#[derive(Clone, Debug, Default)]
+pub struct Rejections {
+    /// Rejected series (and metadata entries) per reason.
+    pub series: Vec<(RejectReason, u64)>,
+    /// Rejected samples per reason.
+    pub samples: Vec<(RejectReason, u64)>,
+    /// The first rejection, for the response body.
+    pub first: Option<Rejection>,
+}
+
+impl Rejections {
+    /// Records one rejected series carrying `samples` samples.
+    pub fn add(&mut self, rejection: Rejection, samples: u64) {
+        bump(&mut self.series, rejection.reason, 1);
+        if samples > 0 {
+            bump(&mut self.samples, rejection.reason, samples);
+        }
+        if self.first.is_none() {
+            self.first = Some(rejection);
+        }
+    }
+
+    /// Total rejected series.
+    pub fn series_total(&self) -> u64 {
+        self.series.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Total rejected samples.
+    pub fn samples_total(&self) -> u64 {
+        self.samples.iter().map(|(_, n)| n).sum()
+    }
+}
+
+fn bump(counts: &mut Vec<(RejectReason, u64)>, reason: RejectReason, n: u64) {
+    match counts.iter_mut().find(|(r, _)| *r == reason) {
+        Some((_, c)) => *c += n,
+        None => counts.push((reason, n)),
+    }
+}
+
+/// A decoded request in the model: valid series updates with their keys in
+/// one arena, metadata, and what was rejected on the way.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    /// Arena holding every canonical key of `series`.
+    pub keys: String,
+    /// Valid series, in request order.
+    pub series: Vec<SeriesUpdate>,
+    /// Metadata entries by family name.
+    pub metadata: Vec<(String, Metadata)>,
+    /// What the decoder rejected.
+    pub rejected: Rejections,
+}
+
+impl WriteBatch {
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.series.clear();
+        self.metadata.clear();
+        self.rejected = Rejections::default();
+    }
+
+    /// The canonical key of `update`.
+    pub fn key(&self, update: &SeriesUpdate) -> &str {
+        let s = update.key.start as usize;
+        &self.keys[s..s + update.key.len as usize]
+    }
+
+    /// Bytes held by the batch's two large buffers (key arena and series list).
+    pub fn capacity_bytes(&self) -> usize {
+        self.keys.capacity() + self.series.capacity() * std::mem::size_of::<SeriesUpdate>()
+    }
+
+    /// The metric name of `update`.
+    pub fn name(&self, update: &SeriesUpdate) -> &str {
+        let s = update.key.start as usize;
+        &self.keys[s..s + update.key.name_len as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_marker_is_only_the_special_nan() {
+        assert!(is_stale_marker(f64::from_bits(STALE_NAN_BITS)));
+        assert!(!is_stale_marker(f64::NAN));
+        assert!(!is_stale_marker(1.0));
+    }
+}

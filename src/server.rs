@@ -1,0 +1,122 @@
+//! Start-up, background tasks and the shutdown order.
+//!
+//! [`run`] owns the process's life: it builds the state, binds, starts the
+//! background tasks, serves until SIGINT or SIGTERM, then stops in order:
+//! stop accepting and let in-flight requests (and streaming pages) finish,
+//! then stop the background tasks. A snapshot to disk, when it comes, is
+//! taken here after the last write and before exit.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::store::Store;
+
+/// The sweep period when series never expire: names emptied by stale
+/// markers are still removed, and nothing else is due.
+const IDLE_SWEEP: Duration = Duration::from_secs(15);
+
+/// Serves `config` until a shutdown signal, then stops in order.
+///
+/// # Errors
+///
+/// The listen address cannot be bound, or the server fails while serving.
+pub async fn run(config: &Config) -> io::Result<()> {
+    let state = AppState::new(config);
+    let listener = TcpListener::bind(config.listen_address).await?;
+    let address = listener.local_addr().unwrap_or(config.listen_address);
+    log_start(config, address);
+    let sweeper = spawn_sweeper(&state, config.ttl());
+
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    // In-flight requests have finished: nothing writes to the store now.
+    sweeper.abort();
+    served
+}
+
+fn log_start(config: &Config, address: SocketAddr) {
+    tracing::info!(
+        address = %address,
+        ttl = %humantime::format_duration(config.series_ttl),
+        timestamps = ?config.timestamps,
+        version = env!("CARGO_PKG_VERSION"),
+        "promgate listening"
+    );
+}
+
+/// The period of the sweep: a tenth of the TTL bounds how long an expired
+/// series lingers, within 100 ms and 15 s.
+fn sweep_period(ttl: Option<Duration>) -> Duration {
+    ttl.map_or(IDLE_SWEEP, |ttl| {
+        (ttl / 10).clamp(Duration::from_millis(100), IDLE_SWEEP)
+    })
+}
+
+/// Removes expired series every so often, whether or not anyone scrapes,
+/// and the names that have no series left whatever the TTL.
+pub fn spawn_sweeper(state: &AppState, ttl: Option<Duration>) -> JoinHandle<()> {
+    let store: Arc<Store> = Arc::clone(&state.store);
+    let metrics = Arc::clone(&state.metrics);
+    let period = sweep_period(ttl);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let store = Arc::clone(&store);
+            match tokio::task::spawn_blocking(move || store.sweep(ttl)).await {
+                Ok(removed) => {
+                    metrics.series_expired.inc_by(removed as u64);
+                }
+                Err(e) => tracing::error!(error = %e, "series sweep failed"),
+            }
+        }
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM; the server then stops accepting
+/// and finishes the requests in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = term => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_a_tenth_of_the_ttl_apart_within_bounds() {
+        assert_eq!(
+            sweep_period(Some(Duration::from_secs(60))),
+            Duration::from_secs(6)
+        );
+        assert_eq!(
+            sweep_period(Some(Duration::from_secs(1))),
+            Duration::from_millis(100)
+        );
+        assert_eq!(sweep_period(Some(Duration::from_secs(3600))), IDLE_SWEEP);
+        assert_eq!(sweep_period(None), IDLE_SWEEP);
+    }
+}

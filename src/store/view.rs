@@ -1,0 +1,103 @@
+//! Reading the store without seeing its layout: a snapshot of the metric
+//! names, and for each a cursor that visits its series one part at a time.
+//!
+//! A part is whatever one lock guards (today a shard). The cursor holds that
+//! lock only while it hands the part's series to the caller's closure, so
+//! the caller can write out between parts with no lock held: a slow scraper
+//! stalls no writer, and a reader never holds two locks. The same cursor
+//! serves the exposition today and a snapshot to disk later.
+
+use std::sync::Arc;
+
+use super::Store;
+use super::table::{Metric, read};
+use crate::model::Sample;
+
+/// One live series as a reader sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesRef<'a> {
+    /// The canonical key (see `model::key`).
+    pub key: &'a [u8],
+    /// The latest sample.
+    pub sample: Sample,
+}
+
+/// One metric name and its series, as of [`Store::metrics`]; series written
+/// since may or may not be seen, as with any concurrent reader.
+#[derive(Clone)]
+pub struct MetricView {
+    name: Box<str>,
+    metric: Arc<Metric>,
+}
+
+impl MetricView {
+    /// The metric name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Live series of this name now (exact when no write is in flight).
+    pub fn len(&self) -> usize {
+        self.metric.len()
+    }
+
+    /// Has this name no live series now?
+    pub fn is_empty(&self) -> bool {
+        self.metric.is_empty()
+    }
+
+    /// Does any live series carry one of the `model::SeriesTraits` bits in `traits`?
+    pub fn any_with(&self, traits: u8) -> bool {
+        self.metric.any_with(traits)
+    }
+
+    /// A cursor over this name's series.
+    pub fn parts(&self) -> Parts<'_> {
+        Parts {
+            metric: &self.metric,
+            next: 0,
+        }
+    }
+
+    pub(super) fn metric(&self) -> &Metric {
+        &self.metric
+    }
+}
+
+/// A cursor over one name's series, one locked part at a time.
+pub struct Parts<'m> {
+    metric: &'m Metric,
+    next: usize,
+}
+
+impl Parts<'_> {
+    /// Calls `f` for every series of the next part, holding that part's read
+    /// lock only meanwhile; `false` once every part has been visited.
+    pub fn visit_next(&mut self, mut f: impl FnMut(SeriesRef<'_>)) -> bool {
+        let Some(shard) = self.metric.shards.get(self.next) else {
+            return false;
+        };
+        self.next += 1;
+        for e in read(shard).iter() {
+            f(SeriesRef {
+                key: e.key(),
+                sample: e.sample(),
+            });
+        }
+        true
+    }
+}
+
+impl Store {
+    /// A snapshot of the metric names, unordered; each view reads the live
+    /// tables, not a copy.
+    pub fn metrics(&self) -> Vec<MetricView> {
+        self.metrics
+            .iter()
+            .map(|r| MetricView {
+                name: r.key().clone(),
+                metric: Arc::clone(r.value()),
+            })
+            .collect()
+    }
+}
