@@ -425,3 +425,115 @@ async fn large_pages_stream_in_chunks_and_gzip_when_asked() {
     assert_eq!(sample_lines(&unzipped), sample_lines(&plain));
     assert_parses(&plain);
 }
+
+/// Regression (issue 10): with `--series.ttl 0` no sweep ran, so a family
+/// whose last series a stale marker removed kept its HELP and TYPE on the
+/// page with no samples under them.
+#[tokio::test]
+async fn a_family_without_live_series_never_appears() {
+    for ttl in ["0", "5m"] {
+        let (app, _) = app(&["--series.ttl", ttl]);
+        let gone: &[(&str, &str)] = &[("__name__", "gone_total"), ("job", "x")];
+        let kept: &[(&str, &str)] = &[("__name__", "kept_total"), ("job", "x")];
+        let req = request(
+            &[(gone, &[(1.0, 1000)]), (kept, &[(2.0, 1000)])],
+            &[
+                ("gone_total", MetricType::Counter, "Gone."),
+                ("kept_total", MetricType::Counter, "Kept."),
+            ],
+        );
+        assert_eq!(write(&app, &req).await.0, StatusCode::NO_CONTENT);
+        let stale = f64::from_bits(promgate::model::STALE_NAN_BITS);
+        let req = request(&[(gone, &[(stale, 2000)])], &[]);
+        assert_eq!(write(&app, &req).await.0, StatusCode::NO_CONTENT);
+        let (_, page) = get(&app, "/metrics").await;
+        assert_eq!(
+            page,
+            "# HELP kept_total Kept.\n# TYPE kept_total counter\nkept_total{job=\"x\"} 2 1000\n",
+            "--series.ttl {ttl}"
+        );
+        assert_parses(&page);
+    }
+}
+
+/// A page big enough that its render blocks on a client that does not read:
+/// more than the two chunks the channel holds.
+async fn app_with_a_big_page(args: &[&str]) -> axum::Router {
+    let (app, _) = app(args);
+    let names: Vec<String> = (0..6000)
+        .map(|i| format!("host-{i:05}-{}", "x".repeat(60)))
+        .collect();
+    for chunk in names.chunks(1000) {
+        let labels: Vec<[(&str, &str); 2]> = chunk
+            .iter()
+            .map(|h| [("__name__", "node_load1"), ("instance", h.as_str())])
+            .collect();
+        let series: Vec<Series> = labels.iter().map(|l| (&l[..], &[(0.5, 10)][..])).collect();
+        assert_eq!(
+            write(&app, &request(&series, &[])).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scrapes_are_bounded_and_the_rest_get_503() {
+    let app = app_with_a_big_page(&[
+        "--exposition.max-concurrent-scrapes",
+        "1",
+        "--exposition.max-queue-duration",
+        "200ms",
+    ])
+    .await;
+    // The first scrape holds the only slot while its client reads nothing.
+    let held = app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    let (status, body) = get_raw(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    assert!(
+        body.starts_with("too many concurrent scrapes: 1 pages"),
+        "{body}"
+    );
+    assert_eq!(body.lines().count(), 1, "{body:?}");
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_requests_rejected_total{reason=\"too_many_scrapes\"}"
+        )
+        .await,
+        1.0
+    );
+    // The client goes away: its render stops and frees the slot.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, page) = get_raw(&app, "/metrics").await;
+        if status == StatusCode::OK {
+            assert_eq!(page.lines().count(), 6000);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
+    }
+}
+
+/// GETs `path`; status and body, which need not be a page.
+async fn get_raw(app: &axum::Router, path: &str) -> (StatusCode, String) {
+    let resp = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}

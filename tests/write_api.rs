@@ -425,3 +425,41 @@ async fn a_request_after_a_larger_one_carries_nothing_over() {
     assert_eq!(page.lines().count(), 201, "{page}");
     assert!(page.contains("up{instance=\"a:9100\",job=\"node\"} 5 2\n"));
 }
+
+#[tokio::test]
+async fn out_of_order_samples_are_counted_as_samples() {
+    let (app, _) = seeded(&[]).await;
+    // Three samples, all older than the stored one at 1000: none is stored.
+    let old = request(&[(UP, &[(7.0, 100), (8.0, 200), (9.0, 300)])], &[]);
+    assert_eq!(write(&app, &old).await.0, StatusCode::NO_CONTENT);
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(page, "up{instance=\"a:9100\",job=\"node\"} 1 1000\n");
+    assert_eq!(
+        self_metric(&app, "promgate_samples_out_of_order_total").await,
+        3.0
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_get_a_reason_and_are_counted() {
+    let (app, _) = app(&[]);
+    let (status, body) = get(&app, "/nope/../etc").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body.starts_with("not found: promgate serves POST /api/v1/write"),
+        "{body}"
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_requests_rejected_total{reason=\"not_found\"}"
+        )
+        .await,
+        1.0
+    );
+    // Every reason is on the page from the start.
+    for reason in promgate::http::Error::REASONS {
+        let series = format!("promgate_requests_rejected_total{{reason=\"{reason}\"}}");
+        self_metric(&app, &series).await;
+    }
+}
