@@ -3,6 +3,12 @@
 
     python3 bench/run.py [--sizes 10000,100000,1000000] [--reps 2]
                          [--parts ingest,exposition,interference] [--skip-build]
+                         [--baseline PATH] [--kinds promgate,promgate-baseline]
+
+A/B of two promgate builds: --baseline names another promgate binary, run as
+"promgate-baseline" beside this tree's build, alternated with it in every
+repetition (ingest) and scraped beside it (exposition); --kinds restricts the
+ingest servers (e.g. to the two builds).
 
 Ingest: the same snappy RW 1.0 payloads (families like the mock exporter's,
 6-10 labels sorted by name, a family's series together within a request,
@@ -99,8 +105,9 @@ class Server:
         self.sink = None
         addr = f"127.0.0.1:{self.port}"
         pin = ["taskset", "-c", SERVER_CORE]
-        if kind == "promgate":
-            cmd = pin + [binaries["promgate"], "--web.listen-address", addr, "--series.ttl", "0",
+        if kind in ("promgate", "promgate-baseline"):
+            binary = binaries["promgate" if kind == "promgate" else "baseline"]
+            cmd = pin + [binary, "--web.listen-address", addr, "--series.ttl", "0",
                          "--limits.series", "5000000", "--log.level", "warn"]
             self.ready, self.write = f"http://{addr}/-/ready", f"http://{addr}/api/v1/write"
         elif kind == "vmagent":
@@ -221,7 +228,7 @@ def run_ingest(binaries, kind, series, rounds, workdir):
         result["cpu_s_per_m"] = cpu / (result["samples"] / 1e6) if result["samples"] else float("nan")
         result["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
         result["first_round_per_sec"] = first["samples_per_sec"]
-        if kind == "promgate":
+        if kind in ("promgate", "promgate-baseline"):
             landed, result["label_bytes"] = check_promgate(server, series)
             result["landed"] = landed and result["complete"] and result["failures"] == 0
         elif kind == "sink":
@@ -243,8 +250,7 @@ def fmt(x, digits=2):
     return f"{x:,.{digits}f}"
 
 
-def ingest_table(binaries, sizes, reps, workdir):
-    kinds = ["promgate", "vmagent", "victoria-metrics", "prometheus", "sink"]
+def ingest_table(binaries, sizes, reps, workdir, kinds):
     results = {}
     for series in sizes:
         # Enough rounds for several seconds of promgate load, bounded for the slow peers.
@@ -310,8 +316,11 @@ def exposition_table(binaries, sizes, workdir):
         pg = Server("promgate", binaries, workdir)
         prom = Server("prometheus", binaries, workdir)
         pgw = Server("pushgateway", binaries, workdir)
+        base = Server("promgate-baseline", binaries, workdir) if "baseline" in binaries else None
         try:
             load(binaries, pg.write, series, 2)
+            if base:
+                load(binaries, base.write, series, 2)
             load(binaries, prom.write, series, 2)
             push_to_pushgateway(pg, pgw)
             targets = [
@@ -320,6 +329,8 @@ def exposition_table(binaries, sizes, workdir):
                 ("prometheus", prom, "/federate?match[]=%7B__name__%3D~%22.%2B%22%7D", True),
                 ("pushgateway", pgw, "/metrics", False), ("pushgateway", pgw, "/metrics", True),
             ]
+            if base:
+                targets[2:2] = [("promgate-baseline", base, "/metrics", False), ("promgate-baseline", base, "/metrics", True)]
             best = {}
             for name, server, path, gz in targets:
                 times, size, growth = [], 0, 0
@@ -350,6 +361,8 @@ def exposition_table(binaries, sizes, workdir):
             pg.stop()
             prom.stop()
             pgw.stop()
+            if base:
+                base.stop()
     return "\n".join(rows), lines
 
 
@@ -402,6 +415,8 @@ def main():
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--exposition-sizes", default="100000,1000000")
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--baseline", help="another promgate binary to run beside this build (A/B)")
+    ap.add_argument("--kinds", default="", help="ingest servers to run, comma-separated (default: all)")
     ap.add_argument("--parts", default="ingest,exposition,interference",
                     help="which parts to run (the target lines need all three)")
     args = ap.parse_args()
@@ -410,6 +425,12 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "promgate", "--example", "rw_loadgen"],
                        cwd=ROOT, check=True)
     binaries = {"promgate": f"{ROOT}/target/release/promgate", "loadgen": f"{ROOT}/target/release/examples/rw_loadgen"}
+    kinds = ["promgate", "vmagent", "victoria-metrics", "prometheus", "sink"]
+    if args.baseline:
+        binaries["baseline"] = os.path.abspath(args.baseline)
+        kinds.insert(1, "promgate-baseline")
+    if args.kinds:
+        kinds = [k for k in args.kinds.split(",") if k]
     sizes = [int(s) for s in args.sizes.split(",")]
     workdir = tempfile.mkdtemp(prefix="promgate-bench-")
     try:
@@ -419,7 +440,7 @@ def main():
             print(f"- {k}: {v}")
         if "ingest" in parts:
             print("\n## Ingest (4 connections, 500 series per request)\n")
-            table, summary = ingest_table(binaries, sizes, args.reps, workdir)
+            table, summary = ingest_table(binaries, sizes, args.reps, workdir, kinds)
             print(table)
         if "exposition" in parts:
             exp_sizes = [int(s) for s in args.exposition_sizes.split(",") if s]
