@@ -10,8 +10,7 @@ use std::hint::black_box;
 
 use promgate::config::Config;
 use promgate::exposition::render;
-use promgate::ingest::{self, Decoder, Encoding, Format, Protocol};
-use promgate::model::SeriesLimits;
+use promgate::ingest::{self, Decoder, Encoding, Format, Protocol, Rules};
 use promgate::proto::{Label, Sample, TimeSeries, WriteRequest};
 use promgate::store::{Store, StoreLimits};
 
@@ -69,8 +68,8 @@ fn snappy(req: &WriteRequest) -> Vec<u8> {
         .unwrap()
 }
 
-fn series_limits() -> SeriesLimits {
-    Config::default().series_limits()
+fn rules() -> Rules {
+    Config::default().decode_limits().rules(ingest::now_ms())
 }
 
 fn populated(series: usize) -> Store {
@@ -80,7 +79,7 @@ fn populated(series: usize) -> Store {
     });
     for first in (0..series).step_by(SERIES_PER_REQUEST) {
         let raw = request(first, 1).encode_to_vec();
-        store.apply(&ingest::v1::decode(&raw, &series_limits()).unwrap());
+        store.apply(&ingest::v1::decode(&raw, &rules()).unwrap());
     }
     store
 }
@@ -97,7 +96,11 @@ fn benches(c: &mut Criterion) {
     // The write handler's path: one decoder whose buffers live on.
     let mut decoder = Decoder::default();
     g.bench_function("snappy+protobuf+model, 500 series", |b| {
-        b.iter(|| decoder.decode(format, black_box(&body), &limits).is_ok())
+        b.iter(|| {
+            decoder
+                .decode(format, black_box(&body), &limits, ingest::now_ms())
+                .is_ok()
+        })
     });
     g.finish();
 
@@ -105,7 +108,7 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
     let store = populated(100_000);
     let raw = request(50_000, 2).encode_to_vec();
-    let batch = ingest::v1::decode(&raw, &series_limits()).unwrap();
+    let batch = ingest::v1::decode(&raw, &rules()).unwrap();
     g.bench_function("upsert existing, 500 of 100k series", |b| {
         b.iter(|| store.apply(black_box(&batch)))
     });
@@ -116,7 +119,7 @@ fn benches(c: &mut Criterion) {
         .step_by(SERIES_PER_REQUEST)
         .map(|first| {
             let raw = request(first, 3).encode_to_vec();
-            ingest::v1::decode(&raw, &series_limits()).unwrap()
+            ingest::v1::decode(&raw, &rules()).unwrap()
         })
         .collect();
     let mut next = 0;

@@ -95,6 +95,11 @@ pub struct Config {
     )]
     pub max_label_value_len: usize,
 
+    /// How far ahead of promgate's clock a sample may be stamped (400 beyond, reason timestamp_too_far_in_future); 0 for no bound.
+    #[arg(long = "limits.future-time-window", env = "PROMGATE_LIMITS_FUTURE_TIME_WINDOW",
+          default_value = "10m", value_parser = parse_duration)]
+    pub future_time_window: Duration,
+
     /// Most live series; new series beyond it are rejected with 400, existing ones still update.
     #[arg(
         long = "limits.series",
@@ -157,6 +162,7 @@ impl Config {
                 max_name_len: self.max_label_name_len,
                 max_value_len: self.max_label_value_len,
             },
+            future_window: Some(self.future_time_window).filter(|d| !d.is_zero()),
         }
     }
 

@@ -2,3 +2,10 @@
 #![allow(missing_docs, clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+
+/// The same messages with every `string` field as `bytes`: what the
+/// reference decoder reads, so that it can tell a series with a label that is
+/// not UTF-8 from a malformed message, as the fast decoder does.
+pub mod lenient {
+    include!(concat!(env!("OUT_DIR"), "/prometheus.lenient.rs"));
+}

@@ -30,7 +30,7 @@ async fn writers_and_scrapers_do_not_corrupt_each_other() {
             for r in 0..REQUESTS_PER_WRITER {
                 // Unique timestamps across writers, so "greatest wins" has one answer;
                 // each writer sends an overlapping half of the series.
-                let ts = r * WRITERS + w;
+                let ts = 1 + r * WRITERS + w;
                 let value = ts as f64 * 1.5;
                 let start = (w as usize * 37) % SERIES;
                 let labels: Vec<[(&str, &str); 2]> = (0..SERIES / 2)
@@ -68,7 +68,7 @@ async fn writers_and_scrapers_do_not_corrupt_each_other() {
     for w in writers {
         let (w, start) = w.await.unwrap();
         for i in 0..SERIES / 2 {
-            let last_ts = (REQUESTS_PER_WRITER - 1) * WRITERS + w;
+            let last_ts = 1 + (REQUESTS_PER_WRITER - 1) * WRITERS + w;
             let e = covered.entry((start + i) % SERIES).or_insert(last_ts);
             *e = (*e).max(last_ts);
         }

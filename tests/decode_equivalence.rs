@@ -5,8 +5,11 @@
 use proptest::prelude::*;
 use prost::Message;
 
+use std::time::Duration;
+
 use promgate::ingest::v1::{decode, decode_with_prost};
-use promgate::model::SeriesLimits;
+use promgate::ingest::{Rules, TimeRange};
+use promgate::model::{RejectReason, SeriesLimits};
 use promgate::proto::{
     BucketSpan, Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest,
     histogram,
@@ -157,17 +160,25 @@ fn request() -> impl Strategy<Value = WriteRequest> {
         })
 }
 
+/// Small limits, so that the generated requests hit them; a clock that puts
+/// the generated timestamps (-5 ms to 5e12 ms) on both sides of the range.
+fn rules() -> Rules {
+    Rules {
+        series: SeriesLimits {
+            max_labels: 5,
+            max_name_len: 8,
+            max_value_len: 10,
+        },
+        timestamps: TimeRange::new(1_700_000_000_000, Some(Duration::from_secs(600))),
+    }
+}
+
 /// Both decoders' results, comparable (f64 NaNs compare by their Debug text).
 fn both(bytes: &[u8]) -> (Result<String, String>, Result<String, String>) {
-    let limits = SeriesLimits {
-        max_labels: 5,
-        max_name_len: 8,
-        max_value_len: 10,
-    };
-    let fast = decode(bytes, &limits)
+    let fast = decode(bytes, &rules())
         .map(|b| format!("{b:?}"))
         .map_err(|e| e.to_string());
-    let reference = decode_with_prost(bytes, &limits)
+    let reference = decode_with_prost(bytes, &rules())
         .map(|b| format!("{b:?}"))
         .map_err(|e| e.to_string());
     (fast, reference)
@@ -256,10 +267,18 @@ fn same_batch_for_label_encodings_off_the_common_layout() {
         assert!(reference.is_ok(), "{what}: {reference:?}");
         assert_eq!(fast, reference, "{what}");
     }
-    // And a name that is not UTF-8 fails both, on the common layout too.
-    let (fast, reference) = both(&one_series(&[name, b"\x0a\x01\xff\x12\x01x"]));
-    assert!(
-        fast.is_err() && reference.is_err(),
-        "{fast:?} {reference:?}"
-    );
+    // A label that is not UTF-8 rejects its series, not the request, in
+    // both decoders, on the common layout and off it.
+    for label in [&b"\x0a\x01\xff\x12\x01x"[..], b"\x12\x01\xff\x0a\x01x"] {
+        let mut req = one_series(&[name, label]);
+        req.extend_from_slice(&one_series(&[name]));
+        let (fast, reference) = both(&req);
+        assert!(fast.is_ok(), "{fast:?}");
+        assert_eq!(fast, reference);
+        let batch = decode(&req, &rules()).unwrap();
+        assert_eq!(batch.series.len(), 1, "the good series is kept");
+        let first = batch.rejected.first.clone().unwrap();
+        assert_eq!(first.reason, RejectReason::InvalidUtf8);
+        assert_eq!(batch.rejected.samples_total(), 1);
+    }
 }

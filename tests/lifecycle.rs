@@ -203,3 +203,62 @@ fn mock_exporter_stops_cleanly_on_sigterm() {
     );
     assert_eq!(p.child.wait().unwrap().code(), Some(0));
 }
+
+/// Metadata arrives in requests of its own, once a minute by default in
+/// Prometheus; with a TTL shorter than that, HELP and TYPE must stay while
+/// the family's series are updated, and go once they expire.
+#[test]
+fn metadata_lives_as_long_as_its_series() {
+    let (_p, addr) = spawn_promgate(&["--series.ttl", "1s"]);
+    let metadata = snappy(&request(
+        &[],
+        &[
+            ("req_total", MetricType::Counter, "Requests."),
+            ("lat", MetricType::Histogram, "Latency."),
+        ],
+    ));
+    assert!(push(addr, &metadata).starts_with("HTTP/1.1 204"));
+    // Samples every 250 ms for 2.5 s, twice the TTL past the metadata.
+    for i in 1..=10 {
+        let t = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let v = f64::from(i);
+        let body = snappy(&request(
+            &[
+                (&[("__name__", "req_total")], &[(v, t)]),
+                (&[("__name__", "lat_bucket"), ("le", "+Inf")], &[(v, t)]),
+                (&[("__name__", "lat_count")], &[(v, t)]),
+                (&[("__name__", "lat_sum")], &[(v, t)]),
+            ],
+            &[],
+        ));
+        assert!(push(addr, &body).starts_with("HTTP/1.1 204"));
+        let page = http_get(addr, "/metrics");
+        assert!(
+            page.contains("# TYPE req_total counter\n") && page.contains("# TYPE lat histogram\n"),
+            "after {} ms:\n{page}",
+            i * 250
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Then no more samples: series and metadata leave together.
+    let start = Instant::now();
+    loop {
+        let page = http_get(addr, "/-/metrics");
+        if page.contains("promgate_live_series 0\n")
+            && page.contains("promgate_metadata_families 0\n")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never expired:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

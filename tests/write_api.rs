@@ -463,3 +463,191 @@ async fn unknown_paths_get_a_reason_and_are_counted() {
         self_metric(&app, &series).await;
     }
 }
+
+fn now_ms() -> i64 {
+    promgate::ingest::now_ms()
+}
+
+#[tokio::test]
+async fn timestamps_outside_the_accepted_range_are_refused() {
+    let (app, before) = seeded(&["--limits.future-time-window", "1m"]).await;
+    let now = now_ms();
+    let reason = |r: &'static str| format!("promgate_samples_rejected_total{{reason=\"{r}\"}}");
+    for (t, why) in [
+        (
+            now + 120_000,
+            "more than 60000 ms ahead of promgate's clock (--limits.future-time-window 1m)",
+        ),
+        (now + 100 * 365 * 86_400_000, "ahead of promgate's clock"),
+        (i64::MAX, "ahead of promgate's clock"),
+        (0, "sample timestamp 0 ms is not after the Unix epoch"),
+        (-1, "sample timestamp -1 ms is not after the Unix epoch"),
+        (i64::MIN, "not after the Unix epoch"),
+    ] {
+        let body = snappy(&request(&[(UP, &[(9.0, t)])], &[]));
+        assert_rejected(
+            &app,
+            &before,
+            PROMETHEUS_HEADERS,
+            body,
+            StatusCode::BAD_REQUEST,
+            why,
+        )
+        .await;
+    }
+    assert_eq!(
+        self_metric(&app, &reason("timestamp_too_far_in_future")).await,
+        3.0
+    );
+    assert_eq!(
+        self_metric(&app, &reason("timestamp_not_after_epoch")).await,
+        3.0
+    );
+    // The edges inside: the first millisecond after the epoch, and the end
+    // of the window (a second short of it, for the clock moving on).
+    for t in [1, now + 59_000] {
+        let (status, body) = write(&app, &request(&[(UP, &[(2.0, t)])], &[])).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{t}: {body}");
+    }
+    // A series with good and bad samples keeps the good ones and says so.
+    let (status, body) = write(
+        &app,
+        &request(&[(UP, &[(3.0, now + 60_000), (4.0, now + 3_600_000)])], &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with("stored 1 series, rejected 0 series (1 samples)"),
+        "{body}"
+    );
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.starts_with("up{instance=\"a:9100\",job=\"node\"} 3 "),
+        "{page}"
+    );
+    // With no window, any time after the epoch is accepted.
+    let (unbounded, _) = common::app(&["--limits.future-time-window", "0"]);
+    let (status, _) = write(&unbounded, &request(&[(UP, &[(1.0, i64::MAX)])], &[])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// Kind of prometheus/prometheus#14304: one sample from a bad clock must not
+/// hide every correct sample after it.
+#[tokio::test]
+async fn a_far_future_sample_cannot_freeze_a_series() {
+    let (app, _) = app(&[]);
+    let now = now_ms();
+    let future = request(&[(UP, &[(1.0, now + 100 * 365 * 86_400_000)])], &[]);
+    assert_eq!(write(&app, &future).await.0, StatusCode::BAD_REQUEST);
+    for i in 0..3 {
+        let ok = request(
+            &[(UP, &[(2.0 + f64::from(i), now + i64::from(i) * 1000)])],
+            &[],
+        );
+        assert_eq!(write(&app, &ok).await.0, StatusCode::NO_CONTENT);
+    }
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(
+        page,
+        format!("up{{instance=\"a:9100\",job=\"node\"}} 4 {}\n", now + 2000)
+    );
+}
+
+#[tokio::test]
+async fn labels_starting_with_two_underscores_are_refused() {
+    let (app, before) = seeded(&[]).await;
+    for name in [
+        "__tmp_shard",
+        "__address__",
+        "__meta_kubernetes_pod_name",
+        "__",
+        "___x",
+    ] {
+        let labels = [("__name__", "shard_load"), (name, "1")];
+        let body = snappy(&request(&[(&labels, &[(1.0, 5)])], &[]));
+        let why = format!("label name {name:?} is reserved");
+        assert_rejected(
+            &app,
+            &before,
+            PROMETHEUS_HEADERS,
+            body,
+            StatusCode::BAD_REQUEST,
+            &why,
+        )
+        .await;
+    }
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_series_rejected_total{reason=\"reserved_label_name\"}"
+        )
+        .await,
+        5.0
+    );
+    // A metric name is a label value: "__" at its start is no label name.
+    let odd = [("__name__", "__odd__")];
+    assert_eq!(
+        write(&app, &request(&[(&odd, &[(1.0, 5)])], &[])).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn a_label_that_is_not_utf8_rejects_only_its_series() {
+    use promgate::proto::lenient::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    let (app, _) = app(&[]);
+    let series = |value: &[u8], v: f64| TimeSeries {
+        labels: vec![
+            Label {
+                name: b"__name__".to_vec(),
+                value: b"temp".to_vec(),
+            },
+            Label {
+                name: b"room".to_vec(),
+                value: value.to_vec(),
+            },
+        ],
+        samples: vec![Sample {
+            value: v,
+            timestamp: 5,
+        }],
+        ..Default::default()
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            series(b"kitchen", 1.0),
+            series(b"bad\xff", 2.0),
+            series(b"hall", 3.0),
+        ],
+        metadata: vec![MetricMetadata {
+            r#type: 2,
+            metric_family_name: b"temp".to_vec(),
+            help: b"not \xc3 UTF-8".to_vec(),
+            unit: Vec::new(),
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let (status, text) = post(&app, PROMETHEUS_HEADERS, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        text,
+        "stored 2 series, rejected 2 series (1 samples); first error: a label of a series is not valid UTF-8\n"
+    );
+    let (_, page) = get(&app, "/metrics").await;
+    // The metadata was refused too: no HELP or TYPE.
+    assert_eq!(
+        sample_lines(&page),
+        ["temp{room=\"hall\"} 3 5", "temp{room=\"kitchen\"} 1 5"]
+    );
+    assert!(!page.contains('#'), "{page}");
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_series_rejected_total{reason=\"invalid_utf8\"}"
+        )
+        .await,
+        2.0
+    );
+}

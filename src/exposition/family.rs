@@ -1,16 +1,29 @@
 //! Planning a page: which metric names form which family, and the HELP and
 //! TYPE each family is exposed with.
 //!
-//! Rules (so that any accepted input parses with `promtool`):
+//! Rules:
 //! - `x_bucket`, `x_sum`, `x_count` join family `x` when `x` is a histogram;
 //!   `x`, `x_sum`, `x_count` join it when `x` is a summary. Every other name is
 //!   its own family.
 //! - A counter pushed with the OpenMetrics family name `x` describes `x_total`.
-//! - A histogram (summary) family with an `le` (`quantile`) value the parser
-//!   cannot read is exposed without its TYPE line, which makes it untyped.
 //! - Families are sorted by name; each appears once, HELP and TYPE first.
+//!
+//! Every page must read completely, with no sample lost, in each parser that
+//! scrapes it. Prometheus' and vmagent's parsers take a sample line as it is,
+//! so only client_golang's text parser (promtool, the Pushgateway, every Go
+//! program using `expfmt`) can be led astray: it files a line or a HELP/TYPE
+//! comment under the first family it finds among the name itself, the name
+//! less `_count`/`_sum` if that is a summary, and the name less
+//! `_count`/`_sum`/`_bucket` if that is a histogram; and inside a histogram
+//! (summary) it sets `le` (`quantile`) aside, so two lines differing only
+//! there become one. [`plan`] replays that filing on the planned page
+//! ([`check`]) and takes the TYPE off a histogram or summary family that
+//! would lose or misfile a line, or the HELP and TYPE off a family whose
+//! header would land in another family, until the page files cleanly. The
+//! suffixes `_total`, `_created`, `_info`, `_gsum` and `_gcount` mean nothing
+//! to a text-format 0.0.4 parser and need no rule here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::model::{Metadata, MetricType, SeriesTraits};
 use crate::store::{MetricView, Store};
@@ -27,67 +40,135 @@ pub(super) struct Family {
     pub members: Vec<MetricView>,
 }
 
-/// The family a metric name belongs to, given the pushed metadata.
-pub(super) fn family_of<'a>(
-    name: &'a str,
-    metadata: &impl Fn(&str) -> Option<Metadata>,
-) -> &'a str {
-    for (suffix, histogram, summary) in [
-        ("_bucket", true, false),
-        ("_sum", true, true),
-        ("_count", true, true),
-    ] {
-        if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
-            match metadata(base).map(|m| m.metric_type) {
-                Some(MetricType::Histogram) if histogram => return base,
-                Some(MetricType::Summary) if summary => return base,
-                _ => {}
-            }
+impl Family {
+    fn has_header(&self) -> bool {
+        self.help.is_some() || self.type_name.is_some()
+    }
+
+    /// The parser's kind of the family's own name, once its header is read.
+    fn kind(&self) -> Kind {
+        match self.type_name {
+            Some("histogram") => Kind::Histogram,
+            Some("summary") => Kind::Summary,
+            _ => Kind::Other,
         }
     }
-    name
 }
 
-/// The metadata describing family `family`.
-fn family_metadata(family: &str, metadata: &impl Fn(&str) -> Option<Metadata>) -> Option<Metadata> {
-    metadata(family).or_else(|| {
-        let base = family.strip_suffix("_total")?;
-        metadata(base).filter(|m| m.metric_type == MetricType::Counter)
-    })
-}
+/// Passes of [`check`] before every histogram and summary is left untyped,
+/// and as many again before no family has HELP or TYPE (a page that always
+/// files cleanly). Each pass settles at least one family; real pages settle
+/// in one or two.
+const MAX_PASSES: usize = 16;
 
 /// The families of the page, sorted by name: from the metric names (a few
 /// thousand at most) and their metadata, never from the series.
 pub(super) fn plan(store: &Store) -> Vec<Family> {
-    let metadata = |n: &str| store.metadata(n);
+    let mut metrics = store.metrics();
+    metrics.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut metadata = MetadataCache {
+        store,
+        known: HashMap::new(),
+    };
+    let mut settled = Settled::default();
+    let mut passes = 0;
+    loop {
+        let families = group(&metrics, &mut metadata, &settled);
+        let found = check(&families);
+        if found.is_empty() {
+            return families;
+        }
+        passes += 1;
+        if !settled.take(found) || passes == MAX_PASSES {
+            if settled.all_untyped {
+                break;
+            }
+            settled.all_untyped = true;
+            passes = 0;
+        }
+    }
+    settled.no_headers = true;
+    group(&metrics, &mut metadata, &settled)
+}
+
+/// Families whose typing [`check`] found unsafe.
+#[derive(Default)]
+struct Settled {
+    /// Histogram and summary families exposed without TYPE (their names
+    /// still join them, so their HELP stays with them).
+    untyped: HashSet<Box<str>>,
+    /// Families exposed without HELP and TYPE.
+    headerless: HashSet<Box<str>>,
+    /// Every histogram and summary untyped.
+    all_untyped: bool,
+    /// No HELP or TYPE at all.
+    no_headers: bool,
+}
+
+impl Settled {
+    /// Takes what a pass found; `false` if it was all known already.
+    fn take(&mut self, found: Vec<Finding>) -> bool {
+        let mut new = false;
+        for f in found {
+            new |= match f {
+                Finding::Untype(name) => self.untyped.insert(name),
+                Finding::DropHeader(name) => self.headerless.insert(name),
+            };
+        }
+        new
+    }
+
+    fn untyped(&self, family: &str) -> bool {
+        self.all_untyped || self.untyped.contains(family)
+    }
+}
+
+/// Metadata looked up once per name per scrape.
+struct MetadataCache<'s> {
+    store: &'s Store,
+    known: HashMap<String, Option<Metadata>>,
+}
+
+impl MetadataCache<'_> {
+    fn get(&mut self, name: &str) -> Option<&Metadata> {
+        if !self.known.contains_key(name) {
+            let md = self.store.metadata(name);
+            self.known.insert(name.to_string(), md);
+        }
+        self.known[name].as_ref()
+    }
+
+    fn type_of(&mut self, name: &str) -> Option<MetricType> {
+        self.get(name).map(|m| m.metric_type)
+    }
+}
+
+/// Groups the sorted `metrics` into families with their HELP and TYPE.
+fn group(metrics: &[MetricView], md: &mut MetadataCache<'_>, settled: &Settled) -> Vec<Family> {
     let mut families: BTreeMap<Box<str>, Vec<MetricView>> = BTreeMap::new();
-    for metric in store.metrics() {
-        let family = family_of(metric.name(), &metadata);
-        families.entry(family.into()).or_default().push(metric);
+    for metric in metrics {
+        let family = family_of(metric.name(), md);
+        families
+            .entry(family.into())
+            .or_default()
+            .push(metric.clone());
     }
     families
         .into_iter()
-        .map(|(name, mut members)| {
-            members.sort_by(|a, b| a.name().cmp(b.name()));
-            let md = family_metadata(&name, &metadata);
-            let (help, type_name) = match md {
+        .map(|(name, members)| {
+            let (mut help, mut type_name) = match family_metadata(&name, md) {
                 None => (None, None),
-                Some(md) => {
-                    let parsable = match md.metric_type {
-                        MetricType::Histogram => {
-                            !members.iter().any(|m| m.any_with(SeriesTraits::BAD_LE))
-                        }
-                        MetricType::Summary => !members
-                            .iter()
-                            .any(|m| m.any_with(SeriesTraits::BAD_QUANTILE)),
-                        _ => true,
-                    };
-                    (
-                        Some(md.help).filter(|h| !h.is_empty()),
-                        md.metric_type.text_format_name().filter(|_| parsable),
-                    )
-                }
+                Some(m) => (
+                    Some(m.help).filter(|h| !h.is_empty()),
+                    m.metric_type.text_format_name(),
+                ),
             };
+            if matches!(type_name, Some("histogram" | "summary")) && settled.untyped(&name) {
+                type_name = None;
+            }
+            if settled.no_headers || settled.headerless.contains(&name) {
+                (help, type_name) = (None, None);
+            }
             Family {
                 name,
                 help,
@@ -98,28 +179,181 @@ pub(super) fn plan(store: &Store) -> Vec<Family> {
         .collect()
 }
 
+/// The family a metric name belongs to, given the pushed metadata.
+fn family_of<'a>(name: &'a str, md: &mut MetadataCache<'_>) -> &'a str {
+    for (suffix, histogram, summary) in [
+        ("_bucket", true, false),
+        ("_sum", true, true),
+        ("_count", true, true),
+    ] {
+        if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
+            let joins = match md.type_of(base) {
+                Some(MetricType::Histogram) => histogram,
+                Some(MetricType::Summary) => summary,
+                _ => false,
+            };
+            if joins {
+                return base;
+            }
+        }
+    }
+    name
+}
+
+/// The metadata describing family `family`.
+fn family_metadata(family: &str, md: &mut MetadataCache<'_>) -> Option<Metadata> {
+    if let Some(m) = md.get(family) {
+        return Some(m.clone());
+    }
+    let base = family.strip_suffix("_total")?;
+    md.get(base)
+        .filter(|m| m.metric_type == MetricType::Counter)
+        .cloned()
+}
+
+/// What [`check`] found unsafe about a family.
+#[derive(Debug, PartialEq, Eq)]
+enum Finding {
+    /// Expose this histogram or summary untyped.
+    Untype(Box<str>),
+    /// Expose this family without HELP and TYPE.
+    DropHeader(Box<str>),
+}
+
+/// How client_golang's parser treats a family it has created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Takes `_count`/`_sum` lines of its name.
+    Summary,
+    /// Takes `_count`/`_sum`/`_bucket` lines of its name.
+    Histogram,
+    /// Takes only lines of exactly its name.
+    Other,
+}
+
+/// Where client_golang's parser files a line or comment naming `name`.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'n> {
+    /// A family of exactly this name exists already.
+    Exact,
+    /// The histogram or summary family of this base name takes it.
+    Into(&'n str),
+    /// A new family of this name.
+    New,
+}
+
+/// `name` less `suffix`, if something is left (the parser's `isCount` and
+/// friends require a non-empty base).
+fn base<'n>(name: &'n str, suffix: &str) -> Option<&'n str> {
+    name.strip_suffix(suffix).filter(|b| !b.is_empty())
+}
+
+/// The parser's `setOrCreateCurrentMF`, over the families created so far.
+fn route<'n>(name: &'n str, created: &HashMap<&str, Kind>) -> Route<'n> {
+    if created.contains_key(name) {
+        return Route::Exact;
+    }
+    let count_or_sum = base(name, "_count").or_else(|| base(name, "_sum"));
+    if let Some(b) = count_or_sum
+        && created.get(b) == Some(&Kind::Summary)
+    {
+        return Route::Into(b);
+    }
+    if let Some(b) = count_or_sum.or_else(|| base(name, "_bucket"))
+        && created.get(b) == Some(&Kind::Histogram)
+    {
+        return Route::Into(b);
+    }
+    Route::New
+}
+
+/// Does a typed histogram or summary family hold only lines the parser
+/// files under it, with no two collapsing into one?
+fn structure_ok(family: &Family) -> bool {
+    let name = &*family.name;
+    let histogram = family.kind() == Kind::Histogram;
+    family.members.iter().all(|m| {
+        let suffix = m.name().strip_prefix(name).unwrap_or("?");
+        match (histogram, suffix) {
+            // Every bucket has a readable bound.
+            (true, "_bucket") => !m.any_with(SeriesTraits::NO_LE | SeriesTraits::BAD_LE),
+            // A count or sum with an `le` would merge with its neighbour.
+            (true, "_count" | "_sum") => !m.any_with(SeriesTraits::HAS_LE),
+            // Every quantile line has a readable quantile.
+            (false, "") => !m.any_with(SeriesTraits::NO_QUANTILE | SeriesTraits::BAD_QUANTILE),
+            (false, "_count" | "_sum") => !m.any_with(SeriesTraits::HAS_QUANTILE),
+            // Anything else (a bare histogram name) would be dropped.
+            _ => false,
+        }
+    })
+}
+
+/// Replays client_golang's filing of the page `families` describes; what
+/// must change for every line and comment to land in its own family.
+fn check(families: &[Family]) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let mut created: HashMap<&str, Kind> = HashMap::new();
+    'families: for family in families {
+        let kind = family.kind();
+        let typed = kind != Kind::Other;
+        if typed && !structure_ok(family) {
+            found.push(Finding::Untype(family.name.clone()));
+            continue;
+        }
+        if family.has_header() {
+            if route(&family.name, &created) != Route::New {
+                found.push(Finding::DropHeader(family.name.clone()));
+                continue;
+            }
+            created.insert(&family.name, kind);
+        }
+        for m in &family.members {
+            let own = m.name() == &*family.name;
+            let filed = match route(m.name(), &created) {
+                // Its own name, created by its header (or a duplicate line).
+                Route::Exact => own,
+                Route::Into(b) if b == &*family.name => typed,
+                // Another family's histogram or summary would take the line:
+                // that family must not be typed.
+                Route::Into(captor) => {
+                    found.push(Finding::Untype(captor.into()));
+                    continue 'families;
+                }
+                Route::New if !typed => {
+                    created.insert(m.name(), Kind::Other);
+                    true
+                }
+                Route::New => false,
+            };
+            if !filed {
+                found.push(Finding::Untype(family.name.clone()));
+                continue 'families;
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn families_join_only_when_metadata_says_so() {
-        let md = |n: &str| match n {
-            "h" => Some(Metadata {
-                metric_type: MetricType::Histogram,
-                ..Default::default()
-            }),
-            "s" => Some(Metadata {
-                metric_type: MetricType::Summary,
-                ..Default::default()
-            }),
-            _ => None,
-        };
-        assert_eq!(family_of("h_bucket", &md), "h");
-        assert_eq!(family_of("h_count", &md), "h");
-        assert_eq!(family_of("s_sum", &md), "s");
-        assert_eq!(family_of("s_bucket", &md), "s_bucket");
-        assert_eq!(family_of("u_bucket", &md), "u_bucket");
-        assert_eq!(family_of("_count", &md), "_count");
+    fn routes_like_client_golang() {
+        let created: HashMap<&str, Kind> = [
+            ("h", Kind::Histogram),
+            ("s", Kind::Summary),
+            ("g", Kind::Other),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(route("h_bucket", &created), Route::Into("h"));
+        assert_eq!(route("h_count", &created), Route::Into("h"));
+        assert_eq!(route("s_sum", &created), Route::Into("s"));
+        assert_eq!(route("s_bucket", &created), Route::New);
+        assert_eq!(route("g_count", &created), Route::New);
+        assert_eq!(route("g", &created), Route::Exact);
+        assert_eq!(route("_count", &created), Route::New);
+        assert_eq!(route("h_count_count", &created), Route::New);
     }
 }

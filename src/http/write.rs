@@ -80,8 +80,9 @@ fn decode_and_apply(
     decoder: &mut Decoder,
 ) -> Result<(), Error> {
     let m = &app.metrics;
+    let now = ingest::now_ms();
     let decoded = decoder
-        .decode(format, body, &app.settings.decode)
+        .decode(format, body, &app.settings.decode, now)
         .map(|_| ());
     m.decoded_bytes.inc_by(decoder.decoded_bytes() as u64);
     decoded?;

@@ -7,24 +7,69 @@
 //! and [`Lowering::push`] and falls back to [`Lowering::series`]. Either
 //! way the same rules decide what is stored and why anything is rejected.
 
+use std::time::Duration;
+
 use crate::model::{
     self, KeySpan, KeyWriter, Metadata, MetricType, RejectReason, Rejection, Sample, SeriesLimits,
     SeriesUpdate, WriteBatch,
 };
 
+/// The sample timestamps a request may carry, in milliseconds since the
+/// Unix epoch: after the epoch (the text format's scrapers read unsigned
+/// timestamps only, and drop or restamp 0), and no further ahead of
+/// promgate's clock than the future window, when one is set.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeRange {
+    /// The latest timestamp accepted.
+    pub max_ms: i64,
+    /// The future window it was computed from, for messages.
+    pub window: Option<Duration>,
+}
+
+impl TimeRange {
+    /// Samples up to `window` ahead of `now_ms`; any positive timestamp
+    /// when `window` is `None`.
+    pub fn new(now_ms: i64, window: Option<Duration>) -> Self {
+        let max_ms = window.map_or(i64::MAX, |w| {
+            now_ms.saturating_add(i64::try_from(w.as_millis()).unwrap_or(i64::MAX))
+        });
+        TimeRange { max_ms, window }
+    }
+
+    /// Is `t` a timestamp a sample may carry?
+    #[inline(always)]
+    pub fn contains(&self, t: i64) -> bool {
+        t > 0 && t <= self.max_ms
+    }
+}
+
+/// What a lowering accepts: the per-series limits and the time range.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// Per-series limits.
+    pub series: SeriesLimits,
+    /// Accepted sample timestamps.
+    pub timestamps: TimeRange,
+}
+
 /// What the lowering needs of one series besides its labels.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SeriesSummary {
-    /// The sample that decides the series' state ([`latest`] of its samples).
+    /// The sample that decides the series' state ([`latest`] of its
+    /// samples within the time range).
     pub latest: Option<Sample>,
-    /// Float samples carried.
+    /// Float samples carried within the time range.
     pub samples: u32,
     /// Native histogram samples carried.
     pub histograms: u32,
+    /// Samples stamped beyond the time range, and the furthest of them.
+    pub future: (u32, i64),
+    /// Samples stamped at or before the epoch, and the first of them.
+    pub before_epoch: (u32, i64),
 }
 
 impl SeriesSummary {
-    /// Takes one more float sample into account.
+    /// Takes one more float sample, known to be within the time range, into account.
     #[inline]
     pub fn add(&mut self, sample: Sample) {
         self.samples += 1;
@@ -33,39 +78,67 @@ impl SeriesSummary {
             _ => sample,
         });
     }
+
+    /// Takes one more float sample into account, counting it apart when its
+    /// timestamp is outside `range`.
+    #[inline]
+    pub fn add_checked(&mut self, sample: Sample, range: &TimeRange) {
+        let t = sample.timestamp_ms;
+        if range.contains(t) {
+            self.add(sample);
+        } else if t <= 0 {
+            if self.before_epoch.0 == 0 {
+                self.before_epoch.1 = t;
+            }
+            self.before_epoch.0 += 1;
+        } else {
+            self.future = (self.future.0 + 1, self.future.1.max(t));
+        }
+    }
 }
 
 /// The sample that decides a series' state: the greatest timestamp, and among
-/// equal timestamps the last one sent.
-pub fn latest(samples: impl Iterator<Item = Sample>) -> Option<Sample> {
+/// equal timestamps the last one sent; samples outside `range` never decide.
+pub fn latest(samples: impl Iterator<Item = Sample>, range: &TimeRange) -> SeriesSummary {
     let mut s = SeriesSummary::default();
-    samples.for_each(|x| s.add(x));
-    s.latest
+    samples.for_each(|x| s.add_checked(x, range));
+    s
 }
 
 /// Builds a [`WriteBatch`] series by series, whichever decoder feeds it.
 pub struct Lowering<'l, 'a> {
-    limits: &'l SeriesLimits,
+    rules: &'l Rules,
     batch: WriteBatch,
     scratch: Vec<(&'a str, &'a str)>,
 }
 
 impl<'l, 'a> Lowering<'l, 'a> {
     /// A lowering into `batch` (cleared first, its buffers kept).
-    pub fn new(limits: &'l SeriesLimits, mut batch: WriteBatch) -> Self {
+    pub fn new(rules: &'l Rules, mut batch: WriteBatch) -> Self {
         batch.clear();
         Lowering {
-            limits,
+            rules,
             batch,
             scratch: Vec::new(),
         }
+    }
+
+    /// The sample timestamps accepted.
+    #[inline]
+    pub fn time_range(&self) -> &'l TimeRange {
+        &self.rules.timestamps
     }
 
     /// A writer of one canonical key straight from wire bytes, for label
     /// sets already in canonical form; see [`KeyWriter`].
     #[inline]
     pub fn key_writer(&mut self) -> KeyWriter<'_, 'a> {
-        KeyWriter::new(&mut self.batch.keys, self.limits)
+        KeyWriter::new(&mut self.batch.keys, &self.rules.series)
+    }
+
+    /// Rejects a whole series for `rejection`, with the samples it carried.
+    pub fn reject(&mut self, rejection: Rejection, samples: u64) {
+        self.batch.rejected.add(rejection, samples);
     }
 
     /// Records a series whose key a [`Lowering::key_writer`] wrote.
@@ -95,17 +168,64 @@ impl<'l, 'a> Lowering<'l, 'a> {
             };
             self.batch.rejected.add(rejection, u64::from(s.histograms));
         }
+        self.timestamp_rejections(&s);
         let Some(latest) = s.latest else {
             return;
         };
         let b = &mut self.batch;
-        match model::build_key(labels, self.limits, &mut self.scratch, &mut b.keys) {
+        match model::build_key(labels, &self.rules.series, &mut self.scratch, &mut b.keys) {
             Ok(key) => b.series.push(SeriesUpdate {
                 key,
                 latest,
                 samples: s.samples,
             }),
             Err(rejection) => b.rejected.add(rejection, u64::from(s.samples)),
+        }
+    }
+
+    /// Records the samples of `s` stamped outside the time range; the
+    /// series counts as rejected too when none of its samples is left.
+    fn timestamp_rejections(&mut self, s: &SeriesSummary) {
+        let range = self.rules.timestamps;
+        let mut whole = s.latest.is_none() && s.histograms == 0;
+        let (n, t) = s.future;
+        if n > 0 {
+            let window = range.window.map_or_else(String::new, |w| {
+                format!(
+                    " (--limits.future-time-window {})",
+                    humantime::format_duration(w)
+                )
+            });
+            let rejection = Rejection {
+                reason: RejectReason::TimestampTooFarInFuture,
+                detail: format!(
+                    "sample timestamp {t} ms is more than {} ms ahead of promgate's clock{window}",
+                    range.window.map_or(0, |w| w.as_millis())
+                ),
+            };
+            self.count(rejection, n, &mut whole);
+        }
+        let (n, t) = s.before_epoch;
+        if n > 0 {
+            let rejection = Rejection {
+                reason: RejectReason::TimestampNotAfterEpoch,
+                detail: format!(
+                    "sample timestamp {t} ms is not after the Unix epoch: scrapers cannot read it"
+                ),
+            };
+            self.count(rejection, n, &mut whole);
+        }
+    }
+
+    /// Counts `samples` rejected for `rejection`, and the series with them
+    /// the first time when `whole`.
+    fn count(&mut self, rejection: Rejection, samples: u32, whole: &mut bool) {
+        if std::mem::take(whole) {
+            self.batch.rejected.add(rejection, u64::from(samples));
+        } else {
+            self.batch
+                .rejected
+                .add_samples(rejection, u64::from(samples));
         }
     }
 

@@ -19,6 +19,9 @@ pub mod wire;
 
 pub use decompress::{Decompressed, decompress_into};
 pub use error::Error;
+pub use lower::{Rules, TimeRange};
+
+use std::time::Duration;
 
 use crate::model::{SeriesLimits, WriteBatch};
 
@@ -67,6 +70,28 @@ pub struct Limits {
     pub max_decoded_bytes: usize,
     /// Per-series limits.
     pub series: SeriesLimits,
+    /// How far ahead of the receiver's clock a sample may be stamped;
+    /// `None` for no bound.
+    pub future_window: Option<Duration>,
+}
+
+impl Limits {
+    /// The lowering rules for a request received at `now_ms` (milliseconds
+    /// since the Unix epoch, the receiver's wall clock).
+    pub fn rules(&self, now_ms: i64) -> Rules {
+        Rules {
+            series: self.series,
+            timestamps: TimeRange::new(now_ms, self.future_window),
+        }
+    }
+}
+
+/// The wall clock in milliseconds since the Unix epoch (0 if it is set
+/// before the epoch), for [`Limits::rules`].
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Checks `Content-Type` and `Content-Encoding` and picks the decoder.
@@ -131,7 +156,8 @@ impl Decoder {
     /// huge body does not pin its memory to a worker thread.
     pub const KEEP_BYTES: usize = 4 << 20;
 
-    /// Decompresses and decodes one body of `format`.
+    /// Decompresses and decodes one body of `format`, received at `now_ms`
+    /// (which bounds the sample timestamps accepted).
     ///
     /// # Errors
     ///
@@ -143,6 +169,7 @@ impl Decoder {
         format: Format,
         body: &[u8],
         limits: &Limits,
+        now_ms: i64,
     ) -> Result<&WriteBatch, Error> {
         self.decoded_bytes = 0;
         let raw = decompress_into(
@@ -154,7 +181,7 @@ impl Decoder {
         .bytes(body, &self.raw);
         self.decoded_bytes = raw.len();
         match format.protocol {
-            Protocol::RemoteWrite1 => v1::decode_into(raw, &limits.series, &mut self.batch)?,
+            Protocol::RemoteWrite1 => v1::decode_into(raw, &limits.rules(now_ms), &mut self.batch)?,
         }
         Ok(&self.batch)
     }

@@ -8,26 +8,28 @@
 use prost::Message;
 
 use super::Error;
-use super::lower::{Lowering, SeriesSummary, latest};
-use super::wire::{self, FIXED64, LEN, Reader, VARINT, expect};
-use crate::model::{MetricType, Sample, SeriesLimits, WriteBatch};
-use crate::proto::WriteRequest;
+use super::lower::{Lowering, Rules, SeriesSummary, latest};
+use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
+use crate::model::{MetricType, RejectReason, Rejection, Sample, WriteBatch};
+use crate::proto::lenient;
 
 /// Decodes a decompressed `WriteRequest` and lowers it into the model.
 ///
-/// A body that is not a valid message fails as a whole; a series that breaks a
-/// rule is recorded in [`WriteBatch::rejected`] and the others go on.
-pub fn decode(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
+/// A body whose framing is not a valid message fails as a whole
+/// ([`Error::Protobuf`]); a series that breaks a rule — including a label
+/// or exemplar string that is not UTF-8, where the framing still delimits
+/// the series — is recorded in [`WriteBatch::rejected`] and the others go on.
+pub fn decode(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error> {
     let mut batch = WriteBatch::default();
-    decode_into(buf, limits, &mut batch)?;
+    decode_into(buf, rules, &mut batch)?;
     Ok(batch)
 }
 
 /// [`decode`] into `batch`, cleared first, whose buffers are reused: a
 /// batch kept between requests spares each one its allocations. On error,
 /// `batch` holds whatever came before the fault.
-pub fn decode_into(buf: &[u8], limits: &SeriesLimits, batch: &mut WriteBatch) -> Result<(), Error> {
-    let mut lowering = Lowering::new(limits, std::mem::take(batch));
+pub fn decode_into(buf: &[u8], rules: &Rules, batch: &mut WriteBatch) -> Result<(), Error> {
+    let mut lowering = Lowering::new(rules, std::mem::take(batch));
     let result = decode_fields(buf, &mut lowering);
     *batch = lowering.finish();
     result
@@ -45,14 +47,21 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
                 let series = r.bytes()?;
                 if !canonical_series(lowering, series) {
                     labels.clear();
-                    let summary = time_series(series, &mut labels)?;
-                    lowering.series(labels.iter().copied(), summary);
+                    let range = *lowering.time_range();
+                    match time_series(series, &mut labels, &range)? {
+                        Ok(summary) => lowering.series(labels.iter().copied(), summary),
+                        Err(samples) => lowering.reject(not_utf8("a label of a series"), samples),
+                    }
                 }
             }
             3 => {
                 expect(wire, LEN)?;
-                let (name, metric_type, help, unit) = metadata(r.bytes()?)?;
-                lowering.metadata(name, metric_type_of(metric_type), help, unit);
+                match metadata(r.bytes()?)? {
+                    Some((name, metric_type, help, unit)) => {
+                        lowering.metadata(name, metric_type_of(metric_type), help, unit);
+                    }
+                    None => lowering.reject(not_utf8("a metadata string"), 0),
+                }
             }
             _ => r.skip(field, wire)?,
         }
@@ -60,40 +69,65 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
     Ok(())
 }
 
-/// The reference decoder: prost, then the same lowering as [`decode`].
-pub fn decode_with_prost(buf: &[u8], limits: &SeriesLimits) -> Result<WriteBatch, Error> {
-    let req = WriteRequest::decode(buf).map_err(|e| Error::Protobuf(e.to_string()))?;
-    Ok(lower(&req, limits))
+/// The rejection of a series or metadata entry holding `what` that is not UTF-8.
+fn not_utf8(what: &str) -> Rejection {
+    Rejection {
+        reason: RejectReason::InvalidUtf8,
+        detail: format!("{what} is not valid UTF-8"),
+    }
+}
+
+/// The reference decoder: prost (with strings read as bytes, see
+/// [`crate::proto::lenient`]), then the same lowering as [`decode`].
+pub fn decode_with_prost(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error> {
+    let req = lenient::WriteRequest::decode(buf).map_err(|e| Error::Protobuf(e.to_string()))?;
+    Ok(lower(&req, rules))
 }
 
 /// Lowers a prost-decoded request into the model.
-pub fn lower(req: &WriteRequest, limits: &SeriesLimits) -> WriteBatch {
-    let mut lowering = Lowering::new(limits, WriteBatch::default());
+fn lower(req: &lenient::WriteRequest, rules: &Rules) -> WriteBatch {
+    let mut lowering = Lowering::new(rules, WriteBatch::default());
     for ts in &req.timeseries {
         let samples = ts.samples.iter().map(|s| Sample {
             value: s.value,
             timestamp_ms: s.timestamp,
         });
-        let summary = SeriesSummary {
-            latest: latest(samples),
-            samples: ts.samples.len() as u32,
-            histograms: ts.histograms.len() as u32,
-        };
-        let labels = ts
+        let mut summary = latest(samples, &rules.timestamps);
+        summary.histograms = ts.histograms.len() as u32;
+        let labels: Option<Vec<(&str, &str)>> = ts
             .labels
             .iter()
-            .map(|l| (l.name.as_str(), l.value.as_str()));
-        lowering.series(labels, summary);
+            .map(|l| Some((utf8(&l.name)?, utf8(&l.value)?)))
+            .collect();
+        let exemplars_utf8 = ts
+            .exemplars
+            .iter()
+            .flat_map(|e| &e.labels)
+            .all(|l| utf8(&l.name).is_some() && utf8(&l.value).is_some());
+        match labels {
+            Some(labels) if exemplars_utf8 => lowering.series(labels.into_iter(), summary),
+            _ => lowering.reject(
+                not_utf8("a label of a series"),
+                (ts.samples.len() + ts.histograms.len()) as u64,
+            ),
+        }
     }
     for md in &req.metadata {
-        lowering.metadata(
-            &md.metric_family_name,
-            metric_type_of(md.r#type),
-            &md.help,
-            &md.unit,
-        );
+        let strings = (utf8(&md.metric_family_name), utf8(&md.help), utf8(&md.unit));
+        match strings {
+            (Some(name), Some(help), Some(unit)) => {
+                lowering.metadata(name, metric_type_of(md.r#type), help, unit);
+            }
+            _ => lowering.reject(not_utf8("a metadata string"), 0),
+        }
     }
     lowering.finish()
+}
+
+/// `bytes` as a `str`, if they are UTF-8.
+#[inline]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    super::wire::to_str(bytes).ok()
 }
 
 /// The fast path for a `TimeSeries` in the form Prometheus sends:
@@ -103,6 +137,7 @@ pub fn lower(req: &WriteRequest, limits: &SeriesLimits) -> WriteBatch {
 /// then handles.
 #[inline]
 fn canonical_series<'a>(lowering: &mut Lowering<'_, 'a>, buf: &'a [u8]) -> bool {
+    let range = lowering.time_range();
     let mut key = lowering.key_writer();
     let mut s = SeriesSummary::default();
     // Every field here is a label (tag 0x0a) or a sample (tag 0x12) of
@@ -117,12 +152,14 @@ fn canonical_series<'a>(lowering: &mut Lowering<'_, 'a>, buf: &'a [u8]) -> bool 
             (0x0a, true) => {
                 common_label_layout(field).is_some_and(|(name, value)| key.label(name, value))
             }
+            // A sample outside the time range takes the general path,
+            // which counts it.
             (0x12, true) => match sample(field) {
-                Ok(sample) => {
+                Ok(sample) if range.contains(sample.timestamp_ms) => {
                     s.add(sample);
                     true
                 }
-                Err(_) => false,
+                _ => false,
             },
             _ => false,
         };
@@ -162,36 +199,47 @@ fn metric_type_of(wire: i32) -> MetricType {
 }
 
 /// Reads one `TimeSeries`: its labels into `labels`, the rest summarised.
+///
+/// The outer `Err` is a framing fault that fails the request; the inner
+/// `Err` says that a label or exemplar string is not UTF-8, with the number
+/// of samples the series carried, so that only this series is rejected.
 fn time_series<'a>(
     buf: &'a [u8],
     labels: &mut Vec<(&'a str, &'a str)>,
-) -> Result<SeriesSummary, Error> {
+    range: &super::lower::TimeRange,
+) -> Result<Result<SeriesSummary, u64>, Error> {
     let mut s = SeriesSummary::default();
+    let (mut utf8_ok, mut samples) = (true, 0u64);
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
         match field {
             1 => {
                 expect(wire, LEN)?;
-                labels.push(label(r.bytes()?)?);
+                match label(r.bytes()?)? {
+                    Some(l) => labels.push(l),
+                    None => utf8_ok = false,
+                }
             }
             2 => {
                 expect(wire, LEN)?;
-                s.add(sample(r.bytes()?)?);
+                s.add_checked(sample(r.bytes()?)?, range);
+                samples += 1;
             }
             3 => {
                 expect(wire, LEN)?;
-                exemplar(r.bytes()?)?;
+                utf8_ok &= exemplar(r.bytes()?)?;
             }
             4 => {
                 expect(wire, LEN)?;
                 histogram(r.bytes()?)?;
                 s.histograms += 1;
+                samples += 1;
             }
             _ => r.skip(field, wire)?,
         }
     }
-    Ok(s)
+    Ok(if utf8_ok { Ok(s) } else { Err(samples) })
 }
 
 /// A `Label` in the layout every encoder writes, `0x0a len name 0x12 len
@@ -211,27 +259,28 @@ fn common_label_layout(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     None
 }
 
-fn label(buf: &[u8]) -> Result<(&str, &str), Error> {
+/// Reads one `Label`: `None` when its name or value is not UTF-8.
+fn label(buf: &[u8]) -> Result<Option<(&str, &str)>, Error> {
     if let Some((name, value)) = common_label_layout(buf) {
-        return Ok((wire::to_str(name)?, wire::to_str(value)?));
+        return Ok(utf8(name).zip(utf8(value)));
     }
-    let (mut name, mut value) = ("", "");
+    let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
         match field {
             1 => {
                 expect(wire, LEN)?;
-                name = r.str()?;
+                name = r.bytes()?;
             }
             2 => {
                 expect(wire, LEN)?;
-                value = r.str()?;
+                value = r.bytes()?;
             }
             _ => r.skip(field, wire)?,
         }
     }
-    Ok((name, value))
+    Ok(utf8(name).zip(utf8(value)))
 }
 
 #[inline]
@@ -273,15 +322,17 @@ fn sample(buf: &[u8]) -> Result<Sample, Error> {
     Ok(s)
 }
 
-/// Validates an `Exemplar` (unused, but a malformed one fails the request as in prost).
-fn exemplar(buf: &[u8]) -> Result<(), Error> {
+/// Validates an `Exemplar` (unused, but a malformed one fails the request
+/// as in prost); `false` when one of its label strings is not UTF-8.
+fn exemplar(buf: &[u8]) -> Result<bool, Error> {
+    let mut utf8_ok = true;
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
         match field {
             1 => {
                 expect(wire, LEN)?;
-                label(r.bytes()?)?;
+                utf8_ok &= label(r.bytes()?)?.is_some();
             }
             2 => {
                 expect(wire, FIXED64)?;
@@ -294,7 +345,7 @@ fn exemplar(buf: &[u8]) -> Result<(), Error> {
             _ => r.skip(field, wire)?,
         }
     }
-    Ok(())
+    Ok(utf8_ok)
 }
 
 /// Validates a native `Histogram`, field by field as prost would decode it.
@@ -369,8 +420,13 @@ fn bucket_span(buf: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn metadata(buf: &[u8]) -> Result<(&str, i32, &str, &str), Error> {
-    let (mut name, mut metric_type, mut help, mut unit) = ("", 0, "", "");
+/// A `MetricMetadata`'s family name, type, help and unit.
+type MetadataFields<'a> = (&'a str, i32, &'a str, &'a str);
+
+/// Reads one `MetricMetadata`: `None` when one of its strings is not UTF-8.
+fn metadata(buf: &[u8]) -> Result<Option<MetadataFields<'_>>, Error> {
+    let (mut name, mut metric_type, mut help, mut unit): (&[u8], _, &[u8], &[u8]) =
+        (b"", 0, b"", b"");
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
@@ -381,26 +437,34 @@ fn metadata(buf: &[u8]) -> Result<(&str, i32, &str, &str), Error> {
             }
             2 => {
                 expect(wire, LEN)?;
-                name = r.str()?;
+                name = r.bytes()?;
             }
             4 => {
                 expect(wire, LEN)?;
-                help = r.str()?;
+                help = r.bytes()?;
             }
             5 => {
                 expect(wire, LEN)?;
-                unit = r.str()?;
+                unit = r.bytes()?;
             }
             _ => r.skip(field, wire)?,
         }
     }
-    Ok((name, metric_type, help, unit))
+    Ok((|| {
+        Some((utf8(name)?, metric_type, utf8(help)?, utf8(unit)?))
+    })())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Label, Sample as PbSample, TimeSeries};
+    use crate::proto::{Label, Sample as PbSample, TimeSeries, WriteRequest};
+
+    fn rules() -> Rules {
+        crate::config::Config::default()
+            .decode_limits()
+            .rules(crate::ingest::now_ms())
+    }
 
     fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
         TimeSeries {
@@ -421,10 +485,10 @@ mod tests {
 
     #[test]
     fn only_canonical_series_take_the_fast_path() {
-        let limits = crate::config::Config::default().series_limits();
+        let rules = rules();
         let fast = |labels: &[(&str, &str)]| {
             let bytes = series(labels, &[(1.0, 5)]).encode_to_vec();
-            let mut lowering = Lowering::new(&limits, WriteBatch::default());
+            let mut lowering = Lowering::new(&rules, WriteBatch::default());
             let taken = canonical_series(&mut lowering, &bytes);
             (taken, lowering.finish())
         };
@@ -459,11 +523,7 @@ mod tests {
             )],
             ..Default::default()
         };
-        let batch = decode(
-            &req.encode_to_vec(),
-            &crate::config::Config::default().series_limits(),
-        )
-        .unwrap();
+        let batch = decode(&req.encode_to_vec(), &rules()).unwrap();
         assert_eq!(batch.series.len(), 1);
         assert_eq!(
             batch.series[0].latest,
@@ -485,11 +545,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let batch = decode(
-            &req.encode_to_vec(),
-            &crate::config::Config::default().series_limits(),
-        )
-        .unwrap();
+        let batch = decode(&req.encode_to_vec(), &rules()).unwrap();
         assert_eq!(batch.series.len(), 1);
         assert_eq!(batch.key(&batch.series[0]), "ok");
         assert_eq!(batch.rejected.series_total(), 2);

@@ -29,8 +29,34 @@ impl SeriesTraits {
     /// The key has a `quantile` label whose value is not a float the parser
     /// accepts; such a series cannot be part of a typed summary.
     pub const BAD_QUANTILE: u8 = 2;
+    /// The key has an `le` label.
+    pub const HAS_LE: u8 = 4;
+    /// The key has a `quantile` label.
+    pub const HAS_QUANTILE: u8 = 8;
+    /// The key has no `le` label.
+    pub const NO_LE: u8 = 16;
+    /// The key has no `quantile` label.
+    pub const NO_QUANTILE: u8 = 32;
     /// How many traits there are (bits `0..COUNT`).
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 6;
+
+    /// The traits of a label set whose `le` and `quantile` labels (if any)
+    /// were seen as `le` and `quantile`.
+    #[inline]
+    fn of(le: Option<&str>, quantile: Option<&str>) -> Self {
+        let mut bits = 0;
+        match le {
+            None => bits |= Self::NO_LE,
+            Some(v) if is_text_format_float(v) => bits |= Self::HAS_LE,
+            Some(_) => bits |= Self::HAS_LE | Self::BAD_LE,
+        }
+        match quantile {
+            None => bits |= Self::NO_QUANTILE,
+            Some(v) if is_text_format_float(v) => bits |= Self::HAS_QUANTILE,
+            Some(_) => bits |= Self::HAS_QUANTILE | Self::BAD_QUANTILE,
+        }
+        SeriesTraits(bits)
+    }
 
     /// The flags as one byte, for compact storage.
     pub fn bits(self) -> u8 {
@@ -270,20 +296,22 @@ pub fn build_key<'a>(
                 .sum::<usize>(),
     );
     out.push_str(name);
-    let mut flags = 0;
+    let (mut le, mut quantile) = (None, None);
     let mut open = false;
     for &(n, v) in scratch.iter() {
         if n == "__name__" {
             continue;
         }
         let valid = check_lengths(n, v, limits).and_then(|()| {
-            if is_valid_label_name(n) {
-                Ok(())
-            } else {
+            if !is_valid_label_name(n) {
                 Err(Rejection {
                     reason: RejectReason::InvalidLabelName,
                     detail: format!("invalid label name {n:?}"),
                 })
+            } else if n.starts_with("__") {
+                Err(reserved(n))
+            } else {
+                Ok(())
             }
         });
         if let Err(rejection) = valid {
@@ -297,8 +325,8 @@ pub fn build_key<'a>(
         escape_label_value(out, v);
         out.push('"');
         match n {
-            "le" if !is_text_format_float(v) => flags |= SeriesTraits::BAD_LE,
-            "quantile" if !is_text_format_float(v) => flags |= SeriesTraits::BAD_QUANTILE,
+            "le" => le = Some(v),
+            "quantile" => quantile = Some(v),
             _ => {}
         }
     }
@@ -309,8 +337,18 @@ pub fn build_key<'a>(
         start: start as u32,
         len: (out.len() - start) as u32,
         name_len: name.len() as u32,
-        traits: SeriesTraits(flags),
+        traits: SeriesTraits::of(le, quantile),
     })
+}
+
+/// The rejection of a label name starting with `__`.
+fn reserved(name: &str) -> Rejection {
+    Rejection {
+        reason: RejectReason::ReservedLabelName,
+        detail: format!(
+            "label name {name:?} is reserved: names starting with \"__\" are dropped by scrapers, so series differing only in them would merge"
+        ),
+    }
 }
 
 /// Checks one label against the length limits.
@@ -355,7 +393,8 @@ pub struct KeyWriter<'o, 'a> {
     name_len: usize,
     labels: usize,
     previous: &'a [u8],
-    flags: u8,
+    le: Option<&'a str>,
+    quantile: Option<&'a str>,
 }
 
 impl<'o, 'a> KeyWriter<'o, 'a> {
@@ -369,7 +408,8 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             name_len: 0,
             labels: 0,
             previous: b"",
-            flags: 0,
+            le: None,
+            quantile: None,
         }
     }
 
@@ -396,6 +436,7 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
         }
         if !sorts_after(name, self.previous)
             || !is_name(name, 0b0001, 0b0010)
+            || name.starts_with(b"__")
             || !is_plain_value(value)
         {
             return false;
@@ -410,8 +451,8 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
         self.out.push_str(value);
         self.out.push('"');
         match name {
-            "le" if !is_text_format_float(value) => self.flags |= SeriesTraits::BAD_LE,
-            "quantile" if !is_text_format_float(value) => self.flags |= SeriesTraits::BAD_QUANTILE,
+            "le" => self.le = Some(value),
+            "quantile" => self.quantile = Some(value),
             _ => {}
         }
         true
@@ -431,7 +472,7 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             start: self.start as u32,
             len: (self.out.len() - self.start) as u32,
             name_len: self.name_len as u32,
-            traits: SeriesTraits(self.flags),
+            traits: SeriesTraits::of(self.le, self.quantile),
         })
     }
 
@@ -540,31 +581,71 @@ mod tests {
     }
 
     #[test]
-    fn key_flags_track_unparsable_le_and_quantile() {
-        let mut out = String::new();
-        let mut scratch = Vec::new();
-        let l = limits();
-        let good = build_key(
-            [("__name__", "h_bucket"), ("le", "+Inf")],
-            &l,
-            &mut scratch,
-            &mut out,
+    fn traits_record_le_and_quantile() {
+        use SeriesTraits as T;
+        let traits = |labels: &[(&'static str, &'static str)]| {
+            let mut scratch = Vec::new();
+            let slow = build_key(
+                labels.iter().copied(),
+                &limits(),
+                &mut scratch,
+                &mut String::new(),
+            )
+            .unwrap()
+            .traits;
+            // The fast path learns the same, where it takes the label set.
+            let (mut out, l) = (String::new(), limits());
+            let mut w = KeyWriter::new(&mut out, &l);
+            if labels
+                .iter()
+                .all(|(n, v)| w.label(n.as_bytes(), v.as_bytes()))
+            {
+                assert_eq!(w.finish().unwrap().traits, slow, "{labels:?}");
+            }
+            slow.bits()
+        };
+        let n = "__name__";
+        assert_eq!(
+            traits(&[(n, "h_bucket"), ("le", "+Inf")]),
+            T::HAS_LE | T::NO_QUANTILE
         );
-        assert_eq!(good.unwrap().traits, SeriesTraits::default());
-        let bad = build_key(
-            [("__name__", "h_bucket"), ("le", "0x1p3")],
-            &l,
-            &mut scratch,
-            &mut out,
+        assert_eq!(
+            traits(&[(n, "h_bucket"), ("le", "0x1p3")]),
+            T::HAS_LE | T::BAD_LE | T::NO_QUANTILE
         );
-        assert!(bad.unwrap().traits.bad_le());
-        let bad = build_key(
-            [("__name__", "s"), ("quantile", "high")],
-            &l,
-            &mut scratch,
-            &mut out,
+        assert_eq!(
+            traits(&[(n, "s"), ("quantile", "0.5")]),
+            T::NO_LE | T::HAS_QUANTILE
         );
-        assert!(bad.unwrap().traits.bad_quantile());
+        assert_eq!(
+            traits(&[(n, "s"), ("quantile", "high")]),
+            T::NO_LE | T::HAS_QUANTILE | T::BAD_QUANTILE
+        );
+        assert_eq!(traits(&[(n, "g"), ("a", "1")]), T::NO_LE | T::NO_QUANTILE);
+        assert!(SeriesTraits::from_bits(traits(&[(n, "h"), ("le", "x")])).bad_le());
+    }
+
+    #[test]
+    fn labels_starting_with_two_underscores_are_reserved() {
+        for name in ["__tmp_shard", "__address__", "__", "___x", "__meta_x"] {
+            assert_eq!(
+                key(&[("__name__", "m"), (name, "1")]),
+                Err(RejectReason::ReservedLabelName),
+                "{name}"
+            );
+            let (mut out, l) = (String::new(), limits());
+            let mut w = KeyWriter::new(&mut out, &l);
+            assert!(w.label(b"__name__", b"m"));
+            assert!(
+                !w.label(name.as_bytes(), b"1"),
+                "the fast path gives {name} up"
+            );
+        }
+        assert!(key(&[("__name__", "m"), ("_x", "1")]).is_ok());
+        assert!(
+            key(&[("__name__", "__m")]).is_ok(),
+            "metric names are values, not label names"
+        );
     }
 
     #[test]

@@ -68,6 +68,12 @@ impl MetricType {
     }
 }
 
+/// The suffixes a family's metric names may add to the family name in the
+/// text format: none (gauges, untyped, summaries' quantiles), `_total`
+/// (counters named the OpenMetrics way), `_bucket` (histograms), `_count`
+/// and `_sum` (histograms and summaries).
+pub const FAMILY_SUFFIXES: [&str; 5] = ["", "_total", "_bucket", "_count", "_sum"];
+
 /// HELP, TYPE and unit of one metric family, as pushed by the sender.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metadata {
@@ -105,11 +111,24 @@ pub enum RejectReason {
     MetadataLimit,
     /// A native histogram sample, which the text format 0.0.4 cannot carry.
     NativeHistogram,
+    /// A label name starting with `__` (other than `__name__`): scrapers
+    /// drop such labels (vmagent after relabeling), so series differing only
+    /// in them would merge downstream; Remote-Write 2.0 reserves them.
+    ReservedLabelName,
+    /// A label name or value, or a metadata string, that is not valid UTF-8.
+    InvalidUtf8,
+    /// A sample stamped further ahead of promgate's clock than
+    /// `--limits.future-time-window`.
+    TimestampTooFarInFuture,
+    /// A sample stamped at or before the Unix epoch (0 or negative): the
+    /// text format's scrapers cannot read it (Prometheus' parser takes
+    /// unsigned timestamps only) or drop it.
+    TimestampNotAfterEpoch,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidMetricName,
         RejectReason::InvalidLabelName,
@@ -120,6 +139,10 @@ impl RejectReason {
         RejectReason::SeriesLimit,
         RejectReason::MetadataLimit,
         RejectReason::NativeHistogram,
+        RejectReason::ReservedLabelName,
+        RejectReason::InvalidUtf8,
+        RejectReason::TimestampTooFarInFuture,
+        RejectReason::TimestampNotAfterEpoch,
     ];
 
     /// The snake_case label value used in self-metrics.
@@ -135,6 +158,10 @@ impl RejectReason {
             RejectReason::SeriesLimit => "series_limit",
             RejectReason::MetadataLimit => "metadata_limit",
             RejectReason::NativeHistogram => "native_histogram",
+            RejectReason::ReservedLabelName => "reserved_label_name",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::TimestampTooFarInFuture => "timestamp_too_far_in_future",
+            RejectReason::TimestampNotAfterEpoch => "timestamp_not_after_epoch",
         }
     }
 }
@@ -194,6 +221,15 @@ impl Rejections {
         if samples > 0 {
             bump(&mut self.samples, rejection.reason, samples);
         }
+        if self.first.is_none() {
+            self.first = Some(rejection);
+        }
+    }
+
+    /// Records `samples` rejected samples of a series that was otherwise
+    /// stored (so the series itself is not counted as rejected).
+    pub fn add_samples(&mut self, rejection: Rejection, samples: u64) {
+        bump(&mut self.samples, rejection.reason, samples);
         if self.first.is_none() {
             self.first = Some(rejection);
         }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use crate::model::{Metadata, Sample};
+use crate::model::{self, Metadata, Sample};
 use entry::Entry;
 use table::{Metric, SeriesHasher, read, shard_of, write};
 
@@ -101,7 +101,11 @@ impl Store {
         if let Some(ttl) = ttl {
             let ttl = ttl.as_secs().min(u64::from(u32::MAX)) as u32;
             let now = self.now();
-            let expired = |touched: u32| now.saturating_sub(touched) >= ttl;
+            // The clock counts whole seconds, so `touched` may be up to a
+            // second behind the update: a series is removed only once a full
+            // `ttl` has certainly passed, between `ttl` and `ttl` + 1 s after
+            // its last update (plus the sweep period).
+            let expired = |touched: u32| now.saturating_sub(touched) > ttl;
             for metric in self.metrics() {
                 let metric = metric.metric();
                 for shard in metric.shards.iter() {
@@ -117,13 +121,33 @@ impl Store {
                 }
             }
             self.live.fetch_sub(removed, Ordering::Relaxed);
-            self.metadata.retain(|_, (_, touched)| !expired(*touched));
+            // Metadata comes in its own requests, once a minute by default in
+            // Prometheus: it lives as long as any series of its family does,
+            // whatever its own age, so a TTL shorter than the sender's
+            // metadata interval never strips a live family of HELP and TYPE.
+            let mut name_buf = String::new();
+            self.metadata.retain(|family, (_, touched)| {
+                !expired(*touched) || self.family_is_live(family, &mut name_buf)
+            });
         }
         // Writers hold the map guard while they insert, so an emptied Metric
         // cannot gain a series between this check and its removal. Names are
         // also emptied by stale markers, so this runs whatever the TTL.
         self.metrics.retain(|_, m| !m.is_empty());
         removed
+    }
+
+    /// Has family `family` a live series under any name its metadata can
+    /// describe (`model::FAMILY_SUFFIXES`)?
+    fn family_is_live(&self, family: &str, buf: &mut String) -> bool {
+        model::FAMILY_SUFFIXES.iter().any(|suffix| {
+            buf.clear();
+            buf.push_str(family);
+            buf.push_str(suffix);
+            self.metrics
+                .get(buf.as_str())
+                .is_some_and(|m| !m.is_empty())
+        })
     }
 
     /// The metadata of family `name`, if pushed.
