@@ -645,11 +645,6 @@ impl Simulation {
         }
     }
 
-    /// The cluster's profile.
-    pub fn profile(&self) -> &Profile {
-        &self.profile
-    }
-
     /// Simulates every second up to (not including) unix second `now`.
     pub fn advance_to(&mut self, now: i64) {
         if now - self.next > MAX_CATCH_UP_SECS {
