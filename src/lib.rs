@@ -9,7 +9,6 @@ pub mod decode;
 pub mod error;
 pub mod exposition;
 pub mod http;
-pub mod mock;
 pub mod model;
 pub mod proto;
 pub mod self_metrics;

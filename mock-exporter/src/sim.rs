@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
 use std::sync::atomic::AtomicU64;
 
-use super::cluster::Profile;
+use crate::cluster::Profile;
 
 /// The longest stretch of simulated time caught up in one scrape; a cluster
 /// left unscraped for longer skips ahead (its counters simply rise less).
