@@ -3,9 +3,15 @@
 #   docker build --target mock-exporter -t mock-exporter .
 FROM rust:1.91-bookworm AS build
 WORKDIR /src
+# The workspace: promgate at the root, mock-exporter as a member crate.
+# benches/ is copied because Cargo.toml names benches/hot_path.rs (cargo
+# refuses the manifest without it); examples/ is discovered, not named, so it
+# stays out. tests/packaging.rs builds from exactly these paths.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
+COPY benches benches
+COPY mock-exporter mock-exporter
 RUN cargo build --release --locked --bin promgate --bin mock-exporter
 
 # Debian slim (not distroless) so the compose health checks have a shell;

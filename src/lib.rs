@@ -9,7 +9,6 @@ pub mod config;
 pub mod exposition;
 pub mod http;
 pub mod ingest;
-pub mod mock;
 pub mod model;
 pub mod proto;
 pub mod self_metrics;

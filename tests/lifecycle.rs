@@ -190,20 +190,6 @@ fn environment_variables_and_json_logs() {
     assert_eq!(p.child.wait().unwrap().code(), Some(0));
 }
 
-#[test]
-fn mock_exporter_stops_cleanly_on_sigterm() {
-    let (mut p, addr) = spawn_mock_exporter(&[]);
-    assert!(http_get(addr, "/-/healthy").starts_with("HTTP/1.1 200"));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &p.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(p.child.wait().unwrap().code(), Some(0));
-}
-
 /// Metadata arrives in requests of its own, once a minute by default in
 /// Prometheus; with a TTL shorter than that, HELP and TYPE must stay while
 /// the family's series are updated, and go once they expire.

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -193,11 +193,49 @@ pub fn spawn_promgate(extra: &[&str]) -> (Proc, SocketAddr) {
 
 /// Starts the real mock-exporter binary on 127.0.0.1 with a kernel-chosen port.
 pub fn spawn_mock_exporter(extra: &[&str]) -> (Proc, SocketAddr) {
-    spawn_logging_server(
-        env!("CARGO_BIN_EXE_mock-exporter"),
-        extra,
-        "mock-exporter listening",
-    )
+    let program = mock_exporter_bin();
+    spawn_logging_server(program.to_str().unwrap(), extra, "mock-exporter listening")
+}
+
+/// The mock-exporter binary, built beside promgate's in the same target
+/// directory and profile.
+///
+/// It belongs to the workspace's other package, so Cargo gives promgate's
+/// tests no `CARGO_BIN_EXE_mock-exporter`, and `cargo test -p promgate` does
+/// not build it. `./scripts/test` (`--workspace`) and a plain `cargo test` or
+/// `cargo nextest run` at the root (both crates are default members) build
+/// every binary before running any test. Fails with the command to run when
+/// the binary is missing or older than its sources, rather than testing a
+/// stale exporter.
+pub fn mock_exporter_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_promgate"))
+        .with_file_name(format!("mock-exporter{}", std::env::consts::EXE_SUFFIX));
+    let build = "run `cargo build -p mock-exporter` (with the same profile as these tests), \
+                 or run the tests of the whole workspace (`./scripts/test`, `cargo test --workspace`)";
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {build}", bin.display()));
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mock-exporter");
+    let mut dirs = vec![crate_dir.join("src")];
+    let mut newest = std::fs::metadata(crate_dir.join("Cargo.toml"))
+        .and_then(|m| m.modified())
+        .unwrap();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                newest = newest.max(meta.modified().unwrap());
+            }
+        }
+    }
+    assert!(
+        built >= newest,
+        "{} is older than mock-exporter/src: {build}",
+        bin.display()
+    );
+    bin
 }
 
 /// Starts one of our binaries on `127.0.0.1:0` and reads the address it

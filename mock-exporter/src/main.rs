@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use promgate::mock::http::{MockState, router, system_clock};
+use mock_exporter::http::{MockState, router, system_clock};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 

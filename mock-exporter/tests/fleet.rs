@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use common::{get, promtool_check};
-use promgate::mock::http::{MockState, router};
+use mock_exporter::http::{MockState, router};
 
 /// A Monday, 12:00 UTC.
 const T0: i64 = 1_764_590_400;
@@ -292,9 +292,9 @@ async fn an_incident_shows_in_the_metrics() {
     let t = (T0..T0 + 3 * 86_400)
         .step_by(60)
         .find(|&t| {
-            promgate::mock::sim::incident_at(seed, cluster, t)
-                .is_some_and(|i| i.kind == promgate::mock::sim::IncidentKind::ErrorBurst)
-                && promgate::mock::sim::incident_at(seed, cluster, t + 120).is_some()
+            mock_exporter::sim::incident_at(seed, cluster, t)
+                .is_some_and(|i| i.kind == mock_exporter::sim::IncidentKind::ErrorBurst)
+                && mock_exporter::sim::incident_at(seed, cluster, t + 120).is_some()
         })
         .expect("an error burst within three days");
     let e = Exporter::new(seed, 16);
@@ -400,7 +400,7 @@ async fn probe_answers_after_the_regions_round_trip() {
         ("eu-west-1", "us-east-1"),
         ("ap-northeast-1", "ap-northeast-1"),
     ] {
-        let (low, high) = promgate::mock::probe::delay_range(from, to).unwrap();
+        let (low, high) = mock_exporter::probe::delay_range(from, to).unwrap();
         let start = Instant::now();
         let (status, body) = get(&e.app, &format!("/probe/{from}/{to}")).await;
         let took = start.elapsed();
@@ -479,9 +479,10 @@ async fn openmetrics_is_served_to_scrapers_that_ask() {
 
 #[tokio::test]
 async fn metrics_reference_matches_a_real_scrape() {
+    // The reference lives in the workspace's docs/, one level up.
     let doc = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/docs/metrics/reference.md"
+        "/../docs/metrics/reference.md"
     ))
     .unwrap();
     // The first table: | `family` | type | labels | unit | meaning |

@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
 use std::sync::atomic::AtomicU64;
 
-use super::cluster::Profile;
+use crate::cluster::Profile;
 
 /// The longest stretch of simulated time caught up in one scrape; a cluster
 /// left unscraped for longer skips ahead (its counters simply rise less).
@@ -643,11 +643,6 @@ impl Simulation {
                 .get_or_create(&QueueLabels { queue })
                 .set(self.queue_len[q] as i64);
         }
-    }
-
-    /// The cluster's profile.
-    pub fn profile(&self) -> &Profile {
-        &self.profile
     }
 
     /// Simulates every second up to (not including) unix second `now`.

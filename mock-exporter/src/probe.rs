@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::cluster::REGIONS;
+use crate::cluster::REGIONS;
 
 /// Round-trip times in milliseconds between region pairs (either direction),
 /// rounded from public inter-region latency measurements.

@@ -13,10 +13,10 @@ use axum::routing::get;
 use rand::RngExt;
 use serde::Deserialize;
 
-use super::cluster::{self, Profile};
-use super::probe;
-use super::sim::Simulation;
-use super::text::openmetrics_to_text;
+use crate::cluster::{self, Profile};
+use crate::probe;
+use crate::sim::Simulation;
+use crate::text::openmetrics_to_text;
 
 /// A source of unix seconds; tests inject a fixed one.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
