@@ -55,8 +55,7 @@ pub struct Rules {
 /// What the lowering needs of one series besides its labels.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SeriesSummary {
-    /// The sample that decides the series' state ([`latest`] of its
-    /// samples within the time range).
+    /// The sample that decides the series' state (see [`summarize`]).
     pub latest: Option<Sample>,
     /// Float samples carried within the time range.
     pub samples: u32,
@@ -97,9 +96,10 @@ impl SeriesSummary {
     }
 }
 
-/// The sample that decides a series' state: the greatest timestamp, and among
-/// equal timestamps the last one sent; samples outside `range` never decide.
-pub fn latest(samples: impl Iterator<Item = Sample>, range: &TimeRange) -> SeriesSummary {
+/// The summary of a series' float samples: the one that decides its state
+/// is the greatest timestamp, and among equal timestamps the last one sent;
+/// samples outside `range` are counted apart and never decide.
+pub fn summarize(samples: impl Iterator<Item = Sample>, range: &TimeRange) -> SeriesSummary {
     let mut s = SeriesSummary::default();
     samples.for_each(|x| s.add_checked(x, range));
     s

@@ -8,7 +8,7 @@
 use prost::Message;
 
 use super::Error;
-use super::lower::{Lowering, Rules, SeriesSummary, latest};
+use super::lower::{Lowering, Rules, SeriesSummary, summarize};
 use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
 use crate::model::{MetricType, RejectReason, Rejection, Sample, WriteBatch};
 use crate::proto::lenient;
@@ -92,7 +92,7 @@ fn lower(req: &lenient::WriteRequest, rules: &Rules) -> WriteBatch {
             value: s.value,
             timestamp_ms: s.timestamp,
         });
-        let mut summary = latest(samples, &rules.timestamps);
+        let mut summary = summarize(samples, &rules.timestamps);
         summary.histograms = ts.histograms.len() as u32;
         let labels: Option<Vec<(&str, &str)>> = ts
             .labels
