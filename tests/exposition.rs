@@ -493,7 +493,7 @@ async fn concurrent_scrapes_are_bounded_and_the_rest_get_503() {
         .unwrap();
     assert_eq!(held.status(), StatusCode::OK);
     let started = std::time::Instant::now();
-    let (status, body) = get_raw(&app, "/metrics").await;
+    let (status, body) = get(&app, "/metrics").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
     assert!(
@@ -513,7 +513,7 @@ async fn concurrent_scrapes_are_bounded_and_the_rest_get_503() {
     drop(held);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let (status, page) = get_raw(&app, "/metrics").await;
+        let (status, page) = get(&app, "/metrics").await;
         if status == StatusCode::OK {
             assert_eq!(page.lines().count(), 6000);
             break;
@@ -523,16 +523,4 @@ async fn concurrent_scrapes_are_bounded_and_the_rest_get_503() {
             "the slot was never freed"
         );
     }
-}
-
-/// GETs `path`; status and body, which need not be a page.
-async fn get_raw(app: &axum::Router, path: &str) -> (StatusCode, String) {
-    let resp = app
-        .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
 }

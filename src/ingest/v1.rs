@@ -450,9 +450,10 @@ fn metadata(buf: &[u8]) -> Result<Option<MetadataFields<'_>>, Error> {
             _ => r.skip(field, wire)?,
         }
     }
-    Ok((|| {
-        Some((utf8(name)?, metric_type, utf8(help)?, utf8(unit)?))
-    })())
+    Ok(match (utf8(name), utf8(help), utf8(unit)) {
+        (Some(name), Some(help), Some(unit)) => Some((name, metric_type, help, unit)),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
