@@ -282,3 +282,159 @@ fn same_batch_for_label_encodings_off_the_common_layout() {
         assert_eq!(batch.rejected.samples_total(), 1);
     }
 }
+
+mod v2 {
+    //! The same for Remote-Write 2.0: the zero-copy decoder of
+    //! `io.prometheus.write.v2.Request` against prost.
+
+    use super::*;
+    use promgate::ingest::v2::{decode, decode_with_prost};
+    use promgate::proto::v2::lenient::{
+        Exemplar, Histogram, Metadata, Request, Sample, TimeSeries, histogram,
+    };
+
+    /// Symbols: names and values, the empty string, one that is not UTF-8.
+    const SYMBOLS: &[&[u8]] = &[
+        b"",
+        b"__name__",
+        b"up",
+        b"job",
+        b"x",
+        b"le",
+        b"+Inf",
+        b"quantile",
+        b"0.5",
+        b"instance",
+        b"a:1",
+        b"1bad",
+        b"a\"b",
+        b"\xff\xfe",
+        b"help text",
+        b"seconds",
+        b"__tmp",
+    ];
+
+    fn refs(max: u32) -> impl Strategy<Value = Vec<u32>> {
+        prop_oneof![
+            // Pairs in range, mostly.
+            prop::collection::vec((1u32..max, 1u32..max), 0..5)
+                .prop_map(|pairs| pairs.into_iter().flat_map(|(a, b)| [a, b]).collect()),
+            // Anything: odd lengths, out of range.
+            prop::collection::vec(0u32..max + 3, 0..6),
+        ]
+    }
+
+    fn series(max: u32) -> impl Strategy<Value = TimeSeries> {
+        (
+            refs(max),
+            prop::collection::vec((float(), -5i64..5_000_000_000_000, any::<i64>()), 0..3),
+            prop::collection::vec((any::<u64>(), -4i32..9), 0..2),
+            prop::collection::vec((refs(max), float()), 0..2),
+            prop::option::of((0i32..9, 0u32..max + 1, 0u32..max + 1)),
+            any::<i64>(),
+        )
+            .prop_map(
+                |(labels_refs, samples, histograms, exemplars, md, created)| TimeSeries {
+                    labels_refs,
+                    samples: samples
+                        .into_iter()
+                        .map(|(value, timestamp, start_timestamp)| Sample {
+                            value,
+                            timestamp,
+                            start_timestamp,
+                        })
+                        .collect(),
+                    histograms: histograms
+                        .into_iter()
+                        .map(|(count, schema)| Histogram {
+                            count: Some(histogram::Count::CountInt(count)),
+                            schema,
+                            custom_values: vec![0.5, 1.0],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    exemplars: exemplars
+                        .into_iter()
+                        .map(|(labels_refs, value)| Exemplar {
+                            labels_refs,
+                            value,
+                            timestamp: 7,
+                        })
+                        .collect(),
+                    metadata: md.map(|(t, help_ref, unit_ref)| Metadata {
+                        r#type: t,
+                        help_ref,
+                        unit_ref,
+                    }),
+                    created_timestamp: created,
+                },
+            )
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        (
+            prop::sample::subsequence(&SYMBOLS[1..], 0..SYMBOLS.len() - 1),
+            any::<bool>(),
+        )
+            .prop_flat_map(|(rest, empty_first)| {
+                let mut symbols: Vec<Vec<u8>> = Vec::new();
+                if empty_first {
+                    symbols.push(Vec::new());
+                }
+                symbols.extend(rest.iter().map(|s| s.to_vec()));
+                let max = symbols.len().max(2) as u32;
+                (Just(symbols), prop::collection::vec(series(max), 0..8))
+            })
+            .prop_map(|(symbols, timeseries)| Request {
+                symbols,
+                timeseries,
+            })
+    }
+
+    fn both(bytes: &[u8]) -> (Result<String, String>, Result<String, String>) {
+        let fast = decode(bytes, &rules())
+            .map(|b| format!("{b:?}"))
+            .map_err(|e| e.to_string());
+        let reference = decode_with_prost(bytes, &rules())
+            .map(|b| format!("{b:?}"))
+            .map_err(|e| e.to_string());
+        (fast, reference)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn same_batch_for_valid_requests(req in request()) {
+            let (fast, reference) = both(&req.encode_to_vec());
+            prop_assert_eq!(fast, reference);
+        }
+
+        #[test]
+        fn same_verdict_for_corrupted_requests(req in request(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), cut in any::<prop::sample::Index>()) {
+            let mut bytes = req.encode_to_vec();
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            for (at, byte) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            let (fast, reference) = both(&bytes);
+            prop_assert_eq!(fast.is_ok(), reference.is_ok(), "fast {:?} reference {:?}", fast, reference);
+            if let (Ok(f), Ok(r)) = (fast, reference) {
+                prop_assert_eq!(f, r);
+            }
+        }
+
+        #[test]
+        fn same_verdict_for_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let (fast, reference) = both(&bytes);
+            prop_assert_eq!(fast.is_ok(), reference.is_ok(), "fast {:?} reference {:?}", fast, reference);
+            if let (Ok(f), Ok(r)) = (fast, reference) {
+                prop_assert_eq!(f, r);
+            }
+        }
+    }
+}

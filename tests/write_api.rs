@@ -168,9 +168,9 @@ async fn unsupported_media_types_and_encodings_get_415() {
         (
             &[(
                 "content-type",
-                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                "application/x-protobuf;proto=io.prometheus.write.v3.Request",
             )],
-            "unsupported remote-write message \"io.prometheus.write.v2.Request\"",
+            "unsupported remote-write message \"io.prometheus.write.v3.Request\"",
         ),
     ];
     for (headers, reason) in cases {

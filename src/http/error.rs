@@ -61,7 +61,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 13] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -70,6 +70,7 @@ impl Error {
         "body_read",
         "malformed_compression",
         "malformed_protobuf",
+        "invalid_request",
         "invalid_series",
         "too_many_scrapes",
         "render_unavailable",
@@ -84,9 +85,10 @@ impl Error {
                 | ingest::Error::UnsupportedProtocol(_)
                 | ingest::Error::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ingest::Error::DecodedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                ingest::Error::Decompress { .. } | ingest::Error::Protobuf(_) => {
-                    StatusCode::BAD_REQUEST
-                }
+                ingest::Error::Decompress { .. }
+                | ingest::Error::Protobuf(_)
+                | ingest::Error::ProtobufV2(_)
+                | ingest::Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             },
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
@@ -106,7 +108,8 @@ impl Error {
                 ingest::Error::UnsupportedEncoding(_) => "unsupported_encoding",
                 ingest::Error::DecodedTooLarge { .. } => "decoded_body_too_large",
                 ingest::Error::Decompress { .. } => "malformed_compression",
-                ingest::Error::Protobuf(_) => "malformed_protobuf",
+                ingest::Error::Protobuf(_) | ingest::Error::ProtobufV2(_) => "malformed_protobuf",
+                ingest::Error::InvalidRequest(_) => "invalid_request",
             },
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::BodyRead(_) => "body_read",
@@ -188,6 +191,7 @@ mod tests {
                 detail: String::new(),
             }),
             Error::Ingest(ingest::Error::Protobuf(String::new())),
+            Error::Ingest(ingest::Error::InvalidRequest(String::new())),
             Error::Rejected {
                 stored_series: 0,
                 rejected_series: 1,

@@ -106,7 +106,7 @@ const ROUTES: [&str; 5] = [
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(ROUTES[0], post(write::handle))
+        .route(ROUTES[0], post(write::handle).get(write::probe))
         .route(ROUTES[1], get(exposition::handle))
         .route(ROUTES[2], get(ops::self_metrics))
         .route(ROUTES[3], get(ops::healthy))

@@ -1,32 +1,107 @@
 //! `POST /api/v1/write`: negotiate, read the body within its limit, decode,
 //! store, answer.
+//!
+//! Every answer to a Remote-Write 2.0 request (`proto=io.prometheus.write.v2.Request`),
+//! errors included, carries the `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written`
+//! headers with what was written (spec 2.0, "Required Written Response
+//! Headers"): samples and exemplars of the series stored; no histograms, as
+//! native histograms are refused until the exposition can show them.
 
 use std::cell::RefCell;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{AppState, Error};
-use crate::ingest::{self, Decoder, Format};
+use crate::ingest::{self, Decoder, Format, Protocol};
 use crate::self_metrics::{EncodingLabels, ReasonLabels};
+
+/// What a request wrote, for 2.0's response headers.
+#[derive(Clone, Copy, Debug, Default)]
+struct Written {
+    samples: u64,
+    histograms: u64,
+    exemplars: u64,
+}
+
+const SAMPLES_WRITTEN: HeaderName =
+    HeaderName::from_static("x-prometheus-remote-write-samples-written");
+const HISTOGRAMS_WRITTEN: HeaderName =
+    HeaderName::from_static("x-prometheus-remote-write-histograms-written");
+const EXEMPLARS_WRITTEN: HeaderName =
+    HeaderName::from_static("x-prometheus-remote-write-exemplars-written");
+
+/// Is this VictoriaMetrics' protocol handshake (`?get_vm_proto_version=…`,
+/// any non-empty value), which older vmagents send before choosing zstd?
+fn vm_handshake(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .any(|(k, v)| k == "get_vm_proto_version" && !v.is_empty())
+    })
+}
+
+/// The answer VictoriaMetrics gives the handshake: protocol version `1`,
+/// zstd bodies accepted (`lib/protoparser/protoparserutil`).
+fn vm_proto_version() -> Response {
+    (StatusCode::OK, "1").into_response()
+}
+
+/// `GET /api/v1/write`: only VictoriaMetrics' handshake; anything else is
+/// the wrong method.
+pub(super) async fn probe(uri: Uri) -> Response {
+    if vm_handshake(&uri) {
+        return vm_proto_version();
+    }
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST")],
+        "method not allowed: POST remote-write requests to /api/v1/write\n",
+    )
+        .into_response()
+}
 
 pub(super) async fn handle(
     State(app): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, Error> {
-    let result = ingest(&app, &headers, body).await;
+) -> Response {
+    if vm_handshake(&uri) {
+        return vm_proto_version();
+    }
+    let mut written = Written::default();
+    let result = ingest(&app, &headers, body, &mut written).await;
     if let Err(e) = &result {
         let labels = ReasonLabels { reason: e.reason() };
         app.metrics.requests_rejected.get_or_create(&labels).inc();
         tracing::debug!(reason = e.reason(), error = %e, "remote-write request rejected");
     }
-    result.map(|()| StatusCode::NO_CONTENT)
+    let mut response = match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if ingest::protocol_of(content_type) == Some(Protocol::RemoteWrite2) {
+        let h = response.headers_mut();
+        h.insert(SAMPLES_WRITTEN, HeaderValue::from(written.samples));
+        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(written.histograms));
+        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(written.exemplars));
+    }
+    response
 }
 
-async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), Error> {
+async fn ingest(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    written: &mut Written,
+) -> Result<(), Error> {
     // A header that is not visible ASCII cannot name a supported value.
     let header = |name| {
         headers
@@ -61,7 +136,7 @@ async fn ingest(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(), E
     // Decode and apply run to the end without an await, so the worker
     // thread's decoder is this request's alone meanwhile.
     DECODER.with_borrow_mut(|decoder| {
-        let result = decode_and_apply(app, format, &body, decoder);
+        let result = decode_and_apply(app, format, &body, decoder, written);
         decoder.trim();
         result
     })
@@ -78,6 +153,7 @@ fn decode_and_apply(
     format: Format,
     body: &[u8],
     decoder: &mut Decoder,
+    written: &mut Written,
 ) -> Result<(), Error> {
     let m = &app.metrics;
     let now = ingest::now_ms();
@@ -89,6 +165,11 @@ fn decode_and_apply(
     let batch = decoder.batch();
     let applied = app.store.apply(batch);
     m.record(&batch.rejected, &applied);
+    *written = Written {
+        samples: applied.samples,
+        histograms: 0,
+        exemplars: applied.exemplars,
+    };
 
     let first = batch
         .rejected

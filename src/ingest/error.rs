@@ -29,8 +29,13 @@ pub enum Error {
         /// What the decompressor reported.
         detail: String,
     },
-    /// The decompressed body is not a valid protobuf message of its schema.
+    /// The decompressed body is not a valid `prometheus.WriteRequest`.
     Protobuf(String),
+    /// The decompressed body is not a valid `io.prometheus.write.v2.Request`.
+    ProtobufV2(String),
+    /// A Remote-Write 2.0 request breaking a rule of the whole message
+    /// (the symbols table must start with the empty string).
+    InvalidRequest(String),
 }
 
 impl fmt::Display for Error {
@@ -42,7 +47,7 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedProtocol(p) => write!(
                 f,
-                "unsupported remote-write message {p:?}: promgate accepts prometheus.WriteRequest (remote-write 1.0)"
+                "unsupported remote-write message {p:?}: promgate accepts prometheus.WriteRequest (remote-write 1.0) and io.prometheus.write.v2.Request (2.0)"
             ),
             Error::UnsupportedEncoding(e) => write!(
                 f,
@@ -66,6 +71,10 @@ impl fmt::Display for Error {
                 write!(f, "malformed {encoding} body: {detail}")
             }
             Error::Protobuf(e) => write!(f, "malformed protobuf WriteRequest: {e}"),
+            Error::ProtobufV2(e) => {
+                write!(f, "malformed protobuf io.prometheus.write.v2.Request: {e}")
+            }
+            Error::InvalidRequest(e) => write!(f, "invalid remote-write 2.0 request: {e}"),
         }
     }
 }

@@ -148,7 +148,23 @@ impl<'l, 'a> Lowering<'l, 'a> {
             key,
             latest,
             samples,
+            exemplars: 0,
         });
+    }
+
+    /// Counts `n` valid exemplars with the series recorded last, if the last
+    /// series given was recorded.
+    pub fn exemplars_of_last(&mut self, n: u32, recorded_before: usize) {
+        if self.batch.series.len() > recorded_before
+            && let Some(last) = self.batch.series.last_mut()
+        {
+            last.exemplars = n;
+        }
+    }
+
+    /// Series recorded so far.
+    pub fn recorded(&self) -> usize {
+        self.batch.series.len()
     }
 
     /// Validates one series and records it, or its rejection.
@@ -178,6 +194,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
                 key,
                 latest,
                 samples: s.samples,
+                exemplars: 0,
             }),
             Err(rejection) => b.rejected.add(rejection, u64::from(s.samples)),
         }

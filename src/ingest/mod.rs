@@ -7,14 +7,14 @@
 //!
 //! Every protocol ends in [`lower::Lowering`], so validation, the
 //! canonical key and the choice of each series' deciding sample are the same
-//! whichever dialect a sender speaks. Remote-Write 1.0 is [`v1`]; a
-//! Remote-Write 2.0 decoder and the pushed text format take their place
-//! beside it and feed the same lowering.
+//! whichever dialect a sender speaks: Remote-Write 1.0 is [`v1`], 2.0 is
+//! [`v2`]; the pushed text format will take its place beside them.
 
 mod decompress;
 mod error;
 pub mod lower;
 pub mod v1;
+pub mod v2;
 pub mod wire;
 
 pub use decompress::{Decompressed, decompress_into};
@@ -52,6 +52,8 @@ impl Encoding {
 pub enum Protocol {
     /// Remote-Write 1.0, `prometheus.WriteRequest`.
     RemoteWrite1,
+    /// Remote-Write 2.0, `io.prometheus.write.v2.Request`.
+    RemoteWrite2,
 }
 
 /// What [`negotiate`] chose for a request.
@@ -94,39 +96,62 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The protocol a `Content-Type` names, with no regard to the encoding:
+/// `None` unless it is protobuf. For answering a request whose encoding
+/// could not be negotiated as its protocol asks (2.0's written headers).
+pub fn protocol_of(content_type: Option<&str>) -> Option<Protocol> {
+    match content_type {
+        None => Some(Protocol::RemoteWrite1),
+        Some(ct) => media_protocol(ct).ok(),
+    }
+}
+
+/// The protocol of a `Content-Type` value: its media type must be
+/// `application/x-protobuf` (any case), and its `proto` parameter, if any
+/// (parameters in any order, spaces around `;` and `=`, the value quoted or
+/// not, RFC 9110 §8.3), names the message.
+fn media_protocol(ct: &str) -> Result<Protocol, Error> {
+    let mut parts = ct.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/x-protobuf") {
+        return Err(Error::UnsupportedMediaType(ct.to_string()));
+    }
+    let mut protocol = Protocol::RemoteWrite1;
+    for param in parts {
+        if let Some((k, v)) = param.split_once('=')
+            && k.trim().eq_ignore_ascii_case("proto")
+        {
+            protocol = match v.trim().trim_matches('"') {
+                "prometheus.WriteRequest" => Protocol::RemoteWrite1,
+                "io.prometheus.write.v2.Request" => Protocol::RemoteWrite2,
+                other => return Err(Error::UnsupportedProtocol(other.to_string())),
+            };
+        }
+    }
+    Ok(protocol)
+}
+
 /// Checks `Content-Type` and `Content-Encoding` and picks the decoder.
 ///
 /// A missing `Content-Type` is taken as protobuf (Prometheus always sends it;
 /// hand-made requests often do not). A missing `Content-Encoding` is snappy,
-/// as the Remote-Write 1.0 specification says ("Protocol": the body is
-/// snappy-compressed, block format).
+/// as both specifications say ("Protocol": the body is snappy-compressed,
+/// block format); zstd (VictoriaMetrics' variant) and identity are accepted
+/// too.
 ///
 /// # Errors
 ///
 /// [`Error::UnsupportedMediaType`], [`Error::UnsupportedProtocol`] (a
-/// `proto=` other than `prometheus.WriteRequest`) or
-/// [`Error::UnsupportedEncoding`].
+/// `proto=` other than `prometheus.WriteRequest` or
+/// `io.prometheus.write.v2.Request`) or [`Error::UnsupportedEncoding`].
 pub fn negotiate(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
 ) -> Result<Format, Error> {
-    if let Some(ct) = content_type {
-        let mut parts = ct.split(';');
-        let media = parts.next().unwrap_or("").trim();
-        if !media.eq_ignore_ascii_case("application/x-protobuf") {
-            return Err(Error::UnsupportedMediaType(ct.to_string()));
-        }
-        for param in parts {
-            if let Some((k, v)) = param.split_once('=')
-                && k.trim().eq_ignore_ascii_case("proto")
-            {
-                let v = v.trim().trim_matches('"');
-                if v != "prometheus.WriteRequest" {
-                    return Err(Error::UnsupportedProtocol(v.to_string()));
-                }
-            }
-        }
-    }
+    let protocol = match content_type {
+        None => Protocol::RemoteWrite1,
+        Some(ct) => media_protocol(ct)?,
+    };
     let encoding = match content_encoding.map(str::trim) {
         None | Some("") => Encoding::Snappy,
         Some(e) if e.eq_ignore_ascii_case("snappy") => Encoding::Snappy,
@@ -134,10 +159,7 @@ pub fn negotiate(
         Some(e) if e.eq_ignore_ascii_case("identity") => Encoding::Identity,
         Some(e) => return Err(Error::UnsupportedEncoding(e.to_string())),
     };
-    Ok(Format {
-        protocol: Protocol::RemoteWrite1,
-        encoding,
-    })
+    Ok(Format { protocol, encoding })
 }
 
 /// Decodes request bodies into a [`WriteBatch`], keeping its buffers (the
@@ -148,6 +170,8 @@ pub fn negotiate(
 pub struct Decoder {
     raw: Vec<u8>,
     batch: WriteBatch,
+    /// Remote-Write 2.0's symbols table (offsets into `raw`).
+    symbols: Vec<u32>,
     decoded_bytes: usize,
 }
 
@@ -182,6 +206,12 @@ impl Decoder {
         self.decoded_bytes = raw.len();
         match format.protocol {
             Protocol::RemoteWrite1 => v1::decode_into(raw, &limits.rules(now_ms), &mut self.batch)?,
+            Protocol::RemoteWrite2 => v2::decode_reusing(
+                raw,
+                &limits.rules(now_ms),
+                &mut self.batch,
+                &mut self.symbols,
+            )?,
         }
         Ok(&self.batch)
     }
@@ -203,6 +233,9 @@ impl Decoder {
         }
         if self.batch.capacity_bytes() > Self::KEEP_BYTES {
             self.batch = WriteBatch::default();
+        }
+        if self.symbols.capacity() * 4 > Self::KEEP_BYTES {
+            self.symbols = Vec::new();
         }
     }
 }
@@ -227,9 +260,25 @@ mod tests {
         assert_eq!(negotiate(pb, Some("identity")), v1(Encoding::Identity));
         let with_proto = Some("application/x-protobuf;proto=prometheus.WriteRequest");
         assert_eq!(negotiate(with_proto, None), v1(Encoding::Snappy));
+        let v2 = |encoding| {
+            Ok(Format {
+                protocol: Protocol::RemoteWrite2,
+                encoding,
+            })
+        };
+        for ct in [
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "Application/X-Protobuf ; charset=utf-8; proto = \"io.prometheus.write.v2.Request\"",
+        ] {
+            assert_eq!(
+                negotiate(Some(ct), Some("snappy")),
+                v2(Encoding::Snappy),
+                "{ct}"
+            );
+        }
         assert!(matches!(
             negotiate(
-                Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+                Some("application/x-protobuf;proto=io.prometheus.write.v3.Request"),
                 None
             ),
             Err(Error::UnsupportedProtocol(_))

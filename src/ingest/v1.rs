@@ -126,7 +126,7 @@ fn lower(req: &lenient::WriteRequest, rules: &Rules) -> WriteBatch {
 
 /// `bytes` as a `str`, if they are UTF-8.
 #[inline]
-fn utf8(bytes: &[u8]) -> Option<&str> {
+pub(super) fn utf8(bytes: &[u8]) -> Option<&str> {
     super::wire::to_str(bytes).ok()
 }
 
@@ -185,7 +185,7 @@ fn canonical_series<'a>(lowering: &mut Lowering<'_, 'a>, buf: &'a [u8]) -> bool 
 }
 
 /// The model's type for Remote-Write 1.0's `MetricMetadata.MetricType`.
-fn metric_type_of(wire: i32) -> MetricType {
+pub(super) fn metric_type_of(wire: i32) -> MetricType {
     match wire {
         1 => MetricType::Counter,
         2 => MetricType::Gauge,
@@ -232,7 +232,7 @@ fn time_series<'a>(
             }
             4 => {
                 expect(wire, LEN)?;
-                histogram(r.bytes()?)?;
+                histogram(r.bytes()?, false)?;
                 s.histograms += 1;
                 samples += 1;
             }
@@ -284,7 +284,7 @@ fn label(buf: &[u8]) -> Result<Option<(&str, &str)>, Error> {
 }
 
 #[inline]
-fn sample(buf: &[u8]) -> Result<Sample, Error> {
+pub(super) fn sample(buf: &[u8]) -> Result<Sample, Error> {
     // The layout every encoder writes: the value (tag 0x09, eight bytes),
     // then the timestamp (tag 0x10, a varint) to the end.
     if let [0x09, value @ ..] = buf
@@ -348,8 +348,9 @@ fn exemplar(buf: &[u8]) -> Result<bool, Error> {
     Ok(utf8_ok)
 }
 
-/// Validates a native `Histogram`, field by field as prost would decode it.
-fn histogram(buf: &[u8]) -> Result<(), Error> {
+/// Validates a native `Histogram`, field by field as prost would decode it;
+/// `custom_values` for 2.0's, which adds field 16.
+pub(super) fn histogram(buf: &[u8], custom_values: bool) -> Result<(), Error> {
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
@@ -383,23 +384,31 @@ fn histogram(buf: &[u8]) -> Result<(), Error> {
                     ));
                 }
             },
-            // Repeated double counts: packed or one by one.
-            10 | 13 => match wire {
-                FIXED64 => {
-                    r.fixed64()?;
-                }
-                LEN => {
-                    if r.bytes()?.len() % 8 != 0 {
-                        return Err(Error::Protobuf("packed doubles of a partial length".into()));
-                    }
-                }
-                _ => {
-                    return Err(Error::Protobuf(
-                        "invalid wire type for a known field".into(),
-                    ));
-                }
-            },
+            // Repeated double counts (and 2.0's custom bucket bounds):
+            // packed or one by one.
+            10 | 13 => doubles(&mut r, wire)?,
+            16 if custom_values => doubles(&mut r, wire)?,
             _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads a repeated double field's element, packed or not.
+fn doubles(r: &mut Reader<'_>, wire: u8) -> Result<(), Error> {
+    match wire {
+        FIXED64 => {
+            r.fixed64()?;
+        }
+        LEN => {
+            if r.bytes()?.len() % 8 != 0 {
+                return Err(Error::Protobuf("packed doubles of a partial length".into()));
+            }
+        }
+        _ => {
+            return Err(Error::Protobuf(
+                "invalid wire type for a known field".into(),
+            ));
         }
     }
     Ok(())

@@ -48,6 +48,12 @@ impl<'a> Reader<'a> {
         !self.buf.is_empty()
     }
 
+    /// What is left to read.
+    #[inline]
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
     /// Reads a base-128 varint.
     #[inline(always)]
     pub fn varint(&mut self) -> Result<u64, Error> {

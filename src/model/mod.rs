@@ -74,6 +74,23 @@ impl MetricType {
 /// and `_sum` (histograms and summaries).
 pub const FAMILY_SUFFIXES: [&str; 5] = ["", "_total", "_bucket", "_count", "_sum"];
 
+/// The family a series of metric `name` and type `t` belongs to, for
+/// metadata that comes with each series (Remote-Write 2.0): a classic
+/// histogram's `_bucket`, `_count` and `_sum` and a summary's `_count` and
+/// `_sum` belong to the base name; every other name is its own family (a
+/// counter `x_total` is family `x_total`, as the text format names it).
+pub fn family_name(name: &str, t: MetricType) -> &str {
+    let suffixes: &[&str] = match t {
+        MetricType::Histogram => &["_bucket", "_count", "_sum"],
+        MetricType::Summary => &["_count", "_sum"],
+        _ => &[],
+    };
+    suffixes
+        .iter()
+        .find_map(|s| name.strip_suffix(s).filter(|base| !base.is_empty()))
+        .unwrap_or(name)
+}
+
 /// HELP, TYPE and unit of one metric family, as pushed by the sender.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metadata {
@@ -120,6 +137,11 @@ pub enum RejectReason {
     /// A sample stamped further ahead of promgate's clock than
     /// `--limits.future-time-window`.
     TimestampTooFarInFuture,
+    /// A Remote-Write 2.0 reference into the symbols table that is out of
+    /// range, or a `labels_refs` list of odd length.
+    InvalidSymbolReference,
+    /// A Remote-Write 2.0 series with neither samples nor histograms.
+    EmptySeries,
     /// A sample stamped at or before the Unix epoch (0 or negative): the
     /// text format's scrapers cannot read it (Prometheus' parser takes
     /// unsigned timestamps only) or drop it.
@@ -128,7 +150,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 14] = [
+    pub const ALL: [RejectReason; 16] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidMetricName,
         RejectReason::InvalidLabelName,
@@ -143,6 +165,8 @@ impl RejectReason {
         RejectReason::InvalidUtf8,
         RejectReason::TimestampTooFarInFuture,
         RejectReason::TimestampNotAfterEpoch,
+        RejectReason::InvalidSymbolReference,
+        RejectReason::EmptySeries,
     ];
 
     /// The snake_case label value used in self-metrics.
@@ -162,6 +186,8 @@ impl RejectReason {
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::TimestampTooFarInFuture => "timestamp_too_far_in_future",
             RejectReason::TimestampNotAfterEpoch => "timestamp_not_after_epoch",
+            RejectReason::InvalidSymbolReference => "invalid_symbol_reference",
+            RejectReason::EmptySeries => "empty_series",
         }
     }
 }
@@ -201,6 +227,9 @@ pub struct SeriesUpdate {
     pub latest: Sample,
     /// How many float samples the request carried for this series.
     pub samples: u32,
+    /// How many valid exemplars came with them (Remote-Write 2.0 counts
+    /// them as written when the series is; they are not exposed yet).
+    pub exemplars: u32,
 }
 
 /// Counts of what a request could not store, and the first reason why.

@@ -39,6 +39,8 @@ pub struct ApplyOutcome {
     pub series: u64,
     /// Samples of those series.
     pub samples: u64,
+    /// Exemplars of those series.
+    pub exemplars: u64,
     /// Series created by this request.
     pub created: u64,
     /// Series removed by stale markers.
@@ -56,6 +58,7 @@ impl ApplyOutcome {
             Ok(effect) => {
                 self.series += 1;
                 self.samples += u64::from(update.samples);
+                self.exemplars += u64::from(update.exemplars);
                 match effect {
                     Effect::Created => self.created += 1,
                     Effect::Removed => self.stale_removed += 1,
@@ -157,7 +160,12 @@ impl Store {
         }
         for (name, md) in &batch.metadata {
             if let Some(mut slot) = self.metadata.get_mut(name.as_str()) {
-                *slot = (md.clone(), now);
+                // Remote-Write 2.0 repeats the metadata with every series:
+                // most updates only refresh it.
+                if slot.0 != *md {
+                    slot.0 = md.clone();
+                }
+                slot.1 = now;
             } else if self.metadata.len() >= self.limits.max_metadata {
                 out.rejected.add(
                     Rejection {

@@ -218,6 +218,7 @@ mod tests {
                     timestamp_ms: *ts,
                 },
                 samples: 1,
+                exemplars: 0,
             });
         }
         b

@@ -1,0 +1,509 @@
+//! Remote-Write 2.0 (`io.prometheus.write.v2.Request`, specification
+//! 2.0-rc.4) → [`WriteBatch`].
+//!
+//! Strings come from the request's symbols table, read once per request
+//! and borrowed from the body; series are then lowered exactly as 1.0's,
+//! by the same [`Lowering`]. What 2.0 adds:
+//!
+//! - `symbols[0]` must be `""` (a request that breaks this is refused as a
+//!   whole: nothing in it can be trusted to mean what the sender meant);
+//! - a series whose `labels_refs` has an odd length, or whose references
+//!   (labels, exemplar labels, help, unit) fall outside the table, is
+//!   rejected (`invalid_symbol_reference`), as is one with neither samples
+//!   nor histograms (`empty_series`), or one whose strings are not UTF-8;
+//! - metadata comes with every series: its type, help and unit feed the
+//!   family (see [`crate::model::family_name`]) as 1.0's separate metadata
+//!   does;
+//! - exemplars are validated and counted (written with their series; the
+//!   text format 0.0.4 cannot show them); native histograms are decoded,
+//!   counted and refused (`native_histogram`), the float samples of the same
+//!   request still stored;
+//! - start timestamps (`Sample.start_timestamp`, rc.3's
+//!   `TimeSeries.created_timestamp`) are read past: the text format 0.0.4
+//!   has no place for them.
+//!
+//! [`decode_with_prost`] is the reference the fast path is tested against.
+
+use std::collections::HashSet;
+
+use prost::Message;
+
+use super::Error;
+use super::lower::{Lowering, Rules, SeriesSummary, TimeRange, summarize};
+use super::v1::{histogram, metric_type_of, sample, utf8};
+use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
+use crate::model::{self, RejectReason, Rejection, Sample, WriteBatch};
+use crate::proto::v2::lenient;
+
+/// The symbols table of one request, borrowed from its body.
+///
+/// Each entry is the offset in the body of the symbol's length prefix, the
+/// top bit set when the string is not UTF-8: four bytes per symbol, where
+/// each takes at least two on the wire, so a table of a million empty
+/// strings (a few hundred bytes of zstd) costs at most twice the decoded
+/// body, which the decoded-size limit bounds.
+struct Symbols<'a> {
+    body: &'a [u8],
+    at: &'a [u32],
+}
+
+/// The top bit of an entry of [`Symbols::at`]: not UTF-8.
+const NOT_UTF8: u32 = 1 << 31;
+
+impl<'a> Symbols<'a> {
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Symbol `i`: `Ok(None)` out of range, `Err(())` not UTF-8.
+    #[inline]
+    fn get(&self, i: u32) -> Option<Result<&'a str, ()>> {
+        let &entry = self.at.get(i as usize)?;
+        if entry & NOT_UTF8 != 0 {
+            return Some(Err(()));
+        }
+        let bytes = Reader::new(&self.body[entry as usize..])
+            .bytes()
+            .expect("read when the table was built");
+        // Valid: checked when the table was built.
+        Some(utf8(bytes).ok_or(()))
+    }
+}
+
+/// Reads the symbols table (field 4), wherever it stands in the message,
+/// into `at` (see [`Symbols`]).
+fn symbols<'a>(body: &'a [u8], at: &'a mut Vec<u32>) -> Result<Symbols<'a>, Error> {
+    at.clear();
+    let mut r = Reader::new(body);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        if field == 4 {
+            expect(wire, LEN)?;
+            let offset = (body.len() - r.rest().len()) as u32;
+            let valid = utf8(r.bytes()?).is_some();
+            at.push(if valid { offset } else { offset | NOT_UTF8 });
+        } else {
+            r.skip(field, wire)?;
+        }
+    }
+    let symbols = Symbols { body, at };
+    if symbols.len() > 0 && symbols.get(0) != Some(Ok("")) {
+        return Err(Error::InvalidRequest(
+            "symbols[0] must be the empty string".into(),
+        ));
+    }
+    Ok(symbols)
+}
+
+/// Decodes a decompressed `io.prometheus.write.v2.Request` and lowers it.
+///
+/// # Errors
+///
+/// [`Error::ProtobufV2`] when the framing is not a valid message;
+/// [`Error::InvalidRequest`] when `symbols[0]` is not the empty string.
+pub fn decode(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error> {
+    let mut batch = WriteBatch::default();
+    decode_into(buf, rules, &mut batch)?;
+    Ok(batch)
+}
+
+/// [`decode`] into `batch`, cleared first, whose buffers are reused.
+pub fn decode_into(buf: &[u8], rules: &Rules, batch: &mut WriteBatch) -> Result<(), Error> {
+    decode_reusing(buf, rules, batch, &mut Vec::new())
+}
+
+/// [`decode_into`] with the symbols table's buffer kept by the caller too.
+pub fn decode_reusing(
+    buf: &[u8],
+    rules: &Rules,
+    batch: &mut WriteBatch,
+    table: &mut Vec<u32>,
+) -> Result<(), Error> {
+    let mut lowering = Lowering::new(rules, std::mem::take(batch));
+    let result = decode_fields(buf, &mut lowering, table).map_err(|e| match e {
+        Error::Protobuf(detail) => Error::ProtobufV2(detail),
+        other => other,
+    });
+    *batch = lowering.finish();
+    result
+}
+
+fn decode_fields<'a>(
+    buf: &'a [u8],
+    lowering: &mut Lowering<'_, 'a>,
+    table: &'a mut Vec<u32>,
+) -> Result<(), Error> {
+    let symbols = symbols(buf, table)?;
+    let range = *lowering.time_range();
+    let mut refs = Refs {
+        labels: Vec::new(),
+        exemplars: Vec::new(),
+    };
+    let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
+    // Metadata repeats with every series: each (name, type, help, unit) is
+    // lowered once per request.
+    let mut seen = HashSet::new();
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        if field != 5 {
+            r.skip(field, wire)?;
+            continue;
+        }
+        expect(wire, LEN)?;
+        let series = time_series(r.bytes()?, &mut refs, &range)?;
+        let written = series.summary.samples + series.summary.histograms;
+        let carried = written + series.summary.future.0 + series.summary.before_epoch.0;
+        let resolved = resolve(&series, &refs, &symbols, &mut labels);
+        let fault = resolved.err().or_else(|| {
+            (carried == 0).then(|| Rejection {
+                reason: RejectReason::EmptySeries,
+                detail: "a series has neither samples nor histograms".into(),
+            })
+        });
+        if let Some(rejection) = fault {
+            lowering.reject(rejection, u64::from(carried));
+            continue;
+        }
+        let before = lowering.recorded();
+        if !fast_series(lowering, &labels, &series.summary) {
+            lowering.series(labels.iter().copied(), series.summary);
+        }
+        if lowering.recorded() == before {
+            continue;
+        }
+        lowering.exemplars_of_last(series.exemplars, before);
+        let (metric_type, help, unit) = series.metadata;
+        let name = labels
+            .iter()
+            .find(|(n, _)| *n == "__name__")
+            .map(|(_, v)| *v);
+        if let Some(name) = name
+            && (metric_type != 0 || help != 0 || unit != 0)
+        {
+            let t = metric_type_of(metric_type);
+            let family = model::family_name(name, t);
+            if seen.insert((family, metric_type, help, unit)) {
+                // Both were resolved with the series.
+                let text = |i: u32| symbols.get(i).and_then(Result::ok).unwrap_or_default();
+                lowering.metadata(family, t, text(help), text(unit));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The key straight from the symbols, for label sets in canonical form
+/// (`__name__` first, then names strictly increasing, as the specification
+/// requires them sorted); `false` (nothing recorded) for anything else.
+fn fast_series(
+    lowering: &mut Lowering<'_, '_>,
+    labels: &[(&str, &str)],
+    s: &SeriesSummary,
+) -> bool {
+    let Some(latest) = s.latest else {
+        return false;
+    };
+    if s.histograms > 0 || s.future.0 > 0 || s.before_epoch.0 > 0 {
+        return false;
+    }
+    let mut key = lowering.key_writer();
+    for (name, value) in labels {
+        if !key.label(name.as_bytes(), value.as_bytes()) {
+            key.abandon();
+            return false;
+        }
+    }
+    match key.finish() {
+        Some(span) => {
+            lowering.push(span, latest, s.samples);
+            true
+        }
+        None => false,
+    }
+}
+
+/// One `TimeSeries`, read but not yet resolved against the symbols.
+struct SeriesRead {
+    summary: SeriesSummary,
+    exemplars: u32,
+    /// An exemplar's fault, found while reading it.
+    exemplar_fault: Option<Rejection>,
+    /// `(type, help_ref, unit_ref)`.
+    metadata: (i32, u32, u32),
+}
+
+/// What a series' references are checked in: the series' own label
+/// references, then every exemplar's, in the order they came.
+struct Refs {
+    labels: Vec<u32>,
+    exemplars: Vec<u32>,
+}
+
+/// Resolves a series' label references into `labels`, and checks its
+/// other references: the series' fault, if any.
+fn resolve<'a>(
+    series: &SeriesRead,
+    refs: &Refs,
+    symbols: &Symbols<'a>,
+    labels: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), Rejection> {
+    labels.clear();
+    if let Some(fault) = &series.exemplar_fault {
+        return Err(fault.clone());
+    }
+    if !refs.labels.len().is_multiple_of(2) {
+        return Err(odd("a series", refs.labels.len()));
+    }
+    for pair in refs.labels.chunks_exact(2) {
+        labels.push((symbol(symbols, pair[0])?, symbol(symbols, pair[1])?));
+    }
+    let (_, help, unit) = series.metadata;
+    symbol(symbols, help)?;
+    symbol(symbols, unit)?;
+    for &i in &refs.exemplars {
+        symbol(symbols, i)?;
+    }
+    Ok(())
+}
+
+/// The rejection of a `labels_refs` list of odd length.
+fn odd(of: &str, len: usize) -> Rejection {
+    Rejection {
+        reason: RejectReason::InvalidSymbolReference,
+        detail: format!("labels_refs of {of} has an odd length ({len})"),
+    }
+}
+
+/// The string of reference `i`, if it is in range and UTF-8.
+fn symbol<'a>(symbols: &Symbols<'a>, i: u32) -> Result<&'a str, Rejection> {
+    match symbols.get(i) {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(())) => Err(Rejection {
+            reason: RejectReason::InvalidUtf8,
+            detail: format!("symbol {i} is not valid UTF-8"),
+        }),
+        None => Err(Rejection {
+            reason: RejectReason::InvalidSymbolReference,
+            detail: format!(
+                "symbol reference {i} is out of range ({} symbols)",
+                symbols.len()
+            ),
+        }),
+    }
+}
+
+/// Appends a repeated `uint32` field's elements, packed or not, to `out`.
+fn uint32s(r: &mut Reader<'_>, wire: u8, out: &mut Vec<u32>) -> Result<(), Error> {
+    match wire {
+        VARINT => out.push(r.varint()? as u32),
+        LEN => {
+            let mut packed = Reader::new(r.bytes()?);
+            while packed.has_more() {
+                out.push(packed.varint()? as u32);
+            }
+        }
+        _ => {
+            return Err(Error::Protobuf(
+                "invalid wire type for a known field".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads one `TimeSeries`: its references into `refs`, the rest summarised.
+fn time_series(buf: &[u8], refs: &mut Refs, range: &TimeRange) -> Result<SeriesRead, Error> {
+    refs.labels.clear();
+    refs.exemplars.clear();
+    let mut s = SeriesRead {
+        summary: SeriesSummary::default(),
+        exemplars: 0,
+        exemplar_fault: None,
+        metadata: (0, 0, 0),
+    };
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => uint32s(&mut r, wire, &mut refs.labels)?,
+            2 => {
+                expect(wire, LEN)?;
+                s.summary.add_checked(sample(r.bytes()?)?, range);
+            }
+            3 => {
+                expect(wire, LEN)?;
+                histogram(r.bytes()?, true)?;
+                s.summary.histograms += 1;
+            }
+            4 => {
+                expect(wire, LEN)?;
+                let start = refs.exemplars.len();
+                exemplar(r.bytes()?, &mut refs.exemplars)?;
+                let n = refs.exemplars.len() - start;
+                if !n.is_multiple_of(2) && s.exemplar_fault.is_none() {
+                    s.exemplar_fault = Some(odd("an exemplar", n));
+                }
+                s.exemplars += 1;
+            }
+            5 => {
+                expect(wire, LEN)?;
+                metadata(r.bytes()?, &mut s.metadata)?;
+            }
+            6 => {
+                expect(wire, VARINT)?;
+                r.varint()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(s)
+}
+
+/// Reads one `Exemplar`: its label references, appended to `refs`.
+fn exemplar(buf: &[u8], refs: &mut Vec<u32>) -> Result<(), Error> {
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => uint32s(&mut r, wire, refs)?,
+            2 => {
+                expect(wire, FIXED64)?;
+                r.fixed64()?;
+            }
+            3 => {
+                expect(wire, VARINT)?;
+                r.varint()?;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads one `Metadata` into `(type, help_ref, unit_ref)`; a field sent twice
+/// keeps its last value, as prost merges a repeated singular message.
+fn metadata(buf: &[u8], md: &mut (i32, u32, u32)) -> Result<(), Error> {
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect(wire, VARINT)?;
+                md.0 = r.varint()? as i32;
+            }
+            3 => {
+                expect(wire, VARINT)?;
+                md.1 = r.varint()? as u32;
+            }
+            4 => {
+                expect(wire, VARINT)?;
+                md.2 = r.varint()? as u32;
+            }
+            _ => r.skip(field, wire)?,
+        }
+    }
+    Ok(())
+}
+
+/// The reference decoder: prost (strings read as bytes), then the same
+/// lowering as [`decode`].
+pub fn decode_with_prost(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error> {
+    let req = lenient::Request::decode(buf).map_err(|e| Error::ProtobufV2(e.to_string()))?;
+    let symbols: Vec<Option<&str>> = req.symbols.iter().map(|s| utf8(s)).collect();
+    if symbols.first().is_some_and(|s| *s != Some("")) {
+        return Err(Error::InvalidRequest(
+            "symbols[0] must be the empty string".into(),
+        ));
+    }
+    let mut lowering = Lowering::new(rules, WriteBatch::default());
+    let mut seen = HashSet::new();
+    for ts in &req.timeseries {
+        let samples = ts.samples.iter().map(|s| Sample {
+            value: s.value,
+            timestamp_ms: s.timestamp,
+        });
+        let mut summary = summarize(samples, &rules.timestamps);
+        summary.histograms = ts.histograms.len() as u32;
+        let carried = (ts.samples.len() + ts.histograms.len()) as u64;
+        let md = ts.metadata.unwrap_or_default();
+        let check = || -> Result<Vec<(&str, &str)>, Rejection> {
+            if let Some(e) = ts
+                .exemplars
+                .iter()
+                .find(|e| !e.labels_refs.len().is_multiple_of(2))
+            {
+                return Err(odd("an exemplar", e.labels_refs.len()));
+            }
+            if !ts.labels_refs.len().is_multiple_of(2) {
+                return Err(odd("a series", ts.labels_refs.len()));
+            }
+            let sym = |i: u32| symbol_of(&symbols, i);
+            let labels = ts
+                .labels_refs
+                .chunks_exact(2)
+                .map(|p| Ok((sym(p[0])?, sym(p[1])?)))
+                .collect::<Result<Vec<_>, Rejection>>()?;
+            sym(md.help_ref)?;
+            sym(md.unit_ref)?;
+            for e in &ts.exemplars {
+                for &i in &e.labels_refs {
+                    sym(i)?;
+                }
+            }
+            if carried == 0 {
+                return Err(Rejection {
+                    reason: RejectReason::EmptySeries,
+                    detail: "a series has neither samples nor histograms".into(),
+                });
+            }
+            Ok(labels)
+        };
+        let labels = match check() {
+            Ok(labels) => labels,
+            Err(rejection) => {
+                lowering.reject(rejection, carried);
+                continue;
+            }
+        };
+        let before = lowering.recorded();
+        lowering.series(labels.iter().copied(), summary);
+        if lowering.recorded() == before {
+            continue;
+        }
+        lowering.exemplars_of_last(ts.exemplars.len() as u32, before);
+        let name = labels
+            .iter()
+            .find(|(n, _)| *n == "__name__")
+            .map(|(_, v)| *v);
+        if let Some(name) = name
+            && (md.r#type != 0 || md.help_ref != 0 || md.unit_ref != 0)
+        {
+            let t = metric_type_of(md.r#type);
+            let family = model::family_name(name, t);
+            if seen.insert((family, md.r#type, md.help_ref, md.unit_ref)) {
+                let text = |i: u32| symbols[i as usize].unwrap_or_default();
+                lowering.metadata(family, t, text(md.help_ref), text(md.unit_ref));
+            }
+        }
+    }
+    Ok(lowering.finish())
+}
+
+/// [`symbol`] over the reference decoder's plain table.
+fn symbol_of<'a>(symbols: &[Option<&'a str>], i: u32) -> Result<&'a str, Rejection> {
+    match symbols.get(i as usize) {
+        Some(Some(s)) => Ok(s),
+        Some(None) => Err(Rejection {
+            reason: RejectReason::InvalidUtf8,
+            detail: format!("symbol {i} is not valid UTF-8"),
+        }),
+        None => Err(Rejection {
+            reason: RejectReason::InvalidSymbolReference,
+            detail: format!(
+                "symbol reference {i} is out of range ({} symbols)",
+                symbols.len()
+            ),
+        }),
+    }
+}

@@ -1,0 +1,549 @@
+//! Remote-Write 2.0 at the router level: one test per rule of the
+//! specification (2.0-rc.4) that binds a receiver, named after the rule,
+//! and the hostile inputs a 2.0 decoder must survive.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use http_body_util::BodyExt;
+use promgate::proto::v2::{self, Exemplar, Histogram, Metadata, TimeSeries};
+use prost::Message;
+use tower::ServiceExt;
+
+const V2: &str = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
+
+/// Builds a request, interning strings into the symbols table as a sender does.
+#[derive(Default)]
+struct Builder {
+    symbols: Vec<String>,
+    series: Vec<TimeSeries>,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            symbols: vec![String::new()],
+            series: Vec::new(),
+        }
+    }
+
+    fn sym(&mut self, s: &str) -> u32 {
+        match self.symbols.iter().position(|x| x == s) {
+            Some(i) => i as u32,
+            None => {
+                self.symbols.push(s.to_string());
+                (self.symbols.len() - 1) as u32
+            }
+        }
+    }
+
+    fn refs(&mut self, labels: &[(&str, &str)]) -> Vec<u32> {
+        labels
+            .iter()
+            .flat_map(|(n, v)| [self.sym(n), self.sym(v)])
+            .collect()
+    }
+
+    /// A series with float samples and metadata `(type, help)`.
+    fn series(
+        mut self,
+        labels: &[(&str, &str)],
+        samples: &[(f64, i64)],
+        md: Option<(v2::metadata::MetricType, &str)>,
+    ) -> Self {
+        let labels_refs = self.refs(labels);
+        let metadata = md.map(|(t, help)| Metadata {
+            r#type: t as i32,
+            help_ref: self.sym(help),
+            unit_ref: 0,
+        });
+        self.series.push(TimeSeries {
+            labels_refs,
+            samples: samples
+                .iter()
+                .map(|&(value, timestamp)| v2::Sample {
+                    value,
+                    timestamp,
+                    start_timestamp: 0,
+                })
+                .collect(),
+            metadata,
+            ..Default::default()
+        });
+        self
+    }
+
+    fn raw(mut self, ts: TimeSeries) -> Self {
+        self.series.push(ts);
+        self
+    }
+
+    fn build(self) -> v2::Request {
+        v2::Request {
+            symbols: self.symbols,
+            timeseries: self.series,
+        }
+    }
+}
+
+/// The answer to a 2.0 request: status, body, and the three written headers.
+struct Answer {
+    status: StatusCode,
+    body: String,
+    written: Option<(u64, u64, u64)>,
+}
+
+async fn send(app: &Router, content_type: &str, encoding: &str, body: Vec<u8>) -> Answer {
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::post("/api/v1/write")
+                .header("content-type", content_type)
+                .header("content-encoding", encoding)
+                .header("x-prometheus-remote-write-version", "2.0.0")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status();
+    let header = |name: &str| -> Option<u64> {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().parse().unwrap())
+    };
+    let written = match (
+        header("x-prometheus-remote-write-samples-written"),
+        header("x-prometheus-remote-write-histograms-written"),
+        header("x-prometheus-remote-write-exemplars-written"),
+    ) {
+        (Some(s), Some(h), Some(e)) => Some((s, h, e)),
+        (None, None, None) => None,
+        other => panic!("some written headers but not all: {other:?}"),
+    };
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        written,
+    }
+}
+
+async fn write2(app: &Router, req: &v2::Request) -> Answer {
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    send(app, V2, "snappy", body).await
+}
+
+fn now() -> i64 {
+    promgate::ingest::now_ms()
+}
+
+use v2::metadata::MetricType as T;
+
+#[tokio::test]
+async fn receivers_must_support_io_prometheus_write_v2_request() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let req = Builder::new()
+        .series(
+            &[("__name__", "up"), ("instance", "a:9100"), ("job", "node")],
+            &[(0.0, t - 1000), (1.0, t)],
+            Some((T::Gauge, "Target is up.")),
+        )
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::NO_CONTENT, ""));
+    assert_eq!(a.written, Some((2, 0, 0)));
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(
+        page,
+        format!(
+            "# HELP up Target is up.\n# TYPE up gauge\nup{{instance=\"a:9100\",job=\"node\"}} 1 {t}\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn content_type_parameters_in_any_order_and_spacing() {
+    let (app, _) = app(&[]);
+    let req = Builder::new()
+        .series(&[("__name__", "m")], &[(1.0, now())], None)
+        .build();
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    for ct in [
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        "application/x-protobuf; proto=io.prometheus.write.v2.Request",
+        "Application/X-Protobuf; charset=utf-8 ; proto=\"io.prometheus.write.v2.Request\"",
+    ] {
+        let a = send(&app, ct, "snappy", body.clone()).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{ct}: {}", a.body);
+        assert_eq!(a.written, Some((1, 0, 0)), "{ct}");
+    }
+}
+
+#[tokio::test]
+async fn written_headers_come_with_every_answer_including_errors() {
+    let (app, _) = app(&[]);
+    let body = snap::raw::Encoder::new()
+        .compress_vec(
+            &Builder::new()
+                .series(&[("__name__", "m")], &[(1.0, now())], None)
+                .build()
+                .encode_to_vec(),
+        )
+        .unwrap();
+    // Unsupported encoding: 415, nothing written, and still the headers.
+    let a = send(&app, V2, "br", body.clone()).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.body);
+    assert_eq!(a.written, Some((0, 0, 0)));
+    // Garbage: 400 and the headers.
+    let a = send(&app, V2, "snappy", b"not snappy".to_vec()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.written, Some((0, 0, 0)));
+    // A 1.0 request gets none (1.0 receivers never sent them).
+    let a = send(&app, "application/x-protobuf", "snappy", b"".to_vec()).await;
+    assert_eq!(a.written, None, "{}", a.body);
+}
+
+#[tokio::test]
+async fn unsupported_content_types_get_415() {
+    let (app, _) = app(&[]);
+    for ct in [
+        "application/json",
+        "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+    ] {
+        let a = send(&app, ct, "snappy", Vec::new()).await;
+        assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}");
+        assert_eq!(a.body.lines().count(), 1);
+    }
+}
+
+#[tokio::test]
+async fn no_2xx_when_anything_was_not_written_and_the_body_gives_counts() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let req = Builder::new()
+        .series(&[("__name__", "good")], &[(1.0, t), (2.0, t + 1)], None)
+        .series(&[("__name__", "bad-name")], &[(1.0, t)], None)
+        .series(&[("job", "no_name")], &[(1.0, t)], None)
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.written, Some((2, 0, 0)));
+    assert_eq!(
+        a.body,
+        "stored 1 series, rejected 2 series (2 samples); first error: invalid metric name \"bad-name\"\n"
+    );
+}
+
+#[tokio::test]
+async fn symbols_must_start_with_the_empty_string() {
+    let (app, _) = app(&[]);
+    let mut req = Builder::new()
+        .series(&[("__name__", "m")], &[(1.0, now())], None)
+        .build();
+    req.symbols[0] = "x".into();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.written, Some((0, 0, 0)));
+    assert_eq!(
+        a.body,
+        "invalid remote-write 2.0 request: symbols[0] must be the empty string\n"
+    );
+    assert_eq!(get(&app, "/metrics").await.1, "");
+}
+
+#[tokio::test]
+async fn references_must_point_into_the_symbols_table() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let sample = vec![v2::Sample {
+        value: 1.0,
+        timestamp: t,
+        start_timestamp: 0,
+    }];
+    let b = Builder::new().series(&[("__name__", "kept")], &[(1.0, t)], None);
+    let n = b.symbols.len() as u32;
+    let req = b
+        // A label reference past the end.
+        .raw(TimeSeries {
+            labels_refs: vec![1, n + 5],
+            samples: sample.clone(),
+            ..Default::default()
+        })
+        // An odd labels_refs.
+        .raw(TimeSeries {
+            labels_refs: vec![1, 2, 1],
+            samples: sample.clone(),
+            ..Default::default()
+        })
+        // Help and exemplar references past the end.
+        .raw(TimeSeries {
+            labels_refs: vec![1, 2],
+            samples: sample.clone(),
+            metadata: Some(Metadata {
+                r#type: T::Gauge as i32,
+                help_ref: 1_000_000,
+                unit_ref: 0,
+            }),
+            ..Default::default()
+        })
+        .raw(TimeSeries {
+            labels_refs: vec![1, 2],
+            samples: sample,
+            exemplars: vec![Exemplar {
+                labels_refs: vec![u32::MAX, 0],
+                value: 1.0,
+                timestamp: t,
+            }],
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.written, Some((1, 0, 0)));
+    assert!(
+        a.body.starts_with(
+            "stored 1 series, rejected 4 series (4 samples); first error: symbol reference"
+        ),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_series_rejected_total{reason=\"invalid_symbol_reference\"}"
+        )
+        .await,
+        4.0
+    );
+}
+
+#[tokio::test]
+async fn a_series_must_carry_samples_or_histograms() {
+    let (app, _) = app(&[]);
+    let mut b = Builder::new();
+    let labels_refs = b.refs(&[("__name__", "empty")]);
+    let req = b
+        .raw(TimeSeries {
+            labels_refs,
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(
+        a.body
+            .ends_with("a series has neither samples nor histograms\n"),
+        "{}",
+        a.body
+    );
+}
+
+#[tokio::test]
+async fn native_histograms_are_refused_and_float_samples_of_the_request_stored() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let mut b = Builder::new().series(&[("__name__", "floats")], &[(3.0, t)], None);
+    let labels_refs = b.refs(&[("__name__", "latency_seconds")]);
+    let req = b
+        .raw(TimeSeries {
+            labels_refs,
+            histograms: vec![Histogram {
+                count: Some(v2::histogram::Count::CountInt(3)),
+                sum: 1.5,
+                schema: 3,
+                timestamp: t,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.written, Some((1, 0, 0)));
+    assert!(
+        a.body.contains("native histograms are not supported"),
+        "{}",
+        a.body
+    );
+    assert_eq!(get(&app, "/metrics").await.1, format!("floats 3 {t}\n"));
+}
+
+#[tokio::test]
+async fn metadata_with_each_series_feeds_help_and_type() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let h = Some((T::Histogram, "Request latency."));
+    let req = Builder::new()
+        .series(&[("__name__", "lat_bucket"), ("le", "0.5")], &[(1.0, t)], h)
+        .series(
+            &[("__name__", "lat_bucket"), ("le", "+Inf")],
+            &[(2.0, t)],
+            h,
+        )
+        .series(&[("__name__", "lat_count")], &[(2.0, t)], h)
+        .series(&[("__name__", "lat_sum")], &[(0.7, t)], h)
+        .series(
+            &[("__name__", "jobs_total")],
+            &[(7.0, t)],
+            Some((T::Counter, "Jobs.")),
+        )
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.starts_with("# HELP jobs_total Jobs.\n# TYPE jobs_total counter\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("# HELP lat Request latency.\n# TYPE lat histogram\n"),
+        "{page}"
+    );
+    assert_parses(&page);
+}
+
+#[tokio::test]
+async fn exemplars_are_counted_as_written_with_their_series() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let mut b = Builder::new();
+    let labels_refs = b.refs(&[("__name__", "req_total")]);
+    let trace = b.refs(&[("trace_id", "abc123")]);
+    let req = b
+        .raw(TimeSeries {
+            labels_refs,
+            samples: vec![v2::Sample {
+                value: 5.0,
+                timestamp: t,
+                start_timestamp: t - 60_000,
+            }],
+            exemplars: vec![
+                Exemplar {
+                    labels_refs: trace,
+                    value: 0.3,
+                    timestamp: t,
+                },
+                Exemplar {
+                    labels_refs: vec![],
+                    value: 0.1,
+                    timestamp: t,
+                },
+            ],
+            // rc.3's created timestamp, read past.
+            created_timestamp: t - 60_000,
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(a.written, Some((1, 0, 2)));
+}
+
+#[tokio::test]
+async fn stale_markers_and_special_values_are_taken() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let req = Builder::new()
+        .series(&[("__name__", "a")], &[(f64::NAN, t)], None)
+        .series(&[("__name__", "b")], &[(f64::INFINITY, t)], None)
+        .series(&[("__name__", "c")], &[(f64::NEG_INFINITY, t)], None)
+        .build();
+    assert_eq!(write2(&app, &req).await.status, StatusCode::NO_CONTENT);
+    let stale = f64::from_bits(promgate::model::STALE_NAN_BITS);
+    let req = Builder::new()
+        .series(&[("__name__", "a")], &[(stale, t + 1)], None)
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(
+        (a.status, a.written),
+        (StatusCode::NO_CONTENT, Some((1, 0, 0)))
+    );
+    assert_eq!(
+        sample_lines(&get(&app, "/metrics").await.1),
+        [format!("b +Inf {t}"), format!("c -Inf {t}")]
+    );
+}
+
+#[tokio::test]
+async fn victoriametrics_handshake_is_answered_as_victoriametrics_does() {
+    let (app, _) = app(&[]);
+    for method in ["GET", "POST"] {
+        let resp = app
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri("/api/v1/write?get_vm_proto_version=1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{method}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"1", "{method}");
+    }
+    // Without it, GET is the wrong method.
+    assert_eq!(
+        get(&app, "/api/v1/write").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn hostile_requests_get_a_4xx_and_the_headers_never_a_panic() {
+    let (app, _) = app(&[]);
+    // A huge symbols table in a tiny body: zstd of a million empty strings.
+    let mut table = Vec::new();
+    for _ in 0..1_000_000 {
+        table.extend_from_slice(&[0x22, 0x00]);
+    }
+    let mut zstd_body = Vec::new();
+    zstd::stream::copy_encode(&table[..], &mut zstd_body, 3).unwrap();
+    assert!(zstd_body.len() < 1000);
+    let a = send(&app, V2, "zstd", zstd_body).await;
+    assert_eq!(a.written, Some((0, 0, 0)));
+    assert!(
+        a.status.is_success() || a.status.is_client_error(),
+        "{}",
+        a.status
+    );
+    // Truncated, bit-flipped and random bodies.
+    let t = now();
+    let good = Builder::new()
+        .series(
+            &[("__name__", "m"), ("a", "b")],
+            &[(1.0, t)],
+            Some((T::Gauge, "h")),
+        )
+        .build()
+        .encode_to_vec();
+    for cut in 0..good.len() {
+        let mut bytes = good[..cut].to_vec();
+        if let Some(b) = bytes.last_mut() {
+            *b ^= 0x5a;
+        }
+        let body = snap::raw::Encoder::new().compress_vec(&bytes).unwrap();
+        let a = send(&app, V2, "snappy", body).await;
+        assert!(a.written.is_some());
+        assert!(
+            a.status == StatusCode::NO_CONTENT || a.status == StatusCode::BAD_REQUEST,
+            "{cut}: {} {}",
+            a.status,
+            a.body
+        );
+        assert_eq!(
+            a.body.lines().count().min(1),
+            usize::from(a.status != StatusCode::NO_CONTENT)
+        );
+    }
+}
