@@ -465,3 +465,163 @@ fn vmauth_accepts_its_compose_config() {
         "{status}"
     );
 }
+
+/// The panels of every dashboard tile the grid: rows are full, nothing is
+/// left empty beside a short panel or under a narrow one (their areas add up
+/// to the whole rectangle, and no two overlap: checked above).
+#[test]
+fn dashboards_have_no_layout_holes() {
+    for d in dashboards() {
+        let panels = d["panels"].as_array().unwrap();
+        let grid = |p: &Value, k: &str| p["gridPos"][k].as_i64().unwrap();
+        let bottom = panels
+            .iter()
+            .map(|p| grid(p, "y") + grid(p, "h"))
+            .max()
+            .unwrap();
+        let area: i64 = panels.iter().map(|p| grid(p, "w") * grid(p, "h")).sum();
+        assert_eq!(area, 24 * bottom, "{}: holes in the grid", d["title"]);
+    }
+}
+
+/// Grafana's heatmap format reads cumulative `le` buckets and subtracts
+/// neighbours: a heatmap over VictoriaMetrics' `vmrange` buckets (which are
+/// not cumulative) draws wrong cells. Every heatmap query must end in `le`
+/// buckets: a `sum by (le)` or `prometheus_buckets()`.
+#[test]
+fn heatmaps_are_over_le_buckets() {
+    let mut heatmaps = 0;
+    for d in dashboards() {
+        for p in d["panels"].as_array().unwrap() {
+            if p["type"] != "heatmap" {
+                continue;
+            }
+            heatmaps += 1;
+            for t in p["targets"].as_array().unwrap() {
+                let expr = t["expr"].as_str().unwrap();
+                let le = expr.starts_with("prometheus_buckets(")
+                    || (expr.starts_with("sum by (le) (") && !expr.contains("vmrange"));
+                assert!(le, "{}: heatmap over non-`le` buckets: {expr}", p["title"]);
+                assert_eq!(t["format"], "heatmap", "{}", p["title"]);
+                assert_eq!(t["legendFormat"], "{{le}}", "{}", p["title"]);
+            }
+        }
+    }
+    assert!(heatmaps >= 2);
+}
+
+/// A table fed by several queries is one table only with a merge (or join)
+/// transformation; without it Grafana shows one frame per query behind a
+/// selector.
+#[test]
+fn multi_query_tables_are_merged() {
+    for d in dashboards() {
+        for p in d["panels"].as_array().unwrap() {
+            if p["type"] != "table" || p["targets"].as_array().unwrap().len() < 2 {
+                continue;
+            }
+            let merged = p["transformations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["id"] == "merge" || t["id"] == "joinByField");
+            assert!(merged, "{}: several queries, no merge", p["title"]);
+        }
+    }
+    // The RED dashboard opens on production, not on the first env in sort order.
+    let red = dashboards()
+        .into_iter()
+        .find(|d| d["uid"] == "promgate-red")
+        .unwrap();
+    let env = red["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "env")
+        .unwrap()
+        .clone();
+    assert_eq!(env["current"]["value"], "prod");
+}
+
+/// The `vmagent_*` selectors of `expr` (dashboards, rules, docs).
+fn vmagent_selectors(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("vmagent_") {
+        let name_end = rest[i..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |e| i + e);
+        let selector = if rest[name_end..].starts_with('{') {
+            let close = rest[name_end..].find('}').unwrap() + name_end;
+            &rest[i..=close]
+        } else {
+            &rest[i..name_end]
+        };
+        out.push(selector.to_string());
+        rest = &rest[name_end..];
+    }
+    out
+}
+
+/// Each agent's own figures come from its self-scrape (`job="vmagent"`).
+/// The fleet job once brought a second copy of every agent's metrics under
+/// the watcher's cluster, doubling ingestion by env and region and filing
+/// other agents' remote-write latency and errors under the watcher. Every
+/// `vmagent_*` selector of the dashboards, the rules and the docs is pinned
+/// to the self-scrape, and the fleet job keeps only `up`.
+#[test]
+fn vmagent_figures_come_from_each_agents_own_scrape() {
+    let mut exprs: Vec<(String, String)> = dashboard_exprs();
+    for f in files("rules", "yml") {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        exprs.push((f.display().to_string(), code.join("\n")));
+    }
+    exprs.push((
+        "docs/queries.md".into(),
+        std::fs::read_to_string(root().join("docs/queries.md")).unwrap(),
+    ));
+    let mut seen = 0;
+    for (where_, expr) in &exprs {
+        for s in vmagent_selectors(expr) {
+            seen += 1;
+            assert!(
+                s.contains(r#"job="vmagent""#),
+                "{where_}: {s} is not pinned to job=\"vmagent\""
+            );
+        }
+    }
+    assert!(seen >= 8, "{seen}");
+
+    let fleet = std::fs::read_to_string(root().join("vmagent/us-east-1-eks-01-prod.yml")).unwrap();
+    let job = &fleet[fleet.find("job_name: vmagent-fleet").unwrap()..];
+    assert!(
+        job.contains("metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: up\n        action: keep"),
+        "the fleet job must keep only up: {job}"
+    );
+    // Each watched agent's series carry that agent's env, region and cluster
+    // (target labels win over the watcher's external_labels).
+    let mut watched: Vec<(&str, &str, &str)> = CLUSTERS.to_vec();
+    watched.push(("us-east-1-eks-01-prod-legacy", "prod", "us-east-1"));
+    for (cluster, env, region) in watched {
+        let var = if cluster.ends_with("-legacy") {
+            "RECEIVER_SCRAPER".to_string()
+        } else {
+            cluster.to_uppercase().replace('-', "_")
+        };
+        let at = job
+            .find(&format!("%{{VMAGENT_{var}_ADDR}}"))
+            .unwrap_or_else(|| panic!("{cluster} not watched"));
+        let labels = job[at..].lines().nth(1).unwrap();
+        for l in [
+            format!("env: {env},"),
+            format!("region: {region},"),
+            format!("cluster: {cluster},"),
+        ] {
+            assert!(labels.contains(&l), "{cluster}: {labels} lacks {l}");
+        }
+    }
+}
