@@ -625,3 +625,34 @@ fn vmagent_figures_come_from_each_agents_own_scrape() {
         }
     }
 }
+
+/// `scripts/stack --help` and the README document every command the script
+/// takes, and the header names no file the repository lacks.
+#[test]
+fn stack_script_documents_its_commands() {
+    let script = std::fs::read_to_string(root().join("scripts/stack")).unwrap();
+    let body = &script[script.rfind("case \"${1:-}\" in").unwrap()..];
+    let commands: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_once(')').map(|(c, _)| c))
+        .filter(|c| c.chars().all(|ch| ch.is_ascii_lowercase()))
+        .collect();
+    assert!(commands.len() >= 6, "{commands:?}");
+    let (ok, help) = run(Command::new(root().join("scripts/stack")).arg("--help"));
+    assert!(ok, "{help}");
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for c in &commands {
+        let line = format!("scripts/stack {c}");
+        assert!(help.contains(&line), "--help lacks {line:?}: {help}");
+        assert!(readme.contains(&line), "README lacks {line:?}");
+    }
+    for word in help.split_whitespace() {
+        let word = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        if word.ends_with(".md") {
+            assert!(
+                root().join(word).exists(),
+                "--help names {word}, which is not in the repository"
+            );
+        }
+    }
+}

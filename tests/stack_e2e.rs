@@ -216,7 +216,11 @@ fn foreground_stack_stops_everything_it_started() {
                 .to_string()
         })
         .collect();
+    // `wipe` refuses while the stack runs.
+    let (ok, out) = stack.script(&["wipe"]);
+    assert!(!ok && pids.is_dir(), "{out}");
     // The script alone, not its group: its trap must stop the services.
+    let stopping = Instant::now();
     assert!(
         Command::new("kill")
             .args(["-TERM", &up.leader.id().to_string()])
@@ -225,6 +229,11 @@ fn foreground_stack_stops_everything_it_started() {
             .success()
     );
     assert_eq!(up.wait_timeout(Duration::from_secs(60)), Some(0));
+    // Everything stops together, the store last: at most 10 s each, not
+    // 14 services one after the other (28 s before).
+    let took = stopping.elapsed();
+    eprintln!("the foreground stack stopped in {took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
     for pid in recorded {
         let alive = Path::new(&format!("/proc/{pid}")).exists()
             && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -232,6 +241,9 @@ fn foreground_stack_stops_everything_it_started() {
                 .contains(") Z ");
         assert!(!alive, "process {pid} survived the stop");
     }
+    // Once stopped, `wipe` removes the state directory.
+    let (ok, out) = stack.script(&["wipe"]);
+    assert!(ok && !stack.dir.path().exists(), "{out}");
 }
 
 /// PromQL blocks of the README and docs/ (```promql fences).
@@ -497,6 +509,23 @@ async fn local_stack_end_to_end() {
     let vm = stack.port("VM_PORT");
     let client = reqwest::Client::new();
 
+    // A second `up` refuses at once, before building anything (BIN_DIR
+    // empty would otherwise run cargo).
+    let start = Instant::now();
+    let (ok, out) = run(Command::new(root().join("scripts/stack"))
+        .args(["up", "--detach"])
+        .envs(stack.env.iter().cloned())
+        .env("BIN_DIR", ""));
+    assert!(
+        !ok && out.contains("already running") && !out.contains("building"),
+        "{out}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+
     // Data from all six clusters, with their labels.
     eventually(
         Duration::from_secs(120),
@@ -644,6 +673,22 @@ async fn local_stack_end_to_end() {
     // alert names the stopped agent's cluster (Alertmanager groups by it).
     let (ok, out) = stack.script(&["stop", "vmagent-ap-southeast-1-eks-01-dev"]);
     assert!(ok, "{out}");
+    // `status` names the stopped service, and every other one as running.
+    let (_, status) = stack.script(&["status"]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l == "stopped  vmagent-ap-southeast-1-eks-01-dev"),
+        "{status}"
+    );
+    assert_eq!(
+        status
+            .lines()
+            .filter(|l| l.starts_with("running  "))
+            .count(),
+        13,
+        "{status}"
+    );
     let vmalert = stack.port("VMALERT_PORT");
     let is_down_alert = |a: &Value| {
         a["name"] == "VmagentDown"
