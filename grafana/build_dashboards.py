@@ -30,9 +30,20 @@ LATENCY = thresholds((None, "green"), (0.5, "yellow"), (1, "red"))
 PERCENT_ERR = thresholds((None, "green"), (1, "yellow"), (5, "red"))
 PERCENT_OK = thresholds((None, "red"), (95, "yellow"), (99, "green"))
 
+# Every agent's own figures come from its self-scrape (job "vmagent"); the
+# fleet job only watches agents (up), and pinning the job keeps any other copy
+# of an agent's metrics from counting it twice.
+AGENT = 'job="vmagent"'
+# Targets an agent scrapes for its cluster: not the fleet job, whose targets
+# carry the watched agent's cluster but are scraped by the watcher.
+SCRAPED = 'job!="vmagent-fleet"'
+# How recent a self-scrape must be for an agent to count as alive.
+FRESH = "1m"
 
-def panel(kind, title, description, unit, targets, thr=OK, instant=False, legend=None):
-    """targets: list of (expr, legendFormat)."""
+
+def panel(kind, title, description, unit, targets, thr=OK, instant=False, merge=False):
+    """targets: list of (expr, legendFormat). merge: join the targets' tables
+    on their common labels into one table (Grafana's merge transformation)."""
     return {
         "kind": kind,
         "title": title,
@@ -41,11 +52,16 @@ def panel(kind, title, description, unit, targets, thr=OK, instant=False, legend
         "thresholds": thr,
         "instant": instant,
         "targets": targets,
+        "merge": merge,
     }
 
 
-def variable(name, label, query, multi=False):
+def variable(name, label, query, multi=False, default=None):
+    """default: the value selected when the dashboard opens (else Grafana
+    picks the first in sort order)."""
+    current = {"selected": True, "text": default, "value": default} if default else {}
     return {
+        "current": current,
         "name": name,
         "label": label,
         "type": "query",
@@ -69,21 +85,22 @@ DASHBOARDS = [
         "panels": [
             panel("stat", "Samples ingested per second", "Rows VictoriaMetrics inserts per second, all clusters.", "short",
                   [('sum(rate(vm_rows_inserted_total{job="vminsert"}[5m]))', "samples/s")]),
-            panel("stat", "Active vmagents", "vmagents whose self-scrape succeeds (six clusters and the receiver-scraper).", "none",
-                  [('count(up{job="vmagent"} == 1)', "agents")], thresholds((None, "red"), (6, "yellow"), (7, "green"))),
+            panel("stat", "Active vmagents", f"vmagents whose latest self-scrape within {FRESH} succeeded (six clusters and the receiver-scraper); a dead agent drops out after {FRESH}.", "none",
+                  [(f'count(last_over_time(up{{job="vmagent"}}[{FRESH}]) == 1) or vector(0)', "agents")], thresholds((None, "red"), (6, "yellow"), (7, "green"))),
             panel("stat", "Targets down", "Scrape targets whose last scrape failed, across all clusters.", "none",
                   [("count(up == 0) or vector(0)", "down")], thresholds((None, "green"), (1, "red"))),
-            panel("stat", "Clusters reporting", "Clusters whose vmagent sends data.", "none",
-                  [('count(count by (cluster) (up{job="vmagent"}))', "clusters")], thresholds((None, "red"), (6, "yellow"), (7, "green"))),
-            panel("timeseries", "Ingestion rate by region", "Samples per second each region's agents push to VictoriaMetrics.", "short",
-                  [("sum by (region) (rate(vmagent_remotewrite_rows_pushed_after_relabel_total[5m]))", "{{region}}")]),
-            panel("timeseries", "Ingestion rate by environment", "Samples per second pushed per environment.", "short",
-                  [("sum by (env) (rate(vmagent_remotewrite_rows_pushed_after_relabel_total[5m]))", "{{env}}")]),
-            panel("table", "Cluster status", "Targets up and in all, per cluster.", "none",
-                  [("sum by (env, region, cluster) (up)", "up"), ("count by (env, region, cluster) (up)", "targets")],
-                  instant=True),
-            panel("timeseries", "Samples scraped per cluster", "Samples in the latest scrape of every target, summed per cluster.", "short",
-                  [("sum by (cluster) (scrape_samples_scraped)", "{{cluster}}")]),
+            panel("stat", "Clusters reporting", f"Clusters whose vmagent sent its own metrics within {FRESH}.", "none",
+                  [(f'count(count by (cluster) (last_over_time(up{{job="vmagent"}}[{FRESH}]))) or vector(0)', "clusters")], thresholds((None, "red"), (6, "yellow"), (7, "green"))),
+            panel("timeseries", "Ingestion rate by region", "Samples per second each region's agents push to VictoriaMetrics (each agent's own figures, counted once).", "short",
+                  [(f"sum by (region) (rate(vmagent_remotewrite_rows_pushed_after_relabel_total{{{AGENT}}}[5m]))", "{{region}}")]),
+            panel("timeseries", "Ingestion rate by environment", "Samples per second pushed per environment (each agent's own figures, counted once).", "short",
+                  [(f"sum by (env) (rate(vmagent_remotewrite_rows_pushed_after_relabel_total{{{AGENT}}}[5m]))", "{{env}}")]),
+            panel("table", "Cluster status", f"Targets each cluster's agent scrapes: up, and in all (scraped within {FRESH}).", "none",
+                  [(f"sum by (env, region, cluster) (last_over_time(up{{{SCRAPED}}}[{FRESH}]))", "up"),
+                   (f"count by (env, region, cluster) (last_over_time(up{{{SCRAPED}}}[{FRESH}]))", "targets")],
+                  instant=True, merge=True),
+            panel("timeseries", "Samples scraped per cluster", "Samples in the latest scrape of every target each cluster's agent scrapes, summed per cluster.", "short",
+                  [(f"sum by (cluster) (scrape_samples_scraped{{{SCRAPED}}})", "{{cluster}}")]),
         ],
     },
     {
@@ -91,7 +108,7 @@ DASHBOARDS = [
         "title": "Application Performance (RED)",
         "description": "Rate, errors and duration of the services, per environment and cluster.",
         "variables": [
-            variable("env", "Environment", "label_values(http_requests_total, env)"),
+            variable("env", "Environment", "label_values(http_requests_total, env)", default="prod"),
             variable("cluster", "Cluster", 'label_values(http_requests_total{env="$env"}, cluster)', multi=True),
         ],
         "panels": [
@@ -128,23 +145,24 @@ DASHBOARDS = [
         ],
         "panels": [
             panel("timeseries", "Remote-write latency", "p90, p95 and p99 of vmagent remote-write request time to vminsert.", "s",
-                  [(f'histogram_quantile({q}, sum by (vmrange) (rate(vmagent_remotewrite_duration_seconds_bucket{{cluster=~"$cluster"}}[5m])))', f"p{int(q * 100)}")
+                  [(f'histogram_quantile({q}, sum by (vmrange) (rate(vmagent_remotewrite_duration_seconds_bucket{{{AGENT}, cluster=~"$cluster"}}[5m])))', f"p{int(q * 100)}")
                    for q in (0.90, 0.95, 0.99)], LATENCY),
             panel("timeseries", "Remote-write pending bytes", "Bytes queued in each agent's persistent queue, not yet sent.", "bytes",
-                  [('sum by (cluster) (vmagent_remotewrite_pending_data_bytes{cluster=~"$cluster"})', "{{cluster}}")],
+                  [(f'sum by (cluster) (vmagent_remotewrite_pending_data_bytes{{{AGENT}, cluster=~"$cluster"}})', "{{cluster}}")],
                   thresholds((None, "green"), (1e6, "yellow"), (1e8, "red"))),
             panel("timeseries", "Remote-write success rate", "Share of remote-write requests answered 2xx.", "percent",
-                  [('100 * sum by (cluster) (rate(vmagent_remotewrite_requests_total{cluster=~"$cluster", status_code="2XX"}[5m])) / sum by (cluster) (rate(vmagent_remotewrite_requests_total{cluster=~"$cluster"}[5m]))', "{{cluster}}")],
+                  [(f'100 * sum by (cluster) (rate(vmagent_remotewrite_requests_total{{{AGENT}, cluster=~"$cluster", status_code="2XX"}}[5m])) / sum by (cluster) (rate(vmagent_remotewrite_requests_total{{{AGENT}, cluster=~"$cluster"}}[5m]))', "{{cluster}}")],
                   PERCENT_OK),
             panel("timeseries", "Scrape duration by cluster", "Slowest scrape per cluster.", "s",
-                  [('max by (cluster) (scrape_duration_seconds{cluster=~"$cluster"})', "{{cluster}}")], LATENCY),
+                  [(f'max by (cluster) (scrape_duration_seconds{{{SCRAPED}, cluster=~"$cluster"}})', "{{cluster}}")], LATENCY),
             panel("table", "VictoriaMetrics components", "Scrape health of vminsert, vmselect, vmstorage and vmalert.", "none",
                   [('up{job=~"vminsert|vmselect|vmstorage|vmalert"}', "{{job}} {{instance}}")],
                   thresholds((None, "red"), (1, "green")), instant=True),
             panel("timeseries", "Storage size", "Bytes on disk per vmstorage node.", "bytes",
                   [('sum by (instance) (vm_data_size_bytes{job="vmstorage"})', "{{instance}}")]),
-            panel("timeseries", "Insert and select request duration", "p99 of request time per component and path.", "s",
-                  [('max by (job, path) (vm_request_duration_seconds{job=~"vminsert|vmselect", quantile="0.99"})', "{{job}} {{path}}")],
+            panel("timeseries", "Insert and select request duration", "p99 of vminsert's request time (its histogram) and of vmselect's per query path (its summary).", "s",
+                  [('histogram_quantile(0.99, sum by (instance, vmrange) (rate(vminsert_request_duration_seconds_bucket{job="vminsert"}[5m])))', "insert {{instance}}"),
+                   ('max by (instance, path) (vm_request_duration_seconds{job="vmselect", quantile="0.99"})', "select {{instance}} {{path}}")],
                   LATENCY),
             panel("timeseries", "Slow inserts", "Rows per second that missed the index cache (a sign of too little RAM for the series count).", "short",
                   [('sum by (instance) (rate(vm_slow_row_inserts_total{job="vmstorage"}[5m]))', "{{instance}}")],
@@ -166,12 +184,15 @@ DASHBOARDS = [
                   [('avg by (source_region, target_region) (probe_duration_seconds{job="blackbox"})', "{{source_region}} -> {{target_region}}")],
                   thresholds((None, "green"), (0.2, "yellow"), (0.5, "red"))),
             panel("timeseries", "Remote-write latency p95 by region", "95th percentile of remote-write request time, per agent region.", "s",
-                  [("histogram_quantile(0.95, sum by (region, vmrange) (rate(vmagent_remotewrite_duration_seconds_bucket[5m])))", "{{region}}")],
+                  [(f"histogram_quantile(0.95, sum by (region, vmrange) (rate(vmagent_remotewrite_duration_seconds_bucket{{{AGENT}}}[5m])))", "{{region}}")],
                   LATENCY),
             panel("stat", "Probe success rate by source", "Share of successful probes per source region.", "percent",
                   [('100 * avg by (source_region) (probe_success{job="blackbox"})', "{{source_region}}")], PERCENT_OK),
+            # Grafana's heatmap format wants cumulative `le` buckets (it
+            # subtracts neighbours); prometheus_buckets() turns
+            # histogram_over_time()'s vmrange buckets into those.
             panel("heatmap", "Probe duration distribution", "How probe durations spread over the last 5 minutes.", "s",
-                  [('sum by (vmrange) (histogram_over_time(probe_duration_seconds{job="blackbox"}[5m]))', "{{vmrange}}")]),
+                  [('prometheus_buckets(sum by (vmrange) (histogram_over_time(probe_duration_seconds{job="blackbox"}[5m])))', "{{le}}")]),
             panel("table", "Slowest paths", "The five slowest region pairs over the last 5 minutes.", "s",
                   [('topk(5, avg by (source_region, target_region) (avg_over_time(probe_duration_seconds{job="blackbox"}[5m])))', "{{source_region}} -> {{target_region}}")],
                   thresholds((None, "green"), (0.2, "yellow"), (0.5, "red")), instant=True),
@@ -180,37 +201,62 @@ DASHBOARDS = [
 ]
 
 
-def layout(panels):
-    """Places panels left to right, wrapping at 24 columns; returns Grafana panels."""
-    out, x, y, row_h = [], 0, 0, 0
-    for i, p in enumerate(panels, start=1):
-        w, h = SIZES[p["kind"]]
-        if x + w > 24:
-            x, y, row_h = 0, y + row_h, 0
-        targets = []
-        for j, (expr, legend) in enumerate(p["targets"]):
-            t = {"refId": chr(ord("A") + j), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
-            if p["kind"] == "heatmap":
-                t["format"] = "heatmap"
-            if p["instant"]:
-                t["instant"], t["range"], t["format"] = True, False, "table"
-            targets.append(t)
-        gp = {
-            "id": i,
-            "type": p["kind"],
-            "title": p["title"],
-            "description": p["description"],
-            "datasource": DATASOURCE,
-            "gridPos": {"x": x, "y": y, "w": w, "h": h},
-            "fieldConfig": {"defaults": {"unit": p["unit"], "thresholds": p["thresholds"]}, "overrides": []},
-            "options": {},
-            "targets": targets,
-        }
-        if p["kind"] == "heatmap":
-            gp["options"] = {"calculate": False, "yAxis": {"unit": p["unit"]}}
-        out.append(gp)
-        x, row_h = x + w, max(row_h, h)
+def rows(panels):
+    """Groups panels into rows of at most 24 columns, in order."""
+    out, width = [], 24
+    for p in panels:
+        w = SIZES[p["kind"]][0]
+        if width + w > 24:
+            out.append([])
+            width = 0
+        out[-1].append(p)
+        width += w
     return out
+
+
+def layout(panels):
+    """Places panels in rows, each row stretched to the full 24 columns and to
+    its tallest panel's height, so that the grid has no holes; returns Grafana
+    panels."""
+    out, y = [], 0
+    for row in rows(panels):
+        natural = [SIZES[p["kind"]][0] for p in row]
+        h = max(SIZES[p["kind"]][1] for p in row)
+        widths = [w * 24 // sum(natural) for w in natural]
+        widths[-1] += 24 - sum(widths)
+        x = 0
+        for p, w in zip(row, widths):
+            out.append(grafana_panel(len(out) + 1, p, {"x": x, "y": y, "w": w, "h": h}))
+            x += w
+        y += h
+    return out
+
+
+def grafana_panel(i, p, grid):
+    targets = []
+    for j, (expr, legend) in enumerate(p["targets"]):
+        t = {"refId": chr(ord("A") + j), "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
+        if p["kind"] == "heatmap":
+            t["format"] = "heatmap"
+        if p["instant"]:
+            t["instant"], t["range"], t["format"] = True, False, "table"
+        targets.append(t)
+    gp = {
+        "id": i,
+        "type": p["kind"],
+        "title": p["title"],
+        "description": p["description"],
+        "datasource": DATASOURCE,
+        "gridPos": grid,
+        "fieldConfig": {"defaults": {"unit": p["unit"], "thresholds": p["thresholds"]}, "overrides": []},
+        "options": {},
+        "targets": targets,
+    }
+    if p["kind"] == "heatmap":
+        gp["options"] = {"calculate": False, "yAxis": {"unit": p["unit"]}}
+    if p["merge"]:
+        gp["transformations"] = [{"id": "merge", "options": {}}]
+    return gp
 
 
 def render(d):

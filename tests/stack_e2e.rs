@@ -216,7 +216,11 @@ fn foreground_stack_stops_everything_it_started() {
                 .to_string()
         })
         .collect();
+    // `wipe` refuses while the stack runs.
+    let (ok, out) = stack.script(&["wipe"]);
+    assert!(!ok && pids.is_dir(), "{out}");
     // The script alone, not its group: its trap must stop the services.
+    let stopping = Instant::now();
     assert!(
         Command::new("kill")
             .args(["-TERM", &up.leader.id().to_string()])
@@ -225,6 +229,11 @@ fn foreground_stack_stops_everything_it_started() {
             .success()
     );
     assert_eq!(up.wait_timeout(Duration::from_secs(60)), Some(0));
+    // Everything stops together, the store last: at most 10 s each, not
+    // 14 services one after the other (28 s before).
+    let took = stopping.elapsed();
+    eprintln!("the foreground stack stopped in {took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
     for pid in recorded {
         let alive = Path::new(&format!("/proc/{pid}")).exists()
             && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -232,6 +241,9 @@ fn foreground_stack_stops_everything_it_started() {
                 .contains(") Z ");
         assert!(!alive, "process {pid} survived the stop");
     }
+    // Once stopped, `wipe` removes the state directory.
+    let (ok, out) = stack.script(&["wipe"]);
+    assert!(ok && !stack.dir.path().exists(), "{out}");
 }
 
 /// PromQL blocks of the README and docs/ (```promql fences).
@@ -272,11 +284,247 @@ async fn vmalert_alerts(client: &reqwest::Client, port: u16) -> Result<Vec<Value
     Ok(v["data"]["alerts"].as_array().cloned().unwrap_or_default())
 }
 
+/// The queries of the panel titled `title`, template variables untouched.
+fn panel_exprs(title: &str) -> Vec<String> {
+    let panel = dashboards()
+        .into_iter()
+        .flat_map(|d| d["panels"].as_array().unwrap().clone())
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("no panel {title:?}"));
+    panel["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `label → value` of an instant query's result.
+async fn by_label(
+    client: &reqwest::Client,
+    vm: u16,
+    expr: &str,
+    label: &str,
+) -> Result<Vec<(String, f64)>, String> {
+    Ok(query(client, vm, expr)
+        .await?
+        .iter()
+        .map(|s| {
+            (
+                s["metric"][label].as_str().unwrap_or("").to_string(),
+                s["value"][1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect())
+}
+
+/// The sum of every sample of `name` (a counter, or a histogram's
+/// `_count`) on an agent's own /metrics page.
+async fn agent_sum(client: &reqwest::Client, port: u16, name: &str) -> Result<f64, String> {
+    let page = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(page
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// The lowest and highest latency an agent's own remote-write histogram has
+/// seen: the bounds of its lowest and highest non-empty `vmrange` bucket.
+async fn agent_latency_range(client: &reqwest::Client, port: u16) -> Result<(f64, f64), String> {
+    let page = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
+    for l in page.lines() {
+        let Some(rest) = l.strip_prefix("vmagent_remotewrite_duration_seconds_bucket{") else {
+            continue;
+        };
+        let range = rest
+            .split("vmrange=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next());
+        let count: f64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+        if let (Some(range), true) = (range, count > 0.0) {
+            let (a, b) = range.split_once("...").unwrap();
+            lo = lo.min(a.parse().unwrap());
+            hi = hi.max(b.parse().unwrap());
+        }
+    }
+    if hi > 0.0 {
+        Ok((lo, hi))
+    } else {
+        Err(format!("no remote-write latency on :{port}"))
+    }
+}
+
+/// Every agent: (cluster, env, its port variable).
+fn agents() -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = CLUSTERS
+        .iter()
+        .map(|(c, e, _)| {
+            (
+                c.to_string(),
+                e.to_string(),
+                format!("PORT_{}", c.to_uppercase().replace('-', "_")),
+            )
+        })
+        .collect();
+    v.push((
+        LEGACY_CLUSTER.into(),
+        "prod".into(),
+        "PORT_RECEIVER_SCRAPER".into(),
+    ));
+    v
+}
+
+/// Whether `a` and `b` agree within `tolerance` (a fraction of the larger).
+fn close(a: f64, b: f64, tolerance: f64) -> bool {
+    (a - b).abs() <= tolerance * a.abs().max(b.abs())
+}
+
+/// "Ingestion rate by environment", computed from its dashboard query, against
+/// two independent figures: the agents' own counters, read from their
+/// /metrics pages over a window and summed per environment, and
+/// VictoriaMetrics' count of rows it inserted (which also holds vmalert's
+/// writes, a few rows per second). The fleet job once doubled prod's figure.
+async fn check_ingestion_by_env(
+    stack: &Stack,
+    client: &reqwest::Client,
+    vm: u16,
+) -> Result<String, String> {
+    const ROWS: &str = "vmagent_remotewrite_rows_pushed_after_relabel_total";
+    let window = Duration::from_secs(20);
+    let mut before = Vec::new();
+    for (_, _, port) in agents() {
+        before.push(agent_sum(client, stack.port(&port), ROWS).await?);
+    }
+    tokio::time::sleep(window).await;
+    let mut own: std::collections::BTreeMap<String, f64> = Default::default();
+    for ((_, env, port), b) in agents().into_iter().zip(before) {
+        let a = agent_sum(client, stack.port(&port), ROWS).await?;
+        *own.entry(env).or_default() += (a - b) / window.as_secs_f64();
+    }
+    let expr = &panel_exprs("Ingestion rate by environment")[0];
+    let panel: std::collections::BTreeMap<String, f64> = by_label(client, vm, expr, "env")
+        .await?
+        .into_iter()
+        .collect();
+    let inserted = by_label(
+        client,
+        vm,
+        r#"sum(rate(vm_rows_inserted_total{job="vminsert"}[5m]))"#,
+        "",
+    )
+    .await?
+    .first()
+    .map(|(_, v)| *v)
+    .unwrap_or(0.0);
+    let total: f64 = panel.values().sum();
+    let figures = format!(
+        "panel {panel:?} (total {total:.0}/s), agents' own {own:?}, vm_rows_inserted {inserted:.0}/s"
+    );
+    let keys_match = panel.keys().eq(own.keys());
+    // 15 %: the panel is a 5-minute rate, the agents' figure a 20-second one.
+    let per_env = keys_match && panel.iter().all(|(env, v)| close(*v, own[env], 0.15));
+    // vmalert's rows make VictoriaMetrics' figure a little higher, never lower.
+    let against_storage = total <= inserted * 1.05 && total >= inserted * 0.85;
+    if per_env && against_storage {
+        Ok(figures)
+    } else {
+        Err(figures)
+    }
+}
+
+/// The Stack dashboard's remote-write latency for each cluster (`$cluster`
+/// set to it) against that agent's own /metrics: the requests per second
+/// under the panel's quantiles match the agent's own count, and the p99 lies
+/// within the latencies the agent has seen. The fleet job once filed every
+/// agent's requests under the watcher's cluster.
+async fn check_remote_write_latency(
+    stack: &Stack,
+    client: &reqwest::Client,
+    vm: u16,
+) -> Result<String, String> {
+    let exprs = panel_exprs("Remote-write latency");
+    let p99 = exprs
+        .iter()
+        .find(|e| e.starts_with("histogram_quantile(0.99, "))
+        .unwrap();
+    // histogram_quantile(0.99, INNER): INNER is the bucket rates the quantile reads.
+    let inner = &p99["histogram_quantile(0.99, ".len()..p99.len() - 1];
+    let window = Duration::from_secs(30);
+    const COUNT: &str = "vmagent_remotewrite_duration_seconds_count";
+    let mut before = Vec::new();
+    for (_, _, port) in agents() {
+        before.push(agent_sum(client, stack.port(&port), COUNT).await?);
+    }
+    tokio::time::sleep(window).await;
+    let mut figures = Vec::new();
+    let mut ok = true;
+    for ((cluster, _, port), b) in agents().into_iter().zip(before) {
+        let port = stack.port(&port);
+        let own = (agent_sum(client, port, COUNT).await? - b) / window.as_secs_f64();
+        let set = |e: &str| e.replace("$cluster", &cluster);
+        let panel_rate = by_label(client, vm, &format!("sum({})", set(inner)), "")
+            .await?
+            .first()
+            .map_or(0.0, |(_, v)| *v);
+        let quantile = by_label(client, vm, &set(p99), "")
+            .await?
+            .first()
+            .map_or(f64::NAN, |(_, v)| *v);
+        let (lo, hi) = agent_latency_range(client, port).await?;
+        // 35 %: about one request a second, counted over 30 s on one side
+        // and 5 minutes on the other.
+        let agrees = close(panel_rate, own, 0.35) && quantile >= lo && quantile <= hi;
+        ok &= agrees;
+        figures.push(format!(
+            "{cluster}: panel {panel_rate:.2} req/s p99 {quantile:.4}s, own {own:.2} req/s in [{lo:.4}, {hi:.4}]s{}",
+            if agrees { "" } else { " MISMATCH" }
+        ));
+    }
+    let figures = figures.join("\n");
+    if ok { Ok(figures) } else { Err(figures) }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn local_stack_end_to_end() {
     let stack = Stack::up();
     let vm = stack.port("VM_PORT");
     let client = reqwest::Client::new();
+
+    // A second `up` refuses at once, before building anything (BIN_DIR
+    // empty would otherwise run cargo).
+    let start = Instant::now();
+    let (ok, out) = run(Command::new(root().join("scripts/stack"))
+        .args(["up", "--detach"])
+        .envs(stack.env.iter().cloned())
+        .env("BIN_DIR", ""));
+    assert!(
+        !ok && out.contains("already running") && !out.contains("building"),
+        "{out}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 
     // Data from all six clusters, with their labels.
     eventually(
@@ -372,12 +620,81 @@ async fn local_stack_end_to_end() {
     )
     .await;
 
-    // An alert provoked on purpose: stop the dev cluster's vmagent.
+    // Heatmaps are over `le` buckets, as Grafana's heatmap format reads them.
+    for title in ["Latency distribution", "Probe duration distribution"] {
+        for expr in panel_exprs(title) {
+            let r = query(&client, vm, &substitute(&expr)).await.unwrap();
+            assert!(
+                !r.is_empty()
+                    && r.iter()
+                        .all(|s| s["metric"]["le"].is_string()
+                            && s["metric"].get("vmrange").is_none()),
+                "{title}: not `le` buckets: {r:?}"
+            );
+        }
+    }
+
+    // "Cluster status" merges its two queries into one table: both answer
+    // one row per cluster, for the same clusters, every agent's included.
+    let rows = |r: Vec<Value>| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .iter()
+            .map(|s| s["metric"]["cluster"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let status = panel_exprs("Cluster status");
+    let up_rows = rows(query(&client, vm, &status[0]).await.unwrap());
+    let all_rows = rows(query(&client, vm, &status[1]).await.unwrap());
+    assert_eq!(
+        up_rows, all_rows,
+        "Cluster status: the two queries do not merge row by row"
+    );
+    assert_eq!(up_rows.len(), 7, "{up_rows:?}");
+
+    // The panels' figures against independent ones.
+    let figures = eventually(
+        Duration::from_secs(120),
+        "ingestion by environment to match the agents' own figures",
+        || check_ingestion_by_env(&stack, &client, vm),
+    )
+    .await;
+    eprintln!("ingestion by environment: {figures}");
+    let figures = eventually(
+        Duration::from_secs(120),
+        "remote-write latency per cluster to match each agent's own",
+        || check_remote_write_latency(&stack, &client, vm),
+    )
+    .await;
+    eprintln!("remote-write latency per cluster:\n{figures}");
+
+    // An alert provoked on purpose: stop the dev cluster's vmagent. The
+    // alert names the stopped agent's cluster (Alertmanager groups by it).
     let (ok, out) = stack.script(&["stop", "vmagent-ap-southeast-1-eks-01-dev"]);
     assert!(ok, "{out}");
+    // `status` names the stopped service, and every other one as running.
+    let (_, status) = stack.script(&["status"]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l == "stopped  vmagent-ap-southeast-1-eks-01-dev"),
+        "{status}"
+    );
+    assert_eq!(
+        status
+            .lines()
+            .filter(|l| l.starts_with("running  "))
+            .count(),
+        13,
+        "{status}"
+    );
     let vmalert = stack.port("VMALERT_PORT");
     let is_down_alert = |a: &Value| {
-        a["name"] == "VmagentDown" && a["labels"]["target_cluster"] == "ap-southeast-1-eks-01-dev"
+        a["name"] == "VmagentDown"
+            && a["labels"]["cluster"] == "ap-southeast-1-eks-01-dev"
+            && a["labels"]["env"] == "dev"
+            && a["labels"]["region"] == "ap-southeast-1"
     };
     eventually(Duration::from_secs(180), "VmagentDown to fire", || {
         let client = client.clone();
@@ -416,6 +733,34 @@ async fn local_stack_end_to_end() {
         },
     )
     .await;
+    // No other agent is said to be down: the watcher names no one else.
+    let alerts = vmalert_alerts(&client, vmalert).await.unwrap();
+    let others: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["name"] == "VmagentDown" && !is_down_alert(a))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    // The dead agent drops out of "Active vmagents" and "Clusters reporting".
+    for title in ["Active vmagents", "Clusters reporting"] {
+        let expr = panel_exprs(title).remove(0);
+        eventually(
+            Duration::from_secs(90),
+            &format!("{title} to say 6"),
+            || {
+                let client = client.clone();
+                let expr = expr.clone();
+                async move {
+                    let r = by_label(&client, vm, &expr, "").await?;
+                    if r.len() == 1 && r[0].1 == 6.0 {
+                        Ok(())
+                    } else {
+                        Err(format!("{r:?}"))
+                    }
+                }
+            },
+        )
+        .await;
+    }
     let (ok, out) = stack.script(&["start", "vmagent-ap-southeast-1-eks-01-dev"]);
     assert!(ok, "{out}");
     eventually(Duration::from_secs(120), "VmagentDown to resolve", || {
