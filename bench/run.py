@@ -5,6 +5,9 @@
                          [--parts ingest,exposition,interference] [--skip-build]
                          [--baseline PATH] [--kinds promgate,promgate-baseline]
 
+promgate-rw2 is promgate fed the same series as Remote-Write 2.0 (symbols
+table, metadata with every series), as Prometheus 3 sends them.
+
 A/B of two promgate builds: --baseline names another promgate binary, run as
 "promgate-baseline" beside this tree's build, alternated with it in every
 repetition (ingest) and scraped beside it (exposition); --kinds restricts the
@@ -105,8 +108,8 @@ class Server:
         self.sink = None
         addr = f"127.0.0.1:{self.port}"
         pin = ["taskset", "-c", SERVER_CORE]
-        if kind in ("promgate", "promgate-baseline"):
-            binary = binaries["promgate" if kind == "promgate" else "baseline"]
+        if kind in ("promgate", "promgate-baseline", "promgate-rw2"):
+            binary = binaries["baseline" if kind == "promgate-baseline" else "promgate"]
             cmd = pin + [binary, "--web.listen-address", addr, "--series.ttl", "0",
                          "--limits.series", "5000000", "--log.level", "warn"]
             self.ready, self.write = f"http://{addr}/-/ready", f"http://{addr}/api/v1/write"
@@ -190,11 +193,11 @@ def wait_port(port, seconds=20):
     raise RuntimeError(f"port {port} never opened")
 
 
-def load(binaries, url, series, rounds, max_seconds=120, base_ms=None):
+def load(binaries, url, series, rounds, max_seconds=120, base_ms=None, protocol=1):
     base = [] if base_ms is None else ["--base-ms", str(base_ms)]
     out = subprocess.run(["taskset", "-c", CLIENT_CORE, binaries["loadgen"], "send", "--url", url,
                           "--series", str(series), "--rounds", str(rounds), "--connections", "4",
-                          "--max-seconds", str(max_seconds)] + base,
+                          "--max-seconds", str(max_seconds), "--protocol", str(protocol)] + base,
                          capture_output=True, text=True, timeout=max_seconds + 300)
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
@@ -219,16 +222,17 @@ def run_ingest(binaries, kind, series, rounds, workdir):
         # measured rounds are the steady state, every sample updating a series
         # the server already holds, as in production.
         base = int(time.time() * 1000) - (rounds + 1) * 15_000
-        first = load(binaries, server.write, series, 1, base_ms=base)
+        protocol = 2 if kind == "promgate-rw2" else 1
+        first = load(binaries, server.write, series, 1, base_ms=base, protocol=protocol)
         time.sleep(0.5)
         cpu0 = cpu_seconds(server.proc.pid)
-        result = load(binaries, server.write, series, rounds, base_ms=base + 15_000)
+        result = load(binaries, server.write, series, rounds, base_ms=base + 15_000, protocol=protocol)
         time.sleep(0.5)  # let asynchronous ingestion (VictoriaMetrics, vmagent) settle
         cpu = cpu_seconds(server.proc.pid) - cpu0
         result["cpu_s_per_m"] = cpu / (result["samples"] / 1e6) if result["samples"] else float("nan")
         result["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
         result["first_round_per_sec"] = first["samples_per_sec"]
-        if kind in ("promgate", "promgate-baseline"):
+        if kind in ("promgate", "promgate-baseline", "promgate-rw2"):
             landed, result["label_bytes"] = check_promgate(server, series)
             result["landed"] = landed and result["complete"] and result["failures"] == 0
         elif kind == "sink":
@@ -425,7 +429,9 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "promgate", "--example", "rw_loadgen"],
                        cwd=ROOT, check=True)
     binaries = {"promgate": f"{ROOT}/target/release/promgate", "loadgen": f"{ROOT}/target/release/examples/rw_loadgen"}
-    kinds = ["promgate", "vmagent", "victoria-metrics", "prometheus", "sink"]
+    # promgate-rw2: the same series sent as Remote-Write 2.0 (none of the
+    # Debian peers receives 2.0).
+    kinds = ["promgate", "promgate-rw2", "vmagent", "victoria-metrics", "prometheus", "sink"]
     if args.baseline:
         binaries["baseline"] = os.path.abspath(args.baseline)
         kinds.insert(1, "promgate-baseline")

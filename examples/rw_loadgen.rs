@@ -1,6 +1,6 @@
 //! Remote-write load generator and discarding sink for bench/run.py.
 //!
-//!   rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3]
+//!   rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3] [--protocol 1|2]
 //!                   [--base-ms MS]
 //!   rw_loadgen sink --listen 127.0.0.1:PORT
 //!
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use promgate::proto::{Label, Sample, TimeSeries, WriteRequest};
+use promgate::proto::{Label, Sample, TimeSeries, WriteRequest, v2};
 use prost::Message;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -101,7 +101,58 @@ fn labels(i: usize) -> Vec<(&'static str, String)> {
     }
 }
 
-fn payloads(series: usize, per_request: usize, rounds: usize, base: i64) -> Vec<Vec<u8>> {
+/// The same request as Remote-Write 2.0, as Prometheus 3 sends it: every
+/// string interned once per request, `symbols[0]` empty, each series with
+/// its family's metadata (type gauge, a help text).
+fn to_v2(req: &WriteRequest) -> v2::Request {
+    let mut symbols = vec![String::new()];
+    let mut index = std::collections::HashMap::new();
+    let mut sym = |s: &str| -> u32 {
+        *index.entry(s.to_string()).or_insert_with(|| {
+            symbols.push(s.to_string());
+            (symbols.len() - 1) as u32
+        })
+    };
+    let help = sym("A series of the load generator.");
+    let timeseries = req
+        .timeseries
+        .iter()
+        .map(|ts| v2::TimeSeries {
+            labels_refs: ts
+                .labels
+                .iter()
+                .flat_map(|l| [sym(&l.name), sym(&l.value)])
+                .collect(),
+            samples: ts
+                .samples
+                .iter()
+                .map(|s| v2::Sample {
+                    value: s.value,
+                    timestamp: s.timestamp,
+                    start_timestamp: 0,
+                })
+                .collect(),
+            metadata: Some(v2::Metadata {
+                r#type: v2::metadata::MetricType::Gauge as i32,
+                help_ref: help,
+                unit_ref: 0,
+            }),
+            ..Default::default()
+        })
+        .collect();
+    v2::Request {
+        symbols,
+        timeseries,
+    }
+}
+
+fn payloads(
+    series: usize,
+    per_request: usize,
+    rounds: usize,
+    base: i64,
+    protocol: u8,
+) -> Vec<Vec<u8>> {
     let all: Vec<Vec<Label>> = (0..series)
         .map(|i| {
             let mut labels = labels(i);
@@ -150,7 +201,12 @@ fn payloads(series: usize, per_request: usize, rounds: usize, base: i64) -> Vec<
                     .collect(),
                 ..Default::default()
             };
-            out.push(encoder.compress_vec(&req.encode_to_vec()).unwrap());
+            let raw = if protocol == 2 {
+                to_v2(&req).encode_to_vec()
+            } else {
+                req.encode_to_vec()
+            };
+            out.push(encoder.compress_vec(&raw).unwrap());
         }
     }
     out
@@ -163,6 +219,14 @@ async fn send(args: &[String]) {
     let connections: usize = arg(args, "--connections", "4").parse().unwrap();
     let rounds: usize = arg(args, "--rounds", "3").parse().unwrap();
     let max_seconds: f64 = arg(args, "--max-seconds", "120").parse().unwrap();
+    let protocol: u8 = arg(args, "--protocol", "1").parse().unwrap();
+    let (content_type, version) = match protocol {
+        2 => (
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "2.0.0",
+        ),
+        _ => ("application/x-protobuf", "0.1.0"),
+    };
 
     // By default the last round lands near now, so peers with a lookback
     // window (Prometheus' /federate) still see it. A caller that sends a
@@ -179,7 +243,7 @@ async fn send(args: &[String]) {
     )
     .parse()
     .unwrap();
-    let bodies = Arc::new(payloads(series, per_request, rounds, base));
+    let bodies = Arc::new(payloads(series, per_request, rounds, base, protocol));
     let per_round = series.div_ceil(per_request);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
@@ -209,9 +273,9 @@ async fn send(args: &[String]) {
                     let t = Instant::now();
                     let resp = client
                         .post(&url)
-                        .header("Content-Type", "application/x-protobuf")
+                        .header("Content-Type", content_type)
                         .header("Content-Encoding", "snappy")
-                        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                        .header("X-Prometheus-Remote-Write-Version", version)
                         .body(bodies[i].clone())
                         .send()
                         .await;
@@ -278,7 +342,7 @@ fn main() {
         Some("sink") => rt.block_on(sink(&args)),
         _ => {
             eprintln!(
-                "usage: rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3] | sink --listen ADDR"
+                "usage: rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3] [--protocol 1|2] | sink --listen ADDR"
             );
             std::process::exit(2);
         }

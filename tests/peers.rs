@@ -302,3 +302,76 @@ async fn vmagent_scrapes_mock_exporter_and_dashboard_queries_return_data() {
     .await;
     assert!(p95 < 10.0, "p95 of {p95}s is not a plausible web latency");
 }
+
+/// Debian's vmagent as a remote-write sender (1.0, snappy): the target's
+/// page lands in promgate with the same values.
+#[tokio::test(flavor = "multi_thread")]
+async fn vmagent_remote_writes_into_promgate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_promgate, addr) = spawn_promgate(&[]);
+    let (target, target_task) = serve_target().await;
+    let config = format!(
+        "scrape_configs:\n  - job_name: legacy\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    std::fs::write(dir.path().join("scrape.yml"), config).unwrap();
+    let _agent = spawn(
+        &tool("vmagent"),
+        &[
+            format!("-httpListenAddr=127.0.0.1:{}", free_port()),
+            "-promscrape.config=scrape.yml".into(),
+            format!("-remoteWrite.url=http://{addr}/api/v1/write"),
+            "-remoteWrite.tmpDataPath=vmagent-queue".into(),
+            "-remoteWrite.flushInterval=200ms".into(),
+        ],
+        dir.path(),
+    );
+    let client = reqwest::Client::new();
+    // Every sample of the target's page, by name, labels and value.
+    let page = eventually(
+        Duration::from_secs(60),
+        "vmagent's samples on promgate",
+        || {
+            let client = client.clone();
+            let url = format!("http://{addr}/metrics");
+            async move {
+                let page = fetch_text(&client, &url).await?;
+                match TARGET_PAGE
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .find(|line| !landed(line, &page))
+                {
+                    None => Ok(page),
+                    Some(missing) => Err(format!("{missing} missing from\n{page}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert_parses(&page);
+    target_task.abort();
+}
+
+/// Is the target's sample `line` on promgate's `page` (under `job="legacy"`),
+/// with the same value? vmagent's own float parser is not exact (it reads
+/// `-3e-05` as `-0.000030000000000000004`), so values agree to 1e-12.
+fn landed(line: &str, page: &str) -> bool {
+    let (series, value) = line.rsplit_once(' ').unwrap();
+    let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+    page.lines().any(|l| {
+        let Some((key, rest)) = l.rsplit_once('}').map(|(k, r)| (k, r.trim())) else {
+            return false;
+        };
+        let got = rest.split(' ').next().unwrap_or("");
+        key.starts_with(&format!("{name}{{"))
+            && labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .all(|p| key.contains(p))
+            && key.contains("job=\"legacy\"")
+            && match (got.parse::<f64>(), value.parse::<f64>()) {
+                (Ok(a), Ok(b)) => a == b || ((a - b) / b).abs() < 1e-12,
+                _ => false,
+            }
+    })
+}
