@@ -35,6 +35,11 @@ pub struct Config {
     )]
     pub listen_address: SocketAddr,
 
+    /// After SIGTERM or SIGINT, how long requests in flight (and pages being streamed) may take before they are cut off.
+    #[arg(long = "web.shutdown-timeout", env = "PROMGATE_WEB_SHUTDOWN_TIMEOUT",
+          default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// A series not updated for this long leaves /metrics (e.g. 30s, 5m, 1h); 0 keeps series forever.
     #[arg(long = "series.ttl", env = "PROMGATE_SERIES_TTL", default_value = "5m", value_parser = parse_duration)]
     pub series_ttl: Duration,
@@ -71,11 +76,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub max_decoded_bytes: u64,
 
-    /// Most labels per series, __name__ included (400 above).
+    /// Most labels per series, __name__ included (400 above); 30 is VictoriaMetrics' -maxLabelsPerTimeseries, beyond which it drops labels.
     #[arg(
         long = "limits.labels-per-series",
         env = "PROMGATE_LIMITS_LABELS_PER_SERIES",
-        default_value_t = 64
+        default_value_t = 30
     )]
     pub max_labels: usize,
 
@@ -94,6 +99,14 @@ pub struct Config {
         default_value_t = 4096
     )]
     pub max_label_value_len: usize,
+
+    /// Longest HELP text (or unit) of a metric family in bytes (400 above, reason metadata_too_long).
+    #[arg(
+        long = "limits.help-length",
+        env = "PROMGATE_LIMITS_HELP_LENGTH",
+        default_value_t = 4096
+    )]
+    pub max_help_len: usize,
 
     /// How far ahead of promgate's clock a sample may be stamped (400 beyond, reason timestamp_too_far_in_future); 0 for no bound.
     #[arg(long = "limits.future-time-window", env = "PROMGATE_LIMITS_FUTURE_TIME_WINDOW",
@@ -117,7 +130,7 @@ pub struct Config {
     pub max_metadata: usize,
 
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
-    #[arg(long = "log.level", env = "PROMGATE_LOG_LEVEL", default_value = "info")]
+    #[arg(long = "log.level", env = "PROMGATE_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     pub log_level: String,
 
     /// Log format.
@@ -135,6 +148,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A level (`error`, `warn`, `info`, `debug`, `trace`, `off`, any case) or
+/// a tracing filter directive (one with `=`, e.g. `promgate=debug`). A bare
+/// word that is neither, such as `warning`, would be read by tracing as a
+/// target name and silence every log line: refused instead.
+fn parse_log_level(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let known = LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s.trim()));
+    if known || s.contains('=') {
+        Ok(s.trim().to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a level (error, warn, info, debug, trace, off) nor a filter directive such as promgate=debug"
+        ))
+    }
 }
 
 fn parse_scrapes(s: &str) -> Result<usize, String> {
@@ -161,6 +190,7 @@ impl Config {
                 max_labels: self.max_labels,
                 max_name_len: self.max_label_name_len,
                 max_value_len: self.max_label_value_len,
+                max_help_len: self.max_help_len,
             },
             future_window: Some(self.future_time_window).filter(|d| !d.is_zero()),
         }
@@ -219,5 +249,17 @@ mod tests {
                 .is_err()
         );
         assert!(Config::try_parse_from(["promgate", "--series.ttl", "soon"]).is_err());
+        for level in ["warn", "ERROR", "promgate=debug,tower_http=info"] {
+            assert!(
+                Config::try_parse_from(["promgate", "--log.level", level]).is_ok(),
+                "{level}"
+            );
+        }
+        for level in ["warning", "verbose", ""] {
+            assert!(
+                Config::try_parse_from(["promgate", "--log.level", level]).is_err(),
+                "{level}"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! [`run`] owns the process's life: it builds the state, binds, starts the
 //! background tasks, serves until SIGINT or SIGTERM, then stops in order:
 //! stop accepting and let in-flight requests (and streaming pages) finish,
-//! then stop the background tasks. A snapshot to disk, when it comes, is
+//! for at most `--web.shutdown-timeout`, then stop the background tasks. A snapshot to disk, when it comes, is
 //! taken here after the last write and before exit.
 
 use std::io;
@@ -34,12 +34,35 @@ pub async fn run(config: &Config) -> io::Result<()> {
     log_start(config, address);
     let sweeper = spawn_sweeper(&state, config.ttl());
 
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    // In-flight requests have finished: nothing writes to the store now.
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let signalled = Arc::clone(&signalled);
+        async move {
+            shutdown_signal().await;
+            signalled.notify_one();
+        }
+    };
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    // A client that stalls (half a request, a page it never reads) must not
+    // keep the process alive for ever once it was told to stop.
+    let grace = config.shutdown_timeout;
+    let deadline = async {
+        signalled.notified().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        served = served => served,
+        () = deadline => {
+            tracing::warn!(
+                timeout = %humantime::format_duration(grace),
+                "connections still open after the shutdown timeout; closing them"
+            );
+            Ok(())
+        }
+    };
+    // Requests have finished (or been cut off): nothing writes to the store now.
     sweeper.abort();
-    served
+    result
 }
 
 fn log_start(config: &Config, address: SocketAddr) {

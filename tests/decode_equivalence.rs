@@ -168,6 +168,7 @@ fn rules() -> Rules {
             max_labels: 5,
             max_name_len: 8,
             max_value_len: 10,
+            max_help_len: 9,
         },
         timestamps: TimeRange::new(1_700_000_000_000, Some(Duration::from_secs(600))),
     }

@@ -248,3 +248,42 @@ fn metadata_lives_as_long_as_its_series() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A client that stalls mid-request must not keep promgate alive after
+/// SIGTERM: past `--web.shutdown-timeout` it exits anyway, with 0.
+#[test]
+fn a_stalled_client_cannot_hold_shutdown_past_its_timeout() {
+    let (mut p, addr) = spawn_promgate(&["--web.shutdown-timeout", "1s"]);
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\nContent-Length: 1000\r\n\r\nhalf"
+    )
+    .unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &p.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    loop {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM with a 1 s shutdown timeout"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "it did wait for the request"
+    );
+    drop(s);
+}

@@ -651,3 +651,40 @@ async fn a_label_that_is_not_utf8_rejects_only_its_series() {
         2.0
     );
 }
+
+#[tokio::test]
+async fn help_text_is_bounded() {
+    let (app, before) = seeded(&["--limits.help-length", "100"]).await;
+    let long = "h".repeat(101);
+    for (help, unit) in [(long.as_str(), ""), ("short", long.as_str())] {
+        let req = promgate::proto::WriteRequest {
+            metadata: vec![promgate::proto::MetricMetadata {
+                r#type: MetricType::Gauge as i32,
+                metric_family_name: "up".into(),
+                help: help.into(),
+                unit: unit.into(),
+            }],
+            ..Default::default()
+        };
+        let why = "of family \"up\" has 101 bytes, more than the limit of 100";
+        assert_rejected(
+            &app,
+            &before,
+            PROMETHEUS_HEADERS,
+            snappy(&req),
+            StatusCode::BAD_REQUEST,
+            why,
+        )
+        .await;
+    }
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_series_rejected_total{reason=\"metadata_too_long\"}"
+        )
+        .await,
+        2.0
+    );
+    let ok = request(&[], &[("up", MetricType::Gauge, &"h".repeat(100))]);
+    assert_eq!(write(&app, &ok).await.0, StatusCode::NO_CONTENT);
+}

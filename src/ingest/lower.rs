@@ -256,6 +256,20 @@ impl<'l, 'a> Lowering<'l, 'a> {
             self.batch.rejected.add(rejection, 0);
             return;
         }
+        let max = self.rules.series.max_help_len;
+        if let Some((what, len)) = [("HELP", help.len()), ("unit", unit.len())]
+            .into_iter()
+            .find(|&(_, len)| len > max)
+        {
+            let rejection = Rejection {
+                reason: RejectReason::MetadataTooLong,
+                detail: format!(
+                    "{what} of family {name:?} has {len} bytes, more than the limit of {max}"
+                ),
+            };
+            self.batch.rejected.add(rejection, 0);
+            return;
+        }
         let md = Metadata {
             metric_type,
             help: help.to_string(),

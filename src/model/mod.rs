@@ -137,6 +137,10 @@ pub enum RejectReason {
     /// A sample stamped further ahead of promgate's clock than
     /// `--limits.future-time-window`.
     TimestampTooFarInFuture,
+    /// Metadata whose HELP text or unit is longer than `--limits.help-length`:
+    /// a scraper reads each line of the page into a bounded buffer (vmagent:
+    /// 256 KiB), so one huge HELP line would fail the whole page.
+    MetadataTooLong,
     /// A Remote-Write 2.0 reference into the symbols table that is out of
     /// range, or a `labels_refs` list of odd length.
     InvalidSymbolReference,
@@ -150,7 +154,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 16] = [
+    pub const ALL: [RejectReason; 17] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidMetricName,
         RejectReason::InvalidLabelName,
@@ -167,6 +171,7 @@ impl RejectReason {
         RejectReason::TimestampNotAfterEpoch,
         RejectReason::InvalidSymbolReference,
         RejectReason::EmptySeries,
+        RejectReason::MetadataTooLong,
     ];
 
     /// The snake_case label value used in self-metrics.
@@ -188,6 +193,7 @@ impl RejectReason {
             RejectReason::TimestampNotAfterEpoch => "timestamp_not_after_epoch",
             RejectReason::InvalidSymbolReference => "invalid_symbol_reference",
             RejectReason::EmptySeries => "empty_series",
+            RejectReason::MetadataTooLong => "metadata_too_long",
         }
     }
 }
@@ -216,6 +222,8 @@ pub struct SeriesLimits {
     pub max_name_len: usize,
     /// Maximum label value length in bytes.
     pub max_value_len: usize,
+    /// Maximum length of a family's HELP text (and unit) in bytes.
+    pub max_help_len: usize,
 }
 
 /// One valid series of a request, reduced to the sample that decides its state.
