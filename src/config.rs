@@ -35,6 +35,21 @@ pub struct Config {
     )]
     pub listen_address: SocketAddr,
 
+    /// How long a client may take to send a request's headers, idle keep-alive connections included; the connection is closed after it.
+    #[arg(long = "web.read-header-timeout", env = "PROMGATE_WEB_READ_HEADER_TIMEOUT",
+          default_value = "10s", value_parser = parse_duration)]
+    pub read_header_timeout: Duration,
+
+    /// How long a client may take to send a request's body (408 after it, reason body_timeout).
+    #[arg(long = "web.read-timeout", env = "PROMGATE_WEB_READ_TIMEOUT",
+          default_value = "30s", value_parser = parse_duration)]
+    pub read_timeout: Duration,
+
+    /// How long a scraper may take to read each part (about 64 KiB) of a /metrics page; the page is cut off after it, freeing its render slot.
+    #[arg(long = "web.write-timeout", env = "PROMGATE_WEB_WRITE_TIMEOUT",
+          default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
     /// After SIGTERM or SIGINT, how long requests in flight (and pages being streamed) may take before they are cut off.
     #[arg(long = "web.shutdown-timeout", env = "PROMGATE_WEB_SHUTDOWN_TIMEOUT",
           default_value = "10s", value_parser = parse_duration)]

@@ -3,16 +3,30 @@
 //! [`run`] owns the process's life: it builds the state, binds, starts the
 //! background tasks, serves until SIGINT or SIGTERM, then stops in order:
 //! stop accepting and let in-flight requests (and streaming pages) finish,
-//! for at most `--web.shutdown-timeout`, then stop the background tasks. A snapshot to disk, when it comes, is
-//! taken here after the last write and before exit.
+//! for at most `--web.shutdown-timeout`, then stop the background tasks. A
+//! snapshot to disk, when it comes, is taken here after the last write and
+//! before exit.
+//!
+//! Connections are served by hyper's HTTP/1 server directly rather than
+//! `axum::serve`, which cannot bound how long a client may take to send its
+//! headers: a connection that has not sent a complete request head within
+//! `--web.read-header-timeout` (idle keep-alive connections included) is
+//! closed, so stalled or idle clients cannot hold every file descriptor.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::http::{AppState, router};
@@ -42,7 +56,8 @@ pub async fn run(config: &Config) -> io::Result<()> {
             signalled.notify_one();
         }
     };
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    let header_timeout = Some(config.read_header_timeout).filter(|d| !d.is_zero());
+    let served = serve(listener, router(state), header_timeout, signal);
     // A client that stalls (half a request, a page it never reads) must not
     // keep the process alive for ever once it was told to stop.
     let grace = config.shutdown_timeout;
@@ -51,7 +66,7 @@ pub async fn run(config: &Config) -> io::Result<()> {
         tokio::time::sleep(grace).await;
     };
     let result = tokio::select! {
-        served = served => served,
+        () = served => Ok(()),
         () = deadline => {
             tracing::warn!(
                 timeout = %humantime::format_duration(grace),
@@ -63,6 +78,74 @@ pub async fn run(config: &Config) -> io::Result<()> {
     // Requests have finished (or been cut off): nothing writes to the store now.
     sweeper.abort();
     result
+}
+
+/// Accepts connections on `listener` and serves `app` on each until
+/// `shutdown` resolves; then stops accepting, lets every connection finish
+/// its request in flight, and returns once all are closed.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    read_header_timeout: Option<Duration>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    // Dropping the receiver tells every connection to finish; the senders
+    // a connection holds tell when all are gone.
+    let (stop_tx, stop_rx) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(stop_rx);
+    });
+    let (closed_tx, closed_rx) = watch::channel(());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait a little
+                    // rather than spin, and keep the connections served.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop_tx.closed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone().map_request(
+            |req: hyper::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+        ));
+        let stop_tx = stop_tx.clone();
+        let closed_rx = closed_rx.clone();
+        tokio::spawn(async move {
+            let mut http1 = hyper::server::conn::http1::Builder::new();
+            http1
+                .timer(TokioTimer::new())
+                .header_read_timeout(read_header_timeout);
+            let mut conn = pin!(http1.serve_connection(TokioIo::new(stream), service));
+            let mut stopping = pin!(stop_tx.closed());
+            let mut finishing = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "connection closed with an error");
+                        }
+                        break;
+                    }
+                    () = &mut stopping, if !finishing => {
+                        // Finish the request in flight, then close.
+                        finishing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(closed_rx);
+        });
+    }
+    drop(listener);
+    drop(closed_rx);
+    closed_tx.closed().await;
 }
 
 fn log_start(config: &Config, address: SocketAddr) {

@@ -287,3 +287,133 @@ fn a_stalled_client_cannot_hold_shutdown_past_its_timeout() {
     );
     drop(s);
 }
+
+/// Whether the server closed `s` within `within` (a read returns end of
+/// stream or an error rather than timing out).
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or a 400 before the close is fine; keep reading.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Slow or idle clients cannot hold connections (and so file descriptors)
+/// for ever: a request head must arrive within --web.read-header-timeout,
+/// idle keep-alive connections included.
+#[test]
+fn idle_and_stalled_connections_are_closed() {
+    let (_p, addr) = spawn_promgate(&["--web.read-header-timeout", "1s"]);
+    let mut idle = TcpStream::connect(addr).unwrap();
+    let mut half = TcpStream::connect(addr).unwrap();
+    write!(half, "GET /-/healthy HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut kept = TcpStream::connect(addr).unwrap();
+    write!(kept, "GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = [0u8; 64];
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = kept.read(&mut answer).unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    for (what, s) in [
+        ("idle", &mut idle),
+        ("half a head", &mut half),
+        ("kept alive", &mut kept),
+    ] {
+        assert!(
+            closed_within(s, Duration::from_secs(5)),
+            "{what}: still open"
+        );
+    }
+    // And the server still serves.
+    assert!(http_get(addr, "/-/healthy").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_body_that_never_finishes_gets_408() {
+    let (_p, addr) = spawn_promgate(&["--web.read-timeout", "1s"]);
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\nContent-Length: 1000\r\n\r\nten bytes."
+    )
+    .unwrap();
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("request body not received within 1s"),
+        "{answer}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let metrics = http_get(addr, "/-/metrics");
+    assert!(
+        metrics.contains("promgate_requests_rejected_total{reason=\"body_timeout\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// A scraper that stops reading holds its render slot only until
+/// --web.write-timeout: then the page is cut off and another scrape gets in.
+#[test]
+fn a_scraper_that_stops_reading_loses_its_slot() {
+    let (_p, addr) = spawn_promgate(&[
+        "--web.write-timeout",
+        "1s",
+        "--exposition.max-concurrent-scrapes",
+        "1",
+        "--exposition.max-queue-duration",
+        "100ms",
+    ]);
+    // A page of ~12 MB: more than the channel and both sockets' buffers hold.
+    let hosts: Vec<String> = (0..60_000)
+        .map(|i| format!("host-{i:06}-{}", "x".repeat(100)))
+        .collect();
+    for chunk in hosts.chunks(5000) {
+        let labels: Vec<[(&str, &str); 2]> = chunk
+            .iter()
+            .map(|h| [("__name__", "node_load1"), ("instance", h.as_str())])
+            .collect();
+        let series: Vec<Series> = labels.iter().map(|l| (&l[..], &[(0.5, 10)][..])).collect();
+        assert!(push(addr, &snappy(&request(&series, &[]))).starts_with("HTTP/1.1 204"));
+    }
+    let live = http_get(addr, "/-/metrics");
+    assert!(live.contains("promgate_live_series 60000\n"), "{live}");
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    write!(stalled, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = http_get(addr, "/metrics");
+    assert!(
+        second.starts_with("HTTP/1.1 503"),
+        "the slot is taken: {} ({} bytes)",
+        second.lines().next().unwrap_or(""),
+        second.len()
+    );
+    let start = Instant::now();
+    loop {
+        let answer = http_get(addr, "/metrics");
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the stalled scraper kept the slot: {}",
+            answer.lines().next().unwrap_or("")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stalled);
+}

@@ -33,6 +33,11 @@ pub enum Error {
     },
     /// The body could not be read from the connection.
     BodyRead(String),
+    /// The body did not arrive within `--web.read-timeout`.
+    BodyTimeout {
+        /// The configured timeout.
+        after: Duration,
+    },
     /// Some series or metadata were rejected; the valid ones were stored.
     Rejected {
         /// Series stored from this request.
@@ -61,13 +66,14 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 13] = [
+    pub const REASONS: [&'static str; 14] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
         "body_too_large",
         "decoded_body_too_large",
         "body_read",
+        "body_timeout",
         "malformed_compression",
         "malformed_protobuf",
         "invalid_request",
@@ -92,6 +98,7 @@ impl Error {
             },
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
+            Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Error::TooManyScrapes { .. } | Error::RenderUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -113,6 +120,7 @@ impl Error {
             },
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::BodyRead(_) => "body_read",
+            Error::BodyTimeout { .. } => "body_timeout",
             Error::Rejected { .. } => "invalid_series",
             Error::TooManyScrapes { .. } => "too_many_scrapes",
             Error::RenderUnavailable => "render_unavailable",
@@ -135,6 +143,11 @@ impl fmt::Display for Error {
                 write!(f, "request body is larger than the limit of {limit} bytes")
             }
             Error::BodyRead(e) => write!(f, "could not read request body: {e}"),
+            Error::BodyTimeout { after } => write!(
+                f,
+                "request body not received within {}",
+                humantime::format_duration(*after)
+            ),
             Error::Rejected {
                 stored_series,
                 rejected_series,
@@ -186,6 +199,9 @@ mod tests {
                 limit: 1,
             }),
             Error::BodyRead(String::new()),
+            Error::BodyTimeout {
+                after: Duration::from_secs(1),
+            },
             Error::Ingest(ingest::Error::Decompress {
                 encoding: "snappy",
                 detail: String::new(),

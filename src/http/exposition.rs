@@ -18,7 +18,7 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -55,14 +55,37 @@ type Chunks = Sender<Result<Bytes, io::Error>>;
 struct ChunkWriter {
     tx: Chunks,
     buf: Vec<u8>,
+    /// The runtime whose timer bounds each send.
+    runtime: tokio::runtime::Handle,
+    /// How long the client may take to take one chunk (`--web.write-timeout`).
+    timeout: Option<Duration>,
 }
 
 impl ChunkWriter {
+    /// Sends the buffer; fails once the client has gone away, or has not
+    /// taken a chunk for the write timeout (a reader that stalls must not
+    /// hold its render slot and thread for ever).
     fn send(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+        let chunk = Ok(Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(CHUNK),
+        )));
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "client went away");
+        match self.timeout {
+            None => self.tx.blocking_send(chunk).map_err(|_| gone()),
+            Some(timeout) => {
+                // The timer is made inside `block_on`, in the runtime's context.
+                let tx = &self.tx;
+                let send = async move { tokio::time::timeout(timeout, tx.send(chunk)).await };
+                match self.runtime.block_on(send) {
+                    Ok(sent) => sent.map_err(|_| gone()),
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the scraper stopped reading",
+                    )),
+                }
+            }
+        }
     }
 }
 
@@ -154,6 +177,8 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
     let store = Arc::clone(&app.store);
     let opts = app.settings.render;
     let gzip = accepts_gzip(headers);
+    let runtime = tokio::runtime::Handle::current();
+    let timeout = app.settings.write_timeout;
     let render = move || {
         // Released when the page is sent or the client has gone away.
         let _permit = permit;
@@ -161,6 +186,8 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
         let out = ChunkWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
+            runtime,
+            timeout,
         };
         // An error means the client went away: there is no one to tell.
         let _ = if gzip {

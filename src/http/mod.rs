@@ -49,6 +49,10 @@ pub struct Settings {
     pub render: RenderOptions,
     /// Bounds on concurrent scrapes.
     pub scrapes: ScrapeLimits,
+    /// How long a request body may take to arrive (`None`: no bound).
+    pub read_timeout: Option<Duration>,
+    /// How long a scraper may take to take each chunk of a page.
+    pub write_timeout: Option<Duration>,
 }
 
 /// What every handler shares.
@@ -75,6 +79,8 @@ impl AppState {
                 max_concurrent: config.max_concurrent_scrapes,
                 max_queue_duration: config.max_scrape_queue_duration,
             },
+            read_timeout: Some(config.read_timeout).filter(|d| !d.is_zero()),
+            write_timeout: Some(config.write_timeout).filter(|d| !d.is_zero()),
         };
         let metrics = SelfMetrics::new();
         // Every reason starts at zero, so `rate()` and alerts see the series

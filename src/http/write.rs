@@ -118,9 +118,14 @@ async fn ingest(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::BodyTooLarge { limit });
     }
-    let body = Limited::new(body, limit)
-        .collect()
-        .await
+    let collect = Limited::new(body, limit).collect();
+    let collected = match app.settings.read_timeout {
+        None => collect.await,
+        Some(after) => tokio::time::timeout(after, collect)
+            .await
+            .map_err(|_| Error::BodyTimeout { after })?,
+    };
+    let body = collected
         .map_err(|e| match e.downcast_ref::<LengthLimitError>() {
             Some(_) => Error::BodyTooLarge { limit },
             None => Error::BodyRead(e.to_string()),
