@@ -633,7 +633,7 @@ async fn a_label_that_is_not_utf8_rejects_only_its_series() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         text,
-        "stored 2 series, rejected 2 series (1 samples); first error: a label of a series is not valid UTF-8\n"
+        "stored 2 series, rejected 1 series (1 samples) and 1 metadata entry; first error: a label of a series is not valid UTF-8\n"
     );
     let (_, page) = get(&app, "/metrics").await;
     // The metadata was refused too: no HELP or TYPE.

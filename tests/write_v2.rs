@@ -547,3 +547,70 @@ async fn hostile_requests_get_a_4xx_and_the_headers_never_a_panic() {
         );
     }
 }
+
+/// 2.0 reserves 1.0's field numbers, so a body sent under the other
+/// message's type decodes to nothing: that must not be a silent 204.
+#[tokio::test]
+async fn a_body_of_the_other_version_is_refused_with_415_not_dropped() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let v1 = snappy(&request(&[(&[("__name__", "up")], &[(1.0, t)])], &[]));
+    let a = send(&app, V2, "snappy", v1).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.body);
+    assert!(
+        a.body
+            .contains("carries the fields of prometheus.WriteRequest"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.written, Some((0, 0, 0)));
+    let v2 = snap::raw::Encoder::new()
+        .compress_vec(
+            &Builder::new()
+                .series(&[("__name__", "up")], &[(1.0, t)], None)
+                .build()
+                .encode_to_vec(),
+        )
+        .unwrap();
+    let a = send(&app, "application/x-protobuf", "snappy", v2).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.body);
+    assert!(
+        a.body.contains("proto=io.prometheus.write.v2.Request"),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_requests_rejected_total{reason=\"schema_mismatch\"}"
+        )
+        .await,
+        2.0
+    );
+    assert_eq!(get(&app, "/metrics").await.1, "");
+    // An empty body of either is still a 204.
+    for ct in [V2, "application/x-protobuf"] {
+        let a = send(&app, ct, "identity", Vec::new()).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{ct}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_help_text_is_not_a_refused_series() {
+    let (app, _) = app(&["--limits.help-length", "3"]);
+    let req = Builder::new()
+        .series(
+            &[("__name__", "foo_total")],
+            &[(42.0, now())],
+            Some((T::Counter, "help text")),
+        )
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.written, Some((1, 0, 0)));
+    assert!(
+        a.body.starts_with("stored 1 series, rejected 0 series (0 samples) and 1 metadata entry; first error: HELP of family \"foo_total\" has 9 bytes"),
+        "{}",
+        a.body
+    );
+}

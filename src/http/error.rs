@@ -46,6 +46,8 @@ pub enum Error {
         rejected_series: u64,
         /// Samples rejected.
         rejected_samples: u64,
+        /// Metadata entries rejected.
+        rejected_metadata: u64,
         /// The first rejection.
         first: Rejection,
     },
@@ -66,7 +68,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 14] = [
+    pub const REASONS: [&'static str; 15] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -77,6 +79,7 @@ impl Error {
         "malformed_compression",
         "malformed_protobuf",
         "invalid_request",
+        "schema_mismatch",
         "invalid_series",
         "too_many_scrapes",
         "render_unavailable",
@@ -89,7 +92,8 @@ impl Error {
             Error::Ingest(e) => match e {
                 ingest::Error::UnsupportedMediaType(_)
                 | ingest::Error::UnsupportedProtocol(_)
-                | ingest::Error::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                | ingest::Error::UnsupportedEncoding(_)
+                | ingest::Error::SchemaMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ingest::Error::DecodedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 ingest::Error::Decompress { .. }
                 | ingest::Error::Protobuf(_)
@@ -117,6 +121,7 @@ impl Error {
                 ingest::Error::Decompress { .. } => "malformed_compression",
                 ingest::Error::Protobuf(_) | ingest::Error::ProtobufV2(_) => "malformed_protobuf",
                 ingest::Error::InvalidRequest(_) => "invalid_request",
+                ingest::Error::SchemaMismatch { .. } => "schema_mismatch",
             },
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::BodyRead(_) => "body_read",
@@ -152,12 +157,21 @@ impl fmt::Display for Error {
                 stored_series,
                 rejected_series,
                 rejected_samples,
+                rejected_metadata,
                 first,
-            } => write!(
-                f,
-                "stored {stored_series} series, rejected {rejected_series} series \
-                 ({rejected_samples} samples); first error: {first}"
-            ),
+            } => {
+                write!(
+                    f,
+                    "stored {stored_series} series, rejected {rejected_series} series \
+                     ({rejected_samples} samples)"
+                )?;
+                match rejected_metadata {
+                    0 => {}
+                    1 => f.write_str(" and 1 metadata entry")?,
+                    n => write!(f, " and {n} metadata entries")?,
+                }
+                write!(f, "; first error: {first}")
+            }
             Error::TooManyScrapes { limit, waited } => write!(
                 f,
                 "too many concurrent scrapes: {limit} pages were being rendered for all of {}ms; retry later",
@@ -208,10 +222,15 @@ mod tests {
             }),
             Error::Ingest(ingest::Error::Protobuf(String::new())),
             Error::Ingest(ingest::Error::InvalidRequest(String::new())),
+            Error::Ingest(ingest::Error::SchemaMismatch {
+                sent_as: ingest::Protocol::RemoteWrite1,
+                looks_like: ingest::Protocol::RemoteWrite2,
+            }),
             Error::Rejected {
                 stored_series: 0,
                 rejected_series: 1,
                 rejected_samples: 1,
+                rejected_metadata: 0,
                 first: Rejection {
                     reason: RejectReason::InvalidMetricName,
                     detail: String::new(),

@@ -187,6 +187,7 @@ fn decode_and_apply(
             stored_series: applied.series,
             rejected_series: batch.rejected.series_total() + applied.rejected.series_total(),
             rejected_samples: batch.rejected.samples_total() + applied.rejected.samples_total(),
+            rejected_metadata: batch.rejected.metadata + applied.rejected.metadata,
             first,
         }),
     }

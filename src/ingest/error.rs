@@ -33,6 +33,14 @@ pub enum Error {
     Protobuf(String),
     /// The decompressed body is not a valid `io.prometheus.write.v2.Request`.
     ProtobufV2(String),
+    /// A body that decoded to nothing as the message its `Content-Type`
+    /// names, but carries the other protocol's fields.
+    SchemaMismatch {
+        /// What the `Content-Type` said.
+        sent_as: super::Protocol,
+        /// What the body looks like.
+        looks_like: super::Protocol,
+    },
     /// A Remote-Write 2.0 request breaking a rule of the whole message
     /// (the symbols table must start with the empty string).
     InvalidRequest(String),
@@ -75,6 +83,16 @@ impl fmt::Display for Error {
                 write!(f, "malformed protobuf io.prometheus.write.v2.Request: {e}")
             }
             Error::InvalidRequest(e) => write!(f, "invalid remote-write 2.0 request: {e}"),
+            Error::SchemaMismatch {
+                sent_as,
+                looks_like,
+            } => write!(
+                f,
+                "the body decodes to nothing as {} but carries the fields of {}: send it with Content-Type application/x-protobuf;proto={}",
+                sent_as.message(),
+                looks_like.message(),
+                looks_like.message()
+            ),
         }
     }
 }

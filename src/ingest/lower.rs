@@ -136,6 +136,11 @@ impl<'l, 'a> Lowering<'l, 'a> {
         KeyWriter::new(&mut self.batch.keys, &self.rules.series)
     }
 
+    /// Rejects one metadata entry for `rejection`.
+    pub fn reject_metadata(&mut self, rejection: Rejection) {
+        self.batch.rejected.add_metadata(rejection);
+    }
+
     /// Rejects a whole series for `rejection`, with the samples it carried.
     pub fn reject(&mut self, rejection: Rejection, samples: u64) {
         self.batch.rejected.add(rejection, samples);
@@ -253,7 +258,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
                 reason: RejectReason::InvalidMetricName,
                 detail: format!("invalid metric family name {name:?} in metadata"),
             };
-            self.batch.rejected.add(rejection, 0);
+            self.batch.rejected.add_metadata(rejection);
             return;
         }
         let max = self.rules.series.max_help_len;
@@ -267,7 +272,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
                     "{what} of family {name:?} has {len} bytes, more than the limit of {max}"
                 ),
             };
-            self.batch.rejected.add(rejection, 0);
+            self.batch.rejected.add_metadata(rejection);
             return;
         }
         let md = Metadata {

@@ -162,6 +162,39 @@ pub fn negotiate(
     Ok(Format { protocol, encoding })
 }
 
+/// The other protocol, if `raw` (a message that decoded as `sent_as` to
+/// nothing) carries only that protocol's top-level fields: 1.0's
+/// `timeseries` (1) and `metadata` (3), or 2.0's `symbols` (4) and
+/// `timeseries` (5).
+fn other_schema(raw: &[u8], sent_as: Protocol) -> Option<Protocol> {
+    let (mut v1, mut v2) = (false, false);
+    let mut r = wire::Reader::new(raw);
+    while r.has_more() {
+        let (field, wire) = r.key().ok()?;
+        match field {
+            1 | 3 => v1 = true,
+            4 | 5 => v2 = true,
+            _ => {}
+        }
+        r.skip(field, wire).ok()?;
+    }
+    match sent_as {
+        Protocol::RemoteWrite1 if v2 && !v1 => Some(Protocol::RemoteWrite2),
+        Protocol::RemoteWrite2 if v1 && !v2 => Some(Protocol::RemoteWrite1),
+        _ => None,
+    }
+}
+
+impl Protocol {
+    /// The message's fully qualified name, as `proto=` names it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Protocol::RemoteWrite1 => "prometheus.WriteRequest",
+            Protocol::RemoteWrite2 => "io.prometheus.write.v2.Request",
+        }
+    }
+}
+
 /// Decodes request bodies into a [`WriteBatch`], keeping its buffers (the
 /// decompressed body, the key arena, the series list) between requests: once
 /// warm, a request allocates and zeroes none of them. The write handler keeps
@@ -204,14 +237,30 @@ impl Decoder {
         )?
         .bytes(body, &self.raw);
         self.decoded_bytes = raw.len();
-        match format.protocol {
-            Protocol::RemoteWrite1 => v1::decode_into(raw, &limits.rules(now_ms), &mut self.batch)?,
+        let result = match format.protocol {
+            Protocol::RemoteWrite1 => v1::decode_into(raw, &limits.rules(now_ms), &mut self.batch),
             Protocol::RemoteWrite2 => v2::decode_reusing(
                 raw,
                 &limits.rules(now_ms),
                 &mut self.batch,
                 &mut self.symbols,
-            )?,
+            ),
+        };
+        result?;
+        // Each schema skips the other's fields (2.0 reserves 1.0's numbers so
+        // that a mislabelled body reads as empty): a body that held something
+        // yet yielded nothing was most likely sent under the wrong type.
+        let b = &self.batch;
+        if !raw.is_empty()
+            && b.series.is_empty()
+            && b.metadata.is_empty()
+            && b.rejected.first.is_none()
+            && let Some(looks_like) = other_schema(raw, format.protocol)
+        {
+            return Err(Error::SchemaMismatch {
+                sent_as: format.protocol,
+                looks_like,
+            });
         }
         Ok(&self.batch)
     }

@@ -60,7 +60,7 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
                     Some((name, metric_type, help, unit)) => {
                         lowering.metadata(name, metric_type_of(metric_type), help, unit);
                     }
-                    None => lowering.reject(not_utf8("a metadata string"), 0),
+                    None => lowering.reject_metadata(not_utf8("a metadata string")),
                 }
             }
             _ => r.skip(field, wire)?,
@@ -118,7 +118,7 @@ fn lower(req: &lenient::WriteRequest, rules: &Rules) -> WriteBatch {
             (Some(name), Some(help), Some(unit)) => {
                 lowering.metadata(name, metric_type_of(md.r#type), help, unit);
             }
-            _ => lowering.reject(not_utf8("a metadata string"), 0),
+            _ => lowering.reject_metadata(not_utf8("a metadata string")),
         }
     }
     lowering.finish()

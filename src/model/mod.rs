@@ -243,8 +243,10 @@ pub struct SeriesUpdate {
 /// Counts of what a request could not store, and the first reason why.
 #[derive(Clone, Debug, Default)]
 pub struct Rejections {
-    /// Rejected series (and metadata entries) per reason.
+    /// Rejected series and metadata entries per reason.
     pub series: Vec<(RejectReason, u64)>,
+    /// How many of `series` are metadata entries.
+    pub metadata: u64,
     /// Rejected samples per reason.
     pub samples: Vec<(RejectReason, u64)>,
     /// The first rejection, for the response body.
@@ -272,9 +274,15 @@ impl Rejections {
         }
     }
 
-    /// Total rejected series.
+    /// Records one rejected metadata entry (HELP/TYPE/unit of a family).
+    pub fn add_metadata(&mut self, rejection: Rejection) {
+        self.metadata += 1;
+        self.add(rejection, 0);
+    }
+
+    /// Total rejected series (metadata entries not included).
     pub fn series_total(&self) -> u64 {
-        self.series.iter().map(|(_, n)| n).sum()
+        self.series.iter().map(|(_, n)| n).sum::<u64>() - self.metadata
     }
 
     /// Total rejected samples.

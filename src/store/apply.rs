@@ -167,16 +167,13 @@ impl Store {
                 }
                 slot.1 = now;
             } else if self.metadata.len() >= self.limits.max_metadata {
-                out.rejected.add(
-                    Rejection {
-                        reason: RejectReason::MetadataLimit,
-                        detail: format!(
-                            "metadata for {name:?} would exceed the limit of {} families",
-                            self.limits.max_metadata
-                        ),
-                    },
-                    0,
-                );
+                out.rejected.add_metadata(Rejection {
+                    reason: RejectReason::MetadataLimit,
+                    detail: format!(
+                        "metadata for {name:?} would exceed the limit of {} families",
+                        self.limits.max_metadata
+                    ),
+                });
             } else {
                 self.metadata
                     .insert(name.as_str().into(), (md.clone(), now));
