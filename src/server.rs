@@ -89,8 +89,9 @@ async fn serve(
     read_header_timeout: Option<Duration>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    // Dropping the receiver tells every connection to finish; the senders
-    // a connection holds tell when all are gone.
+    // Dropping `stop_rx` tells every connection to finish (each waits on
+    // `stop_tx.closed()`); each connection holds a clone of `closed_rx`, so
+    // `closed_tx.closed()` resolves once the last one has gone.
     let (stop_tx, stop_rx) = watch::channel(());
     tokio::spawn(async move {
         shutdown.await;
