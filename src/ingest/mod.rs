@@ -218,9 +218,11 @@ impl Decoder {
     ///
     /// # Errors
     ///
-    /// Any [`Error`] of decompression or of the protocol's wire format; the
-    /// body then changes nothing. Invalid series are not errors: they are
-    /// counted in the batch's `rejected`.
+    /// Any [`Error`] of decompression or of the protocol's wire format,
+    /// and [`Error::SchemaMismatch`] for a non-empty body that yields nothing
+    /// but carries the other protocol's fields; the body then changes
+    /// nothing. Invalid series are not errors: they are counted in the
+    /// batch's `rejected`.
     pub fn decode(
         &mut self,
         format: Format,
