@@ -508,8 +508,8 @@ def main():
                 table, summary = by_shape["contiguous"]
                 print(table)
             else:
-                for shape in shapes:
-                    print(f"\n### Shape: {shape} ({SHAPES[shape]})\n")
+                for i, shape in enumerate(shapes):
+                    print(f"{'' if i == 0 else chr(10)}### Shape: {shape} ({SHAPES[shape]})\n")
                     print(by_shape[shape][0])
                 print("\n### Shapes side by side (median samples/s of the measured rounds)\n")
                 print(shapes_table(by_shape, shapes, sizes, kinds))
