@@ -4,6 +4,7 @@
     python3 bench/run.py [--sizes 10000,100000,1000000] [--reps 2]
                          [--parts ingest,exposition,interference] [--skip-build]
                          [--baseline PATH] [--kinds promgate,promgate-baseline]
+                         [--shapes contiguous,interleaved,sharded,churn]
 
 promgate-rw2 is promgate fed the same series as Remote-Write 2.0 (symbols
 table, metadata with every series), as Prometheus 3 sends them.
@@ -24,6 +25,15 @@ HTTP ceiling). Each server first gets one round that creates the series
 server is pinned to core 0, the load generator (and vmagent's sink) to core
 1; targets are interleaved in every repetition. Each run checks that what
 was acknowledged landed.
+
+Payload shapes (--shapes, default contiguous only): the same series sent in
+the orders a real sender makes (bench/shapes.rs): contiguous (above),
+interleaved (consecutive series from different families), sharded (what shard
+0 of 8 Prometheus remote-write shards sends: a hash-spread subset of
+consecutive scrape pages, in page order) and churn (from the second round on,
+10% of each round's series are new). One table per shape, then all side by
+side. For churn the landing check on promgate counts every series ever sent,
+and the last round's series holding its sample.
 
 Exposition: GET /metrics (plain and gzip) on promgate against Prometheus'
 /federate and the Pushgateway's /metrics holding the same series, with RSS growth during the scrape, and
@@ -50,6 +60,13 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
 SERVER_CORE, CLIENT_CORE = "0", "1"
+# The load generator's payload shapes (bench/shapes.rs), for --shapes.
+SHAPES = {
+    "contiguous": "a family's series together within a request",
+    "interleaved": "consecutive series from different families, series i of family i mod 3",
+    "sharded": "shard 0 of 8 Prometheus shards: a hash-spread subset of consecutive 600-series scrape pages, in page order",
+    "churn": "from the second round on, 10% of each round's series are new",
+}
 
 
 def free_port():
@@ -193,29 +210,33 @@ def wait_port(port, seconds=20):
     raise RuntimeError(f"port {port} never opened")
 
 
-def load(binaries, url, series, rounds, max_seconds=120, base_ms=None, protocol=1):
+def load(binaries, url, series, rounds, max_seconds=120, base_ms=None, protocol=1, shape="contiguous", first_round=0):
     base = [] if base_ms is None else ["--base-ms", str(base_ms)]
     out = subprocess.run(["taskset", "-c", CLIENT_CORE, binaries["loadgen"], "send", "--url", url,
                           "--series", str(series), "--rounds", str(rounds), "--connections", "4",
-                          "--max-seconds", str(max_seconds), "--protocol", str(protocol)] + base,
+                          "--max-seconds", str(max_seconds), "--protocol", str(protocol),
+                          "--shape", shape, "--first-round", str(first_round)] + base,
                          capture_output=True, text=True, timeout=max_seconds + 300)
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def check_promgate(server, series):
-    """Every series holds the last round's sample; also returns the live
+def check_promgate(server, series, last_round=None):
+    """The page holds every series sent (`series`), and the last round's
+    series (`last_round`, default all of them) hold its sample, the others
+    an older one (churn: the series replaced since); also returns the live
     label bytes (the canonical keys' total length) for the memory target."""
+    last_round = series if last_round is None else last_round
     page = http_get(server.url + "/metrics").decode()
     lines = [l for l in page.splitlines() if l and not l.startswith("#")]
     stamps = [int(l.rsplit(" ", 1)[1]) for l in lines]
     newest = max(stamps) if stamps else 0
     label_bytes = sum(len(l.rsplit(" ", 2)[0]) for l in lines)
-    return len(lines) == series and all(s == newest for s in stamps), label_bytes
+    return len(lines) == series and sum(s == newest for s in stamps) == last_round, label_bytes
 
 
-def run_ingest(binaries, kind, series, rounds, workdir):
+def run_ingest(binaries, kind, series, rounds, workdir, shape="contiguous"):
     server = Server(kind, binaries, workdir)
     try:
         # One untimed round first creates the series (reported apart): the
@@ -223,17 +244,18 @@ def run_ingest(binaries, kind, series, rounds, workdir):
         # the server already holds, as in production.
         base = int(time.time() * 1000) - (rounds + 1) * 15_000
         protocol = 2 if kind == "promgate-rw2" else 1
-        first = load(binaries, server.write, series, 1, base_ms=base, protocol=protocol)
+        first = load(binaries, server.write, series, 1, base_ms=base, protocol=protocol, shape=shape)
         time.sleep(0.5)
         cpu0 = cpu_seconds(server.proc.pid)
-        result = load(binaries, server.write, series, rounds, base_ms=base + 15_000, protocol=protocol)
+        result = load(binaries, server.write, series, rounds, base_ms=base + 15_000, protocol=protocol, shape=shape,
+                      first_round=1)
         time.sleep(0.5)  # let asynchronous ingestion (VictoriaMetrics, vmagent) settle
         cpu = cpu_seconds(server.proc.pid) - cpu0
         result["cpu_s_per_m"] = cpu / (result["samples"] / 1e6) if result["samples"] else float("nan")
         result["peak_rss_mib"] = rss_kib(server.proc.pid, "VmHWM") / 1024
         result["first_round_per_sec"] = first["samples_per_sec"]
         if kind in ("promgate", "promgate-baseline", "promgate-rw2"):
-            landed, result["label_bytes"] = check_promgate(server, series)
+            landed, result["label_bytes"] = check_promgate(server, result["series_total"], result["series_last_round"])
             result["landed"] = landed and result["complete"] and result["failures"] == 0
         elif kind == "sink":
             result["landed"] = result["complete"] and result["failures"] == 0
@@ -254,16 +276,20 @@ def fmt(x, digits=2):
     return f"{x:,.{digits}f}"
 
 
-def ingest_table(binaries, sizes, reps, workdir, kinds):
+def ratio(med, kind):
+    return f"{fmt(med['promgate'] / med[kind])}×" if "promgate" in med and med[kind] else "–"
+
+
+def ingest_table(binaries, sizes, reps, workdir, kinds, shape="contiguous"):
     results = {}
     for series in sizes:
         # Enough rounds for several seconds of promgate load, bounded for the slow peers.
         rounds = max(3, min(40, 4_000_000 // series))
         for rep in range(reps):
             for kind in kinds:
-                r = run_ingest(binaries, kind, series, rounds, workdir)
+                r = run_ingest(binaries, kind, series, rounds, workdir, shape)
                 results.setdefault((series, kind), []).append(r)
-                print(f"  {series:>9} series  {kind:<17} rep {rep + 1}: {fmt(r['samples_per_sec'] / 1e6, 3)} M samples/s,"
+                print(f"  {shape:<11} {series:>9} series  {kind:<17} rep {rep + 1}: {fmt(r['samples_per_sec'] / 1e6, 3)} M samples/s,"
                       f" p99 {fmt(r['p99_ms'])} ms, landed={r['landed']}", file=sys.stderr, flush=True)
     rows = ["| series | server | samples/s (median) | CPU s per M samples | p50 ms | p99 ms | peak RSS MiB | landed | promgate ÷ this"
             " | first round samples/s (creates the series) |",
@@ -278,13 +304,35 @@ def ingest_table(binaries, sizes, reps, workdir, kinds):
                 "rate": med[kind],
                 "p99": statistics.median(r["p99_ms"] for r in rs),
                 "rss": max(r["peak_rss_mib"] for r in rs),
+                "landed": all(r["landed"] for r in rs),
+                "first": statistics.median(r["first_round_per_sec"] for r in rs),
             }
             rows.append(f"| {series:,} | {kind} | {fmt(med[kind] / 1e6, 3)} M | {fmt(statistics.median(r['cpu_s_per_m'] for r in rs))} |"
                         f" {fmt(statistics.median(r['p50_ms'] for r in rs))} | {fmt(summary[(series, kind)]['p99'])} |"
                         f" {fmt(summary[(series, kind)]['rss'], 0)} | {all(r['landed'] for r in rs)} |"
-                        f" {fmt(med['promgate'] / med[kind])}× |"
+                        f" {ratio(med, kind)} |"
                         f" {fmt(statistics.median(r['first_round_per_sec'] for r in rs) / 1e6, 3)} M |")
     return "\n".join(rows), summary
+
+
+def shapes_table(by_shape, shapes, sizes, kinds):
+    head = "| shape | series | " + " | ".join(f"{k} samples/s" for k in kinds) + " | landed |"
+    if "promgate" in kinds:
+        head += "".join(f" promgate ÷ {k} |" for k in kinds if k != "promgate")
+        head += " promgate first round samples/s |"
+    rows = [head, "|---|---:|" + "---:|" * len(kinds) + "---|" +
+            ("---:|" * (len(kinds) - 1) + "---:|" if "promgate" in kinds else "")]
+    for shape in shapes:
+        sm = by_shape[shape][1]
+        for series in sizes:
+            row = f"| {shape} | {series:,} | " + " | ".join(f"{fmt(sm[(series, k)]['rate'] / 1e6, 3)} M" for k in kinds)
+            row += f" | {all(sm[(series, k)]['landed'] for k in kinds)} |"
+            if "promgate" in kinds:
+                pg = sm[(series, "promgate")]["rate"]
+                row += "".join(f" {fmt(pg / sm[(series, k)]['rate'])}× |" for k in kinds if k != "promgate")
+                row += f" {fmt(sm[(series, 'promgate')]['first'] / 1e6, 3)} M |"
+            rows.append(row)
+    return "\n".join(rows)
 
 
 def scrape(url, gzip_ok):
@@ -421,6 +469,9 @@ def main():
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--baseline", help="another promgate binary to run beside this build (A/B)")
     ap.add_argument("--kinds", default="", help="ingest servers to run, comma-separated (default: all)")
+    ap.add_argument("--shapes", default="contiguous",
+                    help="ingest payload shapes, comma-separated: contiguous,interleaved,sharded,churn"
+                         " (examples/rw_loadgen.rs --shape)")
     ap.add_argument("--parts", default="ingest,exposition,interference",
                     help="which parts to run (the target lines need all three)")
     args = ap.parse_args()
@@ -438,6 +489,10 @@ def main():
     if args.kinds:
         kinds = [k for k in args.kinds.split(",") if k]
     sizes = [int(s) for s in args.sizes.split(",")]
+    shapes = [s for s in args.shapes.split(",") if s]
+    for s in shapes:
+        if s not in SHAPES:
+            ap.error(f"unknown shape {s}: {', '.join(SHAPES)}")
     workdir = tempfile.mkdtemp(prefix="promgate-bench-")
     try:
         print(f"# promgate side-by-side benchmark, {time.strftime('%Y-%m-%d')}\n")
@@ -446,8 +501,19 @@ def main():
             print(f"- {k}: {v}")
         if "ingest" in parts:
             print("\n## Ingest (4 connections, 500 series per request)\n")
-            table, summary = ingest_table(binaries, sizes, args.reps, workdir, kinds)
-            print(table)
+            by_shape = {}
+            for shape in shapes:
+                by_shape[shape] = ingest_table(binaries, sizes, args.reps, workdir, kinds, shape)
+            if shapes == ["contiguous"]:
+                table, summary = by_shape["contiguous"]
+                print(table)
+            else:
+                for i, shape in enumerate(shapes):
+                    print(f"{'' if i == 0 else chr(10)}### Shape: {shape} ({SHAPES[shape]})\n")
+                    print(by_shape[shape][0])
+                print("\n### Shapes side by side (median samples/s of the measured rounds)\n")
+                print(shapes_table(by_shape, shapes, sizes, kinds))
+                table, summary = by_shape[shapes[0]]
         if "exposition" in parts:
             exp_sizes = [int(s) for s in args.exposition_sizes.split(",") if s]
             print("\n## Exposition\n")
@@ -466,9 +532,15 @@ def main():
         print("\n## Targets\n")
         def line(ok, text):
             print(f"- {'PASS' if ok else 'FAIL'}: {text}")
+        for shape in shapes:
+            for series in sizes:
+                sm = by_shape[shape][1]
+                pg, va = sm[(series, "promgate")], sm[(series, "vmagent")]
+                what = "" if shapes == ["contiguous"] else f" ({shape})"
+                line(pg["rate"] >= 2 * va["rate"],
+                     f"ingest {series:,} series{what}: promgate {fmt(pg['rate'] / va['rate'])}× vmagent (target ≥ 2×)")
         for series in sizes:
             pg, va = summary[(series, "promgate")], summary[(series, "vmagent")]
-            line(pg["rate"] >= 2 * va["rate"], f"ingest {series:,} series: promgate {fmt(pg['rate'] / va['rate'])}× vmagent (target ≥ 2×)")
             line(pg["p99"] <= va["p99"], f"p99 {series:,} series: promgate {pg['p99']:.2f} ms vs vmagent {va['p99']:.2f} ms")
         if 10_000 in sizes and 1_000_000 in sizes:
             r = summary[(1_000_000, "promgate")]["rate"] / summary[(10_000, "promgate")]["rate"]

@@ -3,16 +3,28 @@
 //!
 //! `cargo bench --bench hot_path`; throughput is per sample (decode, upsert)
 //! or per series (render).
+//!
+//! The `shape decode` and `shape store` groups take their 500-series
+//! requests from the load generator's payload shapes (bench/shapes.rs:
+//! contiguous, interleaved, sharded, churn), so a change to the decoder or
+//! the store shows its effect on each shape in isolation:
+//! `cargo bench --bench hot_path -- shape`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use promgate::config::Config;
 use promgate::exposition::render;
 use promgate::ingest::{self, Decoder, Encoding, Format, Protocol, Rules};
+use promgate::model::WriteBatch;
 use promgate::proto::{Label, Sample, TimeSeries, WriteRequest, v2};
 use promgate::store::{Store, StoreLimits};
+
+#[path = "../bench/shapes.rs"]
+mod shapes;
+use shapes::{Generator, Shape};
 
 const SERIES_PER_REQUEST: usize = 500;
 
@@ -214,5 +226,105 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(hot_path, benches);
+/// Series of the store the shape benches update, as bench/run.py's 100k run.
+const SHAPE_SERIES: usize = 100_000;
+/// Churn rounds applied before the store is built afresh (each round brings
+/// SHAPE_SERIES / 10 new series; the store stays near SHAPE_SERIES).
+const CHURN_ROUNDS: usize = 3;
+
+/// Round `round` of a shape, each request decoded as the write handler does.
+fn decoded_round(generator: &mut Generator, round: usize) -> Vec<WriteBatch> {
+    generator
+        .requests(round, round, 1 + round as i64 * 15_000)
+        .iter()
+        .map(|req| ingest::v1::decode(&req.encode_to_vec(), &rules()).unwrap())
+        .collect()
+}
+
+fn shape_store(created: &[WriteBatch]) -> Store {
+    let store = Store::new(StoreLimits {
+        max_series: 10_000_000,
+        max_metadata: 1000,
+    });
+    for batch in created {
+        store.apply(batch);
+    }
+    store
+}
+
+fn shape_benches(c: &mut Criterion) {
+    let limits = Config::default().decode_limits();
+    let format = Format {
+        protocol: Protocol::RemoteWrite1,
+        encoding: Encoding::Snappy,
+    };
+    let mut g = c.benchmark_group("shape decode");
+    g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
+    let mut decoder = Decoder::default();
+    for shape in Shape::ALL {
+        // A request from the middle of the second round (for churn, 10% of
+        // its series new).
+        let mut generator = Generator::new(shape, SHAPE_SERIES, SERIES_PER_REQUEST);
+        let requests = generator.requests(1, 1, 15_001);
+        let body = snappy(&requests[requests.len() / 2]);
+        g.bench_function(
+            format!("{}: snappy+protobuf+model, 500 series", shape.name()),
+            |b| {
+                b.iter(|| {
+                    decoder
+                        .decode(format, black_box(&body), &limits, ingest::now_ms())
+                        .is_ok()
+                })
+            },
+        );
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("shape store");
+    g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(3));
+    for shape in Shape::ALL {
+        // The store holds the shape's 100k series (round 0); each iteration
+        // applies the next request of the following rounds, in send order,
+        // as a sender's shard sends them. Churn's rounds create 10% new
+        // series each; after CHURN_ROUNDS the store is built afresh (not
+        // timed) so that its new series stay new.
+        let mut generator = Generator::new(shape, SHAPE_SERIES, SERIES_PER_REQUEST);
+        let created = decoded_round(&mut generator, 0);
+        let rounds: Vec<WriteBatch> = (1..=if shape == Shape::Churn {
+            CHURN_ROUNDS
+        } else {
+            1
+        })
+            .flat_map(|round| decoded_round(&mut generator, round))
+            .collect();
+        let mut store = shape_store(&created);
+        let mut next = 0;
+        g.bench_function(
+            format!("{}: upsert each 500 of 100k series in turn", shape.name()),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut timed = Duration::ZERO;
+                    for _ in 0..iters {
+                        if next == rounds.len() {
+                            next = 0;
+                            if shape == Shape::Churn {
+                                store = shape_store(&created);
+                            }
+                        }
+                        let t = Instant::now();
+                        black_box(store.apply(black_box(&rounds[next])));
+                        timed += t.elapsed();
+                        next += 1;
+                    }
+                    timed
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(hot_path, benches, shape_benches);
 criterion_main!(hot_path);

@@ -1,18 +1,24 @@
 //! Remote-write load generator and discarding sink for bench/run.py.
 //!
 //!   rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3] [--protocol 1|2]
-//!                   [--base-ms MS]
+//!                   [--base-ms MS] [--shape contiguous|interleaved|sharded|churn] [--first-round R]
 //!   rw_loadgen sink --listen 127.0.0.1:PORT
 //!
 //! `send` builds every payload before the clock starts: N distinct series
 //! shaped like the mock exporter's families (HTTP, node, app; 6-10 labels,
 //! sorted by name as Prometheus sends them), snappy RW 1.0, `--per-request`
-//! series each, a family's series together within a request as in a
-//! Prometheus shard's batches. Round r carries timestamp
+//! series each, in the order `--shape` says (bench/shapes.rs): contiguous
+//! (the default: a family's series together within a request),
+//! interleaved (consecutive series from different families), sharded (what
+//! shard 0 of 8 Prometheus shards sends of consecutive scrape pages) or churn
+//! (from round 1 on, 10% of each round's series are new). `--first-round`
+//! says which round since the series were created this call starts at (churn
+//! picks its new series by it). Round r carries timestamp
 //! base + r×15s for every series, so each sample is new and in order, as from
 //! a Prometheus shard; rounds are sent in order over `--connections`
 //! keep-alive connections. It prints one JSON line: samples, seconds,
-//! samples/s, p50/p99 request latency, non-2xx answers.
+//! samples/s, p50/p99 request latency, non-2xx answers, and the distinct
+//! series sent since round 0 (`series_total`) and in the last round.
 //!
 //! `sink` answers every POST with 204 after reading the body, without
 //! decoding: the HTTP ceiling of the machine, and the discard target of vmagent.
@@ -21,7 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use promgate::proto::{Label, Sample, TimeSeries, WriteRequest, v2};
+use promgate::proto::{WriteRequest, v2};
+
+#[path = "../bench/shapes.rs"]
+mod shapes;
 use prost::Message;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -30,75 +39,6 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| default.to_string())
-}
-
-/// The label set of series `i`: one of three families, 6 to 10 labels.
-fn labels(i: usize) -> Vec<(&'static str, String)> {
-    let cluster = format!("us-east-1-eks-0{}-prod", i % 4);
-    let pod = format!("pod-{:06}", i / 40);
-    match i % 3 {
-        0 => vec![
-            ("__name__", "http_request_duration_seconds_bucket".into()),
-            ("cluster", cluster),
-            ("job", "kubernetes-pods".into()),
-            ("pod", pod),
-            (
-                "service",
-                ["api-gateway", "checkout", "catalog", "search"][i % 4].into(),
-            ),
-            ("method", ["GET", "POST", "PUT"][i % 3].into()),
-            ("route", format!("/api/v1/items/{}", (i / 7) % 50)),
-            ("status", ["200", "201", "404", "500"][(i / 3) % 4].into()),
-            (
-                "le",
-                ["0.005", "0.01", "0.05", "0.1", "0.5", "1", "2.5", "+Inf"][(i / 12) % 8].into(),
-            ),
-            (
-                "instance",
-                format!(
-                    "10.{}.{}.{}:8080",
-                    (i / 65536) % 256,
-                    (i / 256) % 256,
-                    i % 256
-                ),
-            ),
-        ],
-        1 => vec![
-            ("__name__", "node_cpu_seconds_total".into()),
-            ("cluster", cluster),
-            ("job", "node-exporter".into()),
-            (
-                "instance",
-                format!(
-                    "ip-10-{}-{}-{}:9100",
-                    (i / 65536) % 256,
-                    (i / 256) % 256,
-                    i % 256
-                ),
-            ),
-            ("cpu", format!("{}", (i / 3) % 16)),
-            (
-                "mode",
-                ["user", "system", "idle", "iowait", "irq", "steal"][(i / 48) % 6].into(),
-            ),
-        ],
-        _ => vec![
-            ("__name__", "app_cache_requests_total".into()),
-            ("cluster", cluster),
-            ("job", "app".into()),
-            ("pod", pod),
-            ("namespace", format!("team-{}", (i / 1000) % 20)),
-            (
-                "cache",
-                ["sessions", "products", "users"][(i / 3) % 3].into(),
-            ),
-            ("result", ["hit", "miss"][(i / 9) % 2].into()),
-            (
-                "instance",
-                format!("10.1.{}.{}:9090", (i / 256) % 256, i % 256),
-            ),
-        ],
-    }
 }
 
 /// The same request as Remote-Write 2.0, as Prometheus 3 sends it: every
@@ -146,67 +86,26 @@ fn to_v2(req: &WriteRequest) -> v2::Request {
     }
 }
 
+/// Every request of every round, encoded, before the clock starts; with the
+/// number of series each carries.
 fn payloads(
-    series: usize,
-    per_request: usize,
+    generator: &mut shapes::Generator,
+    first_round: usize,
     rounds: usize,
     base: i64,
     protocol: u8,
-) -> Vec<Vec<u8>> {
-    let all: Vec<Vec<Label>> = (0..series)
-        .map(|i| {
-            let mut labels = labels(i);
-            // Prometheus keeps label sets sorted by name and sends them so.
-            labels.sort_unstable_by_key(|&(n, _)| n);
-            labels
-                .into_iter()
-                .map(|(n, v)| Label {
-                    name: n.into(),
-                    value: v,
-                })
-                .collect()
-        })
-        .collect();
-    let mut all = all;
-    // A Prometheus shard batches samples in scrape order, where a family's
-    // series are together: each request holds a run of each family.
-    let name = |labels: &[Label]| {
-        labels
-            .iter()
-            .find(|l| l.name == "__name__")
-            .unwrap()
-            .value
-            .clone()
-    };
-    for request in all.chunks_mut(per_request) {
-        request.sort_by_cached_key(|labels| name(labels));
-    }
-    let mut out = Vec::with_capacity(rounds * series.div_ceil(per_request));
+) -> Vec<(Vec<u8>, usize)> {
+    let mut out = Vec::with_capacity(rounds * generator.series.div_ceil(generator.per_request));
     let mut encoder = snap::raw::Encoder::new();
     for round in 0..rounds {
         let ts = base + round as i64 * 15_000;
-        for chunk in all.chunks(per_request) {
-            let req = WriteRequest {
-                timeseries: chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(j, l)| TimeSeries {
-                        labels: l.clone(),
-                        samples: vec![Sample {
-                            value: (round * 1000 + j) as f64 * 0.25,
-                            timestamp: ts,
-                        }],
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            };
+        for req in generator.requests(first_round + round, round, ts) {
             let raw = if protocol == 2 {
                 to_v2(&req).encode_to_vec()
             } else {
                 req.encode_to_vec()
             };
-            out.push(encoder.compress_vec(&raw).unwrap());
+            out.push((encoder.compress_vec(&raw).unwrap(), req.timeseries.len()));
         }
     }
     out
@@ -220,6 +119,14 @@ async fn send(args: &[String]) {
     let rounds: usize = arg(args, "--rounds", "3").parse().unwrap();
     let max_seconds: f64 = arg(args, "--max-seconds", "120").parse().unwrap();
     let protocol: u8 = arg(args, "--protocol", "1").parse().unwrap();
+    let shape_arg = arg(args, "--shape", "contiguous");
+    let Some(shape) = shapes::Shape::parse(&shape_arg) else {
+        eprintln!("unknown --shape {shape_arg}: contiguous, interleaved, sharded or churn");
+        std::process::exit(2);
+    };
+    // The first round of this call, counted from the round that created the
+    // series (churn replaces a share of the series from round 1 on).
+    let first_round: usize = arg(args, "--first-round", "0").parse().unwrap();
     let (content_type, version) = match protocol {
         2 => (
             "application/x-protobuf;proto=io.prometheus.write.v2.Request",
@@ -243,8 +150,15 @@ async fn send(args: &[String]) {
     )
     .parse()
     .unwrap();
-    let bodies = Arc::new(payloads(series, per_request, rounds, base, protocol));
-    let per_round = series.div_ceil(per_request);
+    let mut generator = shapes::Generator::new(shape, series, per_request);
+    let bodies = Arc::new(payloads(
+        &mut generator,
+        first_round,
+        rounds,
+        base,
+        protocol,
+    ));
+    let per_round = bodies.len() / rounds.max(1);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()
@@ -253,6 +167,7 @@ async fn send(args: &[String]) {
     let start = Instant::now();
     let mut latencies = Vec::new();
     let mut failures = 0;
+    let mut samples = 0;
     // Round by round, as a Prometheus shard sends: a series' next sample is
     // never in flight before its previous one was answered.
     for round in 0..rounds {
@@ -265,6 +180,7 @@ async fn send(args: &[String]) {
             workers.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut failures = 0u64;
+                let mut samples = 0u64;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= end || Instant::now() > deadline {
@@ -276,24 +192,26 @@ async fn send(args: &[String]) {
                         .header("Content-Type", content_type)
                         .header("Content-Encoding", "snappy")
                         .header("X-Prometheus-Remote-Write-Version", version)
-                        .body(bodies[i].clone())
+                        .body(bodies[i].0.clone())
                         .send()
                         .await;
                     match resp {
                         Ok(r) if r.status().is_success() => {
                             let _ = r.bytes().await;
+                            samples += bodies[i].1 as u64;
                         }
                         _ => failures += 1,
                     }
                     latencies.push(t.elapsed().as_secs_f64());
                 }
-                (latencies, failures)
+                (latencies, failures, samples)
             }));
         }
         for w in workers {
-            let (l, f) = w.await.unwrap();
+            let (l, f, s) = w.await.unwrap();
             latencies.extend(l);
             failures += f;
+            samples += s;
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -305,13 +223,18 @@ async fn send(args: &[String]) {
             .unwrap_or(0.0)
     };
     let requests = latencies.len();
-    let samples = (requests as u64 - failures) * per_request as u64;
+    // The distinct series sent since the first round ever, and how many the
+    // last round carried: what a receiver holds, and how many of them hold
+    // the last round's sample.
+    let last_round = first_round + rounds.saturating_sub(1);
+    let series_total = generator.series_total(last_round);
     println!(
-        "{{\"requests\": {requests}, \"failures\": {failures}, \"samples\": {samples}, \"seconds\": {seconds:.4}, \"samples_per_sec\": {:.1}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"complete\": {}}}",
+        "{{\"requests\": {requests}, \"failures\": {failures}, \"samples\": {samples}, \"seconds\": {seconds:.4}, \"samples_per_sec\": {:.1}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}, \"complete\": {}, \"shape\": \"{}\", \"series_total\": {series_total}, \"series_last_round\": {series}}}",
         samples as f64 / seconds,
         pct(0.50) * 1000.0,
         pct(0.99) * 1000.0,
-        requests == bodies.len()
+        requests == bodies.len(),
+        shape.name()
     );
 }
 
@@ -342,7 +265,7 @@ fn main() {
         Some("sink") => rt.block_on(sink(&args)),
         _ => {
             eprintln!(
-                "usage: rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3] [--protocol 1|2] | sink --listen ADDR"
+                "usage: rw_loadgen send --url URL --series N [--per-request 500] [--connections 4] [--rounds 3] [--protocol 1|2] [--shape contiguous|interleaved|sharded|churn] [--first-round R] | sink --listen ADDR"
             );
             std::process::exit(2);
         }
