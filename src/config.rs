@@ -123,6 +123,20 @@ pub struct Config {
     )]
     pub max_help_len: usize,
 
+    /// Most remote-write requests served at once (1-1024); each holds up to a body and its decoded form. Like vmagent's -maxConcurrentInserts.
+    #[arg(
+        long = "limits.concurrent-writes",
+        env = "PROMGATE_LIMITS_CONCURRENT_WRITES",
+        default_value_t = default_concurrent_writes(),
+        value_parser = parse_scrapes
+    )]
+    pub max_concurrent_writes: usize,
+
+    /// How long a remote-write request waits for a slot before 429 (reason too_many_writes).
+    #[arg(long = "limits.write-queue-duration", env = "PROMGATE_LIMITS_WRITE_QUEUE_DURATION",
+          default_value = "10s", value_parser = parse_duration)]
+    pub write_queue_duration: Duration,
+
     /// How far ahead of promgate's clock a sample may be stamped (400 beyond, reason timestamp_too_far_in_future); 0 for no bound.
     #[arg(long = "limits.future-time-window", env = "PROMGATE_LIMITS_FUTURE_TIME_WINDOW",
           default_value = "10m", value_parser = parse_duration)]
@@ -179,6 +193,12 @@ fn parse_log_level(s: &str) -> Result<String, String> {
             "{s:?} is not a level (error, warn, info, debug, trace, off) nor a filter directive such as promgate=debug"
         ))
     }
+}
+
+/// Twice the cores, as vmagent's -maxConcurrentInserts, and at least 4.
+fn default_concurrent_writes() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cores).clamp(4, 1024)
 }
 
 fn parse_scrapes(s: &str) -> Result<usize, String> {

@@ -688,3 +688,50 @@ async fn help_text_is_bounded() {
     let ok = request(&[], &[("up", MetricType::Gauge, &"h".repeat(100))]);
     assert_eq!(write(&app, &ok).await.0, StatusCode::NO_CONTENT);
 }
+
+/// Writes in progress are bounded like vmagent's -maxConcurrentInserts: a
+/// write beyond waits, then gets 429 (which senders retry), and the slot
+/// comes back when the write it waited for ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_bounded_and_the_rest_get_429() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let (app, _) = app(&[
+        "--limits.concurrent-writes",
+        "1",
+        "--limits.write-queue-duration",
+        "200ms",
+    ]);
+    // A write whose body keeps coming: it holds the only slot.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let slow = axum::http::Request::post("/api/v1/write")
+        .header("content-encoding", "identity")
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .unwrap();
+    let held = tokio::spawn(app.clone().oneshot(slow));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (status, body) = write(&app, &request(&[(UP, &[(1.0, 5)])], &[])).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(
+        body,
+        "too many concurrent writes: 1 requests were being served for all of 200ms; retry later\n"
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_requests_rejected_total{reason=\"too_many_writes\"}"
+        )
+        .await,
+        1.0
+    );
+    // The slow body ends (empty: a valid, empty request), freeing the slot.
+    drop(tx);
+    assert_eq!(
+        held.await.unwrap().unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = write(&app, &request(&[(UP, &[(1.0, 5)])], &[])).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}

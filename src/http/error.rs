@@ -59,6 +59,14 @@ pub enum Error {
         /// How long the scrape waited for a slot.
         waited: Duration,
     },
+    /// `--limits.concurrent-writes` remote-write requests were being served
+    /// for all of `--limits.write-queue-duration`.
+    TooManyWrites {
+        /// The configured bound.
+        limit: usize,
+        /// How long the request waited for a slot.
+        waited: Duration,
+    },
     /// The render thread could not be started (the cause is logged).
     RenderUnavailable,
     /// No such route.
@@ -68,7 +76,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 15] = [
+    pub const REASONS: [&'static str; 16] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -82,6 +90,7 @@ impl Error {
         "schema_mismatch",
         "invalid_series",
         "too_many_scrapes",
+        "too_many_writes",
         "render_unavailable",
         "not_found",
     ];
@@ -106,6 +115,8 @@ impl Error {
             Error::TooManyScrapes { .. } | Error::RenderUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            // The 2.0 spec's answer to an overloaded receiver; senders retry it.
+            Error::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -128,6 +139,7 @@ impl Error {
             Error::BodyTimeout { .. } => "body_timeout",
             Error::Rejected { .. } => "invalid_series",
             Error::TooManyScrapes { .. } => "too_many_scrapes",
+            Error::TooManyWrites { .. } => "too_many_writes",
             Error::RenderUnavailable => "render_unavailable",
             Error::NotFound => "not_found",
         }
@@ -176,6 +188,11 @@ impl fmt::Display for Error {
                 f,
                 "too many concurrent scrapes: {limit} pages were being rendered for all of {}ms; retry later",
                 waited.as_millis()
+            ),
+            Error::TooManyWrites { limit, waited } => write!(
+                f,
+                "too many concurrent writes: {limit} requests were being served for all of {}; retry later",
+                humantime::format_duration(*waited)
             ),
             Error::RenderUnavailable => {
                 f.write_str("cannot start rendering the page now; retry later")
@@ -237,6 +254,10 @@ mod tests {
                 },
             },
             Error::TooManyScrapes {
+                limit: 1,
+                waited: Duration::ZERO,
+            },
+            Error::TooManyWrites {
                 limit: 1,
                 waited: Duration::ZERO,
             },

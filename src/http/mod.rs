@@ -29,12 +29,12 @@ use crate::ingest;
 use crate::self_metrics::{ReasonLabels, RequestLabels, RouteLabels, SelfMetrics};
 use crate::store::Store;
 
-/// How many scrapes render at once, and how long one beyond waits.
+/// How many requests of a kind run at once, and how long one beyond waits.
 #[derive(Clone, Copy, Debug)]
-pub struct ScrapeLimits {
-    /// Pages rendered at once.
+pub struct ConcurrencyLimits {
+    /// Requests served at once.
     pub max_concurrent: usize,
-    /// How long a scrape waits for a slot before `503`.
+    /// How long a request beyond waits for a slot before it is refused.
     pub max_queue_duration: Duration,
 }
 
@@ -48,7 +48,9 @@ pub struct Settings {
     /// Exposition options.
     pub render: RenderOptions,
     /// Bounds on concurrent scrapes.
-    pub scrapes: ScrapeLimits,
+    pub scrapes: ConcurrencyLimits,
+    /// Bounds on concurrent remote-write requests.
+    pub writes: ConcurrencyLimits,
     /// How long a request body may take to arrive (`None`: no bound).
     pub read_timeout: Option<Duration>,
     /// How long a scraper may take to take each chunk of a page.
@@ -66,6 +68,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// One permit per page that may render at once.
     renders: Arc<Semaphore>,
+    /// One permit per remote-write request that may be served at once.
+    writes: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -75,9 +79,13 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
             decode: config.decode_limits(),
             render: config.render_options(),
-            scrapes: ScrapeLimits {
+            scrapes: ConcurrencyLimits {
                 max_concurrent: config.max_concurrent_scrapes,
                 max_queue_duration: config.max_scrape_queue_duration,
+            },
+            writes: ConcurrencyLimits {
+                max_concurrent: config.max_concurrent_writes,
+                max_queue_duration: config.write_queue_duration,
             },
             read_timeout: Some(config.read_timeout).filter(|d| !d.is_zero()),
             write_timeout: Some(config.write_timeout).filter(|d| !d.is_zero()),
@@ -95,6 +103,7 @@ impl AppState {
             store: Arc::new(Store::new(config.store_limits())),
             metrics: Arc::new(metrics),
             renders: Arc::new(Semaphore::new(settings.scrapes.max_concurrent)),
+            writes: Arc::new(Semaphore::new(settings.writes.max_concurrent)),
             settings: Arc::new(settings),
         }
     }

@@ -15,6 +15,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use std::sync::Arc;
+
 use super::{AppState, Error};
 use crate::ingest::{self, Decoder, Format, Protocol};
 use crate::self_metrics::{EncodingLabels, ReasonLabels};
@@ -113,6 +115,9 @@ async fn ingest(
         header(header::CONTENT_ENCODING),
     )?;
 
+    // Bounded like vmagent's -maxConcurrentInserts: each write in progress
+    // holds up to a body and its decoded form, so their number bounds memory.
+    let _slot = write_slot(app).await?;
     let limit = app.settings.max_body_bytes;
     let declared = header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
@@ -145,6 +150,20 @@ async fn ingest(
         decoder.trim();
         result
     })
+}
+
+/// Waits for one of `--limits.concurrent-writes` slots, up to
+/// `--limits.write-queue-duration`.
+async fn write_slot(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    let wait = app.settings.writes.max_queue_duration;
+    let acquired = tokio::time::timeout(wait, Arc::clone(&app.writes).acquire_owned()).await;
+    match acquired {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(Error::TooManyWrites {
+            limit: app.settings.writes.max_concurrent,
+            waited: wait,
+        }),
+    }
 }
 
 thread_local! {
