@@ -155,6 +155,10 @@ async fn ingest(
 /// Waits for one of `--limits.concurrent-writes` slots, up to
 /// `--limits.write-queue-duration`.
 async fn write_slot(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    // Nearly always free: no timer for that case.
+    if let Ok(permit) = Arc::clone(&app.writes).try_acquire_owned() {
+        return Ok(permit);
+    }
     let wait = app.settings.writes.max_queue_duration;
     let acquired = tokio::time::timeout(wait, Arc::clone(&app.writes).acquire_owned()).await;
     match acquired {
