@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use promgate::proto::{Label, Sample, TimeSeries, WriteRequest};
+use promgate::proto::{Label, Sample, TimeSeries, WriteRequest, v2};
 
 /// How many families `labels` knows.
 pub const FAMILIES: usize = 3;
@@ -287,5 +287,50 @@ impl Generator {
             self.cache.retain(|id, _| live.contains(id));
         }
         out
+    }
+}
+
+/// The same request as Remote-Write 2.0, as Prometheus 3 sends it: every
+/// string interned once per request, `symbols[0]` empty, each series with
+/// metadata of `metric_type` and `help`.
+pub fn to_v2(req: &WriteRequest, metric_type: v2::metadata::MetricType, help: &str) -> v2::Request {
+    let mut symbols = vec![String::new()];
+    let mut index = HashMap::new();
+    let mut sym = |s: &str| -> u32 {
+        *index.entry(s.to_string()).or_insert_with(|| {
+            symbols.push(s.to_string());
+            (symbols.len() - 1) as u32
+        })
+    };
+    let help = sym(help);
+    let timeseries = req
+        .timeseries
+        .iter()
+        .map(|ts| v2::TimeSeries {
+            labels_refs: ts
+                .labels
+                .iter()
+                .flat_map(|l| [sym(&l.name), sym(&l.value)])
+                .collect(),
+            samples: ts
+                .samples
+                .iter()
+                .map(|s| v2::Sample {
+                    value: s.value,
+                    timestamp: s.timestamp,
+                    start_timestamp: 0,
+                })
+                .collect(),
+            metadata: Some(v2::Metadata {
+                r#type: metric_type as i32,
+                help_ref: help,
+                unit_ref: 0,
+            }),
+            ..Default::default()
+        })
+        .collect();
+    v2::Request {
+        symbols,
+        timeseries,
     }
 }

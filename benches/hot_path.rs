@@ -80,51 +80,6 @@ fn snappy(req: &WriteRequest) -> Vec<u8> {
         .unwrap()
 }
 
-/// The same series as Remote-Write 2.0, as Prometheus 3 sends them: every
-/// string interned once, the histogram's metadata with each series.
-fn request_v2(first: usize, ts: i64) -> v2::Request {
-    let v1 = request(first, ts);
-    let mut symbols = vec![String::new()];
-    let mut sym = |s: &str| match symbols.iter().position(|x| x == s) {
-        Some(i) => i as u32,
-        None => {
-            symbols.push(s.to_string());
-            (symbols.len() - 1) as u32
-        }
-    };
-    let help = sym("Request latency.");
-    let timeseries = v1
-        .timeseries
-        .iter()
-        .map(|ts| v2::TimeSeries {
-            labels_refs: ts
-                .labels
-                .iter()
-                .flat_map(|l| [sym(&l.name), sym(&l.value)])
-                .collect(),
-            samples: ts
-                .samples
-                .iter()
-                .map(|s| v2::Sample {
-                    value: s.value,
-                    timestamp: s.timestamp,
-                    start_timestamp: 0,
-                })
-                .collect(),
-            metadata: Some(v2::Metadata {
-                r#type: v2::metadata::MetricType::Histogram as i32,
-                help_ref: help,
-                unit_ref: 0,
-            }),
-            ..Default::default()
-        })
-        .collect();
-    v2::Request {
-        symbols,
-        timeseries,
-    }
-}
-
 fn rules() -> Rules {
     Config::default().decode_limits().rules(ingest::now_ms())
 }
@@ -161,7 +116,14 @@ fn benches(c: &mut Criterion) {
     });
     // The same 500 series as Remote-Write 2.0, metadata with every series.
     let body_v2 = snap::raw::Encoder::new()
-        .compress_vec(&request_v2(0, 1).encode_to_vec())
+        .compress_vec(
+            &shapes::to_v2(
+                &request(0, 1),
+                v2::metadata::MetricType::Histogram,
+                "Request latency.",
+            )
+            .encode_to_vec(),
+        )
         .unwrap();
     let format_v2 = Format {
         protocol: Protocol::RemoteWrite2,

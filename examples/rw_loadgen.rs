@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use promgate::proto::{WriteRequest, v2};
+use promgate::proto::v2;
 
 #[path = "../bench/shapes.rs"]
 mod shapes;
@@ -39,51 +39,6 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
         .and_then(|i| args.get(i + 1))
         .cloned()
         .unwrap_or_else(|| default.to_string())
-}
-
-/// The same request as Remote-Write 2.0, as Prometheus 3 sends it: every
-/// string interned once per request, `symbols[0]` empty, each series with
-/// its family's metadata (type gauge, a help text).
-fn to_v2(req: &WriteRequest) -> v2::Request {
-    let mut symbols = vec![String::new()];
-    let mut index = std::collections::HashMap::new();
-    let mut sym = |s: &str| -> u32 {
-        *index.entry(s.to_string()).or_insert_with(|| {
-            symbols.push(s.to_string());
-            (symbols.len() - 1) as u32
-        })
-    };
-    let help = sym("A series of the load generator.");
-    let timeseries = req
-        .timeseries
-        .iter()
-        .map(|ts| v2::TimeSeries {
-            labels_refs: ts
-                .labels
-                .iter()
-                .flat_map(|l| [sym(&l.name), sym(&l.value)])
-                .collect(),
-            samples: ts
-                .samples
-                .iter()
-                .map(|s| v2::Sample {
-                    value: s.value,
-                    timestamp: s.timestamp,
-                    start_timestamp: 0,
-                })
-                .collect(),
-            metadata: Some(v2::Metadata {
-                r#type: v2::metadata::MetricType::Gauge as i32,
-                help_ref: help,
-                unit_ref: 0,
-            }),
-            ..Default::default()
-        })
-        .collect();
-    v2::Request {
-        symbols,
-        timeseries,
-    }
 }
 
 /// Every request of every round, encoded, before the clock starts; with the
@@ -101,7 +56,12 @@ fn payloads(
         let ts = base + round as i64 * 15_000;
         for req in generator.requests(first_round + round, round, ts) {
             let raw = if protocol == 2 {
-                to_v2(&req).encode_to_vec()
+                shapes::to_v2(
+                    &req,
+                    v2::metadata::MetricType::Gauge,
+                    "A series of the load generator.",
+                )
+                .encode_to_vec()
             } else {
                 req.encode_to_vec()
             };

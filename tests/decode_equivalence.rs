@@ -176,13 +176,24 @@ fn rules() -> Rules {
 
 /// Both decoders' results, comparable (f64 NaNs compare by their Debug text).
 fn both(bytes: &[u8]) -> (Result<String, String>, Result<String, String>) {
-    let fast = decode(bytes, &rules())
-        .map(|b| format!("{b:?}"))
-        .map_err(|e| e.to_string());
-    let reference = decode_with_prost(bytes, &rules())
-        .map(|b| format!("{b:?}"))
-        .map_err(|e| e.to_string());
-    (fast, reference)
+    compare(bytes, decode, decode_with_prost)
+}
+
+/// A decoder of one protocol: the fast one or its prost reference.
+type DecodeFn = fn(&[u8], &Rules) -> Result<promgate::model::WriteBatch, promgate::ingest::Error>;
+
+/// What `fast` and `reference` make of `bytes`, comparable.
+fn compare(
+    bytes: &[u8],
+    fast: DecodeFn,
+    reference: DecodeFn,
+) -> (Result<String, String>, Result<String, String>) {
+    let run = |decode: DecodeFn| {
+        decode(bytes, &rules())
+            .map(|b| format!("{b:?}"))
+            .map_err(|e| e.to_string())
+    };
+    (run(fast), run(reference))
 }
 
 proptest! {
@@ -393,13 +404,7 @@ mod v2 {
     }
 
     fn both(bytes: &[u8]) -> (Result<String, String>, Result<String, String>) {
-        let fast = decode(bytes, &rules())
-            .map(|b| format!("{b:?}"))
-            .map_err(|e| e.to_string());
-        let reference = decode_with_prost(bytes, &rules())
-            .map(|b| format!("{b:?}"))
-            .map_err(|e| e.to_string());
-        (fast, reference)
+        compare(bytes, decode, decode_with_prost)
     }
 
     proptest! {
