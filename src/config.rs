@@ -59,6 +59,10 @@ pub struct Config {
     #[arg(long = "series.ttl", env = "PROMGATE_SERIES_TTL", default_value = "5m", value_parser = parse_duration)]
     pub series_ttl: Duration,
 
+    /// A group pushed through the push API (`/metrics/job/…`) and not pushed to again for this long is deleted (e.g. 1h, 1d); 0 keeps groups until deleted, as the Pushgateway does.
+    #[arg(long = "push.ttl", env = "PROMGATE_PUSH_TTL", default_value = "0s", value_parser = parse_duration)]
+    pub push_ttl: Duration,
+
     /// `original`: exposed samples carry their pushed timestamps; `none`: no timestamps.
     #[arg(
         long = "exposition.timestamps",
@@ -255,6 +259,11 @@ impl Config {
     /// The TTL, or `None` when series are kept forever.
     pub fn ttl(&self) -> Option<Duration> {
         Some(self.series_ttl).filter(|d| !d.is_zero())
+    }
+
+    /// The pushed groups' TTL, or `None` when groups are kept until deleted.
+    pub fn push_ttl(&self) -> Option<Duration> {
+        Some(self.push_ttl).filter(|d| !d.is_zero())
     }
 }
 

@@ -80,6 +80,19 @@ pub struct SelfMetrics {
     pub received_bytes: Family<EncodingLabels, Counter>,
     /// Request body bytes after decompression.
     pub decoded_bytes: Counter,
+    /// Pushed groups held, set at each scrape.
+    pub push_groups: Gauge,
+    /// Pushes stored, by method (`PUT`, `POST`).
+    pub pushes: Family<MethodLabels, Counter>,
+    /// Groups removed because nothing was pushed to them within --push.ttl.
+    pub groups_expired: Counter,
+}
+
+/// Labels of the push counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// The HTTP method.
+    pub method: &'static str,
 }
 
 impl Default for SelfMetrics {
@@ -110,6 +123,9 @@ impl SelfMetrics {
             metadata_families: Gauge::default(),
             received_bytes: Family::default(),
             decoded_bytes: Counter::default(),
+            push_groups: Gauge::default(),
+            pushes: Family::default(),
+            groups_expired: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -187,6 +203,21 @@ impl SelfMetrics {
             "decoded_bytes",
             "Remote-write body bytes after decompression",
             m.decoded_bytes.clone(),
+        );
+        r.register(
+            "push_groups",
+            "Groups pushed through the push API and held",
+            m.push_groups.clone(),
+        );
+        r.register(
+            "pushes",
+            "Pushes stored through the push API, by method",
+            m.pushes.clone(),
+        );
+        r.register(
+            "push_groups_expired",
+            "Pushed groups removed because nothing was pushed to them within --push.ttl",
+            m.groups_expired.clone(),
         );
         // Every reason starts at zero, so `rate()` and alerts see the series
         // before the first rejection happens.

@@ -167,20 +167,26 @@ fn sweep_period(ttl: Option<Duration>) -> Duration {
     })
 }
 
-/// Removes expired series every so often, whether or not anyone scrapes,
-/// and the names that have no series left whatever the TTL.
+/// Removes expired series and pushed groups (`state.settings.push_ttl`)
+/// every so often, whether or not anyone scrapes, and the names that have
+/// no series left whatever the TTL.
 pub fn spawn_sweeper(state: &AppState, ttl: Option<Duration>) -> JoinHandle<()> {
     let store: Arc<Store> = Arc::clone(&state.store);
     let metrics = Arc::clone(&state.metrics);
-    let period = sweep_period(ttl);
+    let push_ttl = state.settings.push_ttl;
+    let period = sweep_period(ttl).min(sweep_period(push_ttl));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let store = Arc::clone(&store);
-            match tokio::task::spawn_blocking(move || store.sweep(ttl)).await {
-                Ok(removed) => {
+            let swept = tokio::task::spawn_blocking(move || {
+                (store.sweep_groups(push_ttl), store.sweep(ttl))
+            });
+            match swept.await {
+                Ok((groups, removed)) => {
+                    metrics.groups_expired.inc_by(groups as u64);
                     metrics.series_expired.inc_by(removed as u64);
                 }
                 Err(e) => tracing::error!(error = %e, "series sweep failed"),

@@ -71,7 +71,9 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
                 buf.extend_from_slice(s.key);
                 buf.push(b' ');
                 write_float(&mut buf, s.sample.value);
-                if opts.timestamps == TimestampPolicy::Original {
+                // Pushed series carry no timestamp, as on the Pushgateway's
+                // page: the scraper stamps them, so they never look stale.
+                if opts.timestamps == TimestampPolicy::Original && !s.traits.pushed() {
                     buf.push(b' ');
                     buf.extend_from_slice(ts.format(s.sample.timestamp_ms).as_bytes());
                 }

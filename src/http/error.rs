@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::ingest;
 use crate::model::Rejection;
+use crate::store::PushConflict;
 
 /// Why a request was not (fully) served.
 #[derive(Debug)]
@@ -69,6 +70,9 @@ pub enum Error {
     },
     /// The render thread could not be started (the cause is logged).
     RenderUnavailable,
+    /// A push that parsed but is inconsistent with other groups, or would
+    /// overfill the store; nothing of it was stored.
+    PushConflict(PushConflict),
     /// No such route.
     NotFound,
 }
@@ -76,7 +80,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 16] = [
+    pub const REASONS: [&'static str; 21] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -92,6 +96,11 @@ impl Error {
         "too_many_scrapes",
         "too_many_writes",
         "render_unavailable",
+        "invalid_push_path",
+        "unsupported_push_encoding",
+        "invalid_push",
+        "inconsistent_push",
+        "push_series_limit",
         "not_found",
     ];
 
@@ -102,12 +111,15 @@ impl Error {
                 ingest::Error::UnsupportedMediaType(_)
                 | ingest::Error::UnsupportedProtocol(_)
                 | ingest::Error::UnsupportedEncoding(_)
-                | ingest::Error::SchemaMismatch { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                | ingest::Error::SchemaMismatch { .. }
+                | ingest::Error::UnsupportedPushEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ingest::Error::DecodedTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 ingest::Error::Decompress { .. }
                 | ingest::Error::Protobuf(_)
                 | ingest::Error::ProtobufV2(_)
-                | ingest::Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+                | ingest::Error::InvalidRequest(_)
+                | ingest::Error::InvalidGrouping(_)
+                | ingest::Error::InvalidPush(_) => StatusCode::BAD_REQUEST,
             },
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
@@ -117,6 +129,8 @@ impl Error {
             }
             // The 2.0 spec's answer to an overloaded receiver; senders retry it.
             Error::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // The Pushgateway's answer; batch jobs do not retry a push.
+            Error::PushConflict(_) => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -133,6 +147,9 @@ impl Error {
                 ingest::Error::Protobuf(_) | ingest::Error::ProtobufV2(_) => "malformed_protobuf",
                 ingest::Error::InvalidRequest(_) => "invalid_request",
                 ingest::Error::SchemaMismatch { .. } => "schema_mismatch",
+                ingest::Error::InvalidGrouping(_) => "invalid_push_path",
+                ingest::Error::UnsupportedPushEncoding(_) => "unsupported_push_encoding",
+                ingest::Error::InvalidPush(_) => "invalid_push",
             },
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::BodyRead(_) => "body_read",
@@ -141,6 +158,8 @@ impl Error {
             Error::TooManyScrapes { .. } => "too_many_scrapes",
             Error::TooManyWrites { .. } => "too_many_writes",
             Error::RenderUnavailable => "render_unavailable",
+            Error::PushConflict(PushConflict::SeriesLimit(_)) => "push_series_limit",
+            Error::PushConflict(_) => "inconsistent_push",
             Error::NotFound => "not_found",
         }
     }
@@ -197,8 +216,11 @@ impl fmt::Display for Error {
             Error::RenderUnavailable => {
                 f.write_str("cannot start rendering the page now; retry later")
             }
+            Error::PushConflict(c) => {
+                write!(f, "pushed metrics are inconsistent with existing metrics: {c}")
+            }
             Error::NotFound => f.write_str(
-                "not found: promgate serves POST /api/v1/write, GET /metrics, /-/metrics, /-/healthy, /-/ready",
+                "not found: promgate serves POST /api/v1/write, GET /metrics, PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}, GET /api/v1/metrics, /api/v1/status, PUT /api/v1/admin/wipe, /-/metrics, /-/healthy, /-/ready",
             ),
         }
     }
@@ -262,6 +284,17 @@ mod tests {
                 waited: Duration::ZERO,
             },
             Error::RenderUnavailable,
+            Error::Ingest(ingest::Error::InvalidGrouping(String::new())),
+            Error::Ingest(ingest::Error::UnsupportedPushEncoding(String::new())),
+            Error::Ingest(ingest::Error::InvalidPush(String::new())),
+            Error::PushConflict(PushConflict::DuplicateSeries {
+                key: String::new(),
+                group: String::new(),
+            }),
+            Error::PushConflict(PushConflict::SeriesLimit(Rejection {
+                reason: RejectReason::SeriesLimit,
+                detail: String::new(),
+            })),
             Error::NotFound,
         ];
         let reasons: Vec<_> = all.iter().map(Error::reason).collect();

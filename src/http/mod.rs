@@ -4,9 +4,11 @@
 //! This is the only module that knows about statuses: the layers below
 //! return their own errors, and [`Error`] maps each to its answer.
 
+mod body;
 mod error;
 mod exposition;
 mod ops;
+mod push;
 mod write;
 
 pub use error::Error;
@@ -18,7 +20,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tokio::sync::Semaphore;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
@@ -55,6 +57,10 @@ pub struct Settings {
     pub read_timeout: Option<Duration>,
     /// How long a scraper may take to take each chunk of a page.
     pub write_timeout: Option<Duration>,
+    /// How long a pushed group lives without a push (`None`: until deleted).
+    pub push_ttl: Option<Duration>,
+    /// When promgate started (the status API shows it).
+    pub started: std::time::SystemTime,
 }
 
 /// What every handler shares.
@@ -89,6 +95,8 @@ impl AppState {
             },
             read_timeout: Some(config.read_timeout).filter(|d| !d.is_zero()),
             write_timeout: Some(config.write_timeout).filter(|d| !d.is_zero()),
+            push_ttl: config.push_ttl(),
+            started: std::time::SystemTime::now(),
         };
         let metrics = SelfMetrics::new();
         // Every reason starts at zero, so `rate()` and alerts see the series
@@ -110,12 +118,17 @@ impl AppState {
 }
 
 /// The routes promgate serves; also the values of the `route` label.
-const ROUTES: [&str; 5] = [
+const ROUTES: [&str; 10] = [
     "/api/v1/write",
     "/metrics",
     "/-/metrics",
     "/-/healthy",
     "/-/ready",
+    "/metrics/job/{*grouping}",
+    "/metrics/job@base64/{*grouping}",
+    "/api/v1/metrics",
+    "/api/v1/status",
+    "/api/v1/admin/wipe",
 ];
 
 /// Builds the router over `state`.
@@ -126,6 +139,17 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[2], get(ops::self_metrics))
         .route(ROUTES[3], get(ops::healthy))
         .route(ROUTES[4], get(ops::ready))
+        .route(
+            ROUTES[5],
+            put(push::push).post(push::push).delete(push::delete),
+        )
+        .route(
+            ROUTES[6],
+            put(push::push).post(push::push).delete(push::delete),
+        )
+        .route(ROUTES[7], get(push::metrics_api))
+        .route(ROUTES[8], get(push::status_api))
+        .route(ROUTES[9], put(push::wipe))
         .route_layer(middleware::from_fn_with_state(state.metrics.clone(), track))
         .fallback(not_found)
         // Compresses the small answers (/-/metrics, errors) when asked;

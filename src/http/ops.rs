@@ -18,6 +18,7 @@ pub(super) async fn self_metrics(State(app): State<AppState>) -> impl IntoRespon
     let m = &app.metrics;
     m.live_series.set(app.store.live_series() as i64);
     m.metadata_families.set(app.store.metadata_len() as i64);
+    m.push_groups.set(app.store.group_count() as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -13,7 +13,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use std::sync::Arc;
 
@@ -118,24 +117,7 @@ async fn ingest(
     // Bounded like vmagent's -maxConcurrentInserts: each write in progress
     // holds up to a body and its decoded form, so their number bounds memory.
     let _slot = write_slot(app).await?;
-    let limit = app.settings.max_body_bytes;
-    let declared = header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Error::BodyTooLarge { limit });
-    }
-    let collect = Limited::new(body, limit).collect();
-    let collected = match app.settings.read_timeout {
-        None => collect.await,
-        Some(after) => tokio::time::timeout(after, collect)
-            .await
-            .map_err(|_| Error::BodyTimeout { after })?,
-    };
-    let body = collected
-        .map_err(|e| match e.downcast_ref::<LengthLimitError>() {
-            Some(_) => Error::BodyTooLarge { limit },
-            None => Error::BodyRead(e.to_string()),
-        })?
-        .to_bytes();
+    let body = super::body::read(app, headers, body).await?;
     app.metrics
         .received_bytes
         .get_or_create(&EncodingLabels {
@@ -154,7 +136,7 @@ async fn ingest(
 
 /// Waits for one of `--limits.concurrent-writes` slots, up to
 /// `--limits.write-queue-duration`.
-async fn write_slot(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+pub(super) async fn write_slot(app: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
     // Nearly always free: no timer for that case.
     if let Ok(permit) = Arc::clone(&app.writes).try_acquire_owned() {
         return Ok(permit);

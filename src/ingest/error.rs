@@ -44,6 +44,14 @@ pub enum Error {
     /// A Remote-Write 2.0 request breaking a rule of the whole message
     /// (the symbols table must start with the empty string).
     InvalidRequest(String),
+    /// A push path (`/metrics/job/<job>{/<label>/<value>}`) that names no
+    /// valid grouping key.
+    InvalidGrouping(String),
+    /// A push's `Content-Encoding` other than gzip, snappy or identity.
+    UnsupportedPushEncoding(String),
+    /// A pushed body that parsed but cannot be stored as a whole (a push is
+    /// all or nothing).
+    InvalidPush(String),
 }
 
 impl fmt::Display for Error {
@@ -83,6 +91,12 @@ impl fmt::Display for Error {
                 write!(f, "malformed protobuf io.prometheus.write.v2.Request: {e}")
             }
             Error::InvalidRequest(e) => write!(f, "invalid remote-write 2.0 request: {e}"),
+            Error::InvalidGrouping(e) => write!(f, "invalid push path: {e}"),
+            Error::UnsupportedPushEncoding(e) => write!(
+                f,
+                "unsupported Content-Encoding {e:?} for a push: expected gzip, snappy or identity"
+            ),
+            Error::InvalidPush(e) => write!(f, "pushed metrics are invalid: {e}"),
             Error::SchemaMismatch {
                 sent_as,
                 looks_like,

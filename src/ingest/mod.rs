@@ -13,6 +13,8 @@
 mod decompress;
 mod error;
 pub mod lower;
+mod parsed;
+pub mod push;
 pub mod v1;
 pub mod v2;
 pub mod wire;

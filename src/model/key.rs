@@ -37,8 +37,12 @@ impl SeriesTraits {
     pub const NO_LE: u8 = 16;
     /// The key has no `quantile` label.
     pub const NO_QUANTILE: u8 = 32;
+    /// The series was pushed to a group (the push API), not remote-written:
+    /// exposed without a timestamp, kept until its group goes rather than
+    /// for `--series.ttl`.
+    pub const PUSHED: u8 = 64;
     /// How many traits there are (bits `0..COUNT`).
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
 
     /// The traits of a label set whose `le` and `quantile` labels (if any)
     /// were seen as `le` and `quantile`.
@@ -77,6 +81,11 @@ impl SeriesTraits {
     pub fn bad_quantile(self) -> bool {
         self.0 & Self::BAD_QUANTILE != 0
     }
+
+    /// Was the series pushed to a group ([`SeriesTraits::PUSHED`])?
+    pub fn pushed(self) -> bool {
+        self.0 & Self::PUSHED != 0
+    }
 }
 
 /// Where a canonical key was written in the caller's buffer.
@@ -90,6 +99,39 @@ pub struct KeySpan {
     pub name_len: u32,
     /// Facts for the exposition.
     pub traits: SeriesTraits,
+}
+
+/// Reads a canonical key (as [`build_key`] writes it) back into its metric
+/// name and labels, values unescaped. A string that is not a canonical key
+/// yields what could be read of it.
+pub fn parse_key(key: &str) -> (String, Vec<(String, String)>) {
+    let Some((name, rest)) = key.split_once('{') else {
+        return (key.to_string(), Vec::new());
+    };
+    let mut labels = Vec::new();
+    let mut rest = rest;
+    while let Some((label, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.push((label.to_string(), value));
+        rest = after[end..].trim_start_matches(',');
+    }
+    (name.to_string(), labels)
 }
 
 /// Which bytes may appear in names: bit 0 — first byte of a label name,
@@ -248,9 +290,48 @@ pub fn build_key<'a>(
     scratch: &mut Vec<(&'a str, &'a str)>,
     out: &mut String,
 ) -> Result<KeySpan, Rejection> {
-    let reject = |reason, detail: String| Err(Rejection { reason, detail });
     scratch.clear();
     scratch.extend(labels.into_iter().filter(|(_, v)| !v.is_empty()));
+    write_key(limits, scratch, out)
+}
+
+/// [`build_key`] for a series pushed to a group: the key always carries an
+/// `instance` label, `instance=""` when the push gave none, as the
+/// Pushgateway exposes it ("About the job and instance labels" in its
+/// README) so that a scraper with `honor_labels: true` attaches no
+/// `instance` of its own; and the traits carry [`SeriesTraits::PUSHED`].
+///
+/// # Errors
+///
+/// As [`build_key`].
+pub fn build_pushed_key<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    limits: &SeriesLimits,
+    scratch: &mut Vec<(&'a str, &'a str)>,
+    out: &mut String,
+) -> Result<KeySpan, Rejection> {
+    scratch.clear();
+    let mut has_instance = false;
+    scratch.extend(labels.into_iter().filter(|&(n, v)| {
+        has_instance |= n == "instance" && !v.is_empty();
+        !v.is_empty()
+    }));
+    if !has_instance {
+        scratch.push(("instance", ""));
+    }
+    let mut span = write_key(limits, scratch, out)?;
+    span.traits = SeriesTraits(span.traits.0 | SeriesTraits::PUSHED);
+    Ok(span)
+}
+
+/// Validates the label set in `scratch` (empty values already dropped) and
+/// writes its canonical key to `out`.
+fn write_key<'a>(
+    limits: &SeriesLimits,
+    scratch: &mut [(&'a str, &'a str)],
+    out: &mut String,
+) -> Result<KeySpan, Rejection> {
+    let reject = |reason, detail: String| Err(Rejection { reason, detail });
     // Prometheus sends label sets sorted by name; then this one check also
     // proves the names distinct.
     if !scratch.is_sorted_by(|a, b| a.0 < b.0) {

@@ -8,8 +8,8 @@
 mod key;
 
 pub use key::{
-    KeySpan, KeyWriter, SeriesTraits, build_key, escape_label_value, is_text_format_float,
-    is_valid_label_name, is_valid_metric_name,
+    KeySpan, KeyWriter, SeriesTraits, build_key, build_pushed_key, escape_label_value,
+    is_text_format_float, is_valid_label_name, is_valid_metric_name, parse_key,
 };
 
 use std::fmt;

@@ -22,10 +22,12 @@
 
 mod apply;
 mod entry;
+mod groups;
 mod table;
 mod view;
 
 pub use apply::ApplyOutcome;
+pub use groups::{FamilyView, GroupView, PushConflict, PushOutcome};
 pub use view::{MetricView, Parts, SeriesRef};
 
 use std::sync::Arc;
@@ -58,6 +60,7 @@ pub struct Store {
     live: AtomicUsize,
     limits: StoreLimits,
     epoch: Instant,
+    groups: groups::Groups,
 }
 
 impl Store {
@@ -74,6 +77,7 @@ impl Store {
             live: AtomicUsize::new(0),
             limits,
             epoch: Instant::now(),
+            groups: groups::Groups::default(),
         }
     }
 
@@ -93,9 +97,11 @@ impl Store {
         self.metadata.len()
     }
 
-    /// Removes series and metadata not updated for `ttl` (none when `ttl` is
-    /// `None`, series kept forever), then the names left with no series;
-    /// returns how many series expired. Takes one shard lock at a time.
+    /// Removes remote-written series and metadata not updated for `ttl`
+    /// (none when `ttl` is `None`, series kept forever), then the names left
+    /// with no series; returns how many series expired. Pushed series stay:
+    /// they leave with their group ([`Store::sweep_groups`]). Takes one
+    /// shard lock at a time.
     pub fn sweep(&self, ttl: Option<Duration>) -> usize {
         let mut removed = 0;
         if let Some(ttl) = ttl {
@@ -110,7 +116,7 @@ impl Store {
                 let metric = metric.metric();
                 for shard in metric.shards.iter() {
                     write(shard).retain(|e| {
-                        if expired(e.touched()) {
+                        if expired(e.touched()) && !e.traits().pushed() {
                             metric.removed(e.traits());
                             removed += 1;
                             false

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::Store;
 use super::table::{Metric, read};
-use crate::model::Sample;
+use crate::model::{Sample, SeriesTraits};
 
 /// One live series as a reader sees it.
 #[derive(Clone, Copy, Debug)]
@@ -20,6 +20,8 @@ pub struct SeriesRef<'a> {
     pub key: &'a [u8],
     /// The latest sample.
     pub sample: Sample,
+    /// Facts about the series, pushed or not among them.
+    pub traits: SeriesTraits,
 }
 
 /// One metric name and its series, as of [`Store::metrics`]; series written
@@ -82,6 +84,7 @@ impl Parts<'_> {
             f(SeriesRef {
                 key: e.key(),
                 sample: e.sample(),
+                traits: e.traits(),
             });
         }
         true

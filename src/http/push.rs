@@ -1,0 +1,401 @@
+//! The Pushgateway's push API (its README, "API"): `PUT`, `POST` and
+//! `DELETE` on `/metrics/job/<job>{/<label>/<value>}` (and `job@base64`,
+//! `<label>@base64`), its query API (`GET /api/v1/metrics`,
+//! `GET /api/v1/status`) and `PUT /api/v1/admin/wipe`.
+//!
+//! Answers as the Pushgateway does: `200` for a stored push, `202` for a
+//! delete or a wipe, `400` with a one-line reason for a bad path, a body
+//! that does not parse, or a push inconsistent with other groups; plus
+//! promgate's own limits (`413`, `408`, `415`, `429`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde_json::{Map, Value, json};
+
+use super::{AppState, Error};
+use crate::ingest::{self, push::Grouping};
+use crate::model::MetricType;
+use crate::self_metrics::{MethodLabels, ReasonLabels};
+use crate::store::GroupView;
+
+/// Go's `base64.RawURLEncoding` as the Pushgateway uses it: URL-safe
+/// alphabet, padding stripped before decoding, trailing bits ignored.
+const BASE64_URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Path prefixes of the push API: plain job, base64 job.
+const JOB: &str = "/metrics/job/";
+const JOB_BASE64: &str = "/metrics/job@base64/";
+
+fn decode_base64(what: &str, s: &str) -> Result<String, Error> {
+    let bytes = BASE64_URL.decode(s.trim_end_matches('=')).map_err(|e| {
+        ingest::Error::InvalidGrouping(format!("invalid base64 encoding in {what} {s:?}: {e}"))
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        ingest::Error::InvalidGrouping(format!("{what} {s:?} is not UTF-8 once decoded")).into()
+    })
+}
+
+/// The grouping key of a push path, read as the Pushgateway reads it: the
+/// whole path percent-decoded first (so an encoded `/` still separates;
+/// base64 is the way to carry one), then split at `/`.
+fn grouping(uri: &Uri) -> Result<Grouping, Error> {
+    let path = uri.path();
+    let (rest, job_base64) = match path.strip_prefix(JOB_BASE64) {
+        Some(rest) => (rest, true),
+        None => (path.strip_prefix(JOB).unwrap_or(""), false),
+    };
+    let rest = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| {
+            ingest::Error::InvalidGrouping("path is not UTF-8 once percent-decoded".into())
+        })?;
+    let (job, labels) = rest.split_once('/').unwrap_or((&rest, ""));
+    let job = if job_base64 {
+        decode_base64("job name", job)?
+    } else {
+        job.to_string()
+    };
+    let mut pairs = Vec::new();
+    if !labels.is_empty() {
+        let parts: Vec<&str> = labels.split('/').collect();
+        if !parts.len().is_multiple_of(2) {
+            return Err(ingest::Error::InvalidGrouping(format!(
+                "odd number of components in label string \"/{labels}\""
+            ))
+            .into());
+        }
+        for pair in parts.chunks(2) {
+            let (name, value) = (pair[0], pair[1]);
+            pairs.push(match name.strip_suffix("@base64") {
+                Some(name) => (
+                    name.to_string(),
+                    decode_base64(&format!("label {name}"), value)?,
+                ),
+                None => (name.to_string(), value.to_string()),
+            });
+        }
+    }
+    Ok(Grouping::new(job, pairs)?)
+}
+
+fn count_rejection(app: &AppState, e: &Error) {
+    let labels = ReasonLabels { reason: e.reason() };
+    app.metrics.requests_rejected.get_or_create(&labels).inc();
+    tracing::debug!(reason = e.reason(), error = %e, "push refused");
+}
+
+/// `PUT` (replace the group) and `POST` (replace the families pushed).
+pub(super) async fn push(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let replace = method == Method::PUT;
+    match push_inner(&app, replace, &uri, &headers, body).await {
+        Ok(()) => {
+            let method = if replace { "PUT" } else { "POST" };
+            app.metrics
+                .pushes
+                .get_or_create(&MethodLabels { method })
+                .inc();
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            count_rejection(&app, &e);
+            e.into_response()
+        }
+    }
+}
+
+async fn push_inner(
+    app: &AppState,
+    replace: bool,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), Error> {
+    let grouping = grouping(uri)?;
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let encoding = ingest::push::PushEncoding::from_header(header(header::CONTENT_ENCODING))?;
+    let delimited = ingest::push::is_delimited_protobuf(header(header::CONTENT_TYPE));
+    // A push holds a body and its parsed form like a remote write does, so
+    // it takes one of the same slots.
+    let _slot = super::write::write_slot(app).await?;
+    let body = super::body::read(app, headers, body).await?;
+    let app = app.clone();
+    // Parsing and applying a large group takes milliseconds: off the
+    // runtime's workers.
+    tokio::task::spawn_blocking(move || {
+        let limits = &app.settings.decode;
+        let body = ingest::push::decompress(encoding, &body, limits.max_decoded_bytes)?;
+        app.metrics.decoded_bytes.inc_by(body.len() as u64);
+        let families = if delimited {
+            ingest::push::parse_delimited(&body)?
+        } else {
+            ingest::push::parse_text(&body)?
+        };
+        ingest::push::check_push(&families)?;
+        let now = SystemTime::now();
+        let rules = limits.rules(ingest::now_ms());
+        let pushed = ingest::push::lower(&families, &grouping, &rules, 0)?;
+        let outcome = app
+            .store
+            .push(&grouping, pushed, replace, now)
+            .map_err(Error::PushConflict)?;
+        app.metrics
+            .record(&crate::model::Rejections::default(), &outcome.applied);
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// `DELETE`: removes the group; `202` whether or not it existed.
+pub(super) async fn delete(State(app): State<AppState>, uri: Uri) -> Response {
+    match grouping(&uri) {
+        Ok(g) => {
+            let store = Arc::clone(&app.store);
+            // Removing a large group takes a while: off the runtime's workers.
+            let _ = tokio::task::spawn_blocking(move || store.delete_group(&g)).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+        Err(e) => {
+            count_rejection(&app, &e);
+            e.into_response()
+        }
+    }
+}
+
+/// `PUT /api/v1/admin/wipe`: removes every pushed group (remote-written
+/// series stay); `202`.
+pub(super) async fn wipe(State(app): State<AppState>) -> Response {
+    let store = Arc::clone(&app.store);
+    let n = tokio::task::spawn_blocking(move || store.wipe_groups())
+        .await
+        .unwrap_or(0);
+    tracing::info!(groups = n, "wiped every pushed group");
+    StatusCode::ACCEPTED.into_response()
+}
+
+fn json_response(data: Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"status": "success", "data": data}).to_string(),
+    )
+        .into_response()
+}
+
+/// The Pushgateway's names of the types (`dto.MetricType`).
+fn type_name(t: MetricType) -> &'static str {
+    match t {
+        MetricType::Counter => "COUNTER",
+        MetricType::Gauge => "GAUGE",
+        MetricType::Histogram => "HISTOGRAM",
+        MetricType::Summary => "SUMMARY",
+        MetricType::GaugeHistogram => "GAUGE_HISTOGRAM",
+        _ => "UNTYPED",
+    }
+}
+
+fn number(v: f64) -> Value {
+    let mut buf = Vec::new();
+    crate::exposition::write_float(&mut buf, v);
+    Value::String(String::from_utf8(buf).unwrap_or_default())
+}
+
+fn rfc3339(unix_seconds: f64) -> String {
+    let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(unix_seconds.max(0.0));
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+/// One group in the shape of the Pushgateway's `GET /api/v1/metrics`:
+/// grouping labels, `last_push_successful`, and per family its time, type,
+/// HELP and series (`value`; histograms `buckets`/`count`/`sum`, summaries
+/// `quantiles`/`count`/`sum`).
+fn group_json(g: &GroupView) -> Value {
+    let mut o = Map::new();
+    let labels: Map<String, Value> = g
+        .labels
+        .iter()
+        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+        .collect();
+    o.insert("labels".into(), Value::Object(labels));
+    o.insert(
+        "last_push_successful".into(),
+        Value::Bool(g.push_failure_time <= g.push_time),
+    );
+    for f in &g.families {
+        // Per label set (without `le`/`quantile`): its JSON object.
+        let mut metrics: Vec<(Labels, Map<String, Value>)> = Vec::new();
+        for (key, value) in &f.series {
+            let (name, mut labels) = crate::model::parse_key(key);
+            let suffix = name.strip_prefix(f.name.as_str()).unwrap_or("");
+            let structured = matches!(f.metric_type, MetricType::Histogram | MetricType::Summary);
+            let (field, bound) = match (f.metric_type, suffix) {
+                (MetricType::Histogram, "_bucket") => ("buckets", take_label(&mut labels, "le")),
+                (MetricType::Summary, "") => ("quantiles", take_label(&mut labels, "quantile")),
+                (_, "_sum") if structured => ("sum", None),
+                (_, "_count") if structured => ("count", None),
+                _ => ("value", None),
+            };
+            let slot = match metrics.iter().position(|(l, _)| *l == labels) {
+                Some(i) => &mut metrics[i].1,
+                None => {
+                    let mut m = Map::new();
+                    let l: Map<String, Value> = labels
+                        .iter()
+                        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                        .collect();
+                    m.insert("labels".into(), Value::Object(l));
+                    metrics.push((labels, m));
+                    &mut metrics.last_mut().expect("just pushed").1
+                }
+            };
+            match bound {
+                Some(b) => {
+                    let map = slot
+                        .entry(field)
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(map) = map {
+                        map.insert(b, number(*value));
+                    }
+                }
+                None => {
+                    slot.insert(field.into(), number(*value));
+                }
+            }
+        }
+        let mut family = Map::new();
+        family.insert("time_stamp".into(), Value::String(rfc3339(f.pushed_at)));
+        family.insert(
+            "type".into(),
+            Value::String(type_name(f.metric_type).into()),
+        );
+        if !f.help.is_empty() {
+            family.insert("help".into(), Value::String(f.help.clone()));
+        }
+        family.insert(
+            "metrics".into(),
+            Value::Array(metrics.into_iter().map(|(_, m)| Value::Object(m)).collect()),
+        );
+        o.insert(f.name.clone(), Value::Object(family));
+    }
+    Value::Object(o)
+}
+
+type Labels = Vec<(String, String)>;
+
+fn take_label(labels: &mut Labels, name: &str) -> Option<String> {
+    let i = labels.iter().position(|(n, _)| n == name)?;
+    Some(labels.remove(i).1)
+}
+
+/// `GET /api/v1/metrics`: every pushed group, as the Pushgateway lists them.
+pub(super) async fn metrics_api(State(app): State<AppState>) -> Response {
+    let groups = app.store.group_views();
+    json_response(Value::Array(groups.iter().map(group_json).collect()))
+}
+
+/// `GET /api/v1/status`: build information and start time, as the
+/// Pushgateway's (its `flags` are promgate's own, not listed).
+pub(super) async fn status_api(State(app): State<AppState>) -> Response {
+    json_response(json!({
+        "build_information": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "program": "promgate",
+        },
+        "start_time": humantime::format_rfc3339_seconds(app.settings.started).to_string(),
+        "flags": {},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(path: &str) -> Result<Vec<(String, String)>, String> {
+        let uri: Uri = path.parse().unwrap();
+        grouping(&uri)
+            .map(|g| g.labels().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+    }
+
+    #[test]
+    fn paths_read_as_the_pushgateway_reads_them() {
+        assert_eq!(labels("/metrics/job/j").unwrap(), pairs(&[("job", "j")]));
+        assert_eq!(
+            labels("/metrics/job/j/instance/i/a/b").unwrap(),
+            pairs(&[("a", "b"), ("instance", "i"), ("job", "j")])
+        );
+        // Its README's examples: a base64 value with a slash, an empty value,
+        // percent-encoded UTF-8, and base64 UTF-8.
+        assert_eq!(
+            labels("/metrics/job/directory_cleaner/path@base64/L3Zhci90bXA").unwrap(),
+            pairs(&[("job", "directory_cleaner"), ("path", "/var/tmp")])
+        );
+        assert_eq!(
+            labels("/metrics/job/example/first_label@base64/=/second_label/foobar").unwrap(),
+            pairs(&[
+                ("first_label", ""),
+                ("job", "example"),
+                ("second_label", "foobar")
+            ])
+        );
+        let titan = pairs(&[("job", "titan"), ("name", "Προμηθεύς")]);
+        assert_eq!(
+            labels(
+                "/metrics/job/titan/name/%CE%A0%CF%81%CE%BF%CE%BC%CE%B7%CE%B8%CE%B5%CF%8D%CF%82"
+            )
+            .unwrap(),
+            titan
+        );
+        assert_eq!(
+            labels("/metrics/job/titan/name@base64/zqDPgc6_zrzOt864zrXPjc-C").unwrap(),
+            titan
+        );
+        assert_eq!(
+            labels("/metrics/job@base64/L2Jpbg").unwrap(),
+            pairs(&[("job", "/bin")])
+        );
+        // A trailing slash adds nothing; a label named job is overridden.
+        assert_eq!(labels("/metrics/job/j/").unwrap(), pairs(&[("job", "j")]));
+        assert_eq!(
+            labels("/metrics/job/j/job/k").unwrap(),
+            pairs(&[("job", "j")])
+        );
+    }
+
+    #[test]
+    fn bad_paths_get_the_pushgateway_reasons() {
+        let e = labels("/metrics/job/j/a").unwrap_err();
+        assert!(e.contains("odd number of components"), "{e}");
+        let e = labels("/metrics/job/j/__a/b").unwrap_err();
+        assert!(e.contains("improper label name"), "{e}");
+        let e = labels("/metrics/job/j/a-b/c").unwrap_err();
+        assert!(e.contains("improper label name"), "{e}");
+        let e = labels("/metrics/job@base64/=").unwrap_err();
+        assert!(e.contains("job name is required"), "{e}");
+        let e = labels("/metrics/job/j/a@base64/!!").unwrap_err();
+        assert!(e.contains("invalid base64"), "{e}");
+        let e = labels("/metrics/job/j/a@base64/_w").unwrap_err();
+        assert!(e.contains("not UTF-8"), "{e}");
+    }
+}

@@ -1,0 +1,321 @@
+//! Pushed groups → model: the Pushgateway's push API (its README, "API" and
+//! "About the job and instance labels"), lowered into the same
+//! [`WriteBatch`] as remote write.
+//!
+//! A push is all or nothing, as in the Pushgateway: one invalid series, a
+//! timestamp, or two samples of one series refuse the whole body, so
+//! [`lower`] returns an [`Error`] rather than per-series rejections.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use super::Error;
+use super::lower::Rules;
+use crate::model::{
+    self, Metadata, MetricType, Sample, SeriesUpdate, WriteBatch, build_pushed_key,
+    escape_label_value,
+};
+
+pub use super::parsed::{ParsedFamily, ParsedSample, check_push, parse_delimited, parse_text};
+
+/// The series every group carries, set by promgate: pushed families of these
+/// names are dropped, as the Pushgateway overrides them.
+pub const PUSH_TIME: &str = "push_time_seconds";
+/// See [`PUSH_TIME`].
+pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+/// HELP of [`PUSH_TIME`], the Pushgateway's words.
+pub const PUSH_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
+/// HELP of [`PUSH_FAILURE_TIME`], the Pushgateway's words.
+pub const PUSH_FAILURE_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway failed.";
+
+/// A group's grouping key: `job` and any further labels of the push path,
+/// sorted by name, names distinct (a later one in the path wins, and `job`
+/// always comes from its own path segment).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Grouping {
+    labels: Vec<(String, String)>,
+    id: String,
+}
+
+impl Grouping {
+    /// The grouping key of job `job` and the path's further `labels`, in
+    /// path order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidGrouping`] for an empty job, or a label name that is
+    /// not a legacy label name or starts with `__` (as the Pushgateway
+    /// answers).
+    pub fn new(job: String, labels: Vec<(String, String)>) -> Result<Self, Error> {
+        if job.is_empty() {
+            return Err(Error::InvalidGrouping("job name is required".into()));
+        }
+        let mut all: Vec<(String, String)> = Vec::with_capacity(labels.len() + 1);
+        for (name, value) in labels {
+            if !model::is_valid_label_name(&name) || name.starts_with("__") {
+                return Err(Error::InvalidGrouping(format!(
+                    "improper label name {name:?}"
+                )));
+            }
+            match all.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => all.push((name, value)),
+            }
+        }
+        all.retain(|(n, _)| n != "job");
+        all.push(("job".into(), job));
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut id = String::from("{");
+        for (i, (n, v)) in all.iter().enumerate() {
+            if i > 0 {
+                id.push(',');
+            }
+            let _ = write!(id, "{n}=\"");
+            escape_label_value(&mut id, v);
+            id.push('"');
+        }
+        id.push('}');
+        Ok(Grouping { labels: all, id })
+    }
+
+    /// The labels, sorted by name.
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    /// The key as a label set, `{job="a",x="b"}`: unique per group, and
+    /// how errors and logs name it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// One family of a push: where its series are in the batch.
+#[derive(Clone, Debug)]
+pub struct PushedFamily {
+    /// The family name (a histogram's, not its `_bucket` series').
+    pub name: String,
+    /// Its type (`Unknown` for untyped).
+    pub metric_type: MetricType,
+    /// Its series: `batch.series[series]`.
+    pub series: Range<usize>,
+}
+
+/// A push lowered: its series (keys carry the grouping labels and
+/// `model::SeriesTraits::PUSHED`), metadata, and families.
+#[derive(Debug, Default)]
+pub struct PushBatch {
+    /// Series and metadata; no rejections (a push is all or nothing).
+    pub batch: WriteBatch,
+    /// The families, in body order.
+    pub families: Vec<PushedFamily>,
+}
+
+/// Lowers a parsed push into group `grouping`, each sample stamped
+/// `stamp_ms` (the store orders a series' updates by it; the page shows
+/// pushed series without timestamps).
+///
+/// Grouping labels override same-named labels of the body and are added to
+/// every series; a series with no `instance` gets `instance=""`.
+///
+/// # Errors
+///
+/// [`Error::InvalidPush`] naming the first problem: a sample with a
+/// timestamp (the Pushgateway refuses them), a series over the limits or
+/// with an invalid name, two samples of one series, a HELP over the limit.
+pub fn lower(
+    families: &[ParsedFamily],
+    grouping: &Grouping,
+    rules: &Rules,
+    stamp_ms: i64,
+) -> Result<PushBatch, Error> {
+    let mut out = PushBatch::default();
+    let batch = &mut out.batch;
+    let mut scratch = Vec::new();
+    let mut labels: Vec<(&str, &str)> = Vec::new();
+    for family in families {
+        if family.name == PUSH_TIME || family.name == PUSH_FAILURE_TIME {
+            continue;
+        }
+        let start = batch.series.len();
+        for sample in &family.samples {
+            if sample.timestamp_ms.is_some() {
+                return Err(Error::InvalidPush(
+                    "pushed metrics must not have timestamps".into(),
+                ));
+            }
+            labels.clear();
+            labels.push(("__name__", sample.name.as_str()));
+            labels.extend(
+                sample
+                    .labels
+                    .iter()
+                    .filter(|(n, _)| !grouping.labels.iter().any(|(g, _)| g == n))
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            );
+            labels.extend(
+                grouping
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            );
+            let key = build_pushed_key(
+                labels.iter().copied(),
+                &rules.series,
+                &mut scratch,
+                &mut batch.keys,
+            )
+            .map_err(|r| Error::InvalidPush(format!("{r} (in family {:?})", family.name)))?;
+            batch.series.push(SeriesUpdate {
+                key,
+                latest: Sample {
+                    value: sample.value,
+                    timestamp_ms: stamp_ms,
+                },
+                samples: 1,
+                exemplars: 0,
+            });
+        }
+        let help = family.help.as_deref().unwrap_or("");
+        if help.len() > rules.series.max_help_len {
+            return Err(Error::InvalidPush(format!(
+                "HELP of family {:?} has {} bytes, more than the limit of {}",
+                family.name,
+                help.len(),
+                rules.series.max_help_len
+            )));
+        }
+        if family.metric_type != MetricType::Unknown || !help.is_empty() {
+            batch.metadata.push((
+                family.name.clone(),
+                Metadata {
+                    metric_type: family.metric_type,
+                    help: help.to_string(),
+                    unit: String::new(),
+                },
+            ));
+        }
+        out.families.push(PushedFamily {
+            name: family.name.clone(),
+            metric_type: family.metric_type,
+            series: start..batch.series.len(),
+        });
+    }
+    let mut keys: Vec<&str> = batch.series.iter().map(|u| batch.key(u)).collect();
+    keys.sort_unstable();
+    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::InvalidPush(format!(
+            "duplicate series {} in the push",
+            w[0]
+        )));
+    }
+    Ok(out)
+}
+
+/// The `Content-Type` of delimited protobuf pushes (the Pushgateway README,
+/// "PUT method"); anything else is read as the text format.
+pub const DELIMITED_PROTOBUF: &str = "application/vnd.google.protobuf";
+
+/// Is `content_type` the delimited protobuf of `io.prometheus.client.MetricFamily`
+/// (type `application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily`
+/// and `encoding=delimited`, parameters in any order)? Anything else is read
+/// as the text format, as the Pushgateway does.
+pub fn is_delimited_protobuf(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let mut parts = ct.split(';').map(str::trim);
+    if !parts
+        .next()
+        .is_some_and(|t| t.eq_ignore_ascii_case(DELIMITED_PROTOBUF))
+    {
+        return false;
+    }
+    let (mut proto, mut delimited) = (false, false);
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=') {
+            let v = v.trim().trim_matches('"');
+            match k.trim().to_ascii_lowercase().as_str() {
+                "proto" => proto = v == "io.prometheus.client.MetricFamily",
+                "encoding" => delimited = v == "delimited",
+                _ => {}
+            }
+        }
+    }
+    proto && delimited
+}
+
+/// A pushed body's `Content-Encoding` (the Pushgateway README, "Request
+/// compression": gzip, or snappy's framing format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushEncoding {
+    /// No compression.
+    Identity,
+    /// gzip.
+    Gzip,
+    /// snappy, framing format (what `snzip` and Go's `snappy.NewWriter` write).
+    SnappyFramed,
+}
+
+impl PushEncoding {
+    /// The encoding named by a `Content-Encoding` header.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedPushEncoding`] for anything but gzip, snappy and
+    /// identity.
+    pub fn from_header(value: Option<&str>) -> Result<Self, Error> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("" | "identity") => Ok(PushEncoding::Identity),
+            Some("gzip" | "x-gzip") => Ok(PushEncoding::Gzip),
+            Some("snappy") => Ok(PushEncoding::SnappyFramed),
+            Some(_) => Err(Error::UnsupportedPushEncoding(
+                value.unwrap_or("").to_string(),
+            )),
+        }
+    }
+}
+
+/// Decompresses a pushed body, stopping past `max` bytes.
+///
+/// # Errors
+///
+/// [`Error::DecodedTooLarge`] past `max`, [`Error::Decompress`] for a body
+/// that is not what its encoding says.
+pub fn decompress(
+    encoding: PushEncoding,
+    body: &[u8],
+    max: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+    use std::io::Read;
+    let (name, reader): (&'static str, Box<dyn Read + '_>) = match encoding {
+        PushEncoding::Identity => {
+            if body.len() > max {
+                return Err(Error::DecodedTooLarge {
+                    declared: None,
+                    limit: max,
+                });
+            }
+            return Ok(std::borrow::Cow::Borrowed(body));
+        }
+        PushEncoding::Gzip => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(body))),
+        PushEncoding::SnappyFramed => ("snappy", Box::new(snap::read::FrameDecoder::new(body))),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::Decompress {
+            encoding: name,
+            detail: e.to_string(),
+        })?;
+    if out.len() > max {
+        return Err(Error::DecodedTooLarge {
+            declared: None,
+            limit: max,
+        });
+    }
+    Ok(std::borrow::Cow::Owned(out))
+}

@@ -1,0 +1,897 @@
+//! Pushed groups (the Pushgateway's push API): which series each group
+//! owns, so that a `PUT` replaces the group, a `POST` the families it
+//! carries, a `DELETE` removes it, and pushes stay consistent across groups.
+//!
+//! The series themselves live in the store's tables like remote-written
+//! ones (one page, one family plan, one set of limits); this registry only
+//! records ownership. Every operation holds the registry's one lock for its
+//! whole course, so pushes and deletes apply in the order they arrive, as
+//! the Pushgateway guarantees; the lock order is registry → metrics map →
+//! shards, and nothing that holds a store lock takes the registry.
+//!
+//! Consistency (the Pushgateway README, "About metric inconsistencies"): a
+//! family pushed to several groups has one type, and no series (name and
+//! label set, grouping labels included) is pushed by two groups or two
+//! families. A push breaking either is refused whole and recorded as the
+//! group's failure (`push_failure_time_seconds`), as the Pushgateway does.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::Store;
+use super::table::write;
+use crate::ingest::push::{
+    Grouping, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, PushBatch,
+    PushedFamily,
+};
+use crate::model::{
+    Metadata, MetricType, Rejection, Sample, SeriesLimits, SeriesUpdate, build_pushed_key,
+};
+
+use super::ApplyOutcome;
+
+/// Why a push was refused by the store (its body was valid on its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushConflict {
+    /// The family has another type in another group.
+    TypeMismatch {
+        /// The family.
+        family: String,
+        /// Its type in this push.
+        pushed: MetricType,
+        /// Its type in the other group.
+        held: MetricType,
+        /// The other group's grouping key.
+        group: String,
+    },
+    /// A series of the push is another group's (or another family's).
+    DuplicateSeries {
+        /// The series' canonical key.
+        key: String,
+        /// The grouping key of its owner.
+        group: String,
+    },
+    /// The push would create more series than the store may hold.
+    SeriesLimit(Rejection),
+}
+
+impl std::fmt::Display for PushConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushConflict::TypeMismatch {
+                family,
+                pushed,
+                held,
+                group,
+            } => write!(
+                f,
+                "family {family:?} is pushed as {} but group {group} holds it as {}",
+                type_word(*pushed),
+                type_word(*held)
+            ),
+            PushConflict::DuplicateSeries { key, group } => {
+                write!(f, "series {key} was already pushed by group {group}")
+            }
+            PushConflict::SeriesLimit(r) => r.fmt(f),
+        }
+    }
+}
+
+fn type_word(t: MetricType) -> &'static str {
+    t.text_format_name().unwrap_or("untyped")
+}
+
+/// What a successful push did.
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    /// The store's account of the series written.
+    pub applied: ApplyOutcome,
+    /// Series of the group removed because the push replaced them.
+    pub replaced: usize,
+}
+
+/// A group as the query API shows it.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    /// The grouping key's labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// Unix time of the last successful push (0: none yet).
+    pub push_time: f64,
+    /// Unix time of the last refused push (0: none yet).
+    pub push_failure_time: f64,
+    /// Its families, by name.
+    pub families: Vec<FamilyView>,
+}
+
+/// One family of a group.
+#[derive(Clone, Debug)]
+pub struct FamilyView {
+    /// The family name.
+    pub name: String,
+    /// Its type.
+    pub metric_type: MetricType,
+    /// Its HELP (the store's metadata for the name).
+    pub help: String,
+    /// Unix time of the push that last wrote it.
+    pub pushed_at: f64,
+    /// Its live series: canonical key and value.
+    pub series: Vec<(String, f64)>,
+}
+
+/// The registry of pushed groups, one per store.
+#[derive(Default)]
+pub(super) struct Groups(Mutex<Registry>);
+
+#[derive(Default)]
+struct Registry {
+    groups: HashMap<Arc<str>, Group>,
+    /// Every pushed series → its group and family.
+    owners: HashMap<Arc<str>, Owner>,
+    /// Family name → (type, groups holding it as that type).
+    types: HashMap<Arc<str>, Vec<(MetricType, usize)>>,
+    /// The last stamp given to pushed samples: never going back, so a
+    /// clock step cannot make a later push look older than an earlier one.
+    last_stamp_ms: i64,
+}
+
+struct Owner {
+    group: Arc<str>,
+    family: Arc<str>,
+}
+
+struct Group {
+    grouping: Grouping,
+    families: HashMap<Arc<str>, GroupFamily>,
+    push_time: f64,
+    push_failure_time: f64,
+    /// Store clock second of the last push (successful or not).
+    touched: u32,
+}
+
+struct GroupFamily {
+    metric_type: MetricType,
+    keys: Vec<Arc<str>>,
+    pushed_at: f64,
+}
+
+/// Limits for the two series promgate writes itself per group: its grouping
+/// labels were checked when the path was read.
+const OWN_SERIES: SeriesLimits = SeriesLimits {
+    max_labels: usize::MAX,
+    max_name_len: usize::MAX,
+    max_value_len: usize::MAX,
+    max_help_len: usize::MAX,
+};
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Registry {
+    fn group_mut(&mut self, grouping: &Grouping, touched: u32) -> &mut Group {
+        self.groups
+            .entry(grouping.id().into())
+            .or_insert_with(|| Group {
+                grouping: grouping.clone(),
+                families: HashMap::new(),
+                push_time: 0.0,
+                push_failure_time: 0.0,
+                touched,
+            })
+    }
+}
+
+impl Groups {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Store {
+    /// Pushes `pushed` to group `grouping`: `replace` (`PUT`) replaces the
+    /// whole group, otherwise (`POST`) only the families the push carries.
+    /// Sets the group's `push_time_seconds` to `now`; an empty push only
+    /// does that (and, with `replace`, empties the group).
+    ///
+    /// # Errors
+    ///
+    /// A [`PushConflict`] when the push is inconsistent with other groups
+    /// or the store is full; nothing of it is stored, and the group's
+    /// `push_failure_time_seconds` is set to `now` (the group is created
+    /// for that if new, as the Pushgateway does).
+    pub fn push(
+        &self,
+        grouping: &Grouping,
+        pushed: PushBatch,
+        replace: bool,
+        now: SystemTime,
+    ) -> Result<PushOutcome, PushConflict> {
+        let mut reg = self.groups.lock();
+        let gid: Arc<str> = grouping.id().into();
+        let PushBatch {
+            mut batch,
+            families,
+        } = pushed;
+
+        // The families this push replaces; the group's own two series are
+        // rewritten in place by every push instead.
+        let own = reg.groups.get(&gid);
+        let replaced: HashSet<Arc<str>> = match own {
+            Some(g) => g
+                .families
+                .keys()
+                .filter(|name| {
+                    let name: &str = name;
+                    name != PUSH_TIME
+                        && name != PUSH_FAILURE_TIME
+                        && (replace || families.iter().any(|f| f.name == name))
+                })
+                .cloned()
+                .collect(),
+            None => HashSet::new(),
+        };
+        if let Err(conflict) = self.check_push(&reg, &gid, &replaced, &batch, &families) {
+            let touched = self.now();
+            let g = reg.group_mut(grouping, touched);
+            g.push_failure_time = unix_seconds(now);
+            g.touched = touched;
+            self.write_own_series(&mut reg, &gid);
+            return Err(conflict);
+        }
+
+        let stamp = reg.last_stamp_ms.max(
+            now.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        );
+        reg.last_stamp_ms = stamp;
+        for u in &mut batch.series {
+            u.latest.timestamp_ms = stamp;
+        }
+        let applied = self.apply(&batch);
+
+        // The new ownership; then what the push replaced and did not
+        // write again leaves the store.
+        let new_keys: HashSet<&str> = batch.series.iter().map(|u| batch.key(u)).collect();
+        let mut stale: Vec<Arc<str>> = Vec::new();
+        {
+            let reg = &mut *reg;
+            if let Some(g) = reg.groups.get_mut(&gid) {
+                for name in &replaced {
+                    if let Some(old) = g.families.remove(name) {
+                        stale.extend(
+                            old.keys
+                                .into_iter()
+                                .filter(|k| !new_keys.contains(k.as_ref())),
+                        );
+                        let t = old.metric_type;
+                        Self::count_type(&mut reg.types, name, t, -1);
+                    }
+                }
+            }
+        }
+        for key in &stale {
+            reg.owners.remove(key);
+        }
+        let replaced_series = self.remove_pushed(stale.iter().map(|k| k.as_ref()));
+
+        let pushed_at = unix_seconds(now);
+        let touched = self.now();
+        let reg = &mut *reg;
+        let g = reg.group_mut(grouping, touched);
+        g.push_time = pushed_at;
+        g.touched = touched;
+        let mut owners = Vec::new();
+        let mut type_uses = Vec::new();
+        for PushedFamily {
+            name,
+            metric_type,
+            series,
+        } in &families
+        {
+            let name: Arc<str> = name.as_str().into();
+            let keys: Vec<Arc<str>> = batch.series[series.clone()]
+                .iter()
+                .map(|u| Arc::from(batch.key(u)))
+                .collect();
+            owners.extend(keys.iter().map(|k| (Arc::clone(k), Arc::clone(&name))));
+            type_uses.push((Arc::clone(&name), *metric_type));
+            g.families.insert(
+                name,
+                GroupFamily {
+                    metric_type: *metric_type,
+                    keys,
+                    pushed_at,
+                },
+            );
+        }
+        for (key, family) in owners {
+            reg.owners.insert(
+                key,
+                Owner {
+                    group: Arc::clone(&gid),
+                    family,
+                },
+            );
+        }
+        for (name, t) in type_uses {
+            Self::count_type(&mut reg.types, &name, t, 1);
+        }
+        self.write_own_series(reg, &gid);
+        Ok(PushOutcome {
+            applied,
+            replaced: replaced_series,
+        })
+    }
+
+    fn count_type(
+        types: &mut HashMap<Arc<str>, Vec<(MetricType, usize)>>,
+        family: &Arc<str>,
+        t: MetricType,
+        delta: isize,
+    ) {
+        let uses = types.entry(Arc::clone(family)).or_default();
+        match uses.iter_mut().find(|(u, _)| *u == t) {
+            Some((_, n)) => *n = n.saturating_add_signed(delta),
+            None if delta > 0 => uses.push((t, delta as usize)),
+            None => {}
+        }
+        uses.retain(|&(_, n)| n > 0);
+        if uses.is_empty() {
+            types.remove(family);
+        }
+    }
+
+    /// The push's conflicts with other groups and with the store's limit.
+    fn check_push(
+        &self,
+        reg: &Registry,
+        gid: &Arc<str>,
+        replaced: &HashSet<Arc<str>>,
+        batch: &crate::model::WriteBatch,
+        families: &[PushedFamily],
+    ) -> Result<(), PushConflict> {
+        let own = reg.groups.get(gid);
+        for f in families {
+            let Some(uses) = reg.types.get(f.name.as_str()) else {
+                continue;
+            };
+            let mine = own
+                .and_then(|g| g.families.get(f.name.as_str()))
+                .map(|gf| gf.metric_type);
+            for &(t, n) in uses {
+                let others = n - usize::from(mine == Some(t));
+                if t != f.metric_type && others > 0 {
+                    let group = reg
+                        .groups
+                        .iter()
+                        .find(|(id, g)| {
+                            *id != gid
+                                && g.families
+                                    .get(f.name.as_str())
+                                    .is_some_and(|gf| gf.metric_type == t)
+                        })
+                        .map_or_else(String::new, |(id, _)| id.to_string());
+                    return Err(PushConflict::TypeMismatch {
+                        family: f.name.clone(),
+                        pushed: f.metric_type,
+                        held: t,
+                        group,
+                    });
+                }
+            }
+        }
+        let mut new = 0usize;
+        for u in &batch.series {
+            let key = batch.key(u);
+            match reg.owners.get(key) {
+                None => new += 1,
+                Some(o) if o.group == *gid && replaced.contains(&o.family) => {}
+                Some(o) => {
+                    return Err(PushConflict::DuplicateSeries {
+                        key: key.to_string(),
+                        group: o.group.to_string(),
+                    });
+                }
+            }
+        }
+        let max = self.limits.max_series;
+        if self.live_series().saturating_add(new) > max {
+            return Err(PushConflict::SeriesLimit(Rejection {
+                reason: crate::model::RejectReason::SeriesLimit,
+                detail: format!(
+                    "the push would add {new} series to {} live, more than the limit of {max}",
+                    self.live_series()
+                ),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Writes group `gid`'s `push_time_seconds` and
+    /// `push_failure_time_seconds` series and their metadata.
+    fn write_own_series(&self, reg: &mut Registry, gid: &Arc<str>) {
+        let Some(g) = reg.groups.get_mut(gid) else {
+            return;
+        };
+        let mut batch = crate::model::WriteBatch::default();
+        let mut scratch = Vec::new();
+        let stamp = reg.last_stamp_ms;
+        for (name, help, value) in [
+            (PUSH_TIME, PUSH_TIME_HELP, g.push_time),
+            (
+                PUSH_FAILURE_TIME,
+                PUSH_FAILURE_TIME_HELP,
+                g.push_failure_time,
+            ),
+        ] {
+            let labels = std::iter::once(("__name__", name)).chain(
+                g.grouping
+                    .labels()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            );
+            let key = build_pushed_key(labels, &OWN_SERIES, &mut scratch, &mut batch.keys)
+                .expect("grouping labels are valid label names");
+            batch.series.push(SeriesUpdate {
+                key,
+                latest: Sample {
+                    value,
+                    timestamp_ms: stamp,
+                },
+                samples: 1,
+                exemplars: 0,
+            });
+            batch.metadata.push((
+                name.to_string(),
+                Metadata {
+                    metric_type: MetricType::Gauge,
+                    help: help.to_string(),
+                    unit: String::new(),
+                },
+            ));
+            let key: Arc<str> = batch.key(batch.series.last().expect("just pushed")).into();
+            let family: Arc<str> = name.into();
+            if !g.families.contains_key(name) {
+                g.families.insert(
+                    Arc::clone(&family),
+                    GroupFamily {
+                        metric_type: MetricType::Gauge,
+                        keys: vec![Arc::clone(&key)],
+                        pushed_at: g.push_time,
+                    },
+                );
+                Self::count_type(&mut reg.types, &family, MetricType::Gauge, 1);
+            }
+            reg.owners.insert(
+                key,
+                Owner {
+                    group: Arc::clone(gid),
+                    family,
+                },
+            );
+        }
+        self.apply(&batch);
+    }
+
+    /// Deletes group `grouping` and its series; `false` if there was none
+    /// (not an error: the Pushgateway answers both alike).
+    pub fn delete_group(&self, grouping: &Grouping) -> bool {
+        let mut reg = self.groups.lock();
+        let Some(g) = reg.groups.remove(grouping.id()) else {
+            return false;
+        };
+        self.drop_group(&mut reg, g);
+        true
+    }
+
+    /// Deletes every pushed group; returns how many there were.
+    pub fn wipe_groups(&self) -> usize {
+        let mut reg = self.groups.lock();
+        let groups: Vec<Group> = reg.groups.drain().map(|(_, g)| g).collect();
+        let n = groups.len();
+        for g in groups {
+            self.drop_group(&mut reg, g);
+        }
+        n
+    }
+
+    /// Deletes the groups not pushed to for more than `ttl` (`--push.ttl`;
+    /// none when `None`); returns how many.
+    pub fn sweep_groups(&self, ttl: Option<Duration>) -> usize {
+        let Some(ttl) = ttl else { return 0 };
+        let ttl = ttl.as_secs().min(u64::from(u32::MAX)) as u32;
+        let now = self.now();
+        let mut reg = self.groups.lock();
+        let expired: Vec<Arc<str>> = reg
+            .groups
+            .iter()
+            .filter(|(_, g)| now.saturating_sub(g.touched) > ttl)
+            .map(|(id, _)| Arc::clone(id))
+            .collect();
+        for id in &expired {
+            if let Some(g) = reg.groups.remove(id) {
+                self.drop_group(&mut reg, g);
+            }
+        }
+        expired.len()
+    }
+
+    fn drop_group(&self, reg: &mut Registry, g: Group) {
+        let mut keys = Vec::new();
+        for (name, f) in g.families {
+            Self::count_type(&mut reg.types, &name, f.metric_type, -1);
+            for k in &f.keys {
+                reg.owners.remove(k);
+            }
+            keys.extend(f.keys);
+        }
+        self.remove_pushed(keys.iter().map(|k| k.as_ref()));
+    }
+
+    /// Removes the series with these canonical keys; returns how many were
+    /// live.
+    fn remove_pushed<'k>(&self, keys: impl Iterator<Item = &'k str>) -> usize {
+        let mut removed = 0;
+        for key in keys {
+            let name = key.split_once('{').map_or(key, |(n, _)| n);
+            let Some(metric) = self.metrics.get(name) else {
+                continue;
+            };
+            let hash = self.hasher.hash(key.as_bytes());
+            let mut table = write(&metric.shards[super::table::shard_of(hash)]);
+            if let Ok(entry) = table.find_entry(hash, |e| e.key() == key.as_bytes()) {
+                let (e, _) = entry.remove();
+                metric.removed(e.traits());
+                removed += 1;
+            }
+        }
+        self.live
+            .fetch_sub(removed, std::sync::atomic::Ordering::Relaxed);
+        removed
+    }
+
+    /// Number of pushed groups.
+    pub fn group_count(&self) -> usize {
+        self.groups.lock().groups.len()
+    }
+
+    /// Every pushed group with its families and series, for the query API;
+    /// groups sorted by grouping key, families by name.
+    pub fn group_views(&self) -> Vec<GroupView> {
+        let reg = self.groups.lock();
+        let mut ids: Vec<&Arc<str>> = reg.groups.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let g = &reg.groups[id];
+                let mut families: Vec<FamilyView> = g
+                    .families
+                    .iter()
+                    .map(|(name, f)| FamilyView {
+                        name: name.to_string(),
+                        metric_type: f.metric_type,
+                        help: self.metadata(name).map(|m| m.help).unwrap_or_default(),
+                        pushed_at: f.pushed_at,
+                        series: f
+                            .keys
+                            .iter()
+                            .filter_map(|k| self.get(k).map(|s| (k.to_string(), s.value)))
+                            .collect(),
+                    })
+                    .collect();
+                families.sort_by(|a, b| a.name.cmp(&b.name));
+                GroupView {
+                    labels: g.grouping.labels().to_vec(),
+                    push_time: g.push_time,
+                    push_failure_time: g.push_failure_time,
+                    families,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::push::{self, ParsedFamily, ParsedSample};
+    use crate::ingest::{Limits, Rules};
+    use crate::store::StoreLimits;
+
+    fn rules() -> Rules {
+        Limits {
+            max_decoded_bytes: 1 << 20,
+            series: crate::config::Config::default().series_limits(),
+            future_window: None,
+        }
+        .rules(0)
+    }
+
+    fn family(name: &str, t: MetricType, samples: &[(&str, &[(&str, &str)], f64)]) -> ParsedFamily {
+        ParsedFamily {
+            name: name.into(),
+            help: Some(format!("help of {name}")),
+            metric_type: t,
+            samples: samples
+                .iter()
+                .map(|(n, labels, v)| ParsedSample {
+                    name: (*n).into(),
+                    labels: labels
+                        .iter()
+                        .map(|(a, b)| ((*a).into(), (*b).into()))
+                        .collect(),
+                    value: *v,
+                    timestamp_ms: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn group(job: &str, labels: &[(&str, &str)]) -> Grouping {
+        Grouping::new(
+            job.into(),
+            labels
+                .iter()
+                .map(|(a, b)| ((*a).into(), (*b).into()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn push(
+        s: &Store,
+        g: &Grouping,
+        families: &[ParsedFamily],
+        replace: bool,
+        at: u64,
+    ) -> Result<PushOutcome, PushConflict> {
+        let batch = push::lower(families, g, &rules(), 0).unwrap();
+        s.push(g, batch, replace, UNIX_EPOCH + Duration::from_secs(at))
+    }
+
+    fn store() -> Store {
+        Store::new(StoreLimits {
+            max_series: 100,
+            max_metadata: 100,
+        })
+    }
+
+    fn value(s: &Store, key: &str) -> Option<f64> {
+        s.get(key).map(|x| x.value)
+    }
+
+    #[test]
+    fn put_replaces_the_group_post_only_the_families_it_carries() {
+        let s = store();
+        let g = group("batch", &[("instance", "a")]);
+        let a = family("a", MetricType::Gauge, &[("a", &[("x", "1")], 1.0)]);
+        let b = family("b", MetricType::Counter, &[("b", &[], 2.0)]);
+        push(&s, &g, &[a, b], true, 100).unwrap();
+        assert_eq!(value(&s, r#"a{instance="a",job="batch",x="1"}"#), Some(1.0));
+        assert_eq!(value(&s, r#"b{instance="a",job="batch"}"#), Some(2.0));
+        assert_eq!(
+            value(&s, r#"push_time_seconds{instance="a",job="batch"}"#),
+            Some(100.0)
+        );
+        assert_eq!(
+            value(&s, r#"push_failure_time_seconds{instance="a",job="batch"}"#),
+            Some(0.0)
+        );
+
+        // POST of `a` with another series: `a`'s old series goes, `b` stays.
+        let a2 = family("a", MetricType::Gauge, &[("a", &[("x", "2")], 3.0)]);
+        let out = push(&s, &g, &[a2], false, 200).unwrap();
+        assert_eq!(out.replaced, 1);
+        assert_eq!(value(&s, r#"a{instance="a",job="batch",x="1"}"#), None);
+        assert_eq!(value(&s, r#"a{instance="a",job="batch",x="2"}"#), Some(3.0));
+        assert_eq!(value(&s, r#"b{instance="a",job="batch"}"#), Some(2.0));
+        assert_eq!(
+            value(&s, r#"push_time_seconds{instance="a",job="batch"}"#),
+            Some(200.0)
+        );
+
+        // PUT of `b` alone: `a` goes.
+        let b2 = family("b", MetricType::Counter, &[("b", &[], 5.0)]);
+        push(&s, &g, &[b2], true, 300).unwrap();
+        assert_eq!(value(&s, r#"a{instance="a",job="batch",x="2"}"#), None);
+        assert_eq!(value(&s, r#"b{instance="a",job="batch"}"#), Some(5.0));
+        // b, push_time_seconds, push_failure_time_seconds.
+        assert_eq!(s.live_series(), 3);
+
+        assert!(s.delete_group(&g));
+        assert_eq!(s.live_series(), 0);
+        assert!(!s.delete_group(&g));
+        assert_eq!(s.group_count(), 0);
+    }
+
+    #[test]
+    fn grouping_labels_override_the_body_and_instance_defaults_to_empty() {
+        let s = store();
+        let g = group("j", &[("zone", "eu")]);
+        let f = family(
+            "m",
+            MetricType::Unknown,
+            &[("m", &[("job", "other"), ("zone", "us"), ("k", "v")], 1.0)],
+        );
+        push(&s, &g, &[f], true, 1).unwrap();
+        assert_eq!(
+            value(&s, r#"m{instance="",job="j",k="v",zone="eu"}"#),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn a_type_conflict_with_another_group_stores_nothing_and_records_the_failure() {
+        let s = store();
+        let g1 = group("one", &[]);
+        let g2 = group("two", &[]);
+        push(
+            &s,
+            &g1,
+            &[family("m", MetricType::Counter, &[("m", &[], 1.0)])],
+            true,
+            10,
+        )
+        .unwrap();
+        let before = s.live_series();
+        let err = push(
+            &s,
+            &g2,
+            &[family("m", MetricType::Gauge, &[("m", &[], 2.0)])],
+            true,
+            20,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, PushConflict::TypeMismatch { group, .. } if group == r#"{job="one"}"#),
+            "{err}"
+        );
+        assert_eq!(value(&s, r#"m{instance="",job="two"}"#), None);
+        // The failed group exists, with its failure time and no push time.
+        assert_eq!(
+            value(&s, r#"push_failure_time_seconds{instance="",job="two"}"#),
+            Some(20.0)
+        );
+        assert_eq!(
+            value(&s, r#"push_time_seconds{instance="",job="two"}"#),
+            Some(0.0)
+        );
+        assert_eq!(s.live_series(), before + 2);
+        // The same group may change its own family's type.
+        push(
+            &s,
+            &g1,
+            &[family("m", MetricType::Gauge, &[("m", &[], 3.0)])],
+            true,
+            30,
+        )
+        .unwrap();
+        // Now `two` may push `m` as a gauge.
+        push(
+            &s,
+            &g2,
+            &[family("m", MetricType::Gauge, &[("m", &[], 4.0)])],
+            true,
+            40,
+        )
+        .unwrap();
+        assert_eq!(value(&s, r#"m{instance="",job="two"}"#), Some(4.0));
+    }
+
+    #[test]
+    fn a_series_pushed_by_two_groups_is_refused() {
+        let s = store();
+        // {job="a"} pushes m{x="1"}; {job="a",x="1"} pushes m: the same series.
+        let g1 = group("a", &[]);
+        let g2 = group("a", &[("x", "1")]);
+        push(
+            &s,
+            &g1,
+            &[family("m", MetricType::Gauge, &[("m", &[("x", "1")], 1.0)])],
+            true,
+            1,
+        )
+        .unwrap();
+        let err = push(
+            &s,
+            &g2,
+            &[family("m", MetricType::Gauge, &[("m", &[], 2.0)])],
+            true,
+            2,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PushConflict::DuplicateSeries { .. }), "{err}");
+        assert_eq!(value(&s, r#"m{instance="",job="a",x="1"}"#), Some(1.0));
+    }
+
+    #[test]
+    fn the_series_limit_refuses_a_push_whole() {
+        let s = Store::new(StoreLimits {
+            max_series: 5,
+            max_metadata: 100,
+        });
+        let g = group("a", &[]);
+        let many: Vec<(String, f64)> = (0..10).map(|i| (i.to_string(), 1.0)).collect();
+        let samples: Vec<(&str, Vec<(&str, &str)>, f64)> = many
+            .iter()
+            .map(|(i, v)| ("m", vec![("i", i.as_str())], *v))
+            .collect();
+        let samples: Vec<(&str, &[(&str, &str)], f64)> =
+            samples.iter().map(|(n, l, v)| (*n, &l[..], *v)).collect();
+        let err = push(&s, &g, &[family("m", MetricType::Gauge, &samples)], true, 1).unwrap_err();
+        assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
+        assert_eq!(s.get(r#"m{i="0",instance="",job="a"}"#), None);
+    }
+
+    #[test]
+    fn pushed_series_outlive_the_series_ttl_and_leave_with_their_group() {
+        let mut s = store();
+        s.epoch = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(1000))
+            .unwrap();
+        let g = group("a", &[]);
+        push(
+            &s,
+            &g,
+            &[family("m", MetricType::Gauge, &[("m", &[], 1.0)])],
+            true,
+            1,
+        )
+        .unwrap();
+        s.backdate(120);
+        for mut g in s.groups.lock().groups.values_mut() {
+            g.touched -= 120;
+        }
+        assert_eq!(s.sweep(Some(Duration::from_secs(60))), 0);
+        assert_eq!(value(&s, r#"m{instance="",job="a"}"#), Some(1.0));
+        assert_eq!(s.sweep_groups(None), 0);
+        assert_eq!(s.sweep_groups(Some(Duration::from_secs(300))), 0);
+        assert_eq!(s.sweep_groups(Some(Duration::from_secs(60))), 1);
+        assert_eq!(s.live_series(), 0);
+        assert_eq!(s.group_count(), 0);
+    }
+
+    #[test]
+    fn wipe_removes_every_group_and_no_remote_written_series() {
+        let s = store();
+        push(
+            &s,
+            &group("a", &[]),
+            &[family("m", MetricType::Gauge, &[("m", &[], 1.0)])],
+            true,
+            1,
+        )
+        .unwrap();
+        push(
+            &s,
+            &group("b", &[]),
+            &[family("m", MetricType::Gauge, &[("m", &[], 1.0)])],
+            true,
+            1,
+        )
+        .unwrap();
+        let mut b = crate::model::WriteBatch::default();
+        let key = crate::model::build_key(
+            [("__name__", "rw")],
+            &rules().series,
+            &mut Vec::new(),
+            &mut b.keys,
+        )
+        .unwrap();
+        b.series.push(SeriesUpdate {
+            key,
+            latest: Sample {
+                value: 1.0,
+                timestamp_ms: 1,
+            },
+            samples: 1,
+            exemplars: 0,
+        });
+        s.apply(&b);
+        assert_eq!(s.wipe_groups(), 2);
+        assert_eq!(s.live_series(), 1);
+        assert!(s.get("rw").is_some());
+    }
+}
