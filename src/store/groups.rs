@@ -609,7 +609,10 @@ mod tests {
         .rules(0)
     }
 
-    fn family(name: &str, t: MetricType, samples: &[(&str, &[(&str, &str)], f64)]) -> ParsedFamily {
+    /// A sample: name, labels, value.
+    type S<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+    fn family(name: &str, t: MetricType, samples: &[S<'_>]) -> ParsedFamily {
         ParsedFamily {
             name: name.into(),
             help: Some(format!("help of {name}")),
@@ -818,8 +821,7 @@ mod tests {
             .iter()
             .map(|(i, v)| ("m", vec![("i", i.as_str())], *v))
             .collect();
-        let samples: Vec<(&str, &[(&str, &str)], f64)> =
-            samples.iter().map(|(n, l, v)| (*n, &l[..], *v)).collect();
+        let samples: Vec<S<'_>> = samples.iter().map(|(n, l, v)| (*n, &l[..], *v)).collect();
         let err = push(&s, &g, &[family("m", MetricType::Gauge, &samples)], true, 1).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
         assert_eq!(s.get(r#"m{i="0",instance="",job="a"}"#), None);
@@ -841,7 +843,7 @@ mod tests {
         )
         .unwrap();
         s.backdate(120);
-        for mut g in s.groups.lock().groups.values_mut() {
+        for g in s.groups.lock().groups.values_mut() {
             g.touched -= 120;
         }
         assert_eq!(s.sweep(Some(Duration::from_secs(60))), 0);
