@@ -816,12 +816,9 @@ mod tests {
             max_metadata: 100,
         });
         let g = group("a", &[]);
-        let many: Vec<(String, f64)> = (0..10).map(|i| (i.to_string(), 1.0)).collect();
-        let samples: Vec<(&str, Vec<(&str, &str)>, f64)> = many
-            .iter()
-            .map(|(i, v)| ("m", vec![("i", i.as_str())], *v))
-            .collect();
-        let samples: Vec<S<'_>> = samples.iter().map(|(n, l, v)| (*n, &l[..], *v)).collect();
+        let values: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let labels: Vec<[(&str, &str); 1]> = values.iter().map(|i| [("i", i.as_str())]).collect();
+        let samples: Vec<S<'_>> = labels.iter().map(|l| ("m", &l[..], 1.0)).collect();
         let err = push(&s, &g, &[family("m", MetricType::Gauge, &samples)], true, 1).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
         assert_eq!(s.get(r#"m{i="0",instance="",job="a"}"#), None);
