@@ -13,6 +13,13 @@ use crate::ingest;
 use crate::model::SeriesLimits;
 use crate::store::StoreLimits;
 
+/// What promgate can do besides serving.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Read the text format from a file or stdin and send it by remote write (stamped now unless the text carries timestamps).
+    Push(crate::push_client::PushArgs),
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -27,6 +34,10 @@ pub enum LogFormat {
 #[derive(Clone, Debug, Parser)]
 #[command(name = "promgate", version, about, long_about = None)]
 pub struct Config {
+    /// A subcommand instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on for remote-write, /metrics and the /-/ endpoints.
     #[arg(
         long = "web.listen-address",
@@ -176,7 +187,7 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
         return Ok(Duration::ZERO);
     }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod proto;
+pub mod push_client;
 pub mod self_metrics;
 pub mod server;
 pub mod store;

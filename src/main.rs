@@ -4,13 +4,25 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use promgate::config::{Config, LogFormat};
+use promgate::config::{Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(Command::Push(args)) = &config.command {
+        return match promgate::push_client::run(args).await {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("promgate push: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = init_logging(&config) {
         eprintln!("promgate: invalid --log.level {:?}: {e}", config.log_level);
         return ExitCode::from(2);
