@@ -148,10 +148,13 @@ async fn push_inner(
         } else {
             ingest::push::parse_text(&body)?
         };
-        ingest::push::check_push(&families)?;
         let now = SystemTime::now();
         let rules = limits.rules(ingest::now_ms());
-        let pushed = ingest::push::lower(&families, &grouping, &rules, 0)?;
+        // A body that parsed but cannot be stored is the group's failure,
+        // as on the Pushgateway; one that did not parse is not.
+        let pushed = ingest::push::check_push(&families)
+            .and_then(|()| ingest::push::lower(&families, &grouping, &rules, 0))
+            .inspect_err(|_| app.store.record_push_failure(&grouping, now))?;
         let outcome = app
             .store
             .push(&grouping, pushed, replace, now)

@@ -233,11 +233,7 @@ impl Store {
             None => HashSet::new(),
         };
         if let Err(conflict) = self.check_push(&reg, &gid, &replaced, &batch, &families) {
-            let touched = self.now();
-            let g = reg.group_mut(grouping, touched);
-            g.push_failure_time = unix_seconds(now);
-            g.touched = touched;
-            self.write_own_series(&mut reg, &gid);
+            self.fail(&mut reg, grouping, now);
             return Err(conflict);
         }
 
@@ -323,6 +319,24 @@ impl Store {
             applied,
             replaced: replaced_series,
         })
+    }
+
+    /// Records a refused push to group `grouping` at `now`: its
+    /// `push_failure_time_seconds`, the group created for it if new (the
+    /// Pushgateway does so for every push refused after parsing, timestamps
+    /// and duplicates included).
+    pub fn record_push_failure(&self, grouping: &Grouping, now: SystemTime) {
+        let mut reg = self.groups.lock();
+        self.fail(&mut reg, grouping, now);
+    }
+
+    fn fail(&self, reg: &mut Registry, grouping: &Grouping, now: SystemTime) {
+        let touched = self.now();
+        let g = reg.group_mut(grouping, touched);
+        g.push_failure_time = unix_seconds(now);
+        g.touched = touched;
+        let gid: Arc<str> = grouping.id().into();
+        self.write_own_series(reg, &gid);
     }
 
     fn count_type(
