@@ -45,6 +45,15 @@ pub enum PushConflict {
         /// The other group's grouping key.
         group: String,
     },
+    /// A histogram or summary and a family named like one of its series
+    /// (`x` and `x_count`): client_golang, which the Pushgateway gathers
+    /// with, refuses such a pair on one page.
+    NameCollision {
+        /// The histogram or summary.
+        family: String,
+        /// The family named like one of its series.
+        other: String,
+    },
     /// A series of the push is another group's (or another family's).
     DuplicateSeries {
         /// The series' canonical key.
@@ -69,6 +78,10 @@ impl std::fmt::Display for PushConflict {
                 "family {family:?} is pushed as {} but group {group} holds it as {}",
                 type_word(*pushed),
                 type_word(*held)
+            ),
+            PushConflict::NameCollision { family, other } => write!(
+                f,
+                "family {other:?} collides with the series of histogram or summary {family:?}"
             ),
             PushConflict::DuplicateSeries { key, group } => {
                 write!(f, "series {key} was already pushed by group {group}")
@@ -392,6 +405,52 @@ impl Store {
                         pushed: f.metric_type,
                         held: t,
                         group,
+                    });
+                }
+            }
+        }
+        // What the page's families would be after the push: its own, and
+        // every other one held except those it replaces.
+        let present = |name: &str| -> Option<MetricType> {
+            if let Some(f) = families.iter().find(|f| f.name == name) {
+                return Some(f.metric_type);
+            }
+            let mine = own
+                .filter(|_| replaced.contains(name))
+                .and_then(|g| g.families.get(name))
+                .map(|gf| gf.metric_type);
+            reg.types.get(name).and_then(|uses| {
+                uses.iter()
+                    .find(|&&(t, n)| n > usize::from(mine == Some(t)))
+                    .map(|&(t, _)| t)
+            })
+        };
+        for f in families {
+            let name = f.name.as_str();
+            for suffix in ["_count", "_sum", "_bucket"] {
+                if let Some(base) = name.strip_suffix(suffix) {
+                    let clash = match present(base) {
+                        Some(MetricType::Histogram) => true,
+                        Some(MetricType::Summary) => suffix != "_bucket",
+                        _ => false,
+                    };
+                    if clash {
+                        return Err(PushConflict::NameCollision {
+                            family: base.to_string(),
+                            other: name.to_string(),
+                        });
+                    }
+                }
+                let structured = match f.metric_type {
+                    MetricType::Histogram => true,
+                    MetricType::Summary => suffix != "_bucket",
+                    _ => false,
+                };
+                let series = format!("{name}{suffix}");
+                if structured && present(&series).is_some() {
+                    return Err(PushConflict::NameCollision {
+                        family: name.to_string(),
+                        other: series,
                     });
                 }
             }
@@ -795,6 +854,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(value(&s, r#"m{instance="",job="two"}"#), Some(4.0));
+    }
+
+    #[test]
+    fn a_family_named_like_a_histograms_series_is_refused() {
+        let s = store();
+        let h = family(
+            "h",
+            MetricType::Histogram,
+            &[("h_bucket", &[("le", "+Inf")], 1.0), ("h_count", &[], 1.0)],
+        );
+        push(&s, &group("a", &[]), &[h], true, 1).unwrap();
+        let err = push(
+            &s,
+            &group("b", &[]),
+            &[family(
+                "h_count",
+                MetricType::Gauge,
+                &[("h_count", &[], 2.0)],
+            )],
+            true,
+            2,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PushConflict::NameCollision { .. }), "{err}");
+        // The other way round: a summary over an existing `s_sum`.
+        push(
+            &s,
+            &group("a", &[]),
+            &[family("s_sum", MetricType::Gauge, &[("s_sum", &[], 1.0)])],
+            false,
+            3,
+        )
+        .unwrap();
+        let err = push(
+            &s,
+            &group("b", &[]),
+            &[family("s", MetricType::Summary, &[("s_count", &[], 1.0)])],
+            true,
+            4,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PushConflict::NameCollision { .. }), "{err}");
+        // A group may replace its own colliding family in one push.
+        push(
+            &s,
+            &group("a", &[]),
+            &[family(
+                "h_count",
+                MetricType::Gauge,
+                &[("h_count", &[], 1.0)],
+            )],
+            true,
+            5,
+        )
+        .unwrap();
     }
 
     #[test]

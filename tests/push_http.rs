@@ -1,0 +1,368 @@
+//! The push API at the router: encodings, formats, limits, the query API,
+//! wipe, expiry and how each refusal is answered and counted.
+
+mod common;
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use http_body_util::BodyExt;
+use prost::Message;
+use tower::ServiceExt;
+
+async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn put(app: &Router, path: &str, body: &str) -> (StatusCode, String) {
+    send(app, "PUT", path, &[], body.as_bytes().to_vec()).await
+}
+
+#[tokio::test]
+async fn pushed_series_have_the_grouping_labels_and_no_timestamp() {
+    let (app, _) = app(&[]);
+    let (status, body) = put(
+        &app,
+        "/metrics/job/j/instance/i",
+        "# TYPE up gauge\nup{a=\"1\"} 1\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.contains("\nup{a=\"1\",instance=\"i\",job=\"j\"} 1\n"),
+        "{page}"
+    );
+    assert!(page.contains("# TYPE up gauge\n"), "{page}");
+    let push_time = page
+        .lines()
+        .find(|l| l.starts_with("push_time_seconds{instance=\"i\",job=\"j\"} "))
+        .unwrap_or_else(|| panic!("{page}"));
+    let t: f64 = push_time.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - t).abs() < 60.0, "{push_time}");
+    assert_parses(&page);
+}
+
+#[tokio::test]
+async fn gzip_snappy_and_protobuf_bodies_are_read() {
+    let (app, _) = app(&[]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"zipped 1\n").unwrap();
+    let (s, b) = send(
+        &app,
+        "PUT",
+        "/metrics/job/gz",
+        &[("content-encoding", "gzip")],
+        gz.finish().unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    let mut framed = snap::write::FrameEncoder::new(Vec::new());
+    framed.write_all(b"snapped 2\n").unwrap();
+    let (s, b) = send(
+        &app,
+        "PUT",
+        "/metrics/job/sn",
+        &[("content-encoding", "snappy")],
+        framed.into_inner().unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    use promgate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+    let family = MetricFamily {
+        name: Some("proto_pushed".into()),
+        help: Some("From protobuf.".into()),
+        r#type: Some(MetricType::Gauge as i32),
+        metric: vec![Metric {
+            label: vec![LabelPair {
+                name: Some("k".into()),
+                value: Some("v".into()),
+            }],
+            gauge: Some(Gauge { value: Some(3.5) }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (s, b) = send(
+        &app,
+        "PUT",
+        "/metrics/job/pb",
+        &[(
+            "content-type",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        )],
+        family.encode_length_delimited_to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    let (_, page) = get(&app, "/metrics").await;
+    for line in [
+        "zipped{instance=\"\",job=\"gz\"} 1\n",
+        "snapped{instance=\"\",job=\"sn\"} 2\n",
+        "proto_pushed{instance=\"\",job=\"pb\",k=\"v\"} 3.5\n",
+        "# HELP proto_pushed From protobuf.\n",
+    ] {
+        assert!(page.contains(line), "{line:?} missing:\n{page}");
+    }
+}
+
+#[tokio::test]
+async fn refusals_get_their_status_reason_and_count() {
+    let (app, _) = app(&["--limits.request-body-bytes", "1000"]);
+    let cases: Vec<(
+        &str,
+        &str,
+        Vec<(&str, &str)>,
+        Vec<u8>,
+        StatusCode,
+        &str,
+        &str,
+    )> = vec![
+        (
+            "PUT",
+            "/metrics/job/j/odd",
+            vec![],
+            b"x 1\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_push_path",
+            "odd number of components",
+        ),
+        (
+            "PUT",
+            "/metrics/job/j",
+            vec![("content-encoding", "br")],
+            b"x 1\n".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_push_encoding",
+            "\"br\"",
+        ),
+        (
+            "PUT",
+            "/metrics/job/j",
+            vec![],
+            vec![b'#'; 2000],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "1000 bytes",
+        ),
+        (
+            "PUT",
+            "/metrics/job/j",
+            vec![("content-encoding", "gzip")],
+            b"not gzip".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_compression",
+            "gzip",
+        ),
+        (
+            "PUT",
+            "/metrics/job/j",
+            vec![],
+            b"x{ 1\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed_push_body",
+            "line 1",
+        ),
+        (
+            "POST",
+            "/metrics/job/j",
+            vec![],
+            b"x 1 123\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_push",
+            "timestamps",
+        ),
+    ];
+    for (method, path, headers, body, status, reason, says) in cases {
+        let before = self_metric(
+            &app,
+            &format!("promgate_requests_rejected_total{{reason=\"{reason}\"}}"),
+        )
+        .await;
+        let (s, b) = send(&app, method, path, &headers, body).await;
+        assert_eq!(s, status, "{method} {path}: {b}");
+        assert!(
+            b.contains(says) && b.trim().lines().count() == 1,
+            "{method} {path}: {b:?}"
+        );
+        let after = self_metric(
+            &app,
+            &format!("promgate_requests_rejected_total{{reason=\"{reason}\"}}"),
+        )
+        .await;
+        assert_eq!(after, before + 1.0, "{reason} not counted");
+    }
+    // Nothing of any of them was stored, but the refusal after parsing was
+    // recorded as the group's failure.
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(!page.contains("\nx{"), "{page}");
+    assert!(
+        page.contains("push_failure_time_seconds{instance=\"\",job=\"j\"} "),
+        "{page}"
+    );
+    assert!(
+        page.contains("push_time_seconds{instance=\"\",job=\"j\"} 0\n"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_query_api_lists_groups_in_the_pushgateways_shape() {
+    let (app, _) = app(&[]);
+    put(
+        &app,
+        "/metrics/job/j/instance/i",
+        "# HELP h Latency.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_sum 4\nh_count 3\ng 7\n",
+    )
+    .await;
+    let (s, body) = get(&app, "/api/v1/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success");
+    let group = &v["data"][0];
+    assert_eq!(
+        group["labels"],
+        serde_json::json!({"instance": "i", "job": "j"})
+    );
+    assert_eq!(group["last_push_successful"], true);
+    assert_eq!(group["h"]["type"], "HISTOGRAM");
+    assert_eq!(group["h"]["help"], "Latency.");
+    let m = &group["h"]["metrics"][0];
+    assert_eq!(m["buckets"], serde_json::json!({"1": "2", "+Inf": "3"}));
+    assert_eq!(m["sum"], "4");
+    assert_eq!(m["count"], "3");
+    assert_eq!(
+        m["labels"],
+        serde_json::json!({"instance": "i", "job": "j"})
+    );
+    assert_eq!(group["g"]["type"], "UNTYPED");
+    assert_eq!(group["g"]["metrics"][0]["value"], "7");
+    assert_eq!(group["push_time_seconds"]["type"], "GAUGE");
+
+    let (s, body) = get(&app, "/api/v1/status").await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["build_information"]["program"], "promgate");
+}
+
+#[tokio::test]
+async fn wipe_removes_pushed_groups_and_keeps_remote_written_series() {
+    let (app, _) = app(&[]);
+    put(&app, "/metrics/job/a", "pushed 1\n").await;
+    let req = request(&[(&[("__name__", "written")], &[(1.0, now())])], &[]);
+    assert_eq!(write(&app, &req).await.0, StatusCode::NO_CONTENT);
+    let (s, _) = send(&app, "PUT", "/api/v1/admin/wipe", &[], vec![]).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(!page.contains("pushed"), "{page}");
+    assert!(
+        page.contains("\nwritten ") || page.starts_with("written "),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_pushed_and_remote_written_is_one_family() {
+    let (app, _) = app(&[]);
+    put(&app, "/metrics/job/a", "# TYPE shared counter\nshared 1\n").await;
+    let req = request(
+        &[(&[("__name__", "shared"), ("job", "rw")], &[(2.0, now())])],
+        &[],
+    );
+    assert_eq!(write(&app, &req).await.0, StatusCode::NO_CONTENT);
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(page.matches("# TYPE shared counter\n").count(), 1, "{page}");
+    let lines: Vec<&str> = page.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "# TYPE shared counter")
+        .unwrap();
+    let family: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("shared{"))
+        .copied()
+        .collect();
+    assert_eq!(family.len(), 2, "{page}");
+    assert_parses(&page);
+}
+
+fn now() -> i64 {
+    promgate::ingest::now_ms()
+}
+
+#[tokio::test]
+async fn a_group_expires_after_push_ttl_and_a_push_refreshes_it() {
+    let (_pg, addr) = spawn_promgate(&["--push.ttl", "2s", "--series.ttl", "1s"]);
+    let client = reqwest::Client::new();
+    let push = |job: &'static str| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .put(format!("http://{addr}/metrics/job/{job}"))
+                .body("kept 1\n")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    push("stale").await;
+    push("fresh").await;
+    let start = std::time::Instant::now();
+    // `fresh` is pushed again every 500 ms; `stale` never.
+    let page = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        push("fresh").await;
+        let page = fetch_text(&client, &format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        if !page.contains("job=\"stale\"") {
+            break page;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "stale group never expired:\n{page}"
+        );
+    };
+    // Not before its TTL, and the pushed series outlived --series.ttl.
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    assert!(
+        page.contains("kept{instance=\"\",job=\"fresh\"} 1\n"),
+        "{page}"
+    );
+    let metrics = fetch_text(&client, &format!("http://{addr}/-/metrics"))
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("promgate_push_groups_expired_total 1\n"),
+        "{metrics}"
+    );
+}
