@@ -2,7 +2,7 @@
 """Side-by-side benchmark: promgate against the real peers on this machine.
 
     python3 bench/run.py [--sizes 10000,100000,1000000] [--reps 2]
-                         [--parts ingest,exposition,interference] [--skip-build]
+                         [--parts ingest,exposition,interference,push] [--skip-build]
                          [--baseline PATH] [--kinds promgate,promgate-baseline]
                          [--shapes contiguous,interleaved,sharded,churn]
 
@@ -38,6 +38,12 @@ and the last round's series holding its sample.
 Exposition: GET /metrics (plain and gzip) on promgate against Prometheus'
 /federate and the Pushgateway's /metrics holding the same series, with RSS growth during the scrape, and
 promgate's write p99 while a big page is scraped every second against idle.
+
+Push: the Pushgateway's push API on the same text bodies (HELP/TYPE,
+counters, gauges, histograms, as client libraries write them): one group of
+100k series, and 1,000 groups of 100 series, each body PUT twice (create,
+then replace) over one connection, then a scrape of the page holding the
+1,000 groups; promgate against the Pushgateway.
 
 Prints markdown tables and the pass/fail lines of the performance targets.
 Every loop is bounded in count and time; everything listens on 127.0.0.1.
@@ -450,6 +456,89 @@ def scrape_interference(binaries, series, workdir):
     return out
 
 
+def push_bodies(series_per_group, seed_name):
+    """A text-format body as client libraries write it for one group of
+    `series_per_group` series: counters and gauges with 3 labels, and
+    histograms (10 buckets + sum + count per label set), HELP and TYPE on
+    every family, 100 series per family."""
+    lines, n, fam = [], 0, 0
+    while n < series_per_group:
+        name = f"{seed_name}_{fam}"
+        kind = ("counter", "gauge", "histogram")[fam % 3]
+        lines.append(f"# HELP {name} Pushed family {fam} of a batch job.")
+        lines.append(f"# TYPE {name} {kind}")
+        if kind == "histogram":
+            for ls in range(max(1, min(100, series_per_group - n) // 12)):
+                labels = f'service="svc-{ls % 7}",method="m{ls}"'
+                cum = 0
+                for le in ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"):
+                    cum += ls + 1
+                    lines.append(f'{name}_bucket{{{labels},le="{le}"}} {cum}')
+                lines.append(f"{name}_sum{{{labels}}} {cum * 0.123:.3f}")
+                lines.append(f"{name}_count{{{labels}}} {cum}")
+                n += 12
+        else:
+            suffix = "_total" if kind == "counter" else ""
+            for i in range(min(100, series_per_group - n)):
+                lines.append(f'{name}{suffix}{{service="svc-{i % 7}",method="m{i % 13}",code="{200 + i}"}} {i * 1.5}')
+                n += 1
+        fam += 1
+    return ("\n".join(lines) + "\n").encode()
+
+
+def push_all(base, bodies):
+    """PUTs every (path, body) in order over one connection; seconds taken."""
+    import http.client
+    host = base.split("//", 1)[1]
+    conn = http.client.HTTPConnection(host, timeout=600)
+    t = time.perf_counter()
+    for path, body in bodies:
+        conn.request("PUT", path, body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{base}{path}: {r.status}")
+    elapsed = time.perf_counter() - t
+    conn.close()
+    return elapsed
+
+
+def push_table(binaries, workdir):
+    """The push API against the Pushgateway on the same bodies: one group of
+    100k series, then 1,000 groups of 100 series (each pushed twice: create,
+    then replace), then a scrape of the page holding them."""
+    cases = [
+        ("one group of 100k series", [("/metrics/job/big", push_bodies(100_000, "big_job"))] * 2),
+        ("1,000 groups of 100 series", [(f"/metrics/job/batch/instance/i{g}", push_bodies(100, "batch_job"))
+                                         for g in range(1000)] * 2),
+    ]
+    rows = ["| workload | server | seconds | series/s | promgate faster by |", "|---|---|---:|---:|---:|"]
+    ratios = {}
+    for what, bodies in cases:
+        series = sum(b.count(b"\n") - b.count(b"# ") for _, b in bodies)
+        took = {}
+        for kind in ("promgate", "pushgateway"):
+            server = Server(kind, binaries, workdir)
+            try:
+                took[kind] = push_all(server.url, bodies)
+                if kind == "promgate" and what.startswith("1,000"):
+                    took["promgate-scrape"] = scrape(server.url + "/metrics", False)[0]
+                if kind == "pushgateway" and what.startswith("1,000"):
+                    took["pushgateway-scrape"] = scrape(server.url + "/metrics", False)[0]
+            finally:
+                server.stop()
+        ratios[what] = took["pushgateway"] / took["promgate"]
+        for kind in ("promgate", "pushgateway"):
+            rows.append(f"| {what} | {kind} | {took[kind]:.3f} | {fmt(series / took[kind] / 1e6, 3)} M |"
+                        f" {fmt(ratios[what]) + '×' if kind == 'promgate' else ''} |")
+        if "promgate-scrape" in took:
+            r = took["pushgateway-scrape"] / took["promgate-scrape"]
+            ratios["scrape"] = r
+            rows.append(f"| /metrics with those groups | promgate | {took['promgate-scrape']:.3f} | | {fmt(r)}× |")
+            rows.append(f"| /metrics with those groups | pushgateway | {took['pushgateway-scrape']:.3f} | | |")
+    return "\n".join(rows), ratios
+
+
 def versions():
     """Package versions (the Debian builds print no version of their own)."""
     out = {"promgate": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -472,7 +561,7 @@ def main():
     ap.add_argument("--shapes", default="contiguous",
                     help="ingest payload shapes, comma-separated: contiguous,interleaved,sharded,churn"
                          " (examples/rw_loadgen.rs --shape)")
-    ap.add_argument("--parts", default="ingest,exposition,interference",
+    ap.add_argument("--parts", default="ingest,exposition,interference,push",
                     help="which parts to run (the target lines need all three)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -526,7 +615,16 @@ def main():
             print("| mode | write p99 ms | samples/s | scrapes |\n|---|---:|---:|---:|")
             for mode, (p99, rate, n) in inter.items():
                 print(f"| {mode} | {p99:.2f} | {fmt(rate / 1e6, 3)} M | {n} |")
-        if parts != {"ingest", "exposition", "interference"}:
+        if "push" in parts:
+            print("\n## Push API against the Pushgateway (one connection, each body PUT twice)\n")
+            ptable, pratios = push_table(binaries, workdir)
+            print(ptable)
+        if parts != {"ingest", "exposition", "interference", "push"}:
+            if "push" in parts:
+                print()
+                for what, r in pratios.items():
+                    print(f"- {'PASS' if r >= (5 if what == 'scrape' else 10) else 'FAIL'}: push {what}: promgate {fmt(r)}× the Pushgateway"
+                          f" (target ≥ {5 if what == 'scrape' else 10}×)")
             return
 
         print("\n## Targets\n")
@@ -560,6 +658,9 @@ def main():
             if series == 1_000_000:
                 g = max(best[("promgate", False)][2], best[("promgate", True)][2])
                 line(g < 32, f"RSS growth during a 1M-series scrape: {g:.1f} MiB (target < 32 MiB)")
+        for what, r in pratios.items():
+            target = 5 if what == "scrape" else 10
+            line(r >= target, f"push {what}: promgate {fmt(r)}× the Pushgateway (target ≥ {target}×)")
         line(inter["scraped"][0] <= 2 * inter["idle"][0],
              f"write p99 while scraped {inter['scraped'][0]:.2f} ms vs idle {inter['idle'][0]:.2f} ms (target ≤ 2×)")
     finally:
