@@ -463,8 +463,10 @@ def push_bodies(series_per_group, seed_name):
     every family, 100 series per family."""
     lines, n, fam = [], 0, 0
     while n < series_per_group:
-        name = f"{seed_name}_{fam}"
         kind = ("counter", "gauge", "histogram")[fam % 3]
+        # Counters named with _total in HELP/TYPE too, as client libraries
+        # write the text format 0.0.4.
+        name = f"{seed_name}_{fam}" + ("_total" if kind == "counter" else "")
         lines.append(f"# HELP {name} Pushed family {fam} of a batch job.")
         lines.append(f"# TYPE {name} {kind}")
         if kind == "histogram":
@@ -478,9 +480,8 @@ def push_bodies(series_per_group, seed_name):
                 lines.append(f"{name}_count{{{labels}}} {cum}")
                 n += 12
         else:
-            suffix = "_total" if kind == "counter" else ""
             for i in range(min(100, series_per_group - n)):
-                lines.append(f'{name}{suffix}{{service="svc-{i % 7}",method="m{i % 13}",code="{200 + i}"}} {i * 1.5}')
+                lines.append(f'{name}{{service="svc-{i % 7}",method="m{i % 13}",code="{200 + i}"}} {i * 1.5}')
                 n += 1
         fam += 1
     return ("\n".join(lines) + "\n").encode()
