@@ -76,7 +76,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 16] = [
+    pub const REASONS: [&'static str; 18] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -88,6 +88,8 @@ impl Error {
         "malformed_protobuf",
         "invalid_request",
         "schema_mismatch",
+        "malformed_text",
+        "invalid_push",
         "invalid_series",
         "too_many_scrapes",
         "too_many_writes",
@@ -107,7 +109,9 @@ impl Error {
                 ingest::Error::Decompress { .. }
                 | ingest::Error::Protobuf(_)
                 | ingest::Error::ProtobufV2(_)
-                | ingest::Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+                | ingest::Error::InvalidRequest(_)
+                | ingest::Error::TextFormat { .. }
+                | ingest::Error::InvalidPush { .. } => StatusCode::BAD_REQUEST,
             },
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
@@ -133,6 +137,8 @@ impl Error {
                 ingest::Error::Protobuf(_) | ingest::Error::ProtobufV2(_) => "malformed_protobuf",
                 ingest::Error::InvalidRequest(_) => "invalid_request",
                 ingest::Error::SchemaMismatch { .. } => "schema_mismatch",
+                ingest::Error::TextFormat { .. } => "malformed_text",
+                ingest::Error::InvalidPush { .. } => "invalid_push",
             },
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::BodyRead(_) => "body_read",
@@ -242,6 +248,14 @@ mod tests {
             Error::Ingest(ingest::Error::SchemaMismatch {
                 sent_as: ingest::Protocol::RemoteWrite1,
                 looks_like: ingest::Protocol::RemoteWrite2,
+            }),
+            Error::Ingest(ingest::Error::TextFormat {
+                line: 1,
+                reason: String::new(),
+            }),
+            Error::Ingest(ingest::Error::InvalidPush {
+                rule: ingest::PushRule::Timestamp,
+                detail: String::new(),
             }),
             Error::Rejected {
                 stored_series: 0,

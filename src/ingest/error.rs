@@ -1,4 +1,5 @@
-//! What can go wrong turning a request body into a [`WriteBatch`](crate::model::WriteBatch).
+//! What can go wrong turning a request body into a [`WriteBatch`](crate::model::WriteBatch)
+//! or a pushed body into its families.
 //!
 //! This layer says *what* went wrong; which HTTP status that deserves is
 //! decided once, in `http::error`.
@@ -44,6 +45,22 @@ pub enum Error {
     /// A Remote-Write 2.0 request breaking a rule of the whole message
     /// (the symbols table must start with the empty string).
     InvalidRequest(String),
+    /// A pushed body in the text format that the Go parser (as the
+    /// Pushgateway runs it) refuses.
+    TextFormat {
+        /// The line, counted from 1.
+        line: usize,
+        /// What is wrong there, in the words of Go's parser where it has them.
+        reason: String,
+    },
+    /// A pushed body that parses but that the push's consistency check
+    /// refuses.
+    InvalidPush {
+        /// The rule broken.
+        rule: super::PushRule,
+        /// Which series, and why.
+        detail: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -83,6 +100,12 @@ impl fmt::Display for Error {
                 write!(f, "malformed protobuf io.prometheus.write.v2.Request: {e}")
             }
             Error::InvalidRequest(e) => write!(f, "invalid remote-write 2.0 request: {e}"),
+            Error::TextFormat { line, reason } => {
+                write!(f, "text format parsing error in line {line}: {reason}")
+            }
+            Error::InvalidPush { detail, .. } => {
+                write!(f, "pushed metrics are invalid or inconsistent: {detail}")
+            }
             Error::SchemaMismatch {
                 sent_as,
                 looks_like,
