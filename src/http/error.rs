@@ -111,6 +111,7 @@ impl Error {
                 | ingest::Error::ProtobufV2(_)
                 | ingest::Error::InvalidRequest(_)
                 | ingest::Error::TextFormat { .. }
+                | ingest::Error::MetricFamily(_)
                 | ingest::Error::InvalidPush { .. } => StatusCode::BAD_REQUEST,
             },
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -134,7 +135,9 @@ impl Error {
                 ingest::Error::UnsupportedEncoding(_) => "unsupported_encoding",
                 ingest::Error::DecodedTooLarge { .. } => "decoded_body_too_large",
                 ingest::Error::Decompress { .. } => "malformed_compression",
-                ingest::Error::Protobuf(_) | ingest::Error::ProtobufV2(_) => "malformed_protobuf",
+                ingest::Error::Protobuf(_)
+                | ingest::Error::ProtobufV2(_)
+                | ingest::Error::MetricFamily(_) => "malformed_protobuf",
                 ingest::Error::InvalidRequest(_) => "invalid_request",
                 ingest::Error::SchemaMismatch { .. } => "schema_mismatch",
                 ingest::Error::TextFormat { .. } => "malformed_text",

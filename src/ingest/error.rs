@@ -53,6 +53,9 @@ pub enum Error {
         /// What is wrong there, in the words of Go's parser where it has them.
         reason: String,
     },
+    /// A pushed delimited-protobuf body that is malformed, or carries what a
+    /// push cannot (see `push::parse_delimited`).
+    MetricFamily(String),
     /// A pushed body that parses but that the push's consistency check
     /// refuses.
     InvalidPush {
@@ -102,6 +105,9 @@ impl fmt::Display for Error {
             Error::InvalidRequest(e) => write!(f, "invalid remote-write 2.0 request: {e}"),
             Error::TextFormat { line, reason } => {
                 write!(f, "text format parsing error in line {line}: {reason}")
+            }
+            Error::MetricFamily(e) => {
+                write!(f, "invalid delimited protobuf MetricFamily body: {e}")
             }
             Error::InvalidPush { detail, .. } => {
                 write!(f, "pushed metrics are invalid or inconsistent: {detail}")

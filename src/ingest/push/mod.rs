@@ -2,8 +2,8 @@
 //! as strictly as the Pushgateway reads them.
 //!
 //! A push is the text format 0.0.4 ([`parse_text`]) or delimited protobuf
-//! `io.prometheus.client.MetricFamily` messages (to come); both give the
-//! same [`ParsedFamily`] list. The Pushgateway then runs
+//! `io.prometheus.client.MetricFamily` messages ([`parse_delimited`]); both
+//! give the same [`ParsedFamily`] list. The Pushgateway then runs
 //! client_golang's consistency check over the pushed group before it
 //! answers; [`check_push`] is that check for one push on its own (what
 //! depends on other groups is the caller's).
@@ -22,6 +22,10 @@
 //! - text: a HELP that is not UTF-8 (promgate's help is text); a sample of a
 //!   `gauge_histogram` family (Go's parser loses its own error, and the
 //!   Pushgateway's page then stops at that family);
+//! - protobuf: see [`parse_delimited`] (a body ending in or right after a
+//!   length prefix, invalid UTF-8, mismatched wire types, a family sent
+//!   twice, names outside the legacy character set, gauge histograms and
+//!   unknown types, `le` labels on histograms, native-only histograms);
 //! - both: the [`PushRule`]s `ReservedMetricName`, `MalformedSample` and
 //!   `InvalidCount`, `InconsistentLabels` where the Pushgateway would keep
 //!   two metrics, and `DuplicateSeries` for repeated histogram or summary
@@ -45,9 +49,11 @@
 //! the group's value, and `instance=""` added where missing.
 
 mod check;
+mod delimited;
 mod text;
 
 pub use check::{PUSH_TIME_METRICS, PushRule, check_push, check_push_grouped};
+pub use delimited::parse_delimited;
 pub use text::parse_text;
 
 use crate::model::MetricType;
