@@ -108,17 +108,18 @@ struct Family<'a> {
 ///
 /// # Errors
 ///
-/// [`Error::TextFormat`] with the line and Go's reason. One deliberate
-/// difference: a HELP text that is not UTF-8 is refused here (Go keeps the
-/// bytes, but promgate's help is a `String`); and a sample of a
-/// `gauge_histogram` family is refused with the error Go's parser means to
-/// raise but loses (it then stores a metric without a value that breaks the
-/// Pushgateway's own page).
+/// [`Error::TextFormat`] with the line and Go's reason. Two deliberate
+/// differences, reported only when the body has no error of Go's (which
+/// reads on past them): a HELP text that is not UTF-8 (Go keeps the bytes,
+/// but promgate's help is a `String`), and a sample of a `gauge_histogram`
+/// family (Go's parser means to refuse it but loses its error, then keeps a
+/// metric without a value that breaks the Pushgateway's own page).
 pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily>, Error> {
     let mut parser = Parser {
         families: Vec::new(),
         by_name: HashMap::with_hasher(RandomState::default()),
         dedup: Vec::new(),
+        deferred: None,
     };
     let mut rest = body;
     let mut number = 0;
@@ -137,6 +138,9 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily>, Error> {
             break;
         }
         rest = &rest[line.len() + 1..];
+    }
+    if let Some(e) = parser.deferred {
+        return Err(e);
     }
     Ok(parser
         .families
@@ -158,6 +162,9 @@ struct Parser<'a> {
     by_name: HashMap<&'a str, usize, RandomState>,
     /// The label names of the sample being read, for the duplicate check.
     dedup: Vec<&'a str>,
+    /// The first error of promgate's own that Go's parser does not raise:
+    /// reported when the body has no error of Go's.
+    deferred: Option<Error>,
 }
 
 /// One line of the body (without its `\n`) and where it stands.
@@ -258,6 +265,10 @@ impl<'a> Parser<'a> {
         }
     }
 
+    fn defer(&mut self, e: Error) {
+        self.deferred.get_or_insert(e);
+    }
+
     /// Resolves `name` to a family as Go's `setOrCreateCurrentMF` does,
     /// creating the family if nothing matches.
     fn resolve(&mut self, name: &'a str) -> usize {
@@ -329,7 +340,17 @@ impl<'a> Parser<'a> {
             if f.help.is_some() {
                 return Err(l.error(format!("second HELP line for metric name {:?}", f.name)));
             }
-            f.help = Some(help_text(l, text)?);
+            match String::from_utf8(help_text(l, text)?) {
+                Ok(help) => f.help = Some(help),
+                Err(e) => {
+                    // Go keeps the bytes and reads on: the body is refused
+                    // at its end unless Go's parser fails first.
+                    f.help = Some(String::from_utf8_lossy(e.as_bytes()).into_owned());
+                    self.defer(
+                        l.error("HELP text is not valid UTF-8 (promgate keeps help as UTF-8 text)"),
+                    );
+                }
+            }
         } else {
             if f.ty.is_some() {
                 return Err(l.error(format!(
@@ -386,9 +407,10 @@ impl<'a> Parser<'a> {
             .ok_or_else(|| l.error(format!("expected float as value, got {}", quoted(token))))?;
         if ty == GoType::GaugeHistogram {
             // Go means to fail here too but overwrites the error with its next
-            // read, then keeps a metric without a value, which its own
-            // exposition cannot write: refused (a deliberate difference).
-            return Err(l.error(format!(
+            // read and reads on, keeping a metric without a value that its own
+            // exposition cannot write: refused at the end of the body, unless
+            // Go's parser fails first (a deliberate difference).
+            self.defer(l.error(format!(
                 "unexpected type for metric name {family_name:?}: gauge_histogram cannot be pushed in the text format"
             )));
         }
@@ -421,6 +443,9 @@ impl<'a> Parser<'a> {
                 )));
             }
             timestamp_ms = Some(ts);
+        }
+        if ty == GoType::GaugeHistogram {
+            return Ok(());
         }
         self.families[family].samples.push(ParsedSample {
             name: name.to_string(),
@@ -571,7 +596,7 @@ fn label_value(l: &Line<'_>, start: usize) -> Result<(String, usize), Error> {
 }
 
 /// A HELP text from `start` to the end of the line, `\\` and `\n` unescaped.
-fn help_text(l: &Line<'_>, start: usize) -> Result<String, Error> {
+fn help_text(l: &Line<'_>, start: usize) -> Result<Vec<u8>, Error> {
     let rest = &l.bytes[start..];
     let mut out = Vec::with_capacity(rest.len());
     let mut i = 0;
@@ -601,8 +626,7 @@ fn help_text(l: &Line<'_>, start: usize) -> Result<String, Error> {
         i += 1;
     }
     l.at(l.bytes.len())?;
-    String::from_utf8(out)
-        .map_err(|_| l.error("HELP text is not valid UTF-8 (promgate keeps help as UTF-8 text)"))
+    Ok(out)
 }
 
 /// The character Go's `%c` shows for a byte after a backslash.
@@ -729,11 +753,21 @@ mod tests {
         err("# HELP a x\\", 1, EOF);
         err("# HELP 1a x\n", 1, "invalid metric name in comment");
         err("# HELP a{ x\n", 1, "invalid metric name in comment");
-        // Deliberate: Go keeps HELP bytes that are not UTF-8.
+        // Deliberate: Go keeps HELP bytes that are not UTF-8, and reads on.
         err(
             b"# HELP a \xff\na 1\n",
             1,
             "HELP text is not valid UTF-8 (promgate keeps help as UTF-8 text)",
+        );
+        err(
+            b"# HELP a \xff\nb x\n",
+            2,
+            "expected float as value, got \"x\"",
+        );
+        err(
+            b"# HELP a \xff\n# HELP a y\n",
+            2,
+            "second HELP line for metric name \"a\"",
         );
         // A HELP for `x_count` documents the summary `x`.
         ok(
@@ -790,6 +824,17 @@ mod tests {
             "# TYPE a gauge_histogram\na 1\n",
             2,
             "unexpected type for metric name \"a\": gauge_histogram cannot be pushed in the text format",
+        );
+        // Go reads on past it.
+        err(
+            "# TYPE a gauge_histogram\na 1 x\n",
+            2,
+            "expected integer as timestamp, got \"x\"",
+        );
+        err(
+            "# TYPE a gauge_histogram\na 1\nb x\n",
+            3,
+            "expected float as value, got \"x\"",
         );
     }
 
