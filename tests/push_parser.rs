@@ -1361,6 +1361,10 @@ enum Mutation {
     DeleteLine(Index),
     /// Swap two lines.
     SwapLines(Index, Index),
+    /// Change a TYPE line's type, or declare one before a sample line.
+    Retype(Index, &'static str),
+    /// Add a suffix to a sample line's name, or take its suffix off.
+    Suffix(Index, &'static str),
 }
 
 const SNIPPETS: &[&[u8]] = &[
@@ -1437,6 +1441,29 @@ const VALUES: &[&str] = &[
     "7",
 ];
 
+const TYPES: &[&str] = &[
+    "histogram",
+    "summary",
+    "gauge",
+    "counter",
+    "untyped",
+    "gauge_histogram",
+    "HISTOGRAM",
+    "info",
+];
+
+const SUFFIXES: &[&str] = &["_count", "_sum", "_bucket", "_total", ""];
+
+/// The metric name a sample line starts with (after blanks).
+fn line_name(line: &[u8]) -> Option<(usize, usize)> {
+    let start = line.iter().position(|&c| c != b' ' && c != b'\t')?;
+    let len = line[start..]
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b':'))
+        .unwrap_or(line.len() - start);
+    (len > 0 && line[start] != b'#').then_some((start, start + len))
+}
+
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         3 => (any::<Index>(), prop::sample::select(SNIPPETS)).prop_map(|(i, s)| Mutation::Insert(i, s)),
@@ -1446,6 +1473,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         2 => any::<Index>().prop_map(Mutation::DuplicateLine),
         1 => any::<Index>().prop_map(Mutation::DeleteLine),
         1 => (any::<Index>(), any::<Index>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+        2 => (any::<Index>(), prop::sample::select(TYPES)).prop_map(|(i, t)| Mutation::Retype(i, t)),
+        2 => (any::<Index>(), prop::sample::select(SUFFIXES)).prop_map(|(i, t)| Mutation::Suffix(i, t)),
     ]
 }
 
@@ -1499,6 +1528,30 @@ fn apply(body: &[u8], m: &Mutation) -> Vec<u8> {
             }
         }
         Mutation::SwapLines(a, b) => lines.swap(a.index(n), b.index(n)),
+        Mutation::Retype(i, t) => {
+            let at = i.index(n);
+            let line = &mut lines[at];
+            if line.starts_with(b"# TYPE ") {
+                let p = line.iter().rposition(|&c| c == b' ').unwrap_or(0);
+                line.truncate(p + 1);
+                line.extend_from_slice(t.as_bytes());
+            } else if let Some((a, b)) = line_name(line) {
+                let declared = [b"# TYPE ", &line[a..b], b" ", t.as_bytes()].concat();
+                lines.insert(at, declared);
+            }
+        }
+        Mutation::Suffix(i, suffix) => {
+            let line = &mut lines[i.index(n)];
+            if let Some((a, b)) = line_name(line) {
+                let name = String::from_utf8_lossy(&line[a..b]).into_owned();
+                let base = ["_count", "_sum", "_bucket", "_total"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                let renamed = format!("{base}{suffix}");
+                line.splice(a..b, renamed.into_bytes());
+            }
+        }
     }
     lines.join(&b'\n')
 }
