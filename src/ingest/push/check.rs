@@ -6,12 +6,14 @@
 
 use std::fmt::{self, Write as _};
 
+use std::hash::BuildHasher;
+
 use foldhash::fast::RandomState;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::{HashSet, HashTable};
 
 use super::{ParsedFamily, ParsedSample};
 use crate::ingest::Error;
-use crate::model::{MetricType, parse_go_float, write_go_float};
+use crate::model::{MetricType, parse_go_float};
 
 /// The names the Pushgateway gives its own series in every group.
 pub const PUSH_TIME_METRICS: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
@@ -155,6 +157,8 @@ pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Resul
         }
     }
     let mut series = Identities::default();
+    let samples: usize = families.iter().map(|f| f.samples.len()).sum();
+    series.series.reserve(samples, |&(h, _)| h);
     for f in families {
         let kind = Kind::of(f);
         for s in &f.samples {
@@ -334,16 +338,33 @@ fn malformed(s: &ParsedSample, why: String) -> Error {
 }
 
 /// The series seen so far, and for histograms and summaries each metric's
-/// labels as written.
+/// labels as written: canonical keys appended to one arena and found by
+/// hash, so that checking a push allocates nothing per sample.
+///
+/// A key is the name, then per label (sorted by name, then value) `0xfe`,
+/// the name, `0xff`, the value; neither byte occurs in UTF-8, so the key is
+/// injective. A bound (`le`, `quantile`) is keyed by its number: `0xfd` and
+/// the eight bytes of the float (zero and NaN made canonical), so `1` and
+/// `1.0` are one bucket.
 #[derive(Default)]
 struct Identities {
-    series: HashSet<String, RandomState>,
-    /// Identity of a histogram's or summary's metric (family name and
-    /// counted labels) → its labels as written (besides the bound).
-    metrics: HashMap<String, String, RandomState>,
-    /// Reused between samples.
-    labels: Vec<(usize, bool)>,
-    key: String,
+    hasher: RandomState,
+    arena: Vec<u8>,
+    /// Series: (hash, key span in the arena).
+    series: HashTable<(u64, Span)>,
+    /// Histogram and summary metrics: (hash, key span, labels as written).
+    metrics: HashTable<(u64, Span, Span)>,
+    /// Reused between samples: the label order, and the keys being built.
+    order: Vec<usize>,
+    key: Vec<u8>,
+    metric: Vec<u8>,
+    written: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
 }
 
 impl Identities {
@@ -355,39 +376,49 @@ impl Identities {
         grouping: &[&str],
     ) -> Result<(), Error> {
         let special = kind.special();
-        // Sorted by name, then value; the flag says whether the label tells
-        // series apart.
-        self.labels.clear();
-        self.labels.extend(
-            s.labels
-                .iter()
-                .enumerate()
-                .map(|(i, (n, v))| (i, !v.is_empty() && !grouping.contains(&n.as_str()))),
-        );
-        self.labels
-            .sort_unstable_by(|&(a, _), &(b, _)| s.labels[a].cmp(&s.labels[b]));
+        let counts = |(n, v): &(String, String)| !v.is_empty() && !grouping.contains(&n.as_str());
+        self.order.clear();
+        self.order.extend(0..s.labels.len());
+        let labels = &s.labels;
+        if !self.order.is_sorted_by(|&a, &b| labels[a] <= labels[b]) {
+            self.order
+                .sort_unstable_by(|&a, &b| labels[a].cmp(&labels[b]));
+        }
 
-        // The series: its name and counted labels, a bound in Go's spelling.
-        // 0xfe and 0xff never occur in UTF-8, so the key is injective.
+        // The series: its name and counted labels, a bound by its number.
         self.key.clear();
-        self.key.push_str(&s.name);
-        for &(i, counts) in &self.labels {
-            let (n, v) = &s.labels[i];
-            if !counts {
+        self.key.extend_from_slice(s.name.as_bytes());
+        for &i in &self.order {
+            let label = &labels[i];
+            if !counts(label) {
                 continue;
             }
-            self.key.push('\u{fe}');
-            self.key.push_str(n);
-            self.key.push('\u{ff}');
+            let (n, v) = label;
+            push_label(&mut self.key, n);
             match special.filter(|&sp| sp == n) {
-                Some(_) => write_go_float(
-                    &mut self.key,
-                    parse_go_float(v.as_bytes()).unwrap_or(f64::NAN),
-                ),
-                None => self.key.push_str(v),
+                Some(_) => {
+                    let bound = parse_go_float(v.as_bytes()).unwrap_or(f64::NAN);
+                    let bound = if bound.is_nan() {
+                        f64::NAN
+                    } else {
+                        bound + 0.0
+                    };
+                    self.key.push(0xfd);
+                    self.key.extend_from_slice(&bound.to_bits().to_le_bytes());
+                }
+                None => self.key.extend_from_slice(v.as_bytes()),
             }
         }
-        if !self.series.insert(self.key.clone()) {
+        let hash = self.hasher.hash_one(&self.key[..]);
+        let arena = &self.arena;
+        let key = &self.key;
+        if self
+            .series
+            .find(hash, |&(h, span)| {
+                h == hash && arena[span.start..span.end] == key[..]
+            })
+            .is_some()
+        {
             return Err(invalid(
                 PushRule::DuplicateSeries,
                 format!(
@@ -396,44 +427,74 @@ impl Identities {
                 ),
             ));
         }
+        let span = keep(&mut self.arena, &self.key);
+        self.series.insert_unique(hash, (hash, span), |&(h, _)| h);
         let Some(special) = special else {
             return Ok(());
         };
+
         // The metric this sample belongs to: the family and its counted
         // labels besides the bound; and the same labels as written.
-        let mut metric = String::with_capacity(self.key.len());
-        let mut written = String::new();
-        metric.push_str(&f.name);
-        for &(i, counts) in &self.labels {
-            let (n, v) = &s.labels[i];
+        self.metric.clear();
+        self.written.clear();
+        self.metric.extend_from_slice(f.name.as_bytes());
+        for &i in &self.order {
+            let label = &labels[i];
+            let (n, v) = label;
             if n == special {
                 continue;
             }
-            for (out, keep) in [(&mut metric, counts), (&mut written, true)] {
-                if keep {
-                    out.push('\u{fe}');
-                    out.push_str(n);
-                    out.push('\u{ff}');
-                    out.push_str(v);
-                }
+            if counts(label) {
+                push_label(&mut self.metric, n);
+                self.metric.extend_from_slice(v.as_bytes());
             }
+            push_label(&mut self.written, n);
+            self.written.extend_from_slice(v.as_bytes());
         }
-        match self.metrics.get(&metric) {
-            Some(first) if *first != written => Err(invalid(
-                PushRule::InconsistentLabels,
-                format!(
-                    "{} and another sample of the same {} disagree on grouping or empty-valued labels",
-                    Series(s),
-                    type_word(f.metric_type)
-                ),
-            )),
+        let hash = self.hasher.hash_one(&self.metric[..]);
+        let arena = &self.arena;
+        let metric = &self.metric;
+        let found = self.metrics.find(hash, |&(h, span, _)| {
+            h == hash && arena[span.start..span.end] == metric[..]
+        });
+        match found {
+            Some(&(_, _, first)) if arena[first.start..first.end] != self.written[..] => {
+                Err(invalid(
+                    PushRule::InconsistentLabels,
+                    format!(
+                        "{} and another sample of the same {} disagree on grouping or empty-valued labels",
+                        Series(s),
+                        type_word(f.metric_type)
+                    ),
+                ))
+            }
             Some(_) => Ok(()),
             None => {
-                self.metrics.insert(metric, written);
+                let metric = keep(&mut self.arena, &self.metric);
+                let written = keep(&mut self.arena, &self.written);
+                self.metrics
+                    .insert_unique(hash, (hash, metric, written), |&(h, _, _)| h);
                 Ok(())
             }
         }
     }
+}
+
+/// Appends a key to the arena; where it lies there.
+fn keep(arena: &mut Vec<u8>, key: &[u8]) -> Span {
+    let start = arena.len();
+    arena.extend_from_slice(key);
+    Span {
+        start,
+        end: arena.len(),
+    }
+}
+
+/// Appends a label's separator and name to a key.
+fn push_label(key: &mut Vec<u8>, name: &str) {
+    key.push(0xfe);
+    key.extend_from_slice(name.as_bytes());
+    key.push(0xff);
 }
 
 #[cfg(test)]
