@@ -9,6 +9,11 @@
 //! contiguous, interleaved, sharded, churn), so a change to the decoder or
 //! the store shows its effect on each shape in isolation:
 //! `cargo bench --bench hot_path -- shape`.
+//!
+//! The `push parse` group reads one realistic 100k-series push (1,000
+//! families: counters, gauges, histograms, summaries, with HELP and TYPE) in
+//! the text format, checks it, and reads the same families as delimited
+//! protobuf: `cargo bench --bench hot_path -- push`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
@@ -288,5 +293,132 @@ fn shape_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(hot_path, benches, shape_benches);
+/// Series of the push the `push parse` benches read.
+const PUSH_SERIES: usize = 100_000;
+
+/// A push of PUSH_SERIES series in 1,000 families of 100 series each, as a
+/// batch job's client library writes it: per ten families six counters, two
+/// gauges, a histogram (five label sets of eighteen buckets, `_sum` and
+/// `_count`) and a summary (twenty label sets of three quantiles, `_sum` and
+/// `_count`); three labels on every series besides `le` and `quantile`.
+fn push_body() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let buckets = [
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+        "10", "25", "50", "100", "250", "+Inf",
+    ];
+    for f in 0..PUSH_SERIES / 100 {
+        let labels = |i: usize| {
+            format!(
+                "service=\"svc-{}\",instance=\"10.0.{}.{}:9100\",path=\"/api/v1/items/{}\"",
+                f % 17,
+                i / 50,
+                i % 50,
+                i
+            )
+        };
+        match f % 10 {
+            0..=7 => {
+                let (name, t) = if f % 10 < 6 {
+                    (format!("batch_records_{f}_total"), "counter")
+                } else {
+                    (format!("batch_queue_depth_{f}"), "gauge")
+                };
+                writeln!(out, "# HELP {name} Records handled by stage {f}.").unwrap();
+                writeln!(out, "# TYPE {name} {t}").unwrap();
+                for i in 0..100 {
+                    writeln!(out, "{name}{{{}}} {}", labels(i), i as f64 * 1.5).unwrap();
+                }
+            }
+            8 => {
+                let name = format!("batch_duration_seconds_{f}");
+                writeln!(out, "# HELP {name} Duration of stage {f}.").unwrap();
+                writeln!(out, "# TYPE {name} histogram").unwrap();
+                for i in 0..5 {
+                    for (k, le) in buckets.iter().enumerate() {
+                        writeln!(out, "{name}_bucket{{{},le=\"{le}\"}} {}", labels(i), k * 3)
+                            .unwrap();
+                    }
+                    writeln!(out, "{name}_sum{{{}}} 12.75", labels(i)).unwrap();
+                    writeln!(out, "{name}_count{{{}}} 33", labels(i)).unwrap();
+                }
+            }
+            _ => {
+                let name = format!("batch_row_latency_seconds_{f}");
+                writeln!(out, "# HELP {name} Per-row latency of stage {f}.").unwrap();
+                writeln!(out, "# TYPE {name} summary").unwrap();
+                for i in 0..20 {
+                    for q in ["0.5", "0.9", "0.99"] {
+                        writeln!(out, "{name}{{{},quantile=\"{q}\"}} 0.0{i}", labels(i)).unwrap();
+                    }
+                    writeln!(out, "{name}_sum{{{}}} 4.5", labels(i)).unwrap();
+                    writeln!(out, "{name}_count{{{}}} 1000", labels(i)).unwrap();
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The families of `body` as delimited protobuf, as client_golang pushes them.
+fn push_delimited(body: &str) -> Vec<u8> {
+    use promgate::proto::client;
+    let mut out = Vec::new();
+    for f in ingest::parse_text(body.as_bytes()).unwrap() {
+        let metric = f
+            .samples
+            .iter()
+            .map(|s| client::Metric {
+                label: s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| client::LabelPair {
+                        name: Some(n.clone()),
+                        value: Some(v.clone()),
+                    })
+                    .collect(),
+                gauge: Some(client::Gauge {
+                    value: Some(s.value),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        client::MetricFamily {
+            name: Some(f.name),
+            help: f.help,
+            r#type: Some(client::MetricType::Gauge as i32),
+            metric,
+            unit: None,
+        }
+        .encode_length_delimited(&mut out)
+        .unwrap();
+    }
+    out
+}
+
+fn push_benches(c: &mut Criterion) {
+    let body = push_body();
+    let families = ingest::parse_text(body.as_bytes()).unwrap();
+    let series: usize = families.iter().map(|f| f.samples.len()).sum();
+    assert_eq!((families.len(), series), (PUSH_SERIES / 100, PUSH_SERIES));
+    ingest::check_push(&families).unwrap();
+    let mut g = c.benchmark_group("push parse");
+    g.throughput(Throughput::Elements(PUSH_SERIES as u64));
+    g.sample_size(20);
+    g.bench_function("parse_text, 100k series in 1,000 families", |b| {
+        b.iter(|| ingest::parse_text(black_box(body.as_bytes())).unwrap())
+    });
+    g.bench_function("check_push, 100k series in 1,000 families", |b| {
+        b.iter(|| ingest::check_push(black_box(&families)).unwrap())
+    });
+    // The same samples as gauges, each sample a metric of its own.
+    let delimited = push_delimited(&body);
+    g.bench_function("parse_delimited, 100k gauges in 1,000 families", |b| {
+        b.iter(|| ingest::parse_delimited(black_box(&delimited)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(hot_path, benches, shape_benches, push_benches);
 criterion_main!(hot_path);

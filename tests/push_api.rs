@@ -83,7 +83,13 @@ fn reduce(page: &str) -> Page {
             out.help.insert(f.name.clone(), h.clone());
         }
         for s in f.samples {
-            let mut labels = s.labels.clone();
+            // An empty value is an absent label to every scraper; only an
+            // empty `instance` tells one (honor_labels) not to add its own.
+            let mut labels: Vec<(String, String)> = s
+                .labels
+                .into_iter()
+                .filter(|(n, v)| !v.is_empty() || n == "instance")
+                .collect();
             labels.sort();
             let value = if s.name == "push_time_seconds" || s.name == "push_failure_time_seconds" {
                 (if s.value == 0.0 { "zero" } else { "set" }).to_string()
@@ -333,7 +339,7 @@ async fn prometheus_client_pushes_adds_and_deletes() {
     };
     assert!(has(&p, "last_success_unixtime", &[], "1234.5"), "{p:#?}");
     assert!(
-        has(&p, "run_seconds_bucket", &[("le", "10.0")], "1.0"),
+        has(&p, "run_seconds_bucket", &[("le", "10")], "1.0"),
         "{p:#?}"
     );
     assert!(has(&p, "run_seconds_count", &[], "1.0"), "{p:#?}");
@@ -442,7 +448,7 @@ async fn promgate_push_sends_text_stamped_now() {
     let file = dir.path().join("data.prom");
     std::fs::write(
         &file,
-        "# HELP deploys Deploys.\n# TYPE deploys counter\ndeploys_total{app=\"api\"} 5\nold 1 1700000000000\n",
+        "# HELP deploys_total Deploys.\n# TYPE deploys_total counter\ndeploys_total{app=\"api\"} 5\nold 1 1700000000000\n",
     )
     .unwrap();
     let before = now_ms();
@@ -471,7 +477,7 @@ async fn promgate_push_sends_text_stamped_now() {
         "{line} not stamped between {before} and {after}"
     );
     assert!(page.contains("old 1 1700000000000\n"), "{page}");
-    assert!(page.contains("# TYPE deploys counter\n"), "{page}");
+    assert!(page.contains("# TYPE deploys_total counter\n"), "{page}");
 
     // A receiver that refuses: the answer is the exit status and message.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_promgate"))

@@ -134,74 +134,86 @@ async fn gzip_snappy_and_protobuf_bodies_are_read() {
     }
 }
 
+/// A request the push API refuses, and how.
+struct Case {
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    body: Vec<u8>,
+    status: StatusCode,
+    reason: &'static str,
+    says: &'static str,
+}
+
 #[tokio::test]
 async fn refusals_get_their_status_reason_and_count() {
     let (app, _) = app(&["--limits.request-body-bytes", "1000"]);
-    let cases: Vec<(
-        &str,
-        &str,
-        Vec<(&str, &str)>,
-        Vec<u8>,
-        StatusCode,
-        &str,
-        &str,
-    )> = vec![
-        (
-            "PUT",
-            "/metrics/job/j/odd",
-            vec![],
-            b"x 1\n".to_vec(),
-            StatusCode::BAD_REQUEST,
-            "invalid_push_path",
-            "odd number of components",
-        ),
-        (
-            "PUT",
-            "/metrics/job/j",
-            vec![("content-encoding", "br")],
-            b"x 1\n".to_vec(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_push_encoding",
-            "\"br\"",
-        ),
-        (
-            "PUT",
-            "/metrics/job/j",
-            vec![],
-            vec![b'#'; 2000],
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "1000 bytes",
-        ),
-        (
-            "PUT",
-            "/metrics/job/j",
-            vec![("content-encoding", "gzip")],
-            b"not gzip".to_vec(),
-            StatusCode::BAD_REQUEST,
-            "malformed_compression",
-            "gzip",
-        ),
-        (
-            "PUT",
-            "/metrics/job/j",
-            vec![],
-            b"x{ 1\n".to_vec(),
-            StatusCode::BAD_REQUEST,
-            "malformed_push_body",
-            "line 1",
-        ),
-        (
-            "POST",
-            "/metrics/job/j",
-            vec![],
-            b"x 1 123\n".to_vec(),
-            StatusCode::BAD_REQUEST,
-            "invalid_push",
-            "timestamps",
-        ),
+    let cases = [
+        Case {
+            method: "PUT",
+            path: "/metrics/job/j/odd",
+            headers: vec![],
+            body: b"x 1\n".to_vec(),
+            status: StatusCode::BAD_REQUEST,
+            reason: "invalid_push_path",
+            says: "odd number of components",
+        },
+        Case {
+            method: "PUT",
+            path: "/metrics/job/j",
+            headers: vec![("content-encoding", "br")],
+            body: b"x 1\n".to_vec(),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            reason: "unsupported_push_encoding",
+            says: "\"br\"",
+        },
+        Case {
+            method: "PUT",
+            path: "/metrics/job/j",
+            headers: vec![],
+            body: vec![b'#'; 2000],
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            reason: "body_too_large",
+            says: "1000 bytes",
+        },
+        Case {
+            method: "PUT",
+            path: "/metrics/job/j",
+            headers: vec![("content-encoding", "gzip")],
+            body: b"not gzip".to_vec(),
+            status: StatusCode::BAD_REQUEST,
+            reason: "malformed_compression",
+            says: "gzip",
+        },
+        Case {
+            method: "PUT",
+            path: "/metrics/job/j",
+            headers: vec![],
+            body: b"x{ 1\n".to_vec(),
+            status: StatusCode::BAD_REQUEST,
+            reason: "malformed_text",
+            says: "line 1",
+        },
+        Case {
+            method: "POST",
+            path: "/metrics/job/j",
+            headers: vec![],
+            body: b"x 1 123\n".to_vec(),
+            status: StatusCode::BAD_REQUEST,
+            reason: "invalid_push",
+            says: "timestamps",
+        },
     ];
-    for (method, path, headers, body, status, reason, says) in cases {
+    for Case {
+        method,
+        path,
+        headers,
+        body,
+        status,
+        reason,
+        says,
+    } in cases
+    {
         let before = self_metric(
             &app,
             &format!("promgate_requests_rejected_total{{reason=\"{reason}\"}}"),

@@ -80,7 +80,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 21] = [
+    pub const REASONS: [&'static str; 22] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -92,13 +92,14 @@ impl Error {
         "malformed_protobuf",
         "invalid_request",
         "schema_mismatch",
+        "malformed_text",
+        "invalid_push",
         "invalid_series",
         "too_many_scrapes",
         "too_many_writes",
         "render_unavailable",
         "invalid_push_path",
         "unsupported_push_encoding",
-        "invalid_push",
         "inconsistent_push",
         "push_series_limit",
         "not_found",
@@ -119,7 +120,9 @@ impl Error {
                 | ingest::Error::ProtobufV2(_)
                 | ingest::Error::InvalidRequest(_)
                 | ingest::Error::InvalidGrouping(_)
-                | ingest::Error::InvalidPush(_) => StatusCode::BAD_REQUEST,
+                | ingest::Error::TextFormat { .. }
+                | ingest::Error::MetricFamily(_)
+                | ingest::Error::InvalidPush { .. } => StatusCode::BAD_REQUEST,
             },
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
@@ -144,12 +147,15 @@ impl Error {
                 ingest::Error::UnsupportedEncoding(_) => "unsupported_encoding",
                 ingest::Error::DecodedTooLarge { .. } => "decoded_body_too_large",
                 ingest::Error::Decompress { .. } => "malformed_compression",
-                ingest::Error::Protobuf(_) | ingest::Error::ProtobufV2(_) => "malformed_protobuf",
+                ingest::Error::Protobuf(_)
+                | ingest::Error::ProtobufV2(_)
+                | ingest::Error::MetricFamily(_) => "malformed_protobuf",
                 ingest::Error::InvalidRequest(_) => "invalid_request",
                 ingest::Error::SchemaMismatch { .. } => "schema_mismatch",
                 ingest::Error::InvalidGrouping(_) => "invalid_push_path",
                 ingest::Error::UnsupportedPushEncoding(_) => "unsupported_push_encoding",
-                ingest::Error::InvalidPush(_) => "invalid_push",
+                ingest::Error::TextFormat { .. } => "malformed_text",
+                ingest::Error::InvalidPush { .. } => "invalid_push",
             },
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::BodyRead(_) => "body_read",
@@ -265,6 +271,14 @@ mod tests {
                 sent_as: ingest::Protocol::RemoteWrite1,
                 looks_like: ingest::Protocol::RemoteWrite2,
             }),
+            Error::Ingest(ingest::Error::TextFormat {
+                line: 1,
+                reason: String::new(),
+            }),
+            Error::Ingest(ingest::Error::InvalidPush {
+                rule: ingest::PushRule::Timestamp,
+                detail: String::new(),
+            }),
             Error::Rejected {
                 stored_series: 0,
                 rejected_series: 1,
@@ -286,7 +300,6 @@ mod tests {
             Error::RenderUnavailable,
             Error::Ingest(ingest::Error::InvalidGrouping(String::new())),
             Error::Ingest(ingest::Error::UnsupportedPushEncoding(String::new())),
-            Error::Ingest(ingest::Error::InvalidPush(String::new())),
             Error::PushConflict(PushConflict::DuplicateSeries {
                 key: String::new(),
                 group: String::new(),

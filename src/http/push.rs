@@ -152,8 +152,7 @@ async fn push_inner(
         let rules = limits.rules(ingest::now_ms());
         // A body that parsed but cannot be stored is the group's failure,
         // as on the Pushgateway; one that did not parse is not.
-        let pushed = ingest::push::check_push(&families)
-            .and_then(|()| ingest::push::lower(&families, &grouping, &rules, 0))
+        let pushed = ingest::push::lower(&families, &grouping, &rules, 0)
             .inspect_err(|_| app.store.record_push_failure(&grouping, now))?;
         let outcome = app
             .store

@@ -1,4 +1,5 @@
-//! What can go wrong turning a request body into a [`WriteBatch`](crate::model::WriteBatch).
+//! What can go wrong turning a request body into a [`WriteBatch`](crate::model::WriteBatch)
+//! or a pushed body into its families.
 //!
 //! This layer says *what* went wrong; which HTTP status that deserves is
 //! decided once, in `http::error`.
@@ -49,9 +50,25 @@ pub enum Error {
     InvalidGrouping(String),
     /// A push's `Content-Encoding` other than gzip, snappy or identity.
     UnsupportedPushEncoding(String),
-    /// A pushed body that parsed but cannot be stored as a whole (a push is
-    /// all or nothing).
-    InvalidPush(String),
+    /// A pushed body in the text format that the Go parser (as the
+    /// Pushgateway runs it) refuses.
+    TextFormat {
+        /// The line, counted from 1.
+        line: usize,
+        /// What is wrong there, in the words of Go's parser where it has them.
+        reason: String,
+    },
+    /// A pushed delimited-protobuf body that is malformed, or carries what a
+    /// push cannot (see `push::parse_delimited`).
+    MetricFamily(String),
+    /// A pushed body that parses but that the push's consistency check
+    /// refuses.
+    InvalidPush {
+        /// The rule broken.
+        rule: super::PushRule,
+        /// Which series, and why.
+        detail: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -96,7 +113,15 @@ impl fmt::Display for Error {
                 f,
                 "unsupported Content-Encoding {e:?} for a push: expected gzip, snappy or identity"
             ),
-            Error::InvalidPush(e) => write!(f, "pushed metrics are invalid: {e}"),
+            Error::TextFormat { line, reason } => {
+                write!(f, "text format parsing error in line {line}: {reason}")
+            }
+            Error::MetricFamily(e) => {
+                write!(f, "invalid delimited protobuf MetricFamily body: {e}")
+            }
+            Error::InvalidPush { detail, .. } => {
+                write!(f, "pushed metrics are invalid or inconsistent: {detail}")
+            }
             Error::SchemaMismatch {
                 sent_as,
                 looks_like,

@@ -8,12 +8,13 @@
 //! Every protocol ends in [`lower::Lowering`], so validation, the
 //! canonical key and the choice of each series' deciding sample are the same
 //! whichever dialect a sender speaks: Remote-Write 1.0 is [`v1`], 2.0 is
-//! [`v2`]; the pushed text format will take its place beside them.
+//! [`v2`]. Bodies pushed to the Pushgateway API (text format 0.0.4 or
+//! delimited protobuf) are read by [`push`] into [`ParsedFamily`] lists, as
+//! strictly as the Pushgateway reads them, and checked by [`check_push`].
 
 mod decompress;
 mod error;
 pub mod lower;
-mod parsed;
 pub mod push;
 pub mod v1;
 pub mod v2;
@@ -22,6 +23,10 @@ pub mod wire;
 pub use decompress::{Decompressed, decompress_into};
 pub use error::Error;
 pub use lower::{Rules, TimeRange};
+pub use push::{
+    ParsedFamily, ParsedSample, PushRule, check_push, check_push_grouped, parse_delimited,
+    parse_text,
+};
 
 use std::time::Duration;
 

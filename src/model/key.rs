@@ -189,18 +189,7 @@ pub fn is_text_format_float(s: &str) -> bool {
     {
         return true;
     }
-    if s.is_empty() || s.bytes().any(|c| matches!(c, b'p' | b'P' | b'_')) {
-        return false;
-    }
-    match s.parse::<f64>() {
-        // Go reports a range error for finite literals that overflow, such as 1e400.
-        Ok(v) if v.is_infinite() => {
-            let t = s.trim_start_matches(['+', '-']).to_ascii_lowercase();
-            t == "inf" || t == "infinity"
-        }
-        Ok(_) => true,
-        Err(_) => false,
-    }
+    super::parse_go_float(b).is_some()
 }
 
 /// Appends `value` escaped for a label value (`\\`, `\"`, `\n`) to `out`.
@@ -734,7 +723,10 @@ mod tests {
         for ok in ["1", "0.5", "+Inf", "-Inf", "inf", "NaN", "1e3", ".5", "5."] {
             assert!(is_text_format_float(ok), "{ok}");
         }
-        for bad in ["", "abc", "1e400", "0x1p3", "1_000", "1,5", ".", "1.2.3"] {
+        // Go reads NaN without a sign only.
+        for bad in [
+            "", "abc", "1e400", "0x1p3", "1_000", "1,5", ".", "1.2.3", "+NaN", "-nan",
+        ] {
             assert!(!is_text_format_float(bad), "{bad}");
         }
         assert!(is_text_format_float(&"9".repeat(300)));

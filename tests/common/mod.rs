@@ -409,6 +409,22 @@ pub fn spawn_pushgateway(dir: &std::path::Path) -> (Proc, u16) {
     (pgw, port)
 }
 
+/// Waits until the Pushgateway on `port` answers `/-/ready`.
+pub async fn pushgateway_ready(client: &reqwest::Client, port: u16) {
+    eventually(Duration::from_secs(20), "the Pushgateway", || async {
+        let resp = client
+            .get(format!("http://127.0.0.1:{port}/-/ready"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match resp.status().as_u16() {
+            200 => Ok(()),
+            s => Err(format!("/-/ready answered {s}")),
+        }
+    })
+    .await
+}
+
 /// A sample line as (name, sorted labels, value text), for comparing pages
 /// written by different encoders. Labels must not contain `,` or `"` in values.
 pub fn sample_key(line: &str) -> (String, Vec<(String, String)>, String) {

@@ -9,14 +9,15 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use super::Error;
-use super::lower::Rules;
+use super::{PushRule, check_push_grouped};
+use crate::ingest::Error;
+use crate::ingest::lower::Rules;
 use crate::model::{
     self, Metadata, MetricType, Sample, SeriesUpdate, WriteBatch, build_pushed_key,
     escape_label_value,
 };
 
-pub use super::parsed::{ParsedFamily, ParsedSample, check_push, parse_delimited, parse_text};
+use super::ParsedFamily;
 
 /// The series every group carries, set by promgate: pushed families of these
 /// names are dropped, as the Pushgateway overrides them.
@@ -35,7 +36,7 @@ pub const PUSH_FAILURE_TIME_HELP: &str =
 /// always comes from its own path segment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Grouping {
-    labels: Vec<(String, String)>,
+    pub(super) labels: Vec<(String, String)>,
     id: String,
 }
 
@@ -117,76 +118,134 @@ pub struct PushBatch {
 /// `stamp_ms` (the store orders a series' updates by it; the page shows
 /// pushed series without timestamps).
 ///
-/// Grouping labels override same-named labels of the body and are added to
-/// every series; a series with no `instance` gets `instance=""`.
+/// First runs [`check_push_grouped`] (the Pushgateway's consistency check of
+/// one push, and promgate's stricter rules). Then, as the Pushgateway's page
+/// shows a push (its README, "About the job and instance labels", and what
+/// its text encoder writes; `tests/push_api.rs` compares the pages):
+/// grouping labels override same-named labels of the body and are added to
+/// every series; a series with no `instance` gets `instance=""`; `le` and
+/// `quantile` are written the way Go formats floats (`1.0` → `1`); bucket
+/// and count values are truncated to integers (they are `uint64` there);
+/// and each histogram or summary metric missing them gets `_sum 0`,
+/// `_count 0` and, for a histogram, a `+Inf` bucket holding its count.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidPush`] naming the first problem: a sample with a
-/// timestamp (the Pushgateway refuses them), a series over the limits or
-/// with an invalid name, two samples of one series, a HELP over the limit.
+/// [`Error::InvalidPush`] naming the first problem: a rule of
+/// [`check_push_grouped`], or a series over the per-series limits
+/// ([`PushRule::OverLimit`]).
 pub fn lower(
     families: &[ParsedFamily],
     grouping: &Grouping,
     rules: &Rules,
     stamp_ms: i64,
 ) -> Result<PushBatch, Error> {
+    let names: Vec<&str> = grouping.labels.iter().map(|(n, _)| n.as_str()).collect();
+    check_push_grouped(families, &names)?;
+    let over_limit = |detail: String| Error::InvalidPush {
+        rule: PushRule::OverLimit,
+        detail,
+    };
     let mut out = PushBatch::default();
-    let batch = &mut out.batch;
-    let mut scratch = Vec::new();
-    let mut labels: Vec<(&str, &str)> = Vec::new();
+    let mut writer = SeriesWriter {
+        batch: &mut out.batch,
+        grouping,
+        rules,
+        stamp_ms,
+        labels: Vec::new(),
+    };
     for family in families {
-        if family.name == PUSH_TIME || family.name == PUSH_FAILURE_TIME {
-            continue;
-        }
-        let start = batch.series.len();
+        let start = writer.batch.series.len();
+        let structured = matches!(
+            family.metric_type,
+            MetricType::Histogram | MetricType::Summary
+        );
+        // Per metric of a histogram or summary (its labels without `le` or
+        // `quantile`): whether it had a +Inf bucket, `_sum`, `_count`, and
+        // its count.
+        let mut metrics: Vec<(Vec<(&str, &str)>, Completion)> = Vec::new();
         for sample in &family.samples {
-            if sample.timestamp_ms.is_some() {
-                return Err(Error::InvalidPush(
-                    "pushed metrics must not have timestamps".into(),
-                ));
+            let mut value = sample.value;
+            let mut bound = None;
+            if structured {
+                let suffix = &sample.name[family.name.len()..];
+                let bound_label = if family.metric_type == MetricType::Histogram {
+                    "le"
+                } else {
+                    "quantile"
+                };
+                let own: Vec<(&str, &str)> = sample
+                    .labels
+                    .iter()
+                    .filter(|(n, v)| {
+                        n != bound_label && !v.is_empty() && !names.contains(&n.as_str())
+                    })
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let i = match metrics.iter().position(|(l, _)| same_labels(l, &own)) {
+                    Some(i) => i,
+                    None => {
+                        metrics.push((own, Completion::default()));
+                        metrics.len() - 1
+                    }
+                };
+                let c = &mut metrics[i].1;
+                match suffix {
+                    "_sum" => c.sum = true,
+                    "_count" => {
+                        value = value.trunc();
+                        c.count = Some(value);
+                    }
+                    _ => {
+                        if let Some((_, text)) =
+                            sample.labels.iter().find(|(n, _)| n == bound_label)
+                        {
+                            let v = model::parse_go_float(text.as_bytes()).unwrap_or(f64::NAN);
+                            c.inf |= v == f64::INFINITY;
+                            bound = Some((bound_label, model::go_float(v)));
+                        }
+                        if family.metric_type == MetricType::Histogram {
+                            value = value.trunc();
+                        }
+                    }
+                }
             }
-            labels.clear();
-            labels.push(("__name__", sample.name.as_str()));
-            labels.extend(
-                sample
-                    .labels
-                    .iter()
-                    .filter(|(n, _)| !grouping.labels.iter().any(|(g, _)| g == n))
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            );
-            labels.extend(
-                grouping
-                    .labels
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            );
-            let key = build_pushed_key(
-                labels.iter().copied(),
-                &rules.series,
-                &mut scratch,
-                &mut batch.keys,
-            )
-            .map_err(|r| Error::InvalidPush(format!("{r} (in family {:?})", family.name)))?;
-            batch.series.push(SeriesUpdate {
-                key,
-                latest: Sample {
-                    value: sample.value,
-                    timestamp_ms: stamp_ms,
-                },
-                samples: 1,
-                exemplars: 0,
-            });
+            writer
+                .series(&sample.name, &sample.labels, bound, value)
+                .map_err(|r| over_limit(format!("{r} (in family {:?})", family.name)))?;
+        }
+        for (labels, c) in &metrics {
+            let labels: Vec<(String, String)> = labels
+                .iter()
+                .map(|&(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            let name = |suffix: &str| format!("{}{suffix}", family.name);
+            let count = c.count.unwrap_or(0.0);
+            let mut add = |n: String, bound, v| {
+                writer
+                    .series(&n, &labels, bound, v)
+                    .map_err(|r| over_limit(format!("{r} (in family {:?})", family.name)))
+            };
+            if family.metric_type == MetricType::Histogram && !c.inf {
+                add(name("_bucket"), Some(("le", "+Inf".to_string())), count)?;
+            }
+            if !c.sum {
+                add(name("_sum"), None, 0.0)?;
+            }
+            if c.count.is_none() {
+                add(name("_count"), None, 0.0)?;
+            }
         }
         let help = family.help.as_deref().unwrap_or("");
         if help.len() > rules.series.max_help_len {
-            return Err(Error::InvalidPush(format!(
+            return Err(over_limit(format!(
                 "HELP of family {:?} has {} bytes, more than the limit of {}",
                 family.name,
                 help.len(),
                 rules.series.max_help_len
             )));
         }
+        let batch = &mut *writer.batch;
         if family.metric_type != MetricType::Unknown || !help.is_empty() {
             batch.metadata.push((
                 family.name.clone(),
@@ -197,21 +256,96 @@ pub fn lower(
                 },
             ));
         }
-        out.families.push(PushedFamily {
-            name: family.name.clone(),
-            metric_type: family.metric_type,
-            series: start..batch.series.len(),
-        });
+        out_families_push(&mut out.families, family, start..batch.series.len());
     }
+    let batch = &out.batch;
     let mut keys: Vec<&str> = batch.series.iter().map(|u| batch.key(u)).collect();
     keys.sort_unstable();
     if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::InvalidPush(format!(
-            "duplicate series {} in the push",
-            w[0]
-        )));
+        return Err(Error::InvalidPush {
+            rule: PushRule::DuplicateSeries,
+            detail: format!("series {} is pushed twice", w[0]),
+        });
     }
     Ok(out)
+}
+
+fn out_families_push(out: &mut Vec<PushedFamily>, family: &ParsedFamily, series: Range<usize>) {
+    out.push(PushedFamily {
+        name: family.name.clone(),
+        metric_type: family.metric_type,
+        series,
+    });
+}
+
+/// Are two label lists the same set?
+fn same_labels(a: &[(&str, &str)], b: &[(&str, &str)]) -> bool {
+    a.len() == b.len() && a.iter().all(|l| b.contains(l))
+}
+
+/// What one histogram or summary metric of a push carried.
+#[derive(Default)]
+struct Completion {
+    inf: bool,
+    sum: bool,
+    count: Option<f64>,
+}
+
+/// Writes pushed series into a batch: grouping labels over the body's,
+/// `le`/`quantile` replaced by their normalised text.
+struct SeriesWriter<'b, 'g> {
+    batch: &'b mut WriteBatch,
+    grouping: &'g Grouping,
+    rules: &'g Rules,
+    stamp_ms: i64,
+    labels: Vec<(String, String)>,
+}
+
+impl SeriesWriter<'_, '_> {
+    fn series(
+        &mut self,
+        name: &str,
+        labels: &[(String, String)],
+        bound: Option<(&str, String)>,
+        value: f64,
+    ) -> Result<(), crate::model::Rejection> {
+        // Owned copies: the batch's keys are written from them, and the
+        // scratch list of `build_pushed_key` must outlive no borrow.
+        self.labels.clear();
+        self.labels.push(("__name__".into(), name.into()));
+        for (n, v) in labels {
+            if self.grouping.labels.iter().any(|(g, _)| g == n) {
+                continue;
+            }
+            match &bound {
+                Some((b, text)) if n == b => self.labels.push((n.clone(), text.clone())),
+                _ => self.labels.push((n.clone(), v.clone())),
+            }
+        }
+        if let Some((b, text)) = &bound
+            && !labels.iter().any(|(n, _)| n == b)
+        {
+            self.labels.push((b.to_string(), text.clone()));
+        }
+        self.labels.extend(self.grouping.labels.iter().cloned());
+        let mut scratch = Vec::new();
+        let key = build_pushed_key(
+            self.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            &self.rules.series,
+            &mut scratch,
+            &mut self.batch.keys,
+        )?;
+        self.batch.series.push(SeriesUpdate {
+            key,
+            latest: Sample {
+                value,
+                timestamp_ms: self.stamp_ms,
+            },
+            samples: 1,
+            exemplars: 0,
+        });
+        Ok(())
+    }
 }
 
 /// The `Content-Type` of delimited protobuf pushes (the Pushgateway README,

@@ -1,0 +1,274 @@
+//! Floats as the Go implementations of the text format read and write them.
+//!
+//! client_golang's text parser (`expfmt.TextParser`, which the Pushgateway
+//! and every Go scraper of the text format run) reads floats with
+//! `strconv.ParseFloat` after refusing `p`, `P` and `_`, and its encoder
+//! writes them with `strconv.FormatFloat(v, 'g', -1, 64)`. Rust's own parser
+//! and formatter differ at the edges (`+NaN`, overflow to infinity, where the
+//! exponent form starts), so pushed values, `le` and `quantile` are read and
+//! written here, the Go way.
+
+use std::fmt::Write as _;
+
+/// Parses `s` as the Go text parser reads a value, an `le` or a `quantile`:
+/// `strconv.ParseFloat(s, 64)` with `p`, `P` and `_` refused.
+///
+/// Accepted: decimal numbers with an optional sign, point and exponent
+/// (`1`, `-.5`, `5.`, `1E+3`); `Inf`, `Infinity` (any case, optional sign);
+/// `NaN` (any case, no sign). Refused: the empty string, hexadecimal floats,
+/// underscores, a signed NaN, and a finite literal that overflows (`1e400`:
+/// Go reports a range error where Rust would give infinity); one that
+/// underflows reads as zero, as in Go.
+pub fn parse_go_float(s: &[u8]) -> Option<f64> {
+    let (sign, rest) = match s.first() {
+        Some(b'+') => (1.0, &s[1..]),
+        Some(b'-') => (-1.0, &s[1..]),
+        _ => (1.0, s),
+    };
+    match rest.first() {
+        Some(b'0'..=b'9' | b'.') => {}
+        Some(b'i' | b'I') => {
+            return (rest.eq_ignore_ascii_case(b"inf") || rest.eq_ignore_ascii_case(b"infinity"))
+                .then_some(sign * f64::INFINITY);
+        }
+        // Go's special-value reader takes NaN without a sign only.
+        Some(b'n' | b'N') if rest.len() == s.len() => {
+            return rest.eq_ignore_ascii_case(b"nan").then_some(f64::NAN);
+        }
+        _ => return None,
+    }
+    // What is left must be a decimal literal: Rust's grammar for those is
+    // Go's (hexadecimal needs a `p` exponent in Go, refused above; Rust has
+    // none), and neither accepts `_` in base 10.
+    if !rest
+        .iter()
+        .all(|&c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    let v: f64 = std::str::from_utf8(s).ok()?.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// Appends `v` as the Go text encoder writes it (`writeFloat`): `NaN`,
+/// `+Inf`, `-Inf`, `0` for both zeros, and otherwise `strconv.FormatFloat(v,
+/// 'g', -1, 64)`: the shortest digits that read back to the same bits, in
+/// exponent form (`1e+06`, `1.5e-05`, two exponent digits at least) when the
+/// decimal exponent is below -4 or at least 6, else positional (`100000`,
+/// `0.0001`, `123456.75`).
+pub fn write_go_float(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
+    }
+    if v == 0.0 {
+        out.push('0');
+        return;
+    }
+    // Rust's `{:e}` writes the same shortest round-trip digits as Go's
+    // shortest formatting, as `d.ddde<exp>`; only the layout differs.
+    let mut sci = Buf::default();
+    let _ = write!(sci, "{:e}", v.abs());
+    let text = sci.as_str();
+    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut digits = Buf::default();
+    for c in mantissa.bytes().filter(u8::is_ascii_digit) {
+        digits.push(c);
+    }
+    let digits = digits.as_str();
+    if v < 0.0 {
+        out.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push('0');
+        }
+        let _ = write!(out, "{e}");
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(digits);
+    } else {
+        let int_digits = exp as usize + 1;
+        if digits.len() <= int_digits {
+            out.push_str(digits);
+            for _ in digits.len()..int_digits {
+                out.push('0');
+            }
+        } else {
+            out.push_str(&digits[..int_digits]);
+            out.push('.');
+            out.push_str(&digits[int_digits..]);
+        }
+    }
+}
+
+/// [`write_go_float`] into a new `String`.
+pub fn go_float(v: f64) -> String {
+    let mut s = String::new();
+    write_go_float(&mut s, v);
+    s
+}
+
+/// A small stack buffer: an f64 in `{:e}` form is at most 24 bytes.
+#[derive(Default)]
+struct Buf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Buf {
+    fn push(&mut self, c: u8) {
+        if self.len < self.bytes.len() {
+            self.bytes[self.len] = c;
+            self.len += 1;
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.len + s.len() > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.bytes[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every verdict below is what the Debian Pushgateway 1.5.1 (Go's
+    /// `strconv.ParseFloat` in client_golang's text parser) answered for
+    /// `a <value>\n`.
+    #[test]
+    fn parses_what_go_parses() {
+        let accepted: &[(&str, f64)] = &[
+            ("1", 1.0),
+            ("-0", -0.0),
+            ("+1", 1.0),
+            (".5", 0.5),
+            ("+.5", 0.5),
+            ("5.", 5.0),
+            ("1.e3", 1000.0),
+            ("1e3", 1000.0),
+            ("1E+3", 1000.0),
+            ("1e-3", 0.001),
+            ("00012", 12.0),
+            ("1e-400", 0.0),
+            ("4.9e-324", 5e-324),
+            ("1.7976931348623157e308", f64::MAX),
+            ("Inf", f64::INFINITY),
+            ("+inf", f64::INFINITY),
+            ("INF", f64::INFINITY),
+            ("-Infinity", f64::NEG_INFINITY),
+            ("infinity", f64::INFINITY),
+        ];
+        for (s, want) in accepted {
+            let got = parse_go_float(s.as_bytes());
+            assert_eq!(got.map(f64::to_bits), Some(want.to_bits()), "{s}");
+        }
+        for s in ["NaN", "nan", "NAN", "nAn"] {
+            assert!(parse_go_float(s.as_bytes()).unwrap().is_nan(), "{s}");
+        }
+        for s in [
+            "",
+            "+",
+            "-",
+            ".",
+            "e5",
+            "1e",
+            "1e+",
+            "+NaN",
+            "-nan",
+            "infinit",
+            "in",
+            "0x10",
+            "0x1p3",
+            "1p3",
+            "1_000",
+            "1e400",
+            "-1e400",
+            "1.7976931348623159e308",
+            "1,5",
+            " 1",
+            "1 ",
+            "0b1",
+            "0o7",
+            "1\r",
+            "--1",
+            "+-1",
+            "1e5.5",
+            "1..2",
+            "∞",
+        ] {
+            assert_eq!(parse_go_float(s.as_bytes()), None, "{s:?}");
+        }
+    }
+
+    /// The texts are what the Pushgateway 1.5.1 wrote on its page for the
+    /// values pushed.
+    #[test]
+    fn writes_what_go_writes() {
+        let cases: &[(f64, &str)] = &[
+            (1.0, "1"),
+            (-1.0, "-1"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1000.0, "1000"),
+            (0.001, "0.001"),
+            (0.5, "0.5"),
+            (100000.0, "100000"),
+            (1e6, "1e+06"),
+            (1234567.0, "1.234567e+06"),
+            (123456789.0, "1.23456789e+08"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-5, "1.5e-05"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (1_795_946_361.101_320_5, "1.7959463611013205e+09"),
+            (18446744073709551615.0, "1.8446744073709552e+19"),
+            (123456.75, "123456.75"),
+            (-2.5e-7, "-2.5e-07"),
+            (1e21, "1e+21"),
+            (1e100, "1e+100"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(go_float(*v), *want, "{v:e}");
+        }
+    }
+
+    #[test]
+    fn written_floats_read_back() {
+        for v in [0.1, 1.0 / 3.0, 2.0f64.powi(60), 1e-300, 6.02214076e23, -7.5] {
+            let s = go_float(v);
+            assert_eq!(parse_go_float(s.as_bytes()), Some(v), "{s}");
+        }
+    }
+}
