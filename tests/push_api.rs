@@ -117,6 +117,66 @@ queue_seconds_count 100
 escaped{path="C:\\dir",quote="say \"hi\"",nl="a\nb"} 1
 "#;
 
+/// A counter and a histogram (buckets without +Inf) as delimited protobuf,
+/// as client_golang's `push` package sends them.
+fn protobuf_body() -> Vec<u8> {
+    use promgate::proto::client::{
+        Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType as T,
+    };
+    use prost::Message;
+    let label = |n: &str, v: &str| LabelPair {
+        name: Some(n.into()),
+        value: Some(v.into()),
+    };
+    let families = [
+        MetricFamily {
+            name: Some("proto_requests_total".into()),
+            help: Some("Requests.".into()),
+            r#type: Some(T::Counter as i32),
+            metric: vec![Metric {
+                label: vec![label("code", "200")],
+                counter: Some(Counter {
+                    value: Some(17.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        MetricFamily {
+            name: Some("proto_seconds".into()),
+            help: Some("Durations.".into()),
+            r#type: Some(T::Histogram as i32),
+            metric: vec![Metric {
+                histogram: Some(Histogram {
+                    sample_count: Some(5),
+                    sample_sum: Some(2.5),
+                    bucket: vec![
+                        Bucket {
+                            upper_bound: Some(0.5),
+                            cumulative_count: Some(3),
+                            ..Default::default()
+                        },
+                        Bucket {
+                            upper_bound: Some(1.0),
+                            cumulative_count: Some(4),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    ];
+    let mut out = Vec::new();
+    for f in families {
+        f.encode_length_delimited(&mut out).unwrap();
+    }
+    out
+}
+
 fn steps() -> Vec<Step> {
     let mut gzipped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gzipped
@@ -204,6 +264,23 @@ fn steps() -> Vec<Step> {
             headers: vec![("Content-Encoding", "gzip")],
             what: "a gzip body",
         },
+        Step {
+            method: "PUT",
+            path: "/metrics/job/proto",
+            body: protobuf_body(),
+            headers: vec![(
+                "Content-Type",
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            )],
+            what: "a delimited protobuf body with a counter and a histogram",
+        },
+        step(
+            "PUT",
+            "/metrics/job/partial",
+            "# TYPE partial_seconds histogram\npartial_seconds_bucket{le=\"1.0\"} 2\npartial_seconds_bucket{le=\"1e3\"} 3.7\n\
+             # TYPE partial_q summary\npartial_q{quantile=\"0.50\"} 1\n",
+            "a histogram without +Inf, _sum and _count, a summary without _sum and _count",
+        ),
         step(
             "POST",
             "/metrics/job/batch",
