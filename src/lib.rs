@@ -14,3 +14,4 @@ pub mod proto;
 pub mod self_metrics;
 pub mod server;
 pub mod store;
+pub mod web_config;

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::ingest;
@@ -71,12 +71,26 @@ pub enum Error {
     RenderUnavailable,
     /// No such route.
     NotFound,
+    /// `--web.config.file` asks for credentials and the request had none
+    /// that match (why is logged, never told: the client cannot learn
+    /// which users exist).
+    Unauthorized {
+        /// Offer `Basic realm="promgate"` (users are configured).
+        basic: bool,
+        /// Offer `Bearer realm="promgate"` (tokens are configured).
+        bearer: bool,
+    },
+    /// The caller is authenticated but its `roles` do not allow the method.
+    Forbidden {
+        /// The role the request needed: `read` or `write`.
+        needs: &'static str,
+    },
 }
 
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 16] = [
+    pub const REASONS: [&'static str; 18] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -93,6 +107,8 @@ impl Error {
         "too_many_writes",
         "render_unavailable",
         "not_found",
+        "unauthorized",
+        "forbidden",
     ];
 
     /// The HTTP status this error is answered with.
@@ -118,6 +134,8 @@ impl Error {
             // The 2.0 spec's answer to an overloaded receiver; senders retry it.
             Error::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -142,6 +160,8 @@ impl Error {
             Error::TooManyWrites { .. } => "too_many_writes",
             Error::RenderUnavailable => "render_unavailable",
             Error::NotFound => "not_found",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
         }
     }
 }
@@ -200,6 +220,13 @@ impl fmt::Display for Error {
             Error::NotFound => f.write_str(
                 "not found: promgate serves POST /api/v1/write, GET /metrics, /-/metrics, /-/healthy, /-/ready",
             ),
+            Error::Unauthorized { .. } => {
+                f.write_str("unauthorized: missing or invalid credentials")
+            }
+            Error::Forbidden { needs } => write!(
+                f,
+                "forbidden: these credentials do not have the {needs} role"
+            ),
         }
     }
 }
@@ -209,7 +236,25 @@ impl std::error::Error for Error {}
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // The body is one line of plain text, as Prometheus logs it verbatim.
-        (self.status(), format!("{self}\n")).into_response()
+        let mut response = (self.status(), format!("{self}\n")).into_response();
+        if let Error::Unauthorized { basic, bearer } = self {
+            let headers = response.headers_mut();
+            // One challenge per header (RFC 9110 allows either form; curl
+            // and browsers read both).
+            if basic || !bearer {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"promgate\""),
+                );
+            }
+            if bearer {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"promgate\""),
+                );
+            }
+        }
+        response
     }
 }
 
@@ -263,6 +308,11 @@ mod tests {
             },
             Error::RenderUnavailable,
             Error::NotFound,
+            Error::Unauthorized {
+                basic: true,
+                bearer: false,
+            },
+            Error::Forbidden { needs: "write" },
         ];
         let reasons: Vec<_> = all.iter().map(Error::reason).collect();
         assert_eq!(reasons, Error::REASONS);
