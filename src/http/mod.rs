@@ -139,6 +139,12 @@ const ROUTES: [&str; 5] = [
     "/-/ready",
 ];
 
+/// Every route `router()` serves (as axum writes them, `{param}` for a
+/// path parameter), for the test that walks them all.
+pub fn routes() -> &'static [&'static str] {
+    &ROUTES
+}
+
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
     let router = Router::new()

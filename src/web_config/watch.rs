@@ -7,7 +7,9 @@
 //! symlink swap, is seen too). A config that fails to load is logged and
 //! counted and the last good one stays in force: a broken file never opens
 //! the door. Turning TLS on or off needs a restart (the listener's protocol
-//! is fixed at start), so a reload that would do it fails the same way.
+//! is fixed at start), and so does removing every user and token (an empty
+//! file is valid, and a file caught while being rewritten may be empty):
+//! a reload that would do either fails the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -91,13 +93,24 @@ impl WebConfigHandle {
         let (result, sources) = load_counting(&self.path, self.metrics.auth_bcrypt_runs.clone());
         *self.sources.lock().unwrap_or_else(|e| e.into_inner()) = sources;
         let result = result.and_then(|config| {
-            let tls_was = self.current().tls.is_some();
-            if config.tls.is_some() != tls_was {
-                let change = if tls_was { "off" } else { "on" };
-                return Err(Error::new(format!(
-                    "web config {}: turning TLS {change} needs a restart",
+            let was = self.current();
+            let refuse = |what: &str| {
+                Err(Error::new(format!(
+                    "web config {}: {what} needs a restart",
                     self.path.display()
-                )));
+                )))
+            };
+            if config.tls.is_some() != was.tls.is_some() {
+                return refuse(if was.tls.is_some() {
+                    "turning TLS off"
+                } else {
+                    "turning TLS on"
+                });
+            }
+            // A file caught half-written (or emptied by mistake) must not
+            // open the door until the next poll.
+            if config.credentials.is_empty() && !was.credentials.is_empty() {
+                return refuse("removing every user and token");
             }
             Ok(config)
         });

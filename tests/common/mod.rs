@@ -2,6 +2,8 @@
 //! promgate binary, and the real peers (Prometheus, vmagent, VictoriaMetrics).
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
