@@ -144,6 +144,19 @@ impl HttpsClient {
         path: &str,
         auth: Option<&str>,
     ) -> Result<(u16, String), String> {
+        self.send(addr, "GET", path, auth, &[], Vec::new()).await
+    }
+
+    /// Any request: method, path, `Authorization`, other headers, body.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, String), String> {
         use http_body_util::BodyExt;
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
@@ -158,15 +171,19 @@ impl HttpsClient {
                 .await
                 .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let mut req = hyper::Request::get(path).header("host", addr.to_string());
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string());
         if let Some(auth) = auth {
             req = req.header("authorization", auth);
         }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from(body));
         let resp = sender
-            .send_request(
-                req.body(http_body_util::Empty::<bytes::Bytes>::new())
-                    .unwrap(),
-            )
+            .send_request(req.body(body).unwrap())
             .await
             .map_err(|e| format!("request: {e}"))?;
         let status = resp.status().as_u16();
