@@ -474,6 +474,27 @@ async fn a_reload_applies_a_good_file_and_a_broken_one_keeps_the_last_good() {
     }
 }
 
+#[tokio::test]
+async fn hashes_made_by_htpasswd_are_accepted() {
+    // The README's recipe, run for real: Apache's htpasswd writes `$2y$`
+    // bcrypt hashes, as exporter-toolkit's docs make them.
+    let out = std::process::Command::new(tool("htpasswd"))
+        .args(["-nbBC", "10", "ops", "correct horse battery staple"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let hash = line.trim().strip_prefix("ops:").unwrap();
+    assert!(hash.starts_with("$2y$10$"), "{hash}");
+    let f = fixture(&format!("basic_auth_users:\n  ops: {hash}\n"));
+    let ok = basic("ops", "correct horse battery staple");
+    let (status, _, _) = call(&f.app, Method::GET, "/-/ready", Some(&ok), vec![]).await;
+    assert_eq!(status, 200);
+    let wrong = basic("ops", "correct horse battery");
+    let (status, _, _) = call(&f.app, Method::GET, "/-/ready", Some(&wrong), vec![]).await;
+    assert_eq!(status, 401);
+}
+
 // ---- The real binary: TLS, mTLS, reloads over time, start-up errors ----
 
 /// Writes a TLS config (and the files it names) into `dir`; returns its path.
