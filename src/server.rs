@@ -12,6 +12,14 @@
 //! headers: a connection that has not sent a complete request head within
 //! `--web.read-header-timeout` (idle keep-alive connections included) is
 //! closed, so stalled or idle clients cannot hold every file descriptor.
+//!
+//! With a `tls_server_config` in `--web.config.file`, the listener speaks
+//! TLS only: each accepted connection's handshake runs in the connection's
+//! own task (so a slow client never holds up the accept loop), within the
+//! same `--web.read-header-timeout`, using the rustls configuration of the
+//! web config in force when the connection arrived (certificates and client
+//! CAs reloaded from disk apply to new connections). Access control itself
+//! is the HTTP layer's (`http::router`).
 
 use std::future::Future;
 use std::io;
@@ -27,6 +35,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::Config;
@@ -34,7 +43,6 @@ use crate::http::{AppState, router};
 use crate::self_metrics::SelfMetrics;
 use crate::store::Store;
 use crate::web_config::WebConfigHandle;
-use tokio_rustls::TlsAcceptor;
 
 /// The sweep period when series never expire: names emptied by stale
 /// markers are still removed, and nothing else is due.

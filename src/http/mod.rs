@@ -3,6 +3,9 @@
 //!
 //! This is the only module that knows about statuses: the layers below
 //! return their own errors, and [`Error`] maps each to its answer.
+//!
+//! With `--web.config.file`, `router` puts the access control layer
+//! (`auth.rs`) over every route and the fallback.
 
 mod auth;
 mod error;
