@@ -138,7 +138,7 @@ pub struct Credentials {
     cache_key: hmac::Key,
     cache: Mutex<Cache>,
     /// One bcrypt run at a time.
-    bcrypt: Semaphore,
+    bcrypt: Arc<Semaphore>,
     /// bcrypt runs so far (`promgate_auth_bcrypt_runs_total` when served).
     runs: Counter,
 }
@@ -244,7 +244,7 @@ impl Credentials {
             dummy_hash: format!("$2y${:02}${DUMMY_SALT_AND_HASH}", max_cost.max(4)),
             cache_key,
             cache: Mutex::new(Cache::default()),
-            bcrypt: Semaphore::new(1),
+            bcrypt: Arc::new(Semaphore::new(1)),
             runs: Counter::default(),
         })
     }
@@ -293,16 +293,25 @@ impl Credentials {
             Quick::Done(verdict) => return verdict,
             Quick::Basic(b) => b,
         };
-        let _permit = self.bcrypt.acquire().await.expect("never closed");
+        let permit = Arc::clone(&self.bcrypt)
+            .acquire_owned()
+            .await
+            .expect("never closed");
         // Another request may have reached the verdict while this one
         // waited: a sender's burst of first requests costs one run.
         if let Some(verdict) = self.cached(&basic.key) {
             return verdict;
         }
         let this = Arc::clone(&self);
-        tokio::task::spawn_blocking(move || this.verify(basic))
-            .await
-            .unwrap_or(Err(Denied::Malformed))
+        // The permit goes with the run: a client that hangs up while its
+        // password is checked does not let the next run start beside it.
+        tokio::task::spawn_blocking(move || {
+            let verdict = this.verify(basic);
+            drop(permit);
+            verdict
+        })
+        .await
+        .unwrap_or(Err(Denied::Malformed))
     }
 
     /// [`Credentials::authenticate`] on the calling thread (benchmarks, tests).
