@@ -4,6 +4,7 @@
 //! be set from the environment variable named in `--help`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -185,6 +186,15 @@ pub struct Config {
         default_value = "logfmt"
     )]
     pub log_format: LogFormat,
+
+    /// Prometheus web-config file (exporter-toolkit format): basic_auth_users (bcrypt), tls_server_config (TLS, mTLS), http_server_config.headers, and promgate's authorization_tokens and roles. Applies to every endpoint; re-read when it changes.
+    #[arg(long = "web.config.file", env = "PROMGATE_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// How often the web config file and the files it names are checked for changes (content hash); 0: only on SIGHUP.
+    #[arg(long = "web.config.reload-interval", env = "PROMGATE_WEB_CONFIG_RELOAD_INTERVAL",
+          default_value = "5s", value_parser = parse_duration)]
+    pub web_config_reload_interval: Duration,
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -15,3 +15,4 @@ pub mod push_client;
 pub mod self_metrics;
 pub mod server;
 pub mod store;
+pub mod web_config;

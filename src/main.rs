@@ -32,6 +32,12 @@ async fn main() -> ExitCode {
             tracing::info!("promgate stopped");
             ExitCode::SUCCESS
         }
+        // A bad --web.config.file: refuse to start rather than serve
+        // without the access control it asks for.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            tracing::error!(error = %e, "cannot start");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             tracing::error!(address = %config.listen_address, error = %e, "server failed");
             ExitCode::FAILURE

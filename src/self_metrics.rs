@@ -44,6 +44,13 @@ pub struct EncodingLabels {
     pub encoding: &'static str,
 }
 
+/// The outcome of an attempt (a web config reload).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every self-metric, and the registry that serves them.
@@ -80,6 +87,16 @@ pub struct SelfMetrics {
     pub received_bytes: Family<EncodingLabels, Counter>,
     /// Request body bytes after decompression.
     pub decoded_bytes: Counter,
+    /// Loads of `--web.config.file` after start-up, by result.
+    pub web_config_reloads: Family<ResultLabels, Counter>,
+    /// 1 when the last load of the web config succeeded, 0 when it failed.
+    pub web_config_last_reload_successful: Gauge,
+    /// When the web config in force was loaded (Unix seconds).
+    pub web_config_last_reload_success_time: Gauge,
+    /// bcrypt verifications run (basic-auth attempts the cache could not answer).
+    pub auth_bcrypt_runs: Counter,
+    /// TLS connections that failed or timed out in the handshake.
+    pub tls_handshake_errors: Counter,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
     /// Pushes stored, by method (`PUT`, `POST`).
@@ -126,6 +143,11 @@ impl SelfMetrics {
             push_groups: Gauge::default(),
             pushes: Family::default(),
             groups_expired: Counter::default(),
+            web_config_reloads: Family::default(),
+            web_config_last_reload_successful: Gauge::default(),
+            web_config_last_reload_success_time: Gauge::default(),
+            auth_bcrypt_runs: Counter::default(),
+            tls_handshake_errors: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -203,6 +225,31 @@ impl SelfMetrics {
             "decoded_bytes",
             "Remote-write body bytes after decompression",
             m.decoded_bytes.clone(),
+        );
+        r.register(
+            "web_config_reloads",
+            "Reloads of --web.config.file after start-up, by result (a failed one keeps the last good config)",
+            m.web_config_reloads.clone(),
+        );
+        r.register(
+            "web_config_last_reload_successful",
+            "1 when the last load of --web.config.file succeeded, 0 when it failed",
+            m.web_config_last_reload_successful.clone(),
+        );
+        r.register(
+            "web_config_last_reload_success_timestamp_seconds",
+            "When the web config in force was loaded",
+            m.web_config_last_reload_success_time.clone(),
+        );
+        r.register(
+            "auth_bcrypt_runs",
+            "bcrypt verifications run for basic auth (attempts the verdict cache could not answer)",
+            m.auth_bcrypt_runs.clone(),
+        );
+        r.register(
+            "tls_handshake_errors",
+            "TLS connections that failed or timed out in the handshake",
+            m.tls_handshake_errors.clone(),
         );
         r.register(
             "push_groups",

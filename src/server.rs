@@ -12,6 +12,14 @@
 //! headers: a connection that has not sent a complete request head within
 //! `--web.read-header-timeout` (idle keep-alive connections included) is
 //! closed, so stalled or idle clients cannot hold every file descriptor.
+//!
+//! With a `tls_server_config` in `--web.config.file`, the listener speaks
+//! TLS only: each accepted connection's handshake runs in the connection's
+//! own task (so a slow client never holds up the accept loop), within the
+//! same `--web.read-header-timeout`, using the rustls configuration of the
+//! web config in force when the connection arrived (certificates and client
+//! CAs reloaded from disk apply to new connections). Access control itself
+//! is the HTTP layer's (`http::router`).
 
 use std::future::Future;
 use std::io;
@@ -21,16 +29,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::http::{AppState, router};
+use crate::self_metrics::SelfMetrics;
 use crate::store::Store;
+use crate::web_config::WebConfigHandle;
 
 /// The sweep period when series never expire: names emptied by stale
 /// markers are still removed, and nothing else is due.
@@ -40,13 +52,29 @@ const IDLE_SWEEP: Duration = Duration::from_secs(15);
 ///
 /// # Errors
 ///
-/// The listen address cannot be bound, or the server fails while serving.
+/// The web config is invalid (kind `InvalidInput`), the listen address
+/// cannot be bound, or the server fails while serving.
 pub async fn run(config: &Config) -> io::Result<()> {
-    let state = AppState::new(config);
+    let state =
+        AppState::load(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let listener = TcpListener::bind(config.listen_address).await?;
     let address = listener.local_addr().unwrap_or(config.listen_address);
-    log_start(config, address);
+    log_start(config, address, state.web_config.as_deref());
     let sweeper = spawn_sweeper(&state, config.ttl());
+    let watcher = state.web_config.as_ref().map(|web| {
+        let interval = Some(config.web_config_reload_interval).filter(|d| !d.is_zero());
+        web.spawn_watcher(interval)
+    });
+    // Whether the listener speaks TLS is fixed here; the certificates and
+    // policies are taken from the config in force at each handshake.
+    let tls = state
+        .web_config
+        .as_ref()
+        .filter(|web| web.current().tls.is_some())
+        .map(|web| Tls {
+            web: Arc::clone(web),
+            metrics: Arc::clone(&state.metrics),
+        });
 
     let signalled = Arc::new(tokio::sync::Notify::new());
     let signal = {
@@ -57,7 +85,7 @@ pub async fn run(config: &Config) -> io::Result<()> {
         }
     };
     let header_timeout = Some(config.read_header_timeout).filter(|d| !d.is_zero());
-    let served = serve(listener, router(state), header_timeout, signal);
+    let served = serve(listener, router(state), header_timeout, tls, signal);
     // A client that stalls (half a request, a page it never reads) must not
     // keep the process alive for ever once it was told to stop.
     let grace = config.shutdown_timeout;
@@ -77,7 +105,18 @@ pub async fn run(config: &Config) -> io::Result<()> {
     };
     // Requests have finished (or been cut off): nothing writes to the store now.
     sweeper.abort();
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     result
+}
+
+/// TLS on the listener: each connection's handshake uses the rustls
+/// configuration of the web config in force when it arrives, so reloaded
+/// certificates and client CAs apply to new connections.
+struct Tls {
+    web: Arc<WebConfigHandle>,
+    metrics: Arc<SelfMetrics>,
 }
 
 /// Accepts connections on `listener` and serves `app` on each until
@@ -87,6 +126,7 @@ async fn serve(
     listener: TcpListener,
     app: Router,
     read_header_timeout: Option<Duration>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     // Dropping `stop_rx` tells every connection to finish (each waits on
@@ -99,9 +139,9 @@ async fn serve(
     });
     let (closed_tx, closed_rx) = watch::channel(());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, most likely: wait a little
                     // rather than spin, and keep the connections served.
@@ -113,31 +153,55 @@ async fn serve(
             () = stop_tx.closed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone().map_request(
-            |req: hyper::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
-        ));
+        // The peer's address goes with each request, for the access log of
+        // refused requests.
+        let service = app
+            .clone()
+            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
         let stop_tx = stop_tx.clone();
         let closed_rx = closed_rx.clone();
+        let acceptor = tls.as_ref().map(|t| {
+            let config = t.web.current();
+            let tls = config
+                .tls
+                .as_ref()
+                .expect("TLS cannot be turned off by a reload");
+            (
+                TlsAcceptor::from(Arc::clone(&tls.server_config)),
+                Arc::clone(&t.metrics),
+            )
+        });
         tokio::spawn(async move {
-            let mut http1 = hyper::server::conn::http1::Builder::new();
-            http1
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_header_timeout);
-            let mut conn = pin!(http1.serve_connection(TokioIo::new(stream), service));
-            let mut stopping = pin!(stop_tx.closed());
-            let mut finishing = false;
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(error = %e, "connection closed with an error");
+            match acceptor {
+                None => serve_connection(stream, service, read_header_timeout, &stop_tx).await,
+                Some((acceptor, metrics)) => {
+                    // A client must finish its handshake as it must send its
+                    // headers: within --web.read-header-timeout.
+                    let handshake = acceptor.accept(stream);
+                    let bounded = async {
+                        match read_header_timeout {
+                            Some(limit) => tokio::time::timeout(limit, handshake)
+                                .await
+                                .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut))),
+                            None => handshake.await,
                         }
-                        break;
-                    }
-                    () = &mut stopping, if !finishing => {
-                        // Finish the request in flight, then close.
-                        finishing = true;
-                        conn.as_mut().graceful_shutdown();
+                    };
+                    let stream = tokio::select! {
+                        done = bounded => done,
+                        () = stop_tx.closed() => Err(io::Error::from(io::ErrorKind::Interrupted)),
+                    };
+                    match stream {
+                        Ok(stream) => {
+                            serve_connection(stream, service, read_header_timeout, &stop_tx).await;
+                        }
+                        Err(e) => {
+                            metrics.tls_handshake_errors.inc();
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        }
                     }
                 }
             }
@@ -149,9 +213,64 @@ async fn serve(
     closed_tx.closed().await;
 }
 
-fn log_start(config: &Config, address: SocketAddr) {
+/// Serves one connection (plain or TLS) until it closes; once `stop_tx`
+/// is closed, finishes the request in flight and closes.
+async fn serve_connection<I, S>(
+    io: I,
+    service: S,
+    read_header_timeout: Option<Duration>,
+    stop_tx: &watch::Sender<()>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_header_timeout);
+    let service = TowerToHyperService::new(service);
+    let mut conn = pin!(http1.serve_connection(TokioIo::new(io), service));
+    let mut stopping = pin!(stop_tx.closed());
+    let mut finishing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection closed with an error");
+                }
+                break;
+            }
+            () = &mut stopping, if !finishing => {
+                // Finish the request in flight, then close.
+                finishing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+fn log_start(config: &Config, address: SocketAddr, web: Option<&WebConfigHandle>) {
+    if let Some(web) = web {
+        tracing::info!(
+            file = %web.path().display(),
+            config = %web.current().summary(),
+            "web config loaded"
+        );
+    }
+    let scheme = match web {
+        Some(web) if web.current().tls.is_some() => "https",
+        _ => "http",
+    };
     tracing::info!(
         address = %address,
+        scheme,
         ttl = %humantime::format_duration(config.series_ttl),
         timestamps = ?config.timestamps,
         version = env!("CARGO_PKG_VERSION"),

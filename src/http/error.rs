@@ -15,7 +15,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::ingest;
@@ -75,12 +75,26 @@ pub enum Error {
     PushConflict(PushConflict),
     /// No such route.
     NotFound,
+    /// `--web.config.file` asks for credentials and the request had none
+    /// that match (why is logged, never told: the client cannot learn
+    /// which users exist).
+    Unauthorized {
+        /// Offer `Basic realm="promgate"` (users are configured).
+        basic: bool,
+        /// Offer `Bearer realm="promgate"` (tokens are configured).
+        bearer: bool,
+    },
+    /// The caller is authenticated but its `roles` do not allow the method.
+    Forbidden {
+        /// The role the request needed: `read` or `write`.
+        needs: &'static str,
+    },
 }
 
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 22] = [
+    pub const REASONS: [&'static str; 24] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -103,6 +117,8 @@ impl Error {
         "inconsistent_push",
         "push_series_limit",
         "not_found",
+        "unauthorized",
+        "forbidden",
     ];
 
     /// The HTTP status this error is answered with.
@@ -135,6 +151,8 @@ impl Error {
             // The Pushgateway's answer; batch jobs do not retry a push.
             Error::PushConflict(_) => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -167,6 +185,8 @@ impl Error {
             Error::PushConflict(PushConflict::SeriesLimit(_)) => "push_series_limit",
             Error::PushConflict(_) => "inconsistent_push",
             Error::NotFound => "not_found",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
         }
     }
 }
@@ -228,6 +248,13 @@ impl fmt::Display for Error {
             Error::NotFound => f.write_str(
                 "not found: promgate serves POST /api/v1/write, GET /metrics, PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}, GET /api/v1/metrics, /api/v1/status, PUT /api/v1/admin/wipe, /-/metrics, /-/healthy, /-/ready",
             ),
+            Error::Unauthorized { .. } => {
+                f.write_str("unauthorized: missing or invalid credentials")
+            }
+            Error::Forbidden { needs } => write!(
+                f,
+                "forbidden: these credentials do not have the {needs} role"
+            ),
         }
     }
 }
@@ -237,7 +264,25 @@ impl std::error::Error for Error {}
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // The body is one line of plain text, as Prometheus logs it verbatim.
-        (self.status(), format!("{self}\n")).into_response()
+        let mut response = (self.status(), format!("{self}\n")).into_response();
+        if let Error::Unauthorized { basic, bearer } = self {
+            let headers = response.headers_mut();
+            // One challenge per header (RFC 9110 allows either form; curl
+            // and browsers read both).
+            if basic || !bearer {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"promgate\""),
+                );
+            }
+            if bearer {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"promgate\""),
+                );
+            }
+        }
+        response
     }
 }
 
@@ -309,6 +354,11 @@ mod tests {
                 detail: String::new(),
             })),
             Error::NotFound,
+            Error::Unauthorized {
+                basic: true,
+                bearer: false,
+            },
+            Error::Forbidden { needs: "write" },
         ];
         let reasons: Vec<_> = all.iter().map(Error::reason).collect();
         assert_eq!(reasons, Error::REASONS);

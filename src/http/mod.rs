@@ -3,7 +3,11 @@
 //!
 //! This is the only module that knows about statuses: the layers below
 //! return their own errors, and [`Error`] maps each to its answer.
+//!
+//! With `--web.config.file`, `router` puts the access control layer
+//! (`auth.rs`) over every route and the fallback.
 
+mod auth;
 mod body;
 mod error;
 mod exposition;
@@ -30,6 +34,7 @@ use crate::exposition::RenderOptions;
 use crate::ingest;
 use crate::self_metrics::{ReasonLabels, RequestLabels, RouteLabels, SelfMetrics};
 use crate::store::Store;
+use crate::web_config::{self, WebConfigHandle};
 
 /// How many requests of a kind run at once, and how long one beyond waits.
 #[derive(Clone, Copy, Debug)]
@@ -76,10 +81,28 @@ pub struct AppState {
     renders: Arc<Semaphore>,
     /// One permit per remote-write request that may be served at once.
     writes: Arc<Semaphore>,
+    /// `--web.config.file`, when set: every route and the fallback are
+    /// behind its access control.
+    pub web_config: Option<Arc<WebConfigHandle>>,
 }
 
 impl AppState {
-    /// A fresh, empty state configured from `config`.
+    /// A fresh state configured from `config`, with `--web.config.file`
+    /// loaded when set.
+    ///
+    /// # Errors
+    ///
+    /// The web config (or a file it names) cannot be read or is invalid.
+    pub fn load(config: &Config) -> Result<Self, web_config::Error> {
+        let mut state = AppState::new(config);
+        if let Some(path) = &config.web_config_file {
+            state.web_config = Some(WebConfigHandle::load(path, Arc::clone(&state.metrics))?);
+        }
+        Ok(state)
+    }
+
+    /// A fresh, empty state configured from `config`, leaving
+    /// `--web.config.file` aside: [`AppState::load`] reads it.
     pub fn new(config: &Config) -> Self {
         let settings = Settings {
             max_body_bytes: config.max_body_bytes,
@@ -113,6 +136,7 @@ impl AppState {
             renders: Arc::new(Semaphore::new(settings.scrapes.max_concurrent)),
             writes: Arc::new(Semaphore::new(settings.writes.max_concurrent)),
             settings: Arc::new(settings),
+            web_config: None,
         }
     }
 }
@@ -131,9 +155,15 @@ const ROUTES: [&str; 10] = [
     "/api/v1/admin/wipe",
 ];
 
+/// Every route `router()` serves (as axum writes them, `{param}` for a
+/// path parameter), for the test that walks them all.
+pub fn routes() -> &'static [&'static str] {
+    &ROUTES
+}
+
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(ROUTES[0], post(write::handle).get(write::probe))
         .route(ROUTES[1], get(exposition::handle))
         .route(ROUTES[2], get(ops::self_metrics))
@@ -151,7 +181,20 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[8], get(push::status_api))
         .route(ROUTES[9], put(push::wipe))
         .route_layer(middleware::from_fn_with_state(state.metrics.clone(), track))
-        .fallback(not_found)
+        .fallback(not_found);
+    // Access control over every route above and the fallback: nothing is
+    // reachable without passing it (tests/auth.rs walks every route).
+    let router = match &state.web_config {
+        Some(web) => {
+            let guard = auth::Guard {
+                web: Arc::clone(web),
+                metrics: Arc::clone(&state.metrics),
+            };
+            router.layer(middleware::from_fn_with_state(guard, auth::guard))
+        }
+        None => router,
+    };
+    router
         // Compresses the small answers (/-/metrics, errors) when asked;
         // /metrics compresses on its own render thread and sets
         // Content-Encoding, which this layer then leaves alone.
@@ -166,9 +209,7 @@ async fn track(
     req: Request,
     next: Next,
 ) -> Response {
-    let route = path
-        .and_then(|p| ROUTES.iter().find(|r| **r == p.as_str()).copied())
-        .unwrap_or("other");
+    let route = route_label(path.as_ref());
     let start = Instant::now();
     let response = next.run(req).await;
     let labels = RequestLabels {
@@ -181,6 +222,12 @@ async fn track(
         .get_or_create(&RouteLabels { route })
         .observe(start.elapsed().as_secs_f64());
     response
+}
+
+/// The `route` label of a request: its matched route, or `other`.
+fn route_label(path: Option<&MatchedPath>) -> &'static str {
+    path.and_then(|p| ROUTES.iter().find(|r| **r == p.as_str()).copied())
+        .unwrap_or("other")
 }
 
 /// Any other path: counted under `route="other"` (never by raw URI, so a

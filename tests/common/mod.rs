@@ -2,6 +2,8 @@
 //! promgate binary, and the real peers (Prometheus, vmagent, VictoriaMetrics).
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -67,11 +69,12 @@ pub fn snappy(req: &WriteRequest) -> Vec<u8> {
         .unwrap()
 }
 
-/// A fresh in-process app configured by promgate flags.
+/// A fresh in-process app configured by promgate flags (a
+/// `--web.config.file` among them is loaded, and must be valid).
 pub fn app(args: &[&str]) -> (Router, AppState) {
     let config = Config::try_parse_from(std::iter::once("promgate").chain(args.iter().copied()))
         .expect("valid flags");
-    let state = AppState::new(&config);
+    let state = AppState::load(&config).expect("valid web config");
     (router(state.clone()), state)
 }
 
