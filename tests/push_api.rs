@@ -569,3 +569,73 @@ async fn promgate_push_sends_text_stamped_now() {
 fn now_ms() -> i64 {
     promgate::ingest::now_ms()
 }
+
+/// The Pushgateway README's `curl` examples, run as written (host and port
+/// replaced), each against an empty promgate and an empty Pushgateway:
+/// the same answers and pages.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pushgateway_readme_curl_examples_work_unchanged() {
+    let examples = [
+        r#"echo "some_metric 3.14" | curl -s -o /dev/null -w '%{http_code}' --data-binary @- http://HOST/metrics/job/some_job"#,
+        "cat <<EOF | curl -s -o /dev/null -w '%{http_code}' --data-binary @- http://HOST/metrics/job/some_job/instance/some_instance\n\
+         # TYPE some_metric counter\n\
+         some_metric{label=\"val1\"} 42\n\
+         # TYPE another_metric gauge\n\
+         # HELP another_metric Just an example.\n\
+         another_metric 2398.283\n\
+         EOF",
+        r#"echo 'some_metric{foo="bar"} 3.14' | curl -s -o /dev/null -w '%{http_code}' --data-binary @- http://HOST/metrics/job/directory_cleaner/path@base64/$(printf %s /var/tmp | base64 | tr '+/' '-_' | tr -d '=')"#,
+        r#"echo "some_metric 3.14" | gzip | curl -s -o /dev/null -w '%{http_code}' -H 'Content-Encoding: gzip' --data-binary @- http://HOST/metrics/job/some_job"#,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (_pgw, pgw_port) = spawn_pushgateway(dir.path());
+    let (_pg, pg_addr) = spawn_promgate(&[]);
+    let client = reqwest::Client::new();
+    let pgw = format!("127.0.0.1:{pgw_port}");
+    let pg = pg_addr.to_string();
+    eventually(Duration::from_secs(20), "the Pushgateway to start", || {
+        let client = client.clone();
+        let url = format!("http://{pgw}/-/ready");
+        async move { fetch_text(&client, &url).await.map(|_| ()) }
+    })
+    .await;
+    for example in examples {
+        let mut pages = Vec::new();
+        for host in [&pgw, &pg] {
+            let wipe = client
+                .put(format!("http://{host}/api/v1/admin/wipe"))
+                .send()
+                .await
+                .unwrap();
+            // The Pushgateway serves the admin API only with a flag; delete
+            // what the examples push instead.
+            if !wipe.status().is_success() {
+                for path in [
+                    "job/some_job",
+                    "job/some_job/instance/some_instance",
+                    "job/directory_cleaner/path@base64/L3Zhci90bXA",
+                ] {
+                    client
+                        .delete(format!("http://{host}/metrics/{path}"))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(example.replace("HOST", host))
+                .output()
+                .unwrap();
+            let code = String::from_utf8_lossy(&out.stdout).into_owned();
+            let page = reduce(
+                &fetch_text(&client, &format!("http://{host}/metrics"))
+                    .await
+                    .unwrap(),
+            );
+            pages.push((code, page));
+        }
+        assert_eq!(pages[1].0, "200", "{example}");
+        assert_eq!(pages[0], pages[1], "{example}");
+    }
+}

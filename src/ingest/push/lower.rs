@@ -246,7 +246,10 @@ pub fn lower(
             )));
         }
         let batch = &mut *writer.batch;
-        if family.metric_type != MetricType::Unknown || !help.is_empty() {
+        // Always, untyped and without HELP too: a push declares its
+        // families' type (the Pushgateway's page says `untyped`), so what an
+        // earlier push or sender said of the name must not linger.
+        {
             batch.metadata.push((
                 family.name.clone(),
                 Metadata {
