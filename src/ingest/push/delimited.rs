@@ -3,7 +3,7 @@
 //! the text format would show.
 
 use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use prost::Message;
 
 use super::{ParsedFamily, ParsedSample};
@@ -252,6 +252,8 @@ fn has_native_buckets(h: &client::Histogram) -> bool {
 /// deliberate difference, no `le` on a histogram metric.
 fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(m.label.len() + 1);
+    // Scanning for duplicates is quadratic: hash the names of a long list.
+    let mut names: HashSet<&str, RandomState> = HashSet::default();
     for lp in &m.label {
         let name = lp.name.clone().unwrap_or_default();
         if !is_valid_label_name(&name) {
@@ -259,7 +261,12 @@ fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, Str
                 "invalid label name {name:?}: names must match [a-zA-Z_][a-zA-Z0-9_]* (UTF-8 names are not supported)"
             ));
         }
-        if out.iter().any(|(n, _)| *n == name) {
+        let twice = if m.label.len() <= 16 {
+            out.iter().any(|(n, _)| *n == name)
+        } else {
+            !names.insert(lp.name.as_deref().unwrap_or_default())
+        };
+        if twice {
             return Err(format!("label {name:?} is given twice in one metric"));
         }
         if t == ProtoType::Summary && name == "quantile" {
@@ -616,6 +623,20 @@ mod tests {
         refused(&one(&[("", "x")]), "invalid label name \"\"");
         refused(&one(&[("a.b", "x")]), "invalid label name \"a.b\"");
         refused(&one(&[("x", "1"), ("x", "2")]), "given twice");
+        // Long label lists are checked in linear time, duplicates found.
+        let many: Vec<(String, String)> = (0..20_000)
+            .map(|i| (format!("l{i}"), "v".to_string()))
+            .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(
+            parse_delimited(&one(&refs)).unwrap()[0].samples[0]
+                .labels
+                .len(),
+            20_000
+        );
+        let mut twice = refs.clone();
+        twice.push(("l7", "x"));
+        refused(&one(&twice), "given twice");
         // `__` names parse; check_push refuses them.
         assert!(parse_delimited(&one(&[("__x", "1")])).is_ok());
     }

@@ -17,11 +17,14 @@
 //! resolved once and remembered.
 
 use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use super::{ParsedFamily, ParsedSample};
 use crate::ingest::Error;
 use crate::model::{MetricType, parse_go_float};
+
+/// Up to this many labels, duplicates are found by scanning.
+const FEW_LABELS: usize = 16;
 
 /// The type of a family as Go's parser knows it: client_model's enum, which
 /// has `GAUGE_HISTOGRAM` besides the text format's five types.
@@ -119,6 +122,7 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily>, Error> {
         families: Vec::new(),
         by_name: HashMap::with_hasher(RandomState::default()),
         dedup: Vec::new(),
+        dedup_set: HashSet::with_hasher(RandomState::default()),
         deferred: None,
     };
     let mut rest = body;
@@ -160,8 +164,11 @@ struct Parser<'a> {
     /// Every name resolved so far, to its family: family names, and the
     /// `_count`, `_sum`, `_bucket` names that joined a summary or histogram.
     by_name: HashMap<&'a str, usize, RandomState>,
-    /// The label names of the sample being read, for the duplicate check.
+    /// The label names of the sample being read, for the duplicate check:
+    /// scanned while few, hashed once there are many (a line of a million
+    /// labels must not cost a million squared).
     dedup: Vec<&'a str>,
+    dedup_set: HashSet<&'a str, RandomState>,
     /// The first error of promgate's own that Go's parser does not raise:
     /// reported when the body has no error of Go's.
     deferred: Option<Error>,
@@ -467,6 +474,7 @@ impl<'a> Parser<'a> {
         labels: &mut Vec<(String, String)>,
     ) -> Result<usize, Error> {
         self.dedup.clear();
+        self.dedup_set.clear();
         loop {
             i = l.skip_blanks(i);
             let c = l.at(i)?;
@@ -506,7 +514,15 @@ impl<'a> Parser<'a> {
                 )));
             }
             if !special {
-                if self.dedup.contains(&name) {
+                let seen = if self.dedup.len() < FEW_LABELS {
+                    self.dedup.contains(&name)
+                } else {
+                    if self.dedup_set.is_empty() {
+                        self.dedup_set.extend(self.dedup.iter().copied());
+                    }
+                    !self.dedup_set.insert(name)
+                };
+                if seen {
                     return Err(l.error(format!("duplicate label names for metric {family:?}")));
                 }
                 self.dedup.push(name);
@@ -912,6 +928,21 @@ mod tests {
         ok(
             "# TYPE s summary\ns{quantile=\"0.5\",quantile=\"0.9\"} 1\n",
             "# s Summary\ns{quantile=\"0.5\",quantile=\"0.9\"} 1\n",
+        );
+    }
+
+    #[test]
+    fn many_labels_cost_no_square() {
+        // Scanning 20,000 names for duplicates would be 200 million compares.
+        let labels: Vec<String> = (0..20_000).map(|i| format!("l{i}=\"v\"")).collect();
+        let body = format!("a{{{}}} 1\n", labels.join(","));
+        let parsed = parse_text(body.as_bytes()).unwrap();
+        assert_eq!(parsed[0].samples[0].labels.len(), 20_000);
+        // A duplicate far past the scanned ones is still found.
+        err(
+            format!("a{{{},l7=\"x\"}} 1\n", labels.join(",")),
+            1,
+            "duplicate label names for metric \"a\"",
         );
     }
 
