@@ -248,8 +248,8 @@ fn has_native_buckets(h: &client::Histogram) -> bool {
 }
 
 /// The metric's labels, checked as the Pushgateway's consistency check does
-/// (names valid and distinct, no `quantile` on a summary metric), and, a
-/// deliberate difference, no `le` on a histogram metric.
+/// (names valid and distinct, not `__name__`, no `quantile` on a summary
+/// metric), and, a deliberate difference, no `le` on a histogram metric.
 fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::with_capacity(m.label.len() + 1);
     // Scanning for duplicates is quadratic: hash the names of a long list.
@@ -268,6 +268,9 @@ fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, Str
         };
         if twice {
             return Err(format!("label {name:?} is given twice in one metric"));
+        }
+        if name == "__name__" {
+            return Err("label name \"__name__\" is reserved".to_string());
         }
         if t == ProtoType::Summary && name == "quantile" {
             return Err(
@@ -637,7 +640,9 @@ mod tests {
         let mut twice = refs.clone();
         twice.push(("l7", "x"));
         refused(&one(&twice), "given twice");
-        // `__` names parse; check_push refuses them.
+        // `__name__` is the metric name's; other `__` names parse, and
+        // check_push refuses them (400 there for both).
+        refused(&one(&[("__name__", "b")]), "is reserved");
         assert!(parse_delimited(&one(&[("__x", "1")])).is_ok());
     }
 
