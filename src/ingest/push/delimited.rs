@@ -135,8 +135,8 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error>
         }
     };
     let mut samples = Vec::with_capacity(mf.metric.len());
-    for m in mf.metric {
-        let labels = labels(&m, proto_type).map_err(&bad)?;
+    for mut m in mf.metric {
+        let labels = labels(std::mem::take(&mut m.label), proto_type).map_err(&bad)?;
         let ts = m.timestamp_ms;
         let sample = |name: String, labels: Vec<(String, String)>, value: f64| ParsedSample {
             name,
@@ -250,21 +250,20 @@ fn has_native_buckets(h: &client::Histogram) -> bool {
 /// The metric's labels, checked as the Pushgateway's consistency check does
 /// (names valid and distinct, not `__name__`, no `quantile` on a summary
 /// metric), and, a deliberate difference, no `le` on a histogram metric.
-fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, String> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(m.label.len() + 1);
+fn labels(label: Vec<client::LabelPair>, t: ProtoType) -> Result<Vec<(String, String)>, String> {
     // Scanning for duplicates is quadratic: hash the names of a long list.
     let mut names: HashSet<&str, RandomState> = HashSet::default();
-    for lp in &m.label {
-        let name = lp.name.clone().unwrap_or_default();
-        if !is_valid_label_name(&name) {
+    for (i, lp) in label.iter().enumerate() {
+        let name = lp.name.as_deref().unwrap_or_default();
+        if !is_valid_label_name(name) {
             return Err(format!(
                 "invalid label name {name:?}: names must match [a-zA-Z_][a-zA-Z0-9_]* (UTF-8 names are not supported)"
             ));
         }
-        let twice = if m.label.len() <= 16 {
-            out.iter().any(|(n, _)| *n == name)
+        let twice = if label.len() <= 16 {
+            label[..i].iter().any(|l| l.name.as_deref() == Some(name))
         } else {
-            !names.insert(lp.name.as_deref().unwrap_or_default())
+            !names.insert(name)
         };
         if twice {
             return Err(format!("label {name:?} is given twice in one metric"));
@@ -280,8 +279,15 @@ fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, Str
         if t == ProtoType::Histogram && name == "le" {
             return Err("a histogram metric must not have an explicit \"le\" label".to_string());
         }
-        out.push((name, lp.value.clone().unwrap_or_default()));
     }
+    drop(names);
+    // Moved, not copied; room for the bound a summary or histogram adds.
+    let mut out = Vec::with_capacity(label.len() + 1);
+    out.extend(
+        label
+            .into_iter()
+            .map(|lp| (lp.name.unwrap_or_default(), lp.value.unwrap_or_default())),
+    );
     Ok(out)
 }
 
