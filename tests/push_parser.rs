@@ -1224,6 +1224,15 @@ fn protobuf_corpus() -> Vec<Case> {
             400,
         ),
         case(
+            "protobuf __name__ label",
+            delimited(&[pb_family(
+                "a",
+                Some(PbType::Gauge),
+                vec![pb_gauge(&[("__name__", "b")], 1.0)],
+            )]),
+            400,
+        ),
+        case(
             "protobuf quantile label on a summary",
             delimited(&[pb_family(
                 "s",

@@ -50,6 +50,23 @@ pub fn parse_go_float(s: &[u8]) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// [`parse_go_float`] of text already known to be UTF-8.
+#[inline]
+pub fn parse_go_float_str(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    // The common case, plain decimals, straight to Rust's parser (whose
+    // grammar is Go's for them).
+    if !b.is_empty()
+        && b.len() <= 32
+        && b.iter()
+            .all(|&c| c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.iter().any(u8::is_ascii_digit)
+    {
+        return s.parse().ok();
+    }
+    parse_go_float(b)
+}
+
 /// Appends `v` as the Go text encoder writes it (`writeFloat`): `NaN`,
 /// `+Inf`, `-Inf`, `0` for both zeros, and otherwise `strconv.FormatFloat(v,
 /// 'g', -1, 64)`: the shortest digits that read back to the same bits, in
@@ -189,6 +206,11 @@ mod tests {
         for (s, want) in accepted {
             let got = parse_go_float(s.as_bytes());
             assert_eq!(got.map(f64::to_bits), Some(want.to_bits()), "{s}");
+            assert_eq!(
+                parse_go_float_str(s).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{s}"
+            );
         }
         for s in ["NaN", "nan", "NAN", "nAn"] {
             assert!(parse_go_float(s.as_bytes()).unwrap().is_nan(), "{s}");
@@ -223,8 +245,13 @@ mod tests {
             "1e5.5",
             "1..2",
             "∞",
+            "1-2",
+            "-",
+            "-.",
+            "1.5-",
         ] {
             assert_eq!(parse_go_float(s.as_bytes()), None, "{s:?}");
+            assert_eq!(parse_go_float_str(s), None, "{s:?}");
         }
     }
 

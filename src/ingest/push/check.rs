@@ -182,7 +182,7 @@ pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Resul
                 return Err(invalid(
                     PushRule::InvalidCount,
                     format!(
-                        "{} is {}: a count must be a number from 0 to 2^64",
+                        "{} is {}: a count must be at least 0 and below 2^64",
                         Series(s),
                         s.value
                     ),
@@ -194,6 +194,7 @@ pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Resul
     Ok(())
 }
 
+/// 2^64: the counts Go can hold (as `uint64`) are below it.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 
 fn invalid(rule: PushRule, detail: String) -> Error {

@@ -3,7 +3,7 @@
 //! the text format would show.
 
 use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use prost::Message;
 
 use super::{ParsedFamily, ParsedSample};
@@ -135,8 +135,8 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error>
         }
     };
     let mut samples = Vec::with_capacity(mf.metric.len());
-    for m in mf.metric {
-        let labels = labels(&m, proto_type).map_err(&bad)?;
+    for mut m in mf.metric {
+        let labels = labels(std::mem::take(&mut m.label), proto_type).map_err(&bad)?;
         let ts = m.timestamp_ms;
         let sample = |name: String, labels: Vec<(String, String)>, value: f64| ParsedSample {
             name,
@@ -248,19 +248,28 @@ fn has_native_buckets(h: &client::Histogram) -> bool {
 }
 
 /// The metric's labels, checked as the Pushgateway's consistency check does
-/// (names valid and distinct, no `quantile` on a summary metric), and, a
-/// deliberate difference, no `le` on a histogram metric.
-fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, String> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(m.label.len() + 1);
-    for lp in &m.label {
-        let name = lp.name.clone().unwrap_or_default();
-        if !is_valid_label_name(&name) {
+/// (names valid and distinct, not `__name__`, no `quantile` on a summary
+/// metric), and, a deliberate difference, no `le` on a histogram metric.
+fn labels(label: Vec<client::LabelPair>, t: ProtoType) -> Result<Vec<(String, String)>, String> {
+    // Scanning for duplicates is quadratic: hash the names of a long list.
+    let mut names: HashSet<&str, RandomState> = HashSet::default();
+    for (i, lp) in label.iter().enumerate() {
+        let name = lp.name.as_deref().unwrap_or_default();
+        if !is_valid_label_name(name) {
             return Err(format!(
                 "invalid label name {name:?}: names must match [a-zA-Z_][a-zA-Z0-9_]* (UTF-8 names are not supported)"
             ));
         }
-        if out.iter().any(|(n, _)| *n == name) {
+        let twice = if label.len() <= 16 {
+            label[..i].iter().any(|l| l.name.as_deref() == Some(name))
+        } else {
+            !names.insert(name)
+        };
+        if twice {
             return Err(format!("label {name:?} is given twice in one metric"));
+        }
+        if name == "__name__" {
+            return Err("label name \"__name__\" is reserved".to_string());
         }
         if t == ProtoType::Summary && name == "quantile" {
             return Err(
@@ -270,8 +279,15 @@ fn labels(m: &client::Metric, t: ProtoType) -> Result<Vec<(String, String)>, Str
         if t == ProtoType::Histogram && name == "le" {
             return Err("a histogram metric must not have an explicit \"le\" label".to_string());
         }
-        out.push((name, lp.value.clone().unwrap_or_default()));
     }
+    drop(names);
+    // Moved, not copied; room for the bound a summary or histogram adds.
+    let mut out = Vec::with_capacity(label.len() + 1);
+    out.extend(
+        label
+            .into_iter()
+            .map(|lp| (lp.name.unwrap_or_default(), lp.value.unwrap_or_default())),
+    );
     Ok(out)
 }
 
@@ -616,7 +632,23 @@ mod tests {
         refused(&one(&[("", "x")]), "invalid label name \"\"");
         refused(&one(&[("a.b", "x")]), "invalid label name \"a.b\"");
         refused(&one(&[("x", "1"), ("x", "2")]), "given twice");
-        // `__` names parse; check_push refuses them.
+        // Long label lists are checked in linear time, duplicates found.
+        let many: Vec<(String, String)> = (0..20_000)
+            .map(|i| (format!("l{i}"), "v".to_string()))
+            .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(
+            parse_delimited(&one(&refs)).unwrap()[0].samples[0]
+                .labels
+                .len(),
+            20_000
+        );
+        let mut twice = refs.clone();
+        twice.push(("l7", "x"));
+        refused(&one(&twice), "given twice");
+        // `__name__` is the metric name's; other `__` names parse, and
+        // check_push refuses them (400 there for both).
+        refused(&one(&[("__name__", "b")]), "is reserved");
         assert!(parse_delimited(&one(&[("__x", "1")])).is_ok());
     }
 

@@ -17,11 +17,14 @@
 //! resolved once and remembered.
 
 use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use super::{ParsedFamily, ParsedSample};
 use crate::ingest::Error;
-use crate::model::{MetricType, parse_go_float};
+use crate::model::{MetricType, parse_go_float, parse_go_float_str};
+
+/// Up to this many labels, duplicates are found by scanning.
+const FEW_LABELS: usize = 16;
 
 /// The type of a family as Go's parser knows it: client_model's enum, which
 /// has `GAUGE_HISTOGRAM` besides the text format's five types.
@@ -119,25 +122,33 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily>, Error> {
         families: Vec::new(),
         by_name: HashMap::with_hasher(RandomState::default()),
         dedup: Vec::new(),
+        dedup_set: HashSet::with_hasher(RandomState::default()),
+        last: None,
         deferred: None,
     };
-    let mut rest = body;
+    // One check of the whole body spares one per name and value; a body
+    // with bytes that are not UTF-8 (allowed in comments) is checked token
+    // by token instead.
+    let text = std::str::from_utf8(body).ok();
+    let mut start = 0;
     let mut number = 0;
     loop {
         number += 1;
-        let (line, terminated) = match memchr::memchr(b'\n', rest) {
-            Some(end) => (&rest[..end], true),
-            None => (rest, false),
+        let rest = &body[start..];
+        let (len, terminated) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (end, true),
+            None => (rest.len(), false),
         };
         parser.line(&Line {
-            bytes: line,
+            bytes: &rest[..len],
+            text: text.map(|t| &t[start..start + len]),
             terminated,
             number,
         })?;
         if !terminated {
             break;
         }
-        rest = &rest[line.len() + 1..];
+        start += len + 1;
     }
     if let Some(e) = parser.deferred {
         return Err(e);
@@ -160,8 +171,13 @@ struct Parser<'a> {
     /// Every name resolved so far, to its family: family names, and the
     /// `_count`, `_sum`, `_bucket` names that joined a summary or histogram.
     by_name: HashMap<&'a str, usize, RandomState>,
-    /// The label names of the sample being read, for the duplicate check.
+    /// The label names of the sample being read, for the duplicate check:
+    /// scanned while few, hashed once there are many (a line of a million
+    /// labels must not cost a million squared).
     dedup: Vec<&'a str>,
+    dedup_set: HashSet<&'a str, RandomState>,
+    /// The name resolved last, and its family.
+    last: Option<(&'a str, usize)>,
     /// The first error of promgate's own that Go's parser does not raise:
     /// reported when the body has no error of Go's.
     deferred: Option<Error>,
@@ -170,6 +186,10 @@ struct Parser<'a> {
 /// One line of the body (without its `\n`) and where it stands.
 struct Line<'a> {
     bytes: &'a [u8],
+    /// The same line as text, when the whole body is UTF-8 (checked once):
+    /// then names, values and label values are sliced without checking
+    /// each again.
+    text: Option<&'a str>,
     /// Whether a `\n` ended it (every line but the last one does).
     terminated: bool,
     number: usize,
@@ -210,30 +230,73 @@ impl<'a> Line<'a> {
         i + rest.iter().position(|&c| !keep(c)).unwrap_or(rest.len())
     }
 
-    /// The slice `[from, to)` as text; callers only pass ASCII name runs.
-    fn str(&self, from: usize, to: usize) -> &'a str {
-        std::str::from_utf8(&self.bytes[from..to]).unwrap_or_default()
+    /// The slice `[from, to)` as text, or `None` if it is not UTF-8.
+    #[inline]
+    fn str(&self, from: usize, to: usize) -> Option<&'a str> {
+        match self.text {
+            Some(t) => t.get(from..to),
+            None => std::str::from_utf8(&self.bytes[from..to]).ok(),
+        }
     }
 }
 
+/// Byte classes, one bit each, looked up in [`CLASS`].
+const BLANK: u8 = 1;
+const LABEL_START: u8 = 2;
+const LABEL_CHAR: u8 = 4;
+const METRIC_START: u8 = 8;
+const METRIC_CHAR: u8 = 16;
+
+/// The classes of every byte: one load per byte when scanning names.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alpha = b.is_ascii_alphabetic() || b == b'_';
+        let digit = b.is_ascii_digit();
+        let mut k = 0;
+        if b == b' ' || b == b'\t' {
+            k |= BLANK;
+        }
+        if alpha {
+            k |= LABEL_START | LABEL_CHAR | METRIC_START | METRIC_CHAR;
+        }
+        if digit {
+            k |= LABEL_CHAR | METRIC_CHAR;
+        }
+        if b == b':' {
+            k |= METRIC_START | METRIC_CHAR;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_blank(c: u8) -> bool {
-    c == b' ' || c == b'\t'
+    CLASS[usize::from(c)] & BLANK != 0
 }
 
+#[inline]
 fn is_label_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
+    CLASS[usize::from(c)] & LABEL_START != 0
 }
 
+#[inline]
 fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    CLASS[usize::from(c)] & LABEL_CHAR != 0
 }
 
+#[inline]
 fn is_metric_start(c: u8) -> bool {
-    is_label_start(c) || c == b':'
+    CLASS[usize::from(c)] & METRIC_START != 0
 }
 
+#[inline]
 fn is_metric_char(c: u8) -> bool {
-    is_label_char(c) || c == b':'
+    CLASS[usize::from(c)] & METRIC_CHAR != 0
 }
 
 /// Go's `%q` of a string, near enough for an error message.
@@ -272,6 +335,19 @@ impl<'a> Parser<'a> {
     /// Resolves `name` to a family as Go's `setOrCreateCurrentMF` does,
     /// creating the family if nothing matches.
     fn resolve(&mut self, name: &'a str) -> usize {
+        // Runs of one name (a family's series, a histogram's buckets) skip
+        // the hash.
+        if let Some((last, family)) = self.last
+            && last == name
+        {
+            return family;
+        }
+        let family = self.lookup(name);
+        self.last = Some((name, family));
+        family
+    }
+
+    fn lookup(&mut self, name: &'a str) -> usize {
         if let Some(&family) = self.by_name.get(name) {
             return family;
         }
@@ -330,7 +406,7 @@ impl<'a> Parser<'a> {
         if !is_blank(after) {
             return Err(l.error("invalid metric name in comment"));
         }
-        let family = self.resolve(l.str(start, name_end));
+        let family = self.resolve(l.str(start, name_end).unwrap_or_default());
         let text = l.skip_blanks(name_end);
         if l.at(text)? == b'\n' {
             return Ok(());
@@ -386,7 +462,7 @@ impl<'a> Parser<'a> {
         }
         let name_end = l.scan(i, is_metric_char);
         let mut c = l.at(name_end)?;
-        let name = l.str(i, name_end);
+        let name = l.str(i, name_end).unwrap_or_default();
         let family = self.resolve(name);
         let ty = *self.families[family].ty.get_or_insert(GoType::Untyped);
         let family_name = self.families[family].name;
@@ -403,7 +479,9 @@ impl<'a> Parser<'a> {
         let value_end = l.scan(pos, |c| !is_blank(c));
         let after = l.at(value_end)?;
         let token = &l.bytes[pos..value_end];
-        let value = parse_go_float(token)
+        let value = l
+            .str(pos, value_end)
+            .and_then(parse_go_float_str)
             .ok_or_else(|| l.error(format!("expected float as value, got {}", quoted(token))))?;
         if ty == GoType::GaugeHistogram {
             // Go means to fail here too but overwrites the error with its next
@@ -467,6 +545,7 @@ impl<'a> Parser<'a> {
         labels: &mut Vec<(String, String)>,
     ) -> Result<usize, Error> {
         self.dedup.clear();
+        self.dedup_set.clear();
         loop {
             i = l.skip_blanks(i);
             let c = l.at(i)?;
@@ -486,7 +565,7 @@ impl<'a> Parser<'a> {
             }
             let name_end = l.scan(i, is_label_char);
             let mut c = l.at(name_end)?;
-            let name = l.str(i, name_end);
+            let name = l.str(i, name_end).unwrap_or_default();
             if name == "__name__" {
                 return Err(l.error("label name \"__name__\" is reserved"));
             }
@@ -506,7 +585,15 @@ impl<'a> Parser<'a> {
                 )));
             }
             if !special {
-                if self.dedup.contains(&name) {
+                let seen = if self.dedup.len() < FEW_LABELS {
+                    self.dedup.contains(&name)
+                } else {
+                    if self.dedup_set.is_empty() {
+                        self.dedup_set.extend(self.dedup.iter().copied());
+                    }
+                    !self.dedup_set.insert(name)
+                };
+                if seen {
                     return Err(l.error(format!("duplicate label names for metric {family:?}")));
                 }
                 self.dedup.push(name);
@@ -556,8 +643,9 @@ fn label_value(l: &Line<'_>, start: usize) -> Result<(String, usize), Error> {
         && rest[q] == b'"'
     {
         let raw = &rest[..q];
-        let value = std::str::from_utf8(raw)
-            .map_err(|_| l.error(format!("invalid label value {}", quoted(raw))))?;
+        let value = l
+            .str(start, start + q)
+            .ok_or_else(|| l.error(format!("invalid label value {}", quoted(raw))))?;
         return Ok((value.to_string(), start + q));
     }
     let mut out = Vec::with_capacity(rest.len());
@@ -912,6 +1000,21 @@ mod tests {
         ok(
             "# TYPE s summary\ns{quantile=\"0.5\",quantile=\"0.9\"} 1\n",
             "# s Summary\ns{quantile=\"0.5\",quantile=\"0.9\"} 1\n",
+        );
+    }
+
+    #[test]
+    fn many_labels_cost_no_square() {
+        // Scanning 20,000 names for duplicates would be 200 million compares.
+        let labels: Vec<String> = (0..20_000).map(|i| format!("l{i}=\"v\"")).collect();
+        let body = format!("a{{{}}} 1\n", labels.join(","));
+        let parsed = parse_text(body.as_bytes()).unwrap();
+        assert_eq!(parsed[0].samples[0].labels.len(), 20_000);
+        // A duplicate far past the scanned ones is still found.
+        err(
+            format!("a{{{},l7=\"x\"}} 1\n", labels.join(",")),
+            1,
+            "duplicate label names for metric \"a\"",
         );
     }
 
