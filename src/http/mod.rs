@@ -81,6 +81,10 @@ pub struct AppState {
     renders: Arc<Semaphore>,
     /// One permit per remote-write request that may be served at once.
     writes: Arc<Semaphore>,
+    /// One permit: pushes are parsed one at a time (a parsed push takes up
+    /// to ~25 times its body in memory; the Pushgateway, too, applies one
+    /// push at a time).
+    pushes: Arc<Semaphore>,
     /// `--web.config.file`, when set: every route and the fallback are
     /// behind its access control.
     pub web_config: Option<Arc<WebConfigHandle>>,
@@ -135,6 +139,7 @@ impl AppState {
             metrics: Arc::new(metrics),
             renders: Arc::new(Semaphore::new(settings.scrapes.max_concurrent)),
             writes: Arc::new(Semaphore::new(settings.writes.max_concurrent)),
+            pushes: Arc::new(Semaphore::new(1)),
             settings: Arc::new(settings),
             web_config: None,
         }

@@ -136,12 +136,25 @@ async fn push_inner(
     // it takes one of the same slots.
     let _slot = super::write::write_slot(app).await?;
     let body = super::body::read(app, headers, body).await?;
+    let wait = app.settings.writes.max_queue_duration;
+    let _parsing = tokio::time::timeout(wait, Arc::clone(&app.pushes).acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(Error::TooManyWrites {
+            limit: 1,
+            waited: wait,
+        })?;
     let app = app.clone();
     // Parsing and applying a large group takes milliseconds: off the
     // runtime's workers.
     tokio::task::spawn_blocking(move || {
         let limits = &app.settings.decode;
-        let body = ingest::push::decompress(encoding, &body, limits.max_decoded_bytes)?;
+        // A parsed push takes up to ~25 times its text in memory, so its
+        // decompressed text is held to the (compressed) body limit, not to
+        // the decoded limit of remote write.
+        let max = limits.max_decoded_bytes.min(app.settings.max_body_bytes);
+        let body = ingest::push::decompress(encoding, &body, max)?;
         app.metrics.decoded_bytes.inc_by(body.len() as u64);
         let families = if delimited {
             ingest::push::parse_delimited(&body)?
