@@ -142,44 +142,33 @@ pub fn lower(
 ) -> Result<PushBatch, Error> {
     let names: Vec<&str> = grouping.labels.iter().map(|(n, _)| n.as_str()).collect();
     check_push_grouped(families, &names)?;
-    let over_limit = |detail: String| Error::InvalidPush {
+    let over_limit = |family: &str, r: crate::model::Rejection| Error::InvalidPush {
         rule: PushRule::OverLimit,
-        detail,
+        detail: format!("{r} (in family {family:?})"),
     };
     let mut out = PushBatch::default();
-    let mut writer = SeriesWriter {
-        batch: &mut out.batch,
-        grouping,
-        rules,
-        stamp_ms,
-        labels: Vec::new(),
-    };
+    let batch = &mut out.batch;
+    let is_grouping = |n: &str| grouping.labels.iter().any(|(g, _)| g == n);
     for family in families {
-        let start = writer.batch.series.len();
-        let structured = matches!(
-            family.metric_type,
-            MetricType::Histogram | MetricType::Summary
-        );
-        // Per metric of a histogram or summary (its labels without `le` or
-        // `quantile`): whether it had a +Inf bucket, `_sum`, `_count`, and
-        // its count.
+        let start = batch.series.len();
+        let bound_label = match family.metric_type {
+            MetricType::Histogram => Some("le"),
+            MetricType::Summary => Some("quantile"),
+            _ => None,
+        };
+        // First pass, nothing borrowed for keys yet: each sample's value,
+        // its bound in Go's spelling, and per metric of a histogram or
+        // summary (its labels without the bound) what it carried.
+        let mut values = Vec::with_capacity(family.samples.len());
+        let mut bounds: Vec<String> = Vec::new();
         let mut metrics: Vec<(Vec<(&str, &str)>, Completion)> = Vec::new();
         for sample in &family.samples {
             let mut value = sample.value;
-            let mut bound = None;
-            if structured {
-                let suffix = &sample.name[family.name.len()..];
-                let bound_label = if family.metric_type == MetricType::Histogram {
-                    "le"
-                } else {
-                    "quantile"
-                };
+            if let Some(bound_label) = bound_label {
                 let own: Vec<(&str, &str)> = sample
                     .labels
                     .iter()
-                    .filter(|(n, v)| {
-                        n != bound_label && !v.is_empty() && !names.contains(&n.as_str())
-                    })
+                    .filter(|(n, v)| n != bound_label && !v.is_empty() && !is_grouping(n))
                     .map(|(n, v)| (n.as_str(), v.as_str()))
                     .collect();
                 let i = match metrics.iter().position(|(l, _)| same_labels(l, &own)) {
@@ -190,76 +179,110 @@ pub fn lower(
                     }
                 };
                 let c = &mut metrics[i].1;
-                match suffix {
+                let mut text = String::new();
+                match &sample.name[family.name.len()..] {
                     "_sum" => c.sum = true,
                     "_count" => {
                         value = value.trunc();
                         c.count = Some(value);
                     }
                     _ => {
-                        if let Some((_, text)) =
-                            sample.labels.iter().find(|(n, _)| n == bound_label)
-                        {
-                            let v = model::parse_go_float(text.as_bytes()).unwrap_or(f64::NAN);
+                        if let Some((_, t)) = sample.labels.iter().find(|(n, _)| n == bound_label) {
+                            let v = model::parse_go_float(t.as_bytes()).unwrap_or(f64::NAN);
                             c.inf |= v == f64::INFINITY;
-                            bound = Some((bound_label, model::go_float(v)));
+                            text = model::go_float(v);
                         }
                         if family.metric_type == MetricType::Histogram {
                             value = value.trunc();
                         }
                     }
                 }
+                bounds.push(text);
             }
-            writer
-                .series(&sample.name, &sample.labels, bound, value)
-                .map_err(|r| over_limit(format!("{r} (in family {:?})", family.name)))?;
+            values.push(value);
+        }
+        let suffixed: [String; 3] =
+            ["_bucket", "_sum", "_count"].map(|s| format!("{}{s}", family.name));
+
+        // Second pass: the keys, from borrowed labels (one scratch list per
+        // family, no allocation per series).
+        let mut scratch = Vec::with_capacity(32);
+        for (i, sample) in family.samples.iter().enumerate() {
+            let bound = bound_label.zip(bounds.get(i).filter(|b| !b.is_empty()));
+            let labels = std::iter::once(("__name__", sample.name.as_str()))
+                .chain(
+                    sample.labels.iter().filter(|(n, _)| !is_grouping(n)).map(
+                        |(n, v)| match bound {
+                            Some((b, text)) if n == b => (n.as_str(), text.as_str()),
+                            _ => (n.as_str(), v.as_str()),
+                        },
+                    ),
+                )
+                .chain(
+                    grouping
+                        .labels
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str())),
+                );
+            let key = build_pushed_key(labels, &rules.series, &mut scratch, &mut batch.keys)
+                .map_err(|r| over_limit(&family.name, r))?;
+            push_update(batch, key, values[i], stamp_ms);
         }
         for (labels, c) in &metrics {
-            let labels: Vec<(String, String)> = labels
-                .iter()
-                .map(|&(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            let name = |suffix: &str| format!("{}{suffix}", family.name);
             let count = c.count.unwrap_or(0.0);
-            let mut add = |n: String, bound, v| {
-                writer
-                    .series(&n, &labels, bound, v)
-                    .map_err(|r| over_limit(format!("{r} (in family {:?})", family.name)))
+            let mut add = |name: &str, bound: Option<(&'static str, &'static str)>, v: f64| {
+                let all = std::iter::once(("__name__", name))
+                    .chain(labels.iter().copied())
+                    .chain(bound)
+                    .chain(
+                        grouping
+                            .labels
+                            .iter()
+                            .map(|(n, v)| (n.as_str(), v.as_str())),
+                    );
+                let key = build_pushed_key(all, &rules.series, &mut Vec::new(), &mut batch.keys)
+                    .map_err(|r| over_limit(&family.name, r))?;
+                push_update(batch, key, v, stamp_ms);
+                Ok::<(), Error>(())
             };
             if family.metric_type == MetricType::Histogram && !c.inf {
-                add(name("_bucket"), Some(("le", "+Inf".to_string())), count)?;
+                add(&suffixed[0], Some(("le", "+Inf")), count)?;
             }
             if !c.sum {
-                add(name("_sum"), None, 0.0)?;
+                add(&suffixed[1], None, 0.0)?;
             }
             if c.count.is_none() {
-                add(name("_count"), None, 0.0)?;
+                add(&suffixed[2], None, 0.0)?;
             }
         }
         let help = family.help.as_deref().unwrap_or("");
         if help.len() > rules.series.max_help_len {
-            return Err(over_limit(format!(
-                "HELP of family {:?} has {} bytes, more than the limit of {}",
-                family.name,
-                help.len(),
-                rules.series.max_help_len
-            )));
+            return Err(Error::InvalidPush {
+                rule: PushRule::OverLimit,
+                detail: format!(
+                    "HELP of family {:?} has {} bytes, more than the limit of {}",
+                    family.name,
+                    help.len(),
+                    rules.series.max_help_len
+                ),
+            });
         }
-        let batch = &mut *writer.batch;
         // Always, untyped and without HELP too: a push declares its
         // families' type (the Pushgateway's page says `untyped`), so what an
         // earlier push or sender said of the name must not linger.
-        {
-            batch.metadata.push((
-                family.name.clone(),
-                Metadata {
-                    metric_type: family.metric_type,
-                    help: help.to_string(),
-                    unit: String::new(),
-                },
-            ));
-        }
-        out_families_push(&mut out.families, family, start..batch.series.len());
+        batch.metadata.push((
+            family.name.clone(),
+            Metadata {
+                metric_type: family.metric_type,
+                help: help.to_string(),
+                unit: String::new(),
+            },
+        ));
+        out.families.push(PushedFamily {
+            name: family.name.clone(),
+            metric_type: family.metric_type,
+            series: start..batch.series.len(),
+        });
     }
     let batch = &out.batch;
     let mut keys: Vec<&str> = batch.series.iter().map(|u| batch.key(u)).collect();
@@ -273,11 +296,15 @@ pub fn lower(
     Ok(out)
 }
 
-fn out_families_push(out: &mut Vec<PushedFamily>, family: &ParsedFamily, series: Range<usize>) {
-    out.push(PushedFamily {
-        name: family.name.clone(),
-        metric_type: family.metric_type,
-        series,
+fn push_update(batch: &mut WriteBatch, key: crate::model::KeySpan, value: f64, stamp_ms: i64) {
+    batch.series.push(SeriesUpdate {
+        key,
+        latest: Sample {
+            value,
+            timestamp_ms: stamp_ms,
+        },
+        samples: 1,
+        exemplars: 0,
     });
 }
 
@@ -292,63 +319,6 @@ struct Completion {
     inf: bool,
     sum: bool,
     count: Option<f64>,
-}
-
-/// Writes pushed series into a batch: grouping labels over the body's,
-/// `le`/`quantile` replaced by their normalised text.
-struct SeriesWriter<'b, 'g> {
-    batch: &'b mut WriteBatch,
-    grouping: &'g Grouping,
-    rules: &'g Rules,
-    stamp_ms: i64,
-    labels: Vec<(String, String)>,
-}
-
-impl SeriesWriter<'_, '_> {
-    fn series(
-        &mut self,
-        name: &str,
-        labels: &[(String, String)],
-        bound: Option<(&str, String)>,
-        value: f64,
-    ) -> Result<(), crate::model::Rejection> {
-        // Owned copies: the batch's keys are written from them, and the
-        // scratch list of `build_pushed_key` must outlive no borrow.
-        self.labels.clear();
-        self.labels.push(("__name__".into(), name.into()));
-        for (n, v) in labels {
-            if self.grouping.labels.iter().any(|(g, _)| g == n) {
-                continue;
-            }
-            match &bound {
-                Some((b, text)) if n == b => self.labels.push((n.clone(), text.clone())),
-                _ => self.labels.push((n.clone(), v.clone())),
-            }
-        }
-        if let Some((b, text)) = &bound
-            && !labels.iter().any(|(n, _)| n == b)
-        {
-            self.labels.push((b.to_string(), text.clone()));
-        }
-        self.labels.extend(self.grouping.labels.iter().cloned());
-        let mut scratch = Vec::new();
-        let key = build_pushed_key(
-            self.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            &self.rules.series,
-            &mut scratch,
-            &mut self.batch.keys,
-        )?;
-        self.batch.series.push(SeriesUpdate {
-            key,
-            latest: Sample {
-                value,
-                timestamp_ms: self.stamp_ms,
-            },
-            samples: 1,
-            exemplars: 0,
-        });
-        Ok(())
-    }
 }
 
 /// The `Content-Type` of delimited protobuf pushes (the Pushgateway README,

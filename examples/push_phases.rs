@@ -1,0 +1,48 @@
+//! Times the phases of one large push (parse, lower, store) on a body file:
+//! `cargo run --release --example push_phases -- body.txt`.
+
+use std::time::{Instant, SystemTime};
+
+use promgate::ingest::push::{Grouping, lower, parse_text};
+use promgate::ingest::{Limits, now_ms};
+use promgate::model::SeriesLimits;
+use promgate::store::{Store, StoreLimits};
+
+fn main() {
+    let path = std::env::args().nth(1).expect("a text-format file");
+    let body = std::fs::read(path).unwrap();
+    let limits = Limits {
+        max_decoded_bytes: 1 << 30,
+        series: SeriesLimits {
+            max_labels: 30,
+            max_name_len: 256,
+            max_value_len: 4096,
+            max_help_len: 4096,
+        },
+        future_window: None,
+    };
+    let store = Store::new(StoreLimits {
+        max_series: 5_000_000,
+        max_metadata: 100_000,
+    });
+    let grouping = Grouping::new("big".into(), vec![]).unwrap();
+    for round in 0..3 {
+        let t = Instant::now();
+        let families = parse_text(&body).unwrap();
+        let parsed = t.elapsed();
+        let t = Instant::now();
+        let pushed = lower(&families, &grouping, &limits.rules(now_ms()), 0).unwrap();
+        let lowered = t.elapsed();
+        let t = Instant::now();
+        drop(families);
+        let dropped = t.elapsed();
+        let t = Instant::now();
+        store
+            .push(&grouping, pushed, true, SystemTime::now())
+            .unwrap();
+        let stored = t.elapsed();
+        println!(
+            "round {round}: parse {parsed:?} lower {lowered:?} drop {dropped:?} store {stored:?}"
+        );
+    }
+}
