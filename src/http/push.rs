@@ -256,6 +256,7 @@ fn group_json(g: &GroupView) -> Value {
     for f in &g.families {
         // Per label set (without `le`/`quantile`): its JSON object.
         let mut metrics: Vec<(Labels, Map<String, Value>)> = Vec::new();
+        let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
         for (key, value) in &f.series {
             let (name, mut labels) = crate::model::parse_key(key);
             let suffix = name.strip_prefix(f.name.as_str()).unwrap_or("");
@@ -267,19 +268,18 @@ fn group_json(g: &GroupView) -> Value {
                 (_, "_count") if structured => ("count", None),
                 _ => ("value", None),
             };
-            let slot = match metrics.iter().position(|(l, _)| *l == labels) {
-                Some(i) => &mut metrics[i].1,
-                None => {
-                    let mut m = Map::new();
-                    let l: Map<String, Value> = labels
-                        .iter()
-                        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
-                        .collect();
-                    m.insert("labels".into(), Value::Object(l));
-                    metrics.push((labels, m));
-                    &mut metrics.last_mut().expect("just pushed").1
-                }
-            };
+            // One index per label set: a family of many series stays linear.
+            let i = *index.entry(labels.clone()).or_insert_with(|| {
+                let mut m = Map::new();
+                let l: Map<String, Value> = labels
+                    .iter()
+                    .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                    .collect();
+                m.insert("labels".into(), Value::Object(l));
+                metrics.push((labels, m));
+                metrics.len() - 1
+            });
+            let slot = &mut metrics[i].1;
             match bound {
                 Some(b) => {
                     let map = slot
@@ -321,8 +321,18 @@ fn take_label(labels: &mut Labels, name: &str) -> Option<String> {
 
 /// `GET /api/v1/metrics`: every pushed group, as the Pushgateway lists them.
 pub(super) async fn metrics_api(State(app): State<AppState>) -> Response {
-    let groups = app.store.group_views();
-    json_response(Value::Array(groups.iter().map(group_json).collect()))
+    // Thousands of groups or a group of a million series take a while to
+    // list: off the runtime's workers.
+    let store = Arc::clone(&app.store);
+    let listed = tokio::task::spawn_blocking(move || {
+        let groups = store.group_views();
+        Value::Array(groups.iter().map(group_json).collect())
+    })
+    .await;
+    match listed {
+        Ok(data) => json_response(data),
+        Err(_) => Error::RenderUnavailable.into_response(),
+    }
 }
 
 /// `GET /api/v1/status`: build information and start time, as the
@@ -368,11 +378,8 @@ mod tests {
         );
         assert_eq!(
             labels("/metrics/job/example/first_label@base64/=/second_label/foobar").unwrap(),
-            pairs(&[
-                ("first_label", ""),
-                ("job", "example"),
-                ("second_label", "foobar")
-            ])
+            // An empty value is no label: the same group as without it.
+            pairs(&[("job", "example"), ("second_label", "foobar")])
         );
         let titan = pairs(&[("job", "titan"), ("name", "Προμηθεύς")]);
         assert_eq!(

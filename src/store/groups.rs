@@ -344,6 +344,14 @@ impl Store {
     }
 
     fn fail(&self, reg: &mut Registry, grouping: &Grouping, now: SystemTime) {
+        // A new group costs its two series: a refusal creates one only
+        // while the store has room for them, so refused pushes cannot grow
+        // the registry past --limits.series.
+        if !reg.groups.contains_key(grouping.id())
+            && self.live_series() + 2 > self.limits.max_series
+        {
+            return;
+        }
         let touched = self.now();
         let g = reg.group_mut(grouping, touched);
         g.push_failure_time = unix_seconds(now);
@@ -950,6 +958,23 @@ mod tests {
         let err = push(&s, &g, &[family("m", MetricType::Gauge, &samples)], true, 1).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
         assert_eq!(s.get(r#"m{i="0",instance="",job="a"}"#), None);
+    }
+
+    #[test]
+    fn refused_pushes_create_no_group_the_store_has_no_room_for() {
+        let s = Store::new(StoreLimits {
+            max_series: 3,
+            max_metadata: 100,
+        });
+        let m = || family("m", MetricType::Gauge, &[("m", &[], 1.0)]);
+        push(&s, &group("a", &[]), &[m()], true, 1).unwrap();
+        assert_eq!(s.live_series(), 3);
+        for job in ["b", "c", "d"] {
+            let err = push(&s, &group(job, &[]), &[m()], true, 2).unwrap_err();
+            assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
+        }
+        assert_eq!(s.group_count(), 1);
+        assert_eq!(s.live_series(), 3);
     }
 
     #[test]

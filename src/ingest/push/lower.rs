@@ -65,7 +65,10 @@ impl Grouping {
                 None => all.push((name, value)),
             }
         }
-        all.retain(|(n, _)| n != "job");
+        // An empty value is an absent label to every scraper: `{job="a",l=""}`
+        // is the group `{job="a"}` (the Pushgateway keeps them apart and
+        // exposes `l=""`, so their series and push times would collide).
+        all.retain(|(n, v)| n != "job" && !v.is_empty());
         all.push(("job".into(), job));
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut id = String::from("{");
