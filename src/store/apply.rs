@@ -9,7 +9,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
 use super::Store;
-use super::entry::{Effect, Entry, HEADER};
+use super::entry::{Effect, Entry};
 use super::table::{Metric, SHARDS, shard_of, write};
 use crate::model::{
     RejectReason, Rejection, Rejections, SeriesUpdate, WriteBatch, is_stale_marker,
@@ -383,14 +383,13 @@ impl Store {
             return Err(retired);
         }
         // First pass: find each update's likely entry from the table alone
-        // (hash and key length) and prefetch its block. These lookups do not
+        // (the full hash) and prefetch its block. These lookups do not
         // depend on one another, so their cache misses overlap.
         let hints = &mut plan.hints;
         hints.clear();
         for (_, members, table) in &tables {
-            for &(i, hash) in &plan.members[members.clone()] {
-                let len = HEADER + series[i as usize].key.len as usize;
-                let hint = table.find_bucket_index(hash, |e| e.block().len() == len);
+            for &(_, hash) in &plan.members[members.clone()] {
+                let hint = table.find_bucket_index(hash, |e| e.hash() == hash);
                 if let Some(e) = hint.and_then(|b| table.get_bucket(b)) {
                     prefetch(e.block());
                 }
@@ -451,8 +450,8 @@ impl Store {
         let stale = is_stale_marker(sample.value);
         let entry = table.entry(
             hash,
-            |e| e.key() == key.as_bytes(),
-            |e| self.hasher.hash(e.key()),
+            |e| e.hash() == hash && e.key() == key.as_bytes(),
+            Entry::hash,
         );
         match entry {
             TableEntry::Occupied(mut occupied) => {
@@ -471,7 +470,7 @@ impl Store {
                     self.live.fetch_sub(1, Ordering::Relaxed);
                     return Err(self.series_limit(key));
                 }
-                vacant.insert(Entry::new(key, sample, now, update.key.traits));
+                vacant.insert(Entry::new(key, hash, sample, now, update.key.traits));
                 metric.added(update.key.traits);
                 Ok(Effect::Created)
             }

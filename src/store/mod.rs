@@ -169,7 +169,7 @@ impl Store {
         let hash = self.hasher.hash(key.as_bytes());
         let table = read(&metric.shards[shard_of(hash)]);
         table
-            .find(hash, |e| e.key() == key.as_bytes())
+            .find(hash, |e| e.hash() == hash && e.key() == key.as_bytes())
             .map(Entry::sample)
     }
 
