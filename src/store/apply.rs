@@ -18,15 +18,59 @@ use crate::model::{
 /// Asks the CPU to bring `block` into the cache; a hint that reads nothing.
 #[inline(always)]
 fn prefetch(block: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
     for line in block.chunks(64) {
-        // SAFETY: a prefetch never faults and has no architectural effect;
-        // the SSE it needs is part of the x86_64 baseline.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
+        prefetch_address(line.as_ptr() as usize);
+    }
+}
+
+/// Asks the CPU to bring the cache line holding `address` into the cache.
+/// Any address will do: a wrong one costs a wasted fetch, nothing else.
+#[inline(always)]
+fn prefetch_address(address: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, reads nothing the program can see
+    // and has no architectural effect, whatever the address; the SSE it
+    // needs is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            std::ptr::without_provenance(address),
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
+/// Where a table's lookups of a hash start, to prefetch them: hashbrown
+/// keeps a table as one allocation, the slots in reverse order and then the
+/// control bytes, and starts probing a hash at bucket `hash & (buckets - 1)`
+/// (its `h1` and `probe_seq`). Found from any full bucket's address; if
+/// hashbrown ever lays its tables out otherwise, the prefetches fetch the
+/// wrong lines and the lookups are only as fast as without them.
+struct Probes {
+    /// Address of the control bytes (the end of slot 0).
+    ctrl: usize,
+    mask: usize,
+}
+
+impl Probes {
+    fn of(table: &HashTable<Entry>) -> Option<Probes> {
+        let bucket = table.iter_buckets().next()?;
+        let slot = table.get_bucket(bucket)? as *const Entry as usize;
+        Some(Probes {
+            ctrl: slot.wrapping_add((bucket + 1) * size_of::<Entry>()),
+            mask: table.num_buckets() - 1,
+        })
+    }
+
+    /// Prefetches the first control bytes and slot a lookup of `hash` reads.
+    #[inline(always)]
+    fn prefetch(&self, hash: u64) {
+        let bucket = hash as usize & self.mask;
+        prefetch_address(self.ctrl.wrapping_add(bucket));
+        prefetch_address(
+            self.ctrl
+                .wrapping_sub(bucket.wrapping_add(1).wrapping_mul(size_of::<Entry>())),
+        );
     }
 }
 
@@ -174,6 +218,10 @@ struct Plan {
 /// The group of an update whose name has no Metric.
 const NO_GROUP: u32 = u32::MAX;
 
+/// Up to this many possible groups (names × shards), the plan sorts in one
+/// counting pass over them all; beyond, in two (by shard, then by name).
+const ONE_PASS_GROUPS: usize = 16 * SHARDS;
+
 impl Plan {
     fn with_capacity(series: usize) -> Self {
         Plan {
@@ -189,8 +237,7 @@ impl Plan {
     }
 
     /// Groups the updates whose name has a Metric by (rank, shard), by a
-    /// counting sort: by shard, then, when there are several Metrics, stably
-    /// by rank, so each group keeps request order.
+    /// counting sort (stable, so each group keeps request order).
     fn order(&mut self, names: &[Name<'_>], ranks: usize) {
         self.keys.clear();
         self.keys
@@ -201,43 +248,62 @@ impl Plan {
                     None => NO_GROUP,
                 }
             }));
-        let shard_pass = |keys: &[u32], counts: &mut Vec<u32>, out: &mut Vec<u32>| {
-            counts.clear();
-            counts.resize(SHARDS, 0);
-            for &k in keys.iter().filter(|&&k| k != NO_GROUP) {
-                counts[k as usize % SHARDS] += 1;
-            }
-            let total = prefix_sums(counts);
-            out.clear();
-            out.resize(total as usize, 0);
-            for (i, &k) in keys.iter().enumerate().filter(|&(_, &k)| k != NO_GROUP) {
-                let slot = &mut counts[k as usize % SHARDS];
-                out[*slot as usize] = i as u32;
-                *slot += 1;
-            }
-        };
         self.members.clear();
-        if ranks <= 1 {
-            shard_pass(&self.keys, &mut self.counts, &mut self.sorted);
-            let hashes = &self.hashes;
-            self.members
-                .extend(self.sorted.iter().map(|&i| (i, hashes[i as usize])));
-        } else {
-            shard_pass(&self.keys, &mut self.counts, &mut self.sorted);
+        self.groups.clear();
+        if ranks * SHARDS <= ONE_PASS_GROUPS {
+            // One counting sort over every (rank, shard) group; the groups
+            // are read off the counts.
             self.counts.clear();
-            self.counts.resize(ranks, 0);
-            for &i in &self.sorted {
-                self.counts[self.keys[i as usize] as usize / SHARDS] += 1;
+            self.counts.resize(ranks * SHARDS, 0);
+            for &k in self.keys.iter().filter(|&&k| k != NO_GROUP) {
+                self.counts[k as usize] += 1;
             }
-            prefix_sums(&mut self.counts);
-            self.members.resize(self.sorted.len(), (0, 0));
-            for &i in &self.sorted {
-                let slot = &mut self.counts[self.keys[i as usize] as usize / SHARDS];
-                self.members[*slot as usize] = (i, self.hashes[i as usize]);
+            let mut at = 0;
+            for (g, c) in self.counts.iter_mut().enumerate() {
+                if *c > 0 {
+                    let (rank, shard) = (g / SHARDS, g % SHARDS);
+                    self.groups.push((rank as u32, shard as u32, at + *c));
+                }
+                (*c, at) = (at, at + *c);
+            }
+            self.members.resize(at as usize, (0, 0));
+            for (i, &k) in self.keys.iter().enumerate() {
+                if k != NO_GROUP {
+                    let slot = &mut self.counts[k as usize];
+                    self.members[*slot as usize] = (i as u32, self.hashes[i]);
+                    *slot += 1;
+                }
+            }
+            return;
+        }
+        // Many names: by shard, then stably by rank.
+        self.counts.clear();
+        self.counts.resize(SHARDS, 0);
+        for &k in self.keys.iter().filter(|&&k| k != NO_GROUP) {
+            self.counts[k as usize % SHARDS] += 1;
+        }
+        let total = prefix_sums(&mut self.counts);
+        self.sorted.clear();
+        self.sorted.resize(total as usize, 0);
+        for (i, &k) in self.keys.iter().enumerate() {
+            if k != NO_GROUP {
+                let slot = &mut self.counts[k as usize % SHARDS];
+                self.sorted[*slot as usize] = i as u32;
                 *slot += 1;
             }
         }
-        self.groups.clear();
+        self.counts.clear();
+        self.counts.resize(ranks, 0);
+        for &i in &self.sorted {
+            self.counts[self.keys[i as usize] as usize / SHARDS] += 1;
+        }
+        prefix_sums(&mut self.counts);
+        self.members.resize(self.sorted.len(), (0, 0));
+        for &i in &self.sorted {
+            let slot = &mut self.counts[self.keys[i as usize] as usize / SHARDS];
+            self.members[*slot as usize] = (i, self.hashes[i as usize]);
+            *slot += 1;
+        }
         let mut current = NO_GROUP;
         for (at, &(i, _)) in self.members.iter().enumerate() {
             let key = self.keys[i as usize];
@@ -381,6 +447,15 @@ impl Store {
         }
         if !retired.is_empty() {
             return Err(retired);
+        }
+        // Before it, the tables' lines that pass reads, for every member:
+        // at a million series the slots alone are 24 MiB.
+        for (_, members, table) in &tables {
+            if let Some(probes) = Probes::of(table) {
+                for &(_, hash) in &plan.members[members.clone()] {
+                    probes.prefetch(hash);
+                }
+            }
         }
         // First pass: find each update's likely entry from the table alone
         // (the full hash) and prefetch its block. These lookups do not
