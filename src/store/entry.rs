@@ -46,11 +46,15 @@ impl Entry {
         touched: u32,
         traits: SeriesTraits,
     ) -> Self {
+        // The header is written on the stack, then copied with the key into
+        // an allocation of the block's exact size.
+        let mut header = [0u8; HEADER];
+        header[VALUE..VALUE + 8].copy_from_slice(&sample.value.to_bits().to_le_bytes());
+        header[TIMESTAMP..TIMESTAMP + 8].copy_from_slice(&sample.timestamp_ms.to_le_bytes());
+        header[TOUCHED..TOUCHED + 4].copy_from_slice(&touched.to_le_bytes());
+        header[TRAITS] = traits.bits();
         let mut block = Vec::with_capacity(HEADER + key.len());
-        block.extend_from_slice(&sample.value.to_bits().to_le_bytes());
-        block.extend_from_slice(&sample.timestamp_ms.to_le_bytes());
-        block.extend_from_slice(&touched.to_le_bytes());
-        block.push(traits.bits());
+        block.extend_from_slice(&header);
         block.extend_from_slice(key.as_bytes());
         Entry {
             block: block.into_boxed_slice(),
