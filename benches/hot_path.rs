@@ -8,7 +8,8 @@
 //! requests from the load generator's payload shapes (bench/shapes.rs:
 //! contiguous, interleaved, sharded, churn), so a change to the decoder or
 //! the store shows its effect on each shape in isolation:
-//! `cargo bench --bench hot_path -- shape`.
+//! `cargo bench --bench hot_path -- shape`. `shape create` times the
+//! requests of each shape's first round, which create its series.
 //!
 //! The `push parse` group reads one realistic 100k-series push (1,000
 //! families: counters, gauges, histograms, summaries, with HELP and TYPE) in
@@ -282,6 +283,40 @@ fn shape_benches(c: &mut Criterion) {
                         }
                         let t = Instant::now();
                         black_box(store.apply(black_box(&rounds[next])));
+                        timed += t.elapsed();
+                        next += 1;
+                    }
+                    timed
+                })
+            },
+        );
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("shape create");
+    g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(3));
+    for shape in Shape::ALL {
+        // Each iteration applies the next request of the shape's first
+        // round, which creates 500 series, to a store that grows to the
+        // shape's 100k series; then an empty store (not timed) starts over.
+        let mut generator = Generator::new(shape, SHAPE_SERIES, SERIES_PER_REQUEST);
+        let created = decoded_round(&mut generator, 0);
+        let mut store = shape_store(&[]);
+        let mut next = 0;
+        g.bench_function(
+            format!("{}: create each 500 of 100k series in turn", shape.name()),
+            |b| {
+                b.iter_custom(|iters| {
+                    let mut timed = Duration::ZERO;
+                    for _ in 0..iters {
+                        if next == created.len() {
+                            next = 0;
+                            store = shape_store(&[]);
+                        }
+                        let t = Instant::now();
+                        black_box(store.apply(black_box(&created[next])));
                         timed += t.elapsed();
                         next += 1;
                     }

@@ -1,34 +1,76 @@
-//! Applying a batch: runs of one metric name, grouped by shard when long.
+//! Applying a batch: its updates grouped by (metric name, shard), whatever
+//! their order in the request.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
-use super::entry::{Effect, Entry, HEADER};
+use super::Store;
+use super::entry::{Effect, Entry};
 use super::table::{Metric, SHARDS, shard_of, write};
-use super::{MetricRef, Store};
 use crate::model::{
     RejectReason, Rejection, Rejections, SeriesUpdate, WriteBatch, is_stale_marker,
 };
 
-/// Runs of at least this many same-name updates are applied grouped by
-/// shard; shorter ones one by one, where grouping costs more than it saves.
-pub(super) const GROUPED_RUN: usize = 32;
-
 /// Asks the CPU to bring `block` into the cache; a hint that reads nothing.
 #[inline(always)]
 fn prefetch(block: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
     for line in block.chunks(64) {
-        // SAFETY: a prefetch never faults and has no architectural effect;
-        // the SSE it needs is part of the x86_64 baseline.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
+        prefetch_address(line.as_ptr() as usize);
+    }
+}
+
+/// Asks the CPU to bring the cache line holding `address` into the cache.
+/// Any address will do: a wrong one costs a wasted fetch, nothing else.
+#[inline(always)]
+fn prefetch_address(address: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, reads nothing the program can see
+    // and has no architectural effect, whatever the address; the SSE it
+    // needs is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            std::ptr::without_provenance(address),
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
+/// Where a table's lookups of a hash start, to prefetch them: hashbrown
+/// keeps a table as one allocation, the slots in reverse order and then the
+/// control bytes, and starts probing a hash at bucket `hash & (buckets - 1)`
+/// (its `h1` and `probe_seq`). Found from any full bucket's address; if
+/// hashbrown ever lays its tables out otherwise, the prefetches fetch the
+/// wrong lines and the lookups are only as fast as without them.
+struct Probes {
+    /// Address of the control bytes (the end of slot 0).
+    ctrl: usize,
+    mask: usize,
+}
+
+impl Probes {
+    fn of(table: &HashTable<Entry>) -> Option<Probes> {
+        let bucket = table.iter_buckets().next()?;
+        let slot = table.get_bucket(bucket)? as *const Entry as usize;
+        Some(Probes {
+            ctrl: slot.wrapping_add((bucket + 1) * size_of::<Entry>()),
+            mask: table.num_buckets() - 1,
+        })
+    }
+
+    /// Prefetches the first control bytes and slot a lookup of `hash` reads.
+    #[inline(always)]
+    fn prefetch(&self, hash: u64) {
+        let bucket = hash as usize & self.mask;
+        prefetch_address(self.ctrl.wrapping_add(bucket));
+        prefetch_address(
+            self.ctrl
+                .wrapping_sub(bucket.wrapping_add(1).wrapping_mul(size_of::<Entry>())),
+        );
     }
 }
 
@@ -71,72 +113,217 @@ impl ApplyOutcome {
     }
 }
 
-/// A run's updates grouped by shard, each group in request order (so that of
-/// two updates of one series in a request the later still wins). One plan
-/// serves every run of a request, so its buffers are allocated once.
+/// How many distinct names a request may have before they are found by
+/// hash rather than by a scan of the ones seen so far.
+const SCANNED_NAMES: usize = 8;
+
+/// One distinct metric name of a request.
+struct Name<'b> {
+    name: &'b str,
+    /// Does any of its updates create a series (anything but a stale marker)?
+    creates: bool,
+    /// Its Metric, once looked up; `None` when it has none and cannot get
+    /// one (only stale markers, or the store is full).
+    metric: Option<Arc<Metric>>,
+    /// Its Metric's place in the lock order, among the request's Metrics.
+    rank: u32,
+}
+
+/// The distinct names of a request, each found once per update: the name of
+/// the update before first (a contiguous family), then a scan of the few
+/// seen so far, then a hash table once there are many.
+struct Names<'b> {
+    list: Vec<Name<'b>>,
+    index: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+    last: usize,
+}
+
+impl<'b> Names<'b> {
+    fn new() -> Self {
+        Names {
+            list: Vec::new(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::FixedState::default(),
+            last: 0,
+        }
+    }
+
+    /// The index of `name`, added if new.
+    #[inline]
+    fn index_of(&mut self, name: &'b str) -> usize {
+        if self.list.get(self.last).is_some_and(|n| n.name == name) {
+            return self.last;
+        }
+        let found = if self.list.len() <= SCANNED_NAMES {
+            self.list.iter().position(|n| n.name == name)
+        } else {
+            let list = &self.list;
+            let hash = self.hasher.hash_one(name);
+            self.index
+                .find(hash, |&i| list[i as usize].name == name)
+                .map(|&i| i as usize)
+        };
+        let i = found.unwrap_or_else(|| self.add(name));
+        self.last = i;
+        i
+    }
+
+    fn add(&mut self, name: &'b str) -> usize {
+        let i = self.list.len();
+        self.list.push(Name {
+            name,
+            creates: false,
+            metric: None,
+            rank: 0,
+        });
+        if self.list.len() > SCANNED_NAMES {
+            let (list, hasher) = (&self.list, &self.hasher);
+            let rehash = |&j: &u32| hasher.hash_one(list[j as usize].name);
+            if self.index.is_empty() {
+                // Past the scan's reach: index every name so far.
+                for j in 0..=i as u32 {
+                    self.index
+                        .insert_unique(hasher.hash_one(list[j as usize].name), j, rehash);
+                }
+            } else {
+                self.index
+                    .insert_unique(hasher.hash_one(name), i as u32, rehash);
+            }
+        }
+        i
+    }
+}
+
+/// A request's updates grouped by (Metric, shard) in lock order, each group
+/// in request order (so that of two updates of one series in a request the
+/// later still wins, both landing in one group).
 struct Plan {
+    /// Per update: its key hash and the index of its name in `Names`.
     hashes: Vec<u64>,
+    names: Vec<u32>,
+    /// Per update: its group, rank × SHARDS + shard, or `NO_GROUP`.
+    keys: Vec<u32>,
+    /// (index in the request, key hash), grouped.
+    members: Vec<(u32, u64)>,
+    /// Scratch of the sort.
+    sorted: Vec<u32>,
+    counts: Vec<u32>,
+    /// Each group: its Metric's rank, its shard, and its end in `members`.
+    groups: Vec<(u32, u32, u32)>,
     /// Per member, in group order: the table bucket its entry likely sits in.
     hints: Vec<u32>,
-    /// (index in the run, key hash), grouped by shard.
-    members: Vec<(u32, u64)>,
-    /// Where each shard's group ends in `members`.
-    ends: [u32; SHARDS],
 }
 
-/// The updates of one run that fall into one shard.
-#[derive(Clone, Copy)]
-struct Group<'p> {
-    shard: usize,
-    members: &'p [(u32, u64)],
-}
+/// The group of an update whose name has no Metric.
+const NO_GROUP: u32 = u32::MAX;
+
+/// Up to this many possible groups (names × shards), the plan sorts in one
+/// counting pass over them all; beyond, in two (by shard, then by name).
+const ONE_PASS_GROUPS: usize = 16 * SHARDS;
 
 impl Plan {
-    /// A plan with room for runs of up to `series` updates.
     fn with_capacity(series: usize) -> Self {
         Plan {
             hashes: Vec::with_capacity(series),
-            hints: Vec::with_capacity(series),
+            names: Vec::with_capacity(series),
+            keys: Vec::with_capacity(series),
             members: Vec::with_capacity(series),
-            ends: [0; SHARDS],
+            sorted: Vec::with_capacity(series),
+            counts: Vec::new(),
+            groups: Vec::new(),
+            hints: Vec::with_capacity(series),
         }
     }
 
-    /// Groups the run whose key hashes `hashes` yields, by a counting sort.
-    fn order(&mut self, hashes: impl Iterator<Item = u64>) {
-        self.hashes.clear();
-        self.hashes.extend(hashes);
-        let mut counts = [0u32; SHARDS];
-        for &h in &self.hashes {
-            counts[shard_of(h)] += 1;
-        }
-        let mut at = 0;
-        let mut starts = [0u32; SHARDS];
-        for shard in 0..SHARDS {
-            starts[shard] = at;
-            at += counts[shard];
-            self.ends[shard] = at;
-        }
+    /// Groups the updates whose name has a Metric by (rank, shard), by a
+    /// counting sort (stable, so each group keeps request order).
+    fn order(&mut self, names: &[Name<'_>], ranks: usize) {
+        self.keys.clear();
+        self.keys
+            .extend(self.hashes.iter().zip(&self.names).map(|(&h, &n)| {
+                let name = &names[n as usize];
+                match name.metric {
+                    Some(_) => name.rank * SHARDS as u32 + shard_of(h) as u32,
+                    None => NO_GROUP,
+                }
+            }));
         self.members.clear();
-        self.members.resize(self.hashes.len(), (0, 0));
-        for (i, &h) in self.hashes.iter().enumerate() {
-            let slot = &mut starts[shard_of(h)];
-            self.members[*slot as usize] = (i as u32, h);
+        self.groups.clear();
+        if ranks * SHARDS <= ONE_PASS_GROUPS {
+            // One counting sort over every (rank, shard) group; the groups
+            // are read off the counts.
+            self.counts.clear();
+            self.counts.resize(ranks * SHARDS, 0);
+            for &k in self.keys.iter().filter(|&&k| k != NO_GROUP) {
+                self.counts[k as usize] += 1;
+            }
+            let mut at = 0;
+            for (g, c) in self.counts.iter_mut().enumerate() {
+                if *c > 0 {
+                    let (rank, shard) = (g / SHARDS, g % SHARDS);
+                    self.groups.push((rank as u32, shard as u32, at + *c));
+                }
+                (*c, at) = (at, at + *c);
+            }
+            self.members.resize(at as usize, (0, 0));
+            for (i, &k) in self.keys.iter().enumerate() {
+                if k != NO_GROUP {
+                    let slot = &mut self.counts[k as usize];
+                    self.members[*slot as usize] = (i as u32, self.hashes[i]);
+                    *slot += 1;
+                }
+            }
+            return;
+        }
+        // Many names: by shard, then stably by rank.
+        self.counts.clear();
+        self.counts.resize(SHARDS, 0);
+        for &k in self.keys.iter().filter(|&&k| k != NO_GROUP) {
+            self.counts[k as usize % SHARDS] += 1;
+        }
+        let total = prefix_sums(&mut self.counts);
+        self.sorted.clear();
+        self.sorted.resize(total as usize, 0);
+        for (i, &k) in self.keys.iter().enumerate() {
+            if k != NO_GROUP {
+                let slot = &mut self.counts[k as usize % SHARDS];
+                self.sorted[*slot as usize] = i as u32;
+                *slot += 1;
+            }
+        }
+        self.counts.clear();
+        self.counts.resize(ranks, 0);
+        for &i in &self.sorted {
+            self.counts[self.keys[i as usize] as usize / SHARDS] += 1;
+        }
+        prefix_sums(&mut self.counts);
+        self.members.resize(self.sorted.len(), (0, 0));
+        for &i in &self.sorted {
+            let slot = &mut self.counts[self.keys[i as usize] as usize / SHARDS];
+            self.members[*slot as usize] = (i, self.hashes[i as usize]);
             *slot += 1;
         }
+        let mut current = NO_GROUP;
+        for (at, &(i, _)) in self.members.iter().enumerate() {
+            let key = self.keys[i as usize];
+            if key != current {
+                current = key;
+                let (rank, shard) = (key / SHARDS as u32, key % SHARDS as u32);
+                self.groups.push((rank, shard, at as u32));
+            }
+            self.groups.last_mut().expect("a group").2 = at as u32 + 1;
+        }
     }
+}
 
-    /// The non-empty groups, by shard.
-    fn groups(&self) -> impl Iterator<Item = Group<'_>> {
-        (0..SHARDS).filter_map(move |shard| {
-            let start = if shard == 0 { 0 } else { self.ends[shard - 1] } as usize;
-            let end = self.ends[shard] as usize;
-            (start < end).then(|| Group {
-                shard,
-                members: &self.members[start..end],
-            })
-        })
+/// Turns counts into each one's start, in place; returns the total.
+fn prefix_sums(counts: &mut [u32]) -> u32 {
+    let mut at = 0;
+    for c in counts.iter_mut() {
+        (*c, at) = (at, at + *c);
     }
+    at
 }
 
 impl Store {
@@ -144,20 +331,7 @@ impl Store {
     pub fn apply(&self, batch: &WriteBatch) -> ApplyOutcome {
         let now = self.now();
         let mut out = ApplyOutcome::default();
-        let mut plan = Plan::with_capacity(batch.series.len());
-        // Series come in runs of one metric name (a sender keeps a scrape's
-        // families together): one map lookup per run.
-        let mut rest = &batch.series[..];
-        while let Some(first) = rest.first() {
-            let name = batch.name(first);
-            let len = rest
-                .iter()
-                .position(|u| batch.name(u) != name)
-                .unwrap_or(rest.len());
-            let (run, tail) = rest.split_at(len);
-            self.apply_run(batch, name, run, now, &mut plan, &mut out);
-            rest = tail;
-        }
+        self.apply_series(batch, now, &mut out);
         for (name, md) in &batch.metadata {
             if let Some(mut slot) = self.metadata.get_mut(name.as_str()) {
                 // Remote-Write 2.0 repeats the metadata with every series:
@@ -182,27 +356,52 @@ impl Store {
         out
     }
 
-    /// Applies a run of updates that share the metric name `name`.
+    /// Applies the series updates of `batch`, whatever their order.
     ///
-    /// A short run goes series by series, one shard lock each. A long run
-    /// locks every shard it touches once, looks all its entries up from the
-    /// tables alone and prefetches their blocks, then applies them in request
-    /// order within each shard: with no lock operation between lookups, the
+    /// Each distinct name is looked up once. The updates are grouped by
+    /// (Metric, shard), every group's shard is locked once, in lock order,
+    /// for the whole request; then all entries are looked up from the tables
+    /// alone and their blocks prefetched, and only then applied, in request
+    /// order within each group: with no lock operation between lookups, the
     /// CPU overlaps their cache misses instead of waiting for each in turn.
-    fn apply_run(
-        &self,
-        batch: &WriteBatch,
-        name: &str,
-        run: &[SeriesUpdate],
-        now: u32,
-        plan: &mut Plan,
-        out: &mut ApplyOutcome,
-    ) {
-        let creates = run.iter().any(|u| !is_stale_marker(u.latest.value));
-        // The map guard is held while the shards are updated, so the sweeper
-        // cannot drop this name's Metric between lookup and insert.
-        let Some(metric) = self.metric(name, creates) else {
-            for u in run {
+    fn apply_series(&self, batch: &WriteBatch, now: u32, out: &mut ApplyOutcome) {
+        let series = &batch.series;
+        let mut plan = Plan::with_capacity(series.len());
+        let mut names = Names::new();
+        for u in series {
+            let n = names.index_of(batch.name(u));
+            names.list[n].creates |= !is_stale_marker(u.latest.value);
+            plan.names.push(n as u32);
+            plan.hashes.push(self.hasher.hash(batch.key(u).as_bytes()));
+        }
+        let mut resolve: Vec<usize> = (0..names.list.len()).collect();
+        loop {
+            for &n in &resolve {
+                let name = &mut names.list[n];
+                name.metric = self.metric(name.name, name.creates);
+            }
+            // Lock order across names: by the Metric's address, which no
+            // other Metric alive shares.
+            let mut ranked: Vec<usize> = (0..names.list.len())
+                .filter(|&n| names.list[n].metric.is_some())
+                .collect();
+            ranked.sort_unstable_by_key(|&n| names.list[n].metric.as_ref().map(Arc::as_ptr));
+            for (rank, &n) in ranked.iter().enumerate() {
+                names.list[n].rank = rank as u32;
+            }
+            let metrics: Vec<&Metric> = ranked
+                .iter()
+                .filter_map(|&n| names.list[n].metric.as_deref())
+                .collect();
+            plan.order(&names.list, metrics.len());
+            match self.apply_groups(batch, &metrics, &mut plan, now, out) {
+                Ok(()) => break,
+                Err(retired) => resolve = retired.into_iter().map(|r| ranked[r]).collect(),
+            }
+        }
+        // The updates of names with no Metric: nothing to look up.
+        for (u, &n) in series.iter().zip(&plan.names) {
+            if names.list[n as usize].metric.is_none() {
                 let result = if is_stale_marker(u.latest.value) {
                     Ok(Effect::Ignored)
                 } else {
@@ -210,38 +409,62 @@ impl Store {
                 };
                 out.record(u, result);
             }
-            return;
-        };
-        if run.len() < GROUPED_RUN {
-            for u in run {
-                let key = batch.key(u);
-                let hash = self.hasher.hash(key.as_bytes());
-                let mut table = write(&metric.shards[shard_of(hash)]);
-                let result = self.upsert(&metric, &mut table, hash, key, u, now);
-                out.record(u, result);
-            }
-            return;
         }
-        plan.order(
-            run.iter()
-                .map(|u| self.hasher.hash(batch.key(u).as_bytes())),
-        );
-        let mut hints = std::mem::take(&mut plan.hints);
-        hints.clear();
-        // Every shard the run touches, locked in shard order (as every writer
-        // does, so two runs of one name cannot deadlock) for the whole run:
-        // a few microseconds.
-        let mut tables: Vec<_> = plan
-            .groups()
-            .map(|g| (g, write(&metric.shards[g.shard])))
-            .collect();
+    }
+
+    /// Locks every group's shard, then applies the plan; or, if the sweeper
+    /// has retired one of `metrics` (ranks returned) since it was looked up,
+    /// applies nothing.
+    fn apply_groups(
+        &self,
+        batch: &WriteBatch,
+        metrics: &[&Metric],
+        plan: &mut Plan,
+        now: u32,
+        out: &mut ApplyOutcome,
+    ) -> Result<(), Vec<usize>> {
+        let series = &batch.series;
+        // Every shard the request touches, locked in lock order (as every
+        // writer does, so two requests cannot deadlock) for the whole
+        // request: a few microseconds.
+        let mut tables = Vec::with_capacity(plan.groups.len());
+        let mut retired = Vec::new();
+        let mut start = 0;
+        let mut checked = None;
+        for &(rank, shard, end) in &plan.groups {
+            let metric = metrics[rank as usize];
+            let table = write(&metric.shards[shard as usize]);
+            // Read under a shard lock: the sweeper retires a Metric holding
+            // all of them.
+            if checked != Some(rank) {
+                checked = Some(rank);
+                if metric.is_retired() {
+                    retired.push(rank as usize);
+                }
+            }
+            tables.push((rank, start as usize..end as usize, table));
+            start = end;
+        }
+        if !retired.is_empty() {
+            return Err(retired);
+        }
+        // Before it, the tables' lines that pass reads, for every member:
+        // at a million series the slots alone are 24 MiB.
+        for (_, members, table) in &tables {
+            if let Some(probes) = Probes::of(table) {
+                for &(_, hash) in &plan.members[members.clone()] {
+                    probes.prefetch(hash);
+                }
+            }
+        }
         // First pass: find each update's likely entry from the table alone
-        // (hash and key length) and prefetch its block. These lookups do not
+        // (the full hash) and prefetch its block. These lookups do not
         // depend on one another, so their cache misses overlap.
-        for (group, table) in &tables {
-            for &(i, hash) in group.members {
-                let len = HEADER + run[i as usize].key.len as usize;
-                let hint = table.find_bucket_index(hash, |e| e.block().len() == len);
+        let hints = &mut plan.hints;
+        hints.clear();
+        for (_, members, table) in &tables {
+            for &(_, hash) in &plan.members[members.clone()] {
+                let hint = table.find_bucket_index(hash, |e| e.hash() == hash);
                 if let Some(e) = hint.and_then(|b| table.get_bucket(b)) {
                     prefetch(e.block());
                 }
@@ -253,31 +476,31 @@ impl Store {
         // table, wherever an insert since has moved things); anything else
         // takes the full lookup.
         let mut next = hints.iter();
-        for (group, table) in &mut tables {
-            for &(i, hash) in group.members {
-                let u = &run[i as usize];
+        for (rank, members, table) in &mut tables {
+            let metric = metrics[*rank as usize];
+            for &(i, hash) in &plan.members[members.clone()] {
+                let u = &series[i as usize];
                 let key = batch.key(u);
                 let hint = *next.next().expect("one hint per member");
                 let result = match table.get_bucket_mut(hint as usize) {
                     Some(e) if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) => {
                         Ok(e.update(u.latest, now))
                     }
-                    _ => self.upsert(&metric, table, hash, key, u, now),
+                    _ => self.upsert(metric, table, hash, key, u, now),
                 };
                 out.record(u, result);
             }
         }
-        drop(tables);
-        plan.hints = hints;
+        Ok(())
     }
 
-    /// The guard of `name`'s Metric, created if needed; `None` when the
-    /// name is new and the update cannot create a series (a stale marker, or
-    /// the store is full).
-    fn metric(&self, name: &str, creates: bool) -> Option<MetricRef<'_>> {
+    /// `name`'s Metric, created if needed; `None` when the name is new and
+    /// no update of it can create a series (only stale markers, or the
+    /// store is full).
+    fn metric(&self, name: &str, creates: bool) -> Option<Arc<Metric>> {
         loop {
             if let Some(m) = self.metrics.get(name) {
-                return Some(m);
+                return Some(Arc::clone(&m));
             }
             if !creates || self.live_series() >= self.limits.max_series {
                 return None;
@@ -302,8 +525,8 @@ impl Store {
         let stale = is_stale_marker(sample.value);
         let entry = table.entry(
             hash,
-            |e| e.key() == key.as_bytes(),
-            |e| self.hasher.hash(e.key()),
+            |e| e.hash() == hash && e.key() == key.as_bytes(),
+            Entry::hash,
         );
         match entry {
             TableEntry::Occupied(mut occupied) => {
@@ -322,7 +545,7 @@ impl Store {
                     self.live.fetch_sub(1, Ordering::Relaxed);
                     return Err(self.series_limit(key));
                 }
-                vacant.insert(Entry::new(key, sample, now, update.key.traits));
+                vacant.insert(Entry::new(key, hash, sample, now, update.key.traits));
                 metric.added(update.key.traits);
                 Ok(Effect::Created)
             }

@@ -3,16 +3,20 @@
 use crate::model::{Sample, SeriesTraits};
 
 /// One live series: a single heap block holding a fixed header — the latest
-/// sample, the TTL clock, the traits — and then the canonical key.
+/// sample, the TTL clock, the traits — and then the canonical key; and, in
+/// the table slot beside the block's pointer and length, the key's hash.
 ///
-/// One block, not a struct with a boxed key: the table slot is then just this
-/// 16-byte pointer and length (a 100k-series table fits in L2), an update
-/// touches one cache line that holds both the sample and the key's start,
-/// and the render reads each series front to back. The key's length sits in
-/// the slot, so a lookup rules out most other keys without touching the heap.
-/// The hash is not kept: the table's control bytes already filter 127 of 128
-/// candidates, and growth rehashes from the keys.
-pub(super) struct Entry(Box<[u8]>);
+/// One block, not a struct with a boxed key: an update touches one cache
+/// line that holds both the sample and the key's start, and the render reads
+/// each series front to back. The hash sits in the 24-byte slot, not in the
+/// block: a lookup rules out every other key without touching the heap, and
+/// a table that grows moves its slots without reading a single block (at a
+/// million series, rehashing from the keys cost a cache miss and a hash per
+/// series on the way).
+pub(super) struct Entry {
+    block: Box<[u8]>,
+    hash: u64,
+}
 
 const VALUE: usize = 0;
 const TIMESTAMP: usize = 8;
@@ -35,30 +39,51 @@ pub(super) enum Effect {
 }
 
 impl Entry {
-    pub(super) fn new(key: &str, sample: Sample, touched: u32, traits: SeriesTraits) -> Self {
+    pub(super) fn new(
+        key: &str,
+        hash: u64,
+        sample: Sample,
+        touched: u32,
+        traits: SeriesTraits,
+    ) -> Self {
+        // The header is written on the stack, then copied with the key into
+        // an allocation of the block's exact size.
+        let mut header = [0u8; HEADER];
+        header[VALUE..VALUE + 8].copy_from_slice(&sample.value.to_bits().to_le_bytes());
+        header[TIMESTAMP..TIMESTAMP + 8].copy_from_slice(&sample.timestamp_ms.to_le_bytes());
+        header[TOUCHED..TOUCHED + 4].copy_from_slice(&touched.to_le_bytes());
+        header[TRAITS] = traits.bits();
         let mut block = Vec::with_capacity(HEADER + key.len());
-        block.extend_from_slice(&sample.value.to_bits().to_le_bytes());
-        block.extend_from_slice(&sample.timestamp_ms.to_le_bytes());
-        block.extend_from_slice(&touched.to_le_bytes());
-        block.push(traits.bits());
+        block.extend_from_slice(&header);
         block.extend_from_slice(key.as_bytes());
-        Entry(block.into_boxed_slice())
+        Entry {
+            block: block.into_boxed_slice(),
+            hash,
+        }
     }
 
-    /// The whole block, for prefetching and length checks.
+    /// The whole block, for prefetching.
     #[inline]
     pub(super) fn block(&self) -> &[u8] {
-        &self.0
+        &self.block
+    }
+
+    /// The hash of the key, as the store's hasher gave it.
+    #[inline]
+    pub(super) fn hash(&self) -> u64 {
+        self.hash
     }
 
     #[inline]
     pub(super) fn key(&self) -> &[u8] {
-        &self.0[HEADER..]
+        &self.block[HEADER..]
     }
 
     #[inline]
     fn word<const N: usize>(&self, at: usize) -> [u8; N] {
-        self.0[at..at + N].try_into().expect("inside the header")
+        self.block[at..at + N]
+            .try_into()
+            .expect("inside the header")
     }
 
     #[inline]
@@ -71,8 +96,8 @@ impl Entry {
 
     #[inline]
     fn set_sample(&mut self, s: Sample) {
-        self.0[VALUE..VALUE + 8].copy_from_slice(&s.value.to_bits().to_le_bytes());
-        self.0[TIMESTAMP..TIMESTAMP + 8].copy_from_slice(&s.timestamp_ms.to_le_bytes());
+        self.block[VALUE..VALUE + 8].copy_from_slice(&s.value.to_bits().to_le_bytes());
+        self.block[TIMESTAMP..TIMESTAMP + 8].copy_from_slice(&s.timestamp_ms.to_le_bytes());
     }
 
     /// The store-clock second of the last update.
@@ -83,7 +108,7 @@ impl Entry {
 
     #[inline]
     pub(super) fn set_touched(&mut self, now: u32) {
-        self.0[TOUCHED..TOUCHED + 4].copy_from_slice(&now.to_le_bytes());
+        self.block[TOUCHED..TOUCHED + 4].copy_from_slice(&now.to_le_bytes());
     }
 
     /// Takes `sample` unless it is older than the stored one (not for stale
@@ -99,6 +124,6 @@ impl Entry {
     }
 
     pub(super) fn traits(&self) -> SeriesTraits {
-        SeriesTraits::from_bits(self.0[TRAITS])
+        SeriesTraits::from_bits(self.block[TRAITS])
     }
 }

@@ -13,10 +13,18 @@
 //! - † A series is found by its full canonical key; the hash only picks the
 //!   bucket, so two keys with equal hashes stay two series.
 //! - † Two updates of one series in a request apply in request order.
-//! - Locks are taken in the order `metrics` map → shards, a writer's shards
-//!   of one name in increasing shard order; nothing here is async, so no lock
-//!   is held across `.await`; a reader holds at most one shard lock at a
-//!   time and none while its caller writes out.
+//! - † Any order of a request's updates (names interleaved, series repeated)
+//!   leaves the store as applying them one by one in request order does.
+//! - Locks are taken in the order `metrics` map → shards. A writer looks its
+//!   names up first and holds no map guard while it holds shards; it takes
+//!   all the shards a request touches in increasing (Metric address, shard)
+//!   order, so two writers cannot deadlock. The sweeper removes a name only
+//!   after retiring its empty Metric under all its shard locks, and a writer
+//!   that finds a Metric retired under its shard lock looks the name up
+//!   again, so no series is written into a Metric no longer in the map.
+//!   Nothing here is async, so no lock is held across `.await`; a reader
+//!   holds at most one shard lock at a time and none while its caller
+//!   writes out.
 //! - `live` equals the number of entries whenever no apply or sweep is in
 //!   flight (each adjusts it beside its own inserts and removals).
 
@@ -39,9 +47,6 @@ use dashmap::DashMap;
 use crate::model::{self, Metadata, Sample};
 use entry::Entry;
 use table::{Metric, SeriesHasher, read, shard_of, write};
-
-/// A read guard on one metric name's entry of the map.
-type MetricRef<'a> = dashmap::mapref::one::Ref<'a, Box<str>, Arc<Metric>>;
 
 /// Limits the store enforces.
 #[derive(Clone, Copy, Debug)]
@@ -136,10 +141,12 @@ impl Store {
                 !expired(*touched) || self.family_is_live(family, &mut name_buf)
             });
         }
-        // Writers hold the map guard while they insert, so an emptied Metric
-        // cannot gain a series between this check and its removal. Names are
-        // also emptied by stale markers, so this runs whatever the TTL.
-        self.metrics.retain(|_, m| !m.is_empty());
+        // A writer may hold a name's Metric, looked up before, without the
+        // map guard: retiring locks the Metric's shards and marks it, so a
+        // writer that comes later looks the name up again instead of writing
+        // into a Metric no longer in the map. Names are also emptied by stale
+        // markers, so this runs whatever the TTL.
+        self.metrics.retain(|_, m| !m.retire_if_empty());
         removed
     }
 
@@ -168,7 +175,7 @@ impl Store {
         let hash = self.hasher.hash(key.as_bytes());
         let table = read(&metric.shards[shard_of(hash)]);
         table
-            .find(hash, |e| e.key() == key.as_bytes())
+            .find(hash, |e| e.hash() == hash && e.key() == key.as_bytes())
             .map(Entry::sample)
     }
 
@@ -193,7 +200,6 @@ mod tests {
     use crate::model::{
         Metadata, RejectReason, STALE_NAN_BITS, SeriesLimits, SeriesUpdate, WriteBatch, build_key,
     };
-    use apply::GROUPED_RUN;
 
     const LIMITS: StoreLimits = StoreLimits {
         max_series: 1_000_000,
@@ -312,30 +318,31 @@ mod tests {
     #[test]
     fn a_long_run_is_applied_in_request_order_per_series() {
         let s = Store::new(LIMITS);
-        let values: Vec<String> = (0..GROUPED_RUN * 2).map(|i| i.to_string()).collect();
+        // Two names interleaved series by series, enough of them that every
+        // shard of both has a group of several updates.
+        const SERIES: usize = 2 * 64 * 4;
+        let values: Vec<String> = (0..SERIES).map(|i| i.to_string()).collect();
+        let name = |i: usize| ["m", "n"][i % 2];
         let labels: Vec<[(&str, &str); 2]> = values
             .iter()
-            .map(|v| [("__name__", "m"), ("i", v.as_str())])
+            .enumerate()
+            .map(|(i, v)| [("__name__", name(i)), ("i", v.as_str())])
             .collect();
+        let key = |i: usize| format!(r#"{}{{i="{i}"}}"#, name(i));
         // Every series twice at one timestamp: the later write must win, in
-        // whichever shard group it lands. A new name whose run starts with a
-        // stale marker still creates the run's other series.
+        // whichever shard group it lands. A new name whose first update is a
+        // stale marker still creates the request's other series.
         let stale = f64::from_bits(STALE_NAN_BITS);
         let mut items: Vec<(Labels, f64, i64)> =
             vec![(&[("__name__", "m"), ("i", "gone")], stale, 5)];
         items.extend(labels.iter().map(|l| (&l[..], 1.0, 10)));
         items.extend(labels.iter().map(|l| (&l[..], 2.0, 10)));
-        assert!(items.len() > GROUPED_RUN);
         let out = s.apply(&batch(&items));
         assert_eq!(out.series, items.len() as u64);
         assert_eq!(out.created, labels.len() as u64);
         assert_eq!(s.live_series(), labels.len());
-        for v in &values {
-            assert_eq!(
-                s.get(&format!(r#"m{{i="{v}"}}"#)).unwrap().value,
-                2.0,
-                "{v}"
-            );
+        for i in 0..SERIES {
+            assert_eq!(s.get(&key(i)).unwrap().value, 2.0, "{}", key(i));
         }
         assert!(s.get(r#"m{i="gone"}"#).is_none());
 
@@ -355,10 +362,170 @@ mod tests {
         assert_eq!(out.out_of_order_samples, thirds(0) as u64);
         assert_eq!(out.stale_removed, thirds(1) as u64);
         assert_eq!(s.live_series(), labels.len() - thirds(1));
-        for (i, v) in values.iter().enumerate() {
-            let got = s.get(&format!(r#"m{{i="{v}"}}"#)).map(|s| s.value);
+        for i in 0..SERIES {
+            let got = s.get(&key(i)).map(|s| s.value);
             let want = [Some(2.0), None, Some(4.0)][i % 3];
-            assert_eq!(got, want, "{v}");
+            assert_eq!(got, want, "{}", key(i));
+        }
+
+        // A stale marker, then a new sample, then another marker and a
+        // sample of one series, interleaved with the other name's updates:
+        // request order decides.
+        let items: Vec<(Labels, f64, i64)> = labels
+            .iter()
+            .flat_map(|l| {
+                [
+                    (&l[..], stale, 30),
+                    (&l[..], 5.0, 31),
+                    (&l[..], stale, 32),
+                    (&l[..], 6.0, 33),
+                ]
+            })
+            .collect();
+        s.apply(&batch(&items));
+        assert_eq!(s.live_series(), labels.len());
+        for i in 0..SERIES {
+            assert_eq!(s.get(&key(i)).unwrap().value, 6.0, "{}", key(i));
+        }
+    }
+
+    #[test]
+    fn a_name_emptied_and_swept_is_retired_and_created_anew() {
+        let s = Store::new(LIMITS);
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        s.apply(&batch(&[(A, 1.0, 1)]));
+        let held = s.metrics.get("m").map(|m| Arc::clone(&m)).unwrap();
+        s.apply(&batch(&[(A, stale, 2)]));
+        s.sweep(None);
+        assert!(s.metrics.get("m").is_none());
+        assert!(held.is_retired());
+        // Writers that looked the name up before the sweep find it retired
+        // under their shard lock and look it up again, as this one does.
+        s.apply(&batch(&[(A, 3.0, 3), (B, 4.0, 3)]));
+        assert_eq!(held.len(), 0);
+        assert_eq!(s.get(r#"m{i="a"}"#).unwrap().value, 3.0);
+        assert_eq!(s.live_series(), 2);
+    }
+
+    /// What the store should hold after a sequence of requests, computed
+    /// series by series in request order: key → latest sample, with the
+    /// store's rules (the newer or equal timestamp wins; a stale marker not
+    /// older than the stored sample removes the series; one for a series
+    /// not stored changes nothing).
+    #[derive(Default)]
+    struct Reference {
+        series: std::collections::BTreeMap<String, (u64, i64)>,
+    }
+
+    impl Reference {
+        /// Applies one update; returns what the store's outcome counts.
+        fn apply(&mut self, key: String, value: f64, ts: i64) -> Effect {
+            let stale = model::is_stale_marker(value);
+            match self.series.get_mut(&key) {
+                Some(stored) if ts < stored.1 => Effect::OutOfOrder,
+                Some(_) if stale => {
+                    self.series.remove(&key);
+                    Effect::Removed
+                }
+                Some(stored) => {
+                    *stored = (value.to_bits(), ts);
+                    Effect::Updated
+                }
+                None if stale => Effect::Ignored,
+                None => {
+                    self.series.insert(key, (value.to_bits(), ts));
+                    Effect::Created
+                }
+            }
+        }
+    }
+
+    /// Every series the store holds, key → (value bits, timestamp).
+    fn contents(s: &Store) -> std::collections::BTreeMap<String, (u64, i64)> {
+        let mut all = std::collections::BTreeMap::new();
+        for m in s.metrics() {
+            let mut parts = m.parts();
+            while parts.visit_next(|r| {
+                let key = String::from_utf8(r.key.to_vec()).unwrap();
+                all.insert(key, (r.sample.value.to_bits(), r.sample.timestamp_ms));
+            }) {}
+        }
+        all
+    }
+
+    use entry::Effect;
+    use proptest::prelude::*;
+
+    /// One update: (name, label value, value, timestamp, stale?), from a
+    /// small universe so that requests repeat series, names interleave and
+    /// markers meet the series they remove.
+    fn update() -> impl Strategy<Value = (usize, usize, u8, i64, bool)> {
+        (
+            0..5usize,
+            0..40usize,
+            any::<u8>(),
+            1..6i64,
+            prop::bool::weighted(0.15),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Requests of any shape (names interleaved, series repeated, stale
+        /// markers, series created and removed between requests) leave the
+        /// store as applying their updates one by one in request order does,
+        /// with the same outcome counts; with every key hashing alike too.
+        #[test]
+        fn any_request_order_matches_applying_series_one_by_one(
+            requests in prop::collection::vec(prop::collection::vec(update(), 0..150), 1..5),
+            constant in any::<bool>(),
+        ) {
+            let hasher = if constant {
+                SeriesHasher::Constant
+            } else {
+                SeriesHasher::Random(Default::default())
+            };
+            let s = Store::with_hasher(LIMITS, hasher);
+            let mut reference = Reference::default();
+            let names = ["a", "b_total", "c_bucket", "d", "e"];
+            for (r, request) in requests.iter().enumerate() {
+                let values: Vec<String> = request.iter().map(|u| u.1.to_string()).collect();
+                let labels: Vec<[(&str, &str); 2]> = request
+                    .iter()
+                    .zip(&values)
+                    .map(|(u, v)| [("__name__", names[u.0]), ("i", v.as_str())])
+                    .collect();
+                let items: Vec<(Labels, f64, i64)> = request
+                    .iter()
+                    .zip(&labels)
+                    .map(|(u, l)| {
+                        let value = if u.4 { f64::from_bits(STALE_NAN_BITS) } else { f64::from(u.2) };
+                        (&l[..], value, r as i64 * 3 + u.3)
+                    })
+                    .collect();
+                let out = s.apply(&batch(&items));
+                let (mut created, mut removed, mut out_of_order) = (0, 0, 0);
+                for (u, (_, value, ts)) in request.iter().zip(&items) {
+                    let key = format!(r#"{}{{i="{}"}}"#, names[u.0], u.1);
+                    match reference.apply(key, *value, *ts) {
+                        Effect::Created => created += 1,
+                        Effect::Removed => removed += 1,
+                        Effect::OutOfOrder => out_of_order += 1,
+                        Effect::Updated | Effect::Ignored => {}
+                    }
+                }
+                prop_assert_eq!(out.series, items.len() as u64);
+                prop_assert_eq!(out.created, created);
+                prop_assert_eq!(out.stale_removed, removed);
+                prop_assert_eq!(out.out_of_order_samples, out_of_order);
+                prop_assert_eq!(&contents(&s), &reference.series);
+                prop_assert_eq!(s.live_series(), reference.series.len());
+                if r % 2 == 1 {
+                    // Names emptied by markers go; the next request makes them anew.
+                    s.sweep(None);
+                }
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! around a hash table of [`Entry`]s keyed by the canonical key.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
@@ -58,6 +58,10 @@ pub(super) struct Metric {
     len: AtomicUsize,
     /// Live series per [`SeriesTraits`] bit.
     with_trait: [AtomicUsize; SeriesTraits::COUNT],
+    /// Set by the sweeper, holding every shard, as it removes this empty
+    /// Metric from the map: a writer that looked the name up before must
+    /// look it up again. Read and written only under a shard lock.
+    retired: AtomicBool,
 }
 
 impl Metric {
@@ -66,7 +70,31 @@ impl Metric {
             shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             len: AtomicUsize::new(0),
             with_trait: Default::default(),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Has the sweeper removed this Metric from the map? Only meaningful
+    /// under one of its shard locks.
+    #[inline]
+    pub(super) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Retires this Metric if it has no series, for the sweeper to remove
+    /// it from the map: with every shard locked, no writer is adding a
+    /// series, and each writer checks [`Metric::is_retired`] under the shard
+    /// lock it takes before adding one. Cheap for a Metric with series.
+    pub(super) fn retire_if_empty(&self) -> bool {
+        if !self.is_empty() {
+            return false;
+        }
+        let _all: Vec<_> = self.shards.iter().map(write).collect();
+        let empty = self.is_empty();
+        if empty {
+            self.retired.store(true, Ordering::Relaxed);
+        }
+        empty
     }
 
     /// Number of live series of this name (exact when no write is in flight).
