@@ -204,6 +204,8 @@ struct Plan {
     names: Vec<u32>,
     /// Per update: its group, rank × SHARDS + shard, or `NO_GROUP`.
     keys: Vec<u32>,
+    /// Per update: has it been applied (its group's window is done)?
+    applied: Vec<bool>,
     /// (index in the request, key hash), grouped.
     members: Vec<(u32, u64)>,
     /// Scratch of the sort.
@@ -215,8 +217,14 @@ struct Plan {
     hints: Vec<u32>,
 }
 
-/// The group of an update whose name has no Metric.
+/// The group of an update whose name has no Metric, or already applied.
 const NO_GROUP: u32 = u32::MAX;
+
+/// Updates per window: a writer locks a window's shards, applies its
+/// updates and unlocks before the next. Enough lookups in flight to overlap
+/// their cache misses; few enough that a request on the same names as
+/// another waits for a window, not the whole request.
+const WINDOW: u32 = 128;
 
 /// Up to this many possible groups (names × shards), the plan sorts in one
 /// counting pass over them all; beyond, in two (by shard, then by name).
@@ -228,6 +236,7 @@ impl Plan {
             hashes: Vec::with_capacity(series),
             names: Vec::with_capacity(series),
             keys: Vec::with_capacity(series),
+            applied: vec![false; series],
             members: Vec::with_capacity(series),
             sorted: Vec::with_capacity(series),
             counts: Vec::new(),
@@ -236,18 +245,19 @@ impl Plan {
         }
     }
 
-    /// Groups the updates whose name has a Metric by (rank, shard), by a
-    /// counting sort (stable, so each group keeps request order).
+    /// Groups the updates not yet applied whose name has a Metric by
+    /// (rank, shard), by a counting sort (stable, so each group keeps
+    /// request order).
     fn order(&mut self, names: &[Name<'_>], ranks: usize) {
         self.keys.clear();
-        self.keys
-            .extend(self.hashes.iter().zip(&self.names).map(|(&h, &n)| {
-                let name = &names[n as usize];
-                match name.metric {
-                    Some(_) => name.rank * SHARDS as u32 + shard_of(h) as u32,
-                    None => NO_GROUP,
-                }
-            }));
+        let pending = self.hashes.iter().zip(&self.names).zip(&self.applied);
+        self.keys.extend(pending.map(|((&h, &n), &applied)| {
+            let name = &names[n as usize];
+            match name.metric {
+                Some(_) if !applied => name.rank * SHARDS as u32 + shard_of(h) as u32,
+                _ => NO_GROUP,
+            }
+        }));
         self.members.clear();
         self.groups.clear();
         if ranks * SHARDS <= ONE_PASS_GROUPS {
@@ -359,11 +369,14 @@ impl Store {
     /// Applies the series updates of `batch`, whatever their order.
     ///
     /// Each distinct name is looked up once. The updates are grouped by
-    /// (Metric, shard), every group's shard is locked once, in lock order,
-    /// for the whole request; then all entries are looked up from the tables
-    /// alone and their blocks prefetched, and only then applied, in request
-    /// order within each group: with no lock operation between lookups, the
-    /// CPU overlaps their cache misses instead of waiting for each in turn.
+    /// (Metric, shard) and taken in windows of whole groups: each group's
+    /// shard is locked once, in lock order, while its window is applied;
+    /// within a window all entries are looked up from the tables alone and
+    /// their blocks prefetched before any is applied, in request order
+    /// within each group: with no lock operation between lookups, the CPU
+    /// overlaps their cache misses instead of waiting for each in turn. A
+    /// name whose Metric the sweeper retired meanwhile is looked up again
+    /// and the updates not yet applied are planned anew.
     fn apply_series(&self, batch: &WriteBatch, now: u32, out: &mut ApplyOutcome) {
         let series = &batch.series;
         let mut plan = Plan::with_capacity(series.len());
@@ -400,8 +413,8 @@ impl Store {
             }
         }
         // The updates of names with no Metric: nothing to look up.
-        for (u, &n) in series.iter().zip(&plan.names) {
-            if names.list[n as usize].metric.is_none() {
+        for (u, &applied) in series.iter().zip(&plan.applied) {
+            if !applied {
                 let result = if is_stale_marker(u.latest.value) {
                     Ok(Effect::Ignored)
                 } else {
@@ -412,9 +425,11 @@ impl Store {
         }
     }
 
-    /// Locks every group's shard, then applies the plan; or, if the sweeper
-    /// has retired one of `metrics` (ranks returned) since it was looked up,
-    /// applies nothing.
+    /// Applies the plan's groups window by window: each window's shards
+    /// locked, in lock order, then its updates applied in three passes;
+    /// or, once the sweeper has retired one of `metrics` (ranks returned)
+    /// since it was looked up, stops before that window. `plan.applied`
+    /// says which updates are done.
     fn apply_groups(
         &self,
         batch: &WriteBatch,
@@ -424,72 +439,88 @@ impl Store {
         out: &mut ApplyOutcome,
     ) -> Result<(), Vec<usize>> {
         let series = &batch.series;
-        // Every shard the request touches, locked in lock order (as every
-        // writer does, so two requests cannot deadlock) for the whole
-        // request: a few microseconds.
-        let mut tables = Vec::with_capacity(plan.groups.len());
-        let mut retired = Vec::new();
-        let mut start = 0;
-        let mut checked = None;
-        for &(rank, shard, end) in &plan.groups {
-            let metric = metrics[rank as usize];
-            let table = write(&metric.shards[shard as usize]);
-            // Read under a shard lock: the sweeper retires a Metric holding
-            // all of them.
-            if checked != Some(rank) {
-                checked = Some(rank);
-                if metric.is_retired() {
-                    retired.push(rank as usize);
-                }
+        let groups = &plan.groups;
+        let mut tables = Vec::new();
+        let (mut first, mut start) = (0, 0);
+        while first < groups.len() {
+            // A window: whole groups, until it holds WINDOW updates.
+            let mut last = first + 1;
+            while last < groups.len() && groups[last - 1].2 - start < WINDOW {
+                last += 1;
             }
-            tables.push((rank, start as usize..end as usize, table));
-            start = end;
-        }
-        if !retired.is_empty() {
-            return Err(retired);
-        }
-        // Before it, the tables' lines that pass reads, for every member:
-        // at a million series the slots alone are 24 MiB.
-        for (_, members, table) in &tables {
-            if let Some(probes) = Probes::of(table) {
-                for &(_, hash) in &plan.members[members.clone()] {
-                    probes.prefetch(hash);
-                }
-            }
-        }
-        // First pass: find each update's likely entry from the table alone
-        // (the full hash) and prefetch its block. These lookups do not
-        // depend on one another, so their cache misses overlap.
-        let hints = &mut plan.hints;
-        hints.clear();
-        for (_, members, table) in &tables {
-            for &(_, hash) in &plan.members[members.clone()] {
-                let hint = table.find_bucket_index(hash, |e| e.hash() == hash);
-                if let Some(e) = hint.and_then(|b| table.get_bucket(b)) {
-                    prefetch(e.block());
-                }
-                hints.push(hint.map_or(u32::MAX, |b| b as u32));
-            }
-        }
-        // Second pass: apply, the blocks now on their way into the cache. A
-        // hinted entry with the same key is the series (keys are unique in a
-        // table, wherever an insert since has moved things); anything else
-        // takes the full lookup.
-        let mut next = hints.iter();
-        for (rank, members, table) in &mut tables {
-            let metric = metrics[*rank as usize];
-            for &(i, hash) in &plan.members[members.clone()] {
-                let u = &series[i as usize];
-                let key = batch.key(u);
-                let hint = *next.next().expect("one hint per member");
-                let result = match table.get_bucket_mut(hint as usize) {
-                    Some(e) if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) => {
-                        Ok(e.update(u.latest, now))
+            let end = groups[last - 1].2;
+            // Its shards, locked in lock order (as every writer does, so two
+            // writers cannot deadlock), each once; a writer holds one
+            // window's locks at a time, so concurrent requests on the same
+            // names pipeline rather than wait for each other's whole request.
+            tables.clear();
+            let mut retired = Vec::new();
+            let mut checked = None;
+            let mut at = start;
+            for &(rank, shard, group_end) in &groups[first..last] {
+                let metric = metrics[rank as usize];
+                let table = write(&metric.shards[shard as usize]);
+                // Read under a shard lock: the sweeper retires a Metric
+                // holding all of them.
+                if checked != Some(rank) {
+                    checked = Some(rank);
+                    if metric.is_retired() {
+                        retired.push(rank as usize);
                     }
-                    _ => self.upsert(metric, table, hash, key, u, now),
-                };
-                out.record(u, result);
+                }
+                tables.push((rank, at as usize..group_end as usize, table));
+                at = group_end;
             }
+            if !retired.is_empty() {
+                return Err(retired);
+            }
+            // First, the tables' lines the lookups read, for every member:
+            // at a million series the slots alone are 24 MiB.
+            for (_, members, table) in &tables {
+                if let Some(probes) = Probes::of(table) {
+                    for &(_, hash) in &plan.members[members.clone()] {
+                        probes.prefetch(hash);
+                    }
+                }
+            }
+            // Then find each update's likely entry from the table alone (the
+            // full hash) and prefetch its block. These lookups do not depend
+            // on one another, so their cache misses overlap.
+            let hints = &mut plan.hints;
+            hints.clear();
+            for (_, members, table) in &tables {
+                for &(_, hash) in &plan.members[members.clone()] {
+                    let hint = table.find_bucket_index(hash, |e| e.hash() == hash);
+                    if let Some(e) = hint.and_then(|b| table.get_bucket(b)) {
+                        prefetch(e.block());
+                    }
+                    hints.push(hint.map_or(u32::MAX, |b| b as u32));
+                }
+            }
+            // Last, apply, the blocks now on their way into the cache. A
+            // hinted entry with the same key is the series (keys are unique
+            // in a table, wherever an insert since has moved things);
+            // anything else takes the full lookup.
+            let mut next = hints.iter();
+            for (rank, members, table) in &mut tables {
+                let metric = metrics[*rank as usize];
+                for &(i, hash) in &plan.members[members.clone()] {
+                    let u = &series[i as usize];
+                    let key = batch.key(u);
+                    let hint = *next.next().expect("one hint per member");
+                    let result = match table.get_bucket_mut(hint as usize) {
+                        Some(e)
+                            if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) =>
+                        {
+                            Ok(e.update(u.latest, now))
+                        }
+                        _ => self.upsert(metric, table, hash, key, u, now),
+                    };
+                    out.record(u, result);
+                    plan.applied[i as usize] = true;
+                }
+            }
+            (first, start) = (last, end);
         }
         Ok(())
     }

@@ -407,6 +407,66 @@ mod tests {
         assert_eq!(s.live_series(), 2);
     }
 
+    #[test]
+    fn writers_racing_the_sweeper_lose_no_series() {
+        // Writers empty their names with stale markers and fill them again
+        // while the sweeper removes emptied names: a writer that wrote into
+        // a Metric no longer in the map would lose its series.
+        let s = Store::new(LIMITS);
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let names = ["a", "b", "c"];
+        let values: Vec<String> = (0..120).map(|i| i.to_string()).collect();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    s.sweep(None);
+                }
+            });
+            let writers: Vec<_> = (0..2)
+                .map(|w| {
+                    let (s, values) = (&s, &values);
+                    scope.spawn(move || {
+                        let labels: Vec<[(&str, &str); 3]> = values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| {
+                                [("__name__", names[i % 3]), ("i", v), ("w", ["0", "1"][w])]
+                            })
+                            .collect();
+                        for round in 0..40i64 {
+                            let fill: Vec<(Labels, f64, i64)> = labels
+                                .iter()
+                                .map(|l| (&l[..], 1.0, 2 * round + 1))
+                                .collect();
+                            s.apply(&batch(&fill));
+                            if round < 39 {
+                                let empty: Vec<(Labels, f64, i64)> = labels
+                                    .iter()
+                                    .map(|l| (&l[..], stale, 2 * round + 2))
+                                    .collect();
+                                s.apply(&batch(&empty));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        s.sweep(None);
+        assert_eq!(s.live_series(), 2 * values.len());
+        assert_eq!(contents(&s).len(), 2 * values.len());
+        for w in ["0", "1"] {
+            for (i, v) in values.iter().enumerate() {
+                let key = format!(r#"{}{{i="{v}",w="{w}"}}"#, names[i % 3]);
+                assert_eq!(s.get(&key).map(|x| x.timestamp_ms), Some(79), "{key}");
+            }
+        }
+    }
+
     /// What the store should hold after a sequence of requests, computed
     /// series by series in request order: key → latest sample, with the
     /// store's rules (the newer or equal timestamp wins; a stale marker not
