@@ -134,10 +134,10 @@ async fn push_inner(
     let delimited = ingest::push::is_delimited_protobuf(header(header::CONTENT_TYPE));
     // A push holds a body and its parsed form like a remote write does, so
     // it takes one of the same slots.
-    let _slot = super::write::write_slot(app).await?;
+    let slot = super::write::write_slot(app).await?;
     let body = super::body::read(app, headers, body).await?;
     let wait = app.settings.writes.max_queue_duration;
-    let _parsing = tokio::time::timeout(wait, Arc::clone(&app.pushes).acquire_owned())
+    let parsing = tokio::time::timeout(wait, Arc::clone(&app.pushes).acquire_owned())
         .await
         .ok()
         .and_then(Result::ok)
@@ -149,6 +149,9 @@ async fn push_inner(
     // Parsing and applying a large group takes milliseconds: off the
     // runtime's workers.
     tokio::task::spawn_blocking(move || {
+        // The permits go with the work: a client that hangs up does not
+        // free them while its push is still being parsed and applied.
+        let _held = (slot, parsing);
         let limits = &app.settings.decode;
         // A parsed push takes up to ~25 times its text in memory, so its
         // decompressed text is held to the (compressed) body limit, not to
