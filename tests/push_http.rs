@@ -7,33 +7,9 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::*;
-use http_body_util::BodyExt;
 use prost::Message;
-use tower::ServiceExt;
-
-async fn send(
-    app: &Router,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (StatusCode, String) {
-    let mut req = Request::builder().method(method).uri(path);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
 
 async fn put(app: &Router, path: &str, body: &str) -> (StatusCode, String) {
     send(app, "PUT", path, &[], body.as_bytes().to_vec()).await

@@ -78,9 +78,16 @@ pub fn app(args: &[&str]) -> (Router, AppState) {
     (router(state.clone()), state)
 }
 
-/// POSTs `body` to /api/v1/write with the given headers; returns status and body text.
-pub async fn post(app: &Router, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, String) {
-    let mut req = Request::post("/api/v1/write");
+/// Sends `method path` with `headers` and `body` through the router; returns
+/// status and body text.
+pub async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(path);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -92,6 +99,11 @@ pub async fn post(app: &Router, headers: &[(&str, &str)], body: Vec<u8>) -> (Sta
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// POSTs `body` to /api/v1/write with the given headers; returns status and body text.
+pub async fn post(app: &Router, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, String) {
+    send(app, "POST", "/api/v1/write", headers, body).await
 }
 
 /// POSTs a snappy remote-write request with the standard headers.
