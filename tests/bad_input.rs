@@ -492,6 +492,64 @@ async fn unknown_path() {
     .await;
 }
 
+/// Every route answers a method it does not serve with 405, `Allow`, a
+/// reason and a count (remote write: GET is only VictoriaMetrics' probe).
+#[tokio::test]
+async fn wrong_method() {
+    for (method, path, route, says) in [
+        (
+            "GET",
+            "/api/v1/write",
+            "/api/v1/write",
+            "method not allowed: GET /api/v1/write; POST remote-write requests to it",
+        ),
+        (
+            "PUT",
+            "/api/v1/write",
+            "/api/v1/write",
+            "method not allowed: PUT /api/v1/write; POST remote-write requests to it",
+        ),
+        (
+            "PATCH",
+            "/metrics/job/batch",
+            "/metrics/job/{*grouping}",
+            "method not allowed: PATCH /metrics/job/{*grouping}; the Allow header lists the methods it takes",
+        ),
+        (
+            "POST",
+            "/metrics",
+            "/metrics",
+            "method not allowed: POST /metrics; the Allow header lists the methods it takes",
+        ),
+    ] {
+        let gate = Gate::router(&[]).await;
+        let a = gate
+            .check(
+                push(method, path, &[], b"x 1\n"),
+                Expect {
+                    status: 405,
+                    says,
+                    counts: vec![
+                        (requests("method_not_allowed"), 1.0),
+                        (
+                            format!(
+                                "promgate_http_requests_total{{route=\"{route}\",code=\"405\"}}"
+                            ),
+                            1.0,
+                        ),
+                    ],
+                    page: lines(&[SEED]),
+                },
+            )
+            .await;
+        let allow = a.header("allow").unwrap_or_default();
+        assert!(
+            !allow.is_empty() && !allow.contains(method),
+            "{method} {path}: Allow {allow:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn json_content_type() {
     let gate = Gate::router(&[]).await;

@@ -75,6 +75,14 @@ pub enum Error {
     PushConflict(PushConflict),
     /// No such route.
     NotFound,
+    /// The route exists but does not serve this method (the `Allow` header,
+    /// which axum adds, lists those it does).
+    MethodNotAllowed {
+        /// The method sent.
+        method: String,
+        /// The matched route, as axum writes it (never the raw path).
+        route: &'static str,
+    },
     /// `--web.config.file` asks for credentials and the request had none
     /// that match (why is logged, never told: the client cannot learn
     /// which users exist).
@@ -94,7 +102,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 24] = [
+    pub const REASONS: [&'static str; 25] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -117,6 +125,7 @@ impl Error {
         "inconsistent_push",
         "push_series_limit",
         "not_found",
+        "method_not_allowed",
         "unauthorized",
         "forbidden",
     ];
@@ -151,6 +160,7 @@ impl Error {
             // The Pushgateway's answer; batch jobs do not retry a push.
             Error::PushConflict(_) => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
@@ -185,6 +195,7 @@ impl Error {
             Error::PushConflict(PushConflict::SeriesLimit(_)) => "push_series_limit",
             Error::PushConflict(_) => "inconsistent_push",
             Error::NotFound => "not_found",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
         }
@@ -248,6 +259,14 @@ impl fmt::Display for Error {
             Error::NotFound => f.write_str(
                 "not found: promgate serves POST /api/v1/write, GET /metrics, PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}, GET /api/v1/metrics, /api/v1/status, PUT /api/v1/admin/wipe, /-/metrics, /-/healthy, /-/ready",
             ),
+            Error::MethodNotAllowed { method, route } => {
+                write!(f, "method not allowed: {method} {route}; ")?;
+                if *route == "/api/v1/write" {
+                    f.write_str("POST remote-write requests to it")
+                } else {
+                    f.write_str("the Allow header lists the methods it takes")
+                }
+            }
             Error::Unauthorized { .. } => {
                 f.write_str("unauthorized: missing or invalid credentials")
             }
@@ -354,6 +373,10 @@ mod tests {
                 detail: String::new(),
             })),
             Error::NotFound,
+            Error::MethodNotAllowed {
+                method: "PATCH".into(),
+                route: "/metrics",
+            },
             Error::Unauthorized {
                 basic: true,
                 bearer: false,
