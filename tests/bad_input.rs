@@ -1802,6 +1802,48 @@ async fn scrapes_beyond_the_concurrency_bound() {
     gate.assert_serving().await;
 }
 
+/// A write beyond `--limits.concurrent-writes` waits
+/// `--limits.write-queue-duration`, then gets 503, which Prometheus (without
+/// `retry_on_http_429`) and vmagent both retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_beyond_the_concurrency_bound() {
+    let gate = Gate::router(&[
+        "--limits.concurrent-writes",
+        "1",
+        "--limits.write-queue-duration",
+        "200ms",
+    ])
+    .await;
+    let Via::Router(app) = &gate.via else {
+        unreachable!()
+    };
+    let before = gate.counters().await;
+    // A write whose body keeps coming holds the only slot.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let slow = Request::post("/api/v1/write")
+        .header("content-encoding", "identity")
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .unwrap();
+    let held = tokio::spawn(app.clone().oneshot(slow));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let expect = Expect {
+        status: 503,
+        says: "too many concurrent writes: 1 requests were being served for all of 200ms; retry later",
+        counts: vec![(requests("too_many_writes"), 1.0)],
+        page: lines(&[SEED]),
+    };
+    let a = gate.send(write1(&[(GOOD, &[(7.0, 5000)])], &[])).await;
+    assert_answer("a second write", a.status, &a.body, &expect);
+    gate.assert_counted(&before, &expect.counts).await;
+    // The held body ends (an empty, valid request), freeing the slot.
+    drop(tx);
+    assert_eq!(held.await.unwrap().unwrap().status(), 204);
+    gate.assert_page(&expect.page).await;
+    gate.assert_serving().await;
+}
+
 /// A body that does not arrive within `--web.read-timeout`: 408.
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_request_body() {

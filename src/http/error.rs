@@ -7,10 +7,12 @@
 //! is the label value under which the request is counted in
 //! `promgate_requests_rejected_total`.
 //!
-//! Statuses are chosen knowing how senders retry: Prometheus and vmagent
-//! retry 5xx and 429 and drop a batch on any other 4xx, so data that can
-//! never be accepted gets a 4xx (retrying would block the sender's queue),
-//! and only a condition that passes (an overloaded exposition) gets a 5xx.
+//! Statuses are chosen knowing how senders retry: Prometheus retries 5xx
+//! (and 429 only with `queue_config.retry_on_http_429`), vmagent retries
+//! everything but 400, 409 and 415, and the Pushgateway's clients retry
+//! nothing. So data that can never be accepted gets a 4xx (retrying would
+//! block the sender's queue), and only a condition that passes (overload)
+//! gets a 5xx, which every sender retries.
 
 use std::fmt;
 use std::time::Duration;
@@ -152,11 +154,12 @@ impl Error {
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
             Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Error::TooManyScrapes { .. } | Error::RenderUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            // The 2.0 spec's answer to an overloaded receiver; senders retry it.
-            Error::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Not 429, the 2.0 spec's answer to an overloaded receiver: a
+            // Prometheus without `retry_on_http_429` drops the batch on 429,
+            // and retries a 503 with backoff, as vmagent retries both.
+            Error::TooManyScrapes { .. }
+            | Error::TooManyWrites { .. }
+            | Error::RenderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The Pushgateway's answer; batch jobs do not retry a push.
             Error::PushConflict(_) => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
