@@ -983,6 +983,36 @@ async fn label_value_too_long() {
     .await;
 }
 
+/// A reason quotes what was wrong, but no more than a line of it: a
+/// 100 kB name, in a remote write or a push, is cut short.
+#[tokio::test]
+async fn a_huge_name_in_a_reason() {
+    let huge = "a".repeat(100_000);
+    one_bad_series(
+        &[],
+        &[("__name__", "m"), (&huge, "x"), (&huge, "y")],
+        "first error: duplicate label name \"aaaaaaaa",
+        "duplicate_label_name",
+    )
+    .await;
+    let gate = Gate::router(&[]).await;
+    gate.check(
+        push(
+            "PUT",
+            "/metrics/job/batch",
+            &[],
+            format!("x {huge}\n").as_bytes(),
+        ),
+        Expect {
+            status: 400,
+            says: "text format parsing error in line 1: expected float as value, got \"aaaaaaaa",
+            counts: vec![(requests("malformed_text"), 1.0)],
+            page: lines(&[SEED]),
+        },
+    )
+    .await;
+}
+
 /// A label that is not UTF-8 rejects its series only, and the reason names
 /// the fault without echoing the bytes.
 #[tokio::test]

@@ -283,10 +283,30 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The longest reason line an answer carries, in bytes (before its line
+/// break). A reason quotes the name or token at fault, which a hostile
+/// request can make as long as its body; the sender logs the line, so it is
+/// cut short, on a character boundary, with `…`.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to [`MAX_REASON_BYTES`], with a line break.
+fn reason_line(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES - '…'.len_utf8();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason.push('\n');
+    reason
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // The body is one line of plain text, as Prometheus logs it verbatim.
-        let mut response = (self.status(), format!("{self}\n")).into_response();
+        let mut response = (self.status(), reason_line(self.to_string())).into_response();
         if let Error::Unauthorized { basic, bearer } = self {
             let headers = response.headers_mut();
             // One challenge per header (RFC 9110 allows either form; curl
@@ -312,6 +332,18 @@ impl IntoResponse for Error {
 mod tests {
     use super::*;
     use crate::model::RejectReason;
+
+    #[test]
+    fn a_reason_line_is_cut_on_a_character_boundary() {
+        assert_eq!(reason_line("short".into()), "short\n");
+        let exact = "x".repeat(MAX_REASON_BYTES);
+        assert_eq!(reason_line(exact.clone()), exact + "\n");
+        // Two-byte characters straddling the cut.
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let line = reason_line(long);
+        assert!(line.len() <= MAX_REASON_BYTES + 1, "{}", line.len());
+        assert!(line.ends_with("é…\n"), "{line}");
+    }
 
     #[test]
     fn every_reason_is_listed_once() {
