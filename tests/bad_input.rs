@@ -52,6 +52,9 @@ fn requests(reason: &str) -> String {
 fn series(reason: &str) -> String {
     format!("promgate_series_rejected_total{{reason=\"{reason}\"}}")
 }
+fn connections(reason: &str) -> String {
+    format!("promgate_connections_closed_total{{reason=\"{reason}\"}}")
+}
 fn samples(reason: &str) -> String {
     format!("promgate_samples_rejected_total{{reason=\"{reason}\"}}")
 }
@@ -1870,6 +1873,79 @@ async fn writes_beyond_the_concurrency_bound() {
     // The held body ends (an empty, valid request), freeing the slot.
     drop(tx);
     assert_eq!(held.await.unwrap().unwrap().status(), 204);
+    gate.assert_page(&expect.page).await;
+    gate.assert_serving().await;
+}
+
+/// Waits until the server closes `s`; what it sent before closing.
+fn until_closed(mut s: TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// Half a request head, and a kept-alive connection that sends no next
+/// request: both closed after `--web.read-header-timeout`, without an
+/// answer (there is no request to answer), each counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_request_head() {
+    let gate = Gate::binary(&["--web.read-header-timeout", "1s"]).await;
+    let before = gate.counters().await;
+    let addr = gate.addr();
+    let (half, idle) = tokio::task::spawn_blocking(move || {
+        let mut half = TcpStream::connect(addr).unwrap();
+        half.write_all(b"POST /api/v1/write HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let mut idle = TcpStream::connect(addr).unwrap();
+        idle.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        (until_closed(half), until_closed(idle))
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&half), "");
+    assert!(
+        idle.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&idle)
+    );
+    gate.assert_counted(
+        &before,
+        &[
+            (connections("header_timeout"), 1.0),
+            (connections("idle_timeout"), 1.0),
+        ],
+    )
+    .await;
+    gate.assert_page(&lines(&[SEED])).await;
+    gate.assert_serving().await;
+}
+
+/// A head the HTTP parser refuses (two different `Content-Length`s) is
+/// answered by hyper before promgate sees a request: 400, empty body.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_request_head() {
+    let gate = Gate::binary(&[]).await;
+    let before = gate.counters().await;
+    let addr = gate.addr();
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        raw_exchange(
+            addr,
+            "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"xy",
+        )
+    })
+    .await
+    .unwrap();
+    let expect = Expect {
+        status: 400,
+        says: "",
+        counts: vec![(connections("malformed_head"), 1.0)],
+        page: lines(&[SEED]),
+    };
+    assert_answer("two Content-Lengths", status, text.as_bytes(), &expect);
+    gate.assert_counted(&before, &expect.counts).await;
     gate.assert_page(&expect.page).await;
     gate.assert_serving().await;
 }
