@@ -1141,7 +1141,7 @@ async fn timestamp_far_in_the_future() {
         ),
         Expect {
             status: 400,
-            says: "stored 1 series, rejected 1 series (2 samples); first error: sample timestamp",
+            says: "ms is more than 60000 ms ahead of promgate's clock (--limits.future-time-window 1m)",
             counts: vec![
                 (requests("invalid_series"), 1.0),
                 (series("timestamp_too_far_in_future"), 1.0),
@@ -1317,7 +1317,7 @@ async fn new_series_beyond_the_cap() {
         write1(&[(GOOD, &[(7.0, 5000)]), (UP, &[(3.0, 3000)])], &[]),
         Expect {
             status: 400,
-            says: "stored 1 series, rejected 1 series (1 samples); first error: ",
+            says: "stored 1 series, rejected 1 series (1 samples); first error: new series good would exceed the limit of 1 live series",
             counts: vec![
                 (requests("invalid_series"), 1.0),
                 (series("series_limit"), 1.0),
@@ -1597,7 +1597,7 @@ async fn push_conflicting_type_in_one_body() {
         ),
         Expect {
             status: 400,
-            says: "text format parsing error in line 3: second TYPE line for metric name \"x\"",
+            says: "text format parsing error in line 3: second TYPE line for metric name \"x\", or TYPE reported after samples",
             counts: vec![(requests("malformed_text"), 1.0)],
             page: lines(&[SEED]),
         },
@@ -1614,7 +1614,7 @@ async fn push_with_timestamps() {
         push("PUT", "/metrics/job/batch", &[], b"ok 1\nx 1 123\n"),
         Expect {
             status: 400,
-            says: "pushed metrics are invalid or inconsistent: x has a timestamp",
+            says: "pushed metrics are invalid or inconsistent: x has a timestamp: pushed metrics must not have timestamps",
             counts: vec![(requests("invalid_push"), 1.0)],
             page,
         },
@@ -1647,7 +1647,7 @@ async fn push_inconsistent_with_another_group() {
         ),
         Expect {
             status: 400,
-            says: "pushed metrics are inconsistent with existing metrics: family \"temperature\"",
+            says: "pushed metrics are inconsistent with existing metrics: family \"temperature\" is pushed as counter but group {job=\"a\"} holds it as gauge",
             counts: vec![(requests("inconsistent_push"), 1.0)],
             page,
         },
@@ -1764,7 +1764,7 @@ async fn push_beyond_the_series_cap() {
         push("PUT", "/metrics/job/batch", &[], b"a 1\nb 2\nc 3\n"),
         Expect {
             status: 400,
-            says: "pushed metrics are inconsistent with existing metrics: the push would add",
+            says: "pushed metrics are inconsistent with existing metrics: the push would add 3 series to",
             counts: vec![(requests("push_series_limit"), 1.0)],
             page,
         },
@@ -2179,4 +2179,203 @@ async fn untrusted_client_certificate() {
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_http_on_the_tls_port() {
     refused_handshake(Presents::PlainHttp).await;
+}
+
+// ---------------------------------------------------------------------------
+// The tables and this file agree
+// ---------------------------------------------------------------------------
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The rows of the first table under `heading` (cells trimmed, header and
+/// separator left out).
+fn table<'a>(doc: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} missing"));
+    doc[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect()
+}
+
+/// Every function of `source` by name, with its text.
+fn functions(source: &str) -> BTreeMap<&str, &str> {
+    let mut out = BTreeMap::new();
+    for (at, _) in source.match_indices("fn ") {
+        let rest = &source[at + 3..];
+        let Some(end) = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')) else {
+            continue;
+        };
+        let body_end = rest.find("\n}\n").map_or(rest.len(), |e| e + 3);
+        out.insert(&rest[..end], &rest[..body_end]);
+    }
+    out
+}
+
+/// The test functions of `source` (under `#[test]` or `#[tokio::test…]`).
+fn tests(source: &str) -> Vec<&str> {
+    let lines: Vec<&str> = source.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0].starts_with("#[test]") || w[0].starts_with("#[tokio::test"))
+        .filter_map(|w| {
+            let rest = w[1].split("fn ").nth(1)?;
+            rest.split('(').next()
+        })
+        .collect()
+}
+
+/// The counters a row's *counted in* cell names: (family, reason or "").
+fn counted(cell: &str) -> Vec<(&str, &str)> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|t| *t != "—")
+        .map(|t| match t.split_once('{') {
+            Some((family, reason)) => (family, reason.trim_end_matches('}')),
+            None => (t, ""),
+        })
+        .collect()
+}
+
+/// The README's Errors table and this file hold each other: every row
+/// names a test here, whose code (with the helpers it calls) checks the
+/// row's status and counters; every test here is some row's; and every
+/// reason promgate counts has a row.
+#[test]
+fn the_readme_table_names_these_tests() {
+    let readme = read("README.md");
+    let source = read("tests/bad_input.rs");
+    let fns = functions(&source);
+    let tests = tests(&source);
+    let rows = table(&readme, "\n## Errors\n");
+    assert!(rows.len() > 50, "{} rows", rows.len());
+    let reasons: BTreeMap<&str, Vec<&str>> = [
+        ("requests_rejected", promgate::http::Error::REASONS.to_vec()),
+        (
+            "series_rejected",
+            promgate::model::RejectReason::ALL
+                .map(|r| r.as_str())
+                .to_vec(),
+        ),
+        (
+            "samples_rejected",
+            promgate::model::RejectReason::ALL
+                .map(|r| r.as_str())
+                .to_vec(),
+        ),
+        (
+            "connections_closed",
+            promgate::self_metrics::SelfMetrics::CONNECTION_CLOSE_REASONS.to_vec(),
+        ),
+        ("samples_out_of_order", vec![""]),
+        ("series_stale_removed", vec![""]),
+        ("tls_handshake_errors", vec![""]),
+    ]
+    .into();
+    let mut named = Vec::new();
+    let mut covered = std::collections::BTreeSet::new();
+    for row in &rows {
+        assert_eq!(row.len(), 7, "{row:?}");
+        let test = row[6].trim_matches('`');
+        assert!(
+            tests.contains(&test),
+            "no test {test:?} in tests/bad_input.rs"
+        );
+        named.push(test);
+        // The test's code and that of the helpers it calls.
+        let own = fns[test];
+        let code: String = std::iter::once(own)
+            .chain(
+                fns.iter()
+                    .filter(|(name, _)| **name != test && own.contains(&format!("{name}(")))
+                    .map(|(_, body)| *body),
+            )
+            .collect();
+        let status = row[1].split_whitespace().next().unwrap();
+        if status.parse::<u16>().is_ok() {
+            assert!(
+                code.contains(&format!("status: {status}")),
+                "{test} does not check status {status}"
+            );
+        }
+        for (family, reason) in counted(row[3]) {
+            let known = reasons
+                .get(family)
+                .unwrap_or_else(|| panic!("{test}: unknown counter {family}"));
+            assert!(
+                known.contains(&reason),
+                "{test}: no reason {family}{{{reason}}}"
+            );
+            let checked = if reason.is_empty() {
+                format!("promgate_{family}_total")
+            } else {
+                format!("\"{reason}\"")
+            };
+            assert!(
+                code.contains(&checked),
+                "{test} does not check {family}{{{reason}}}"
+            );
+            covered.insert((family, reason));
+        }
+    }
+    for test in tests.iter().filter(|t| !t.starts_with("the_")) {
+        assert!(
+            named.contains(test),
+            "{test} is in no row of the README table"
+        );
+    }
+    // Samples are refused with their series: the series' reason is the row.
+    for (family, all) in reasons.iter().filter(|(f, _)| **f != "samples_rejected") {
+        for reason in all {
+            // No input provokes it: the OS refuses a thread.
+            if *reason == "render_unavailable" {
+                continue;
+            }
+            assert!(
+                covered.contains(&(*family, *reason)),
+                "no row counts {family}{{{reason}}}"
+            );
+        }
+    }
+}
+
+/// ARCHITECTURE.md's error → status table names real reasons, each with
+/// the status the README's rows (and their tests) give it.
+#[test]
+fn the_architecture_table_agrees_with_the_readme() {
+    let readme = read("README.md");
+    let rows = table(&readme, "\n## Errors\n");
+    let architecture = read("ARCHITECTURE.md");
+    for row in table(&architecture, "### Error → status") {
+        let status = &row[1][..3];
+        for reason in row[2].split('`').skip(1).step_by(2) {
+            assert!(
+                promgate::http::Error::REASONS.contains(&reason),
+                "ARCHITECTURE.md names {reason:?}, which is no reason"
+            );
+            if reason == "render_unavailable" {
+                continue;
+            }
+            let statuses: Vec<&str> = rows
+                .iter()
+                .filter(|r| {
+                    counted(r[3]).iter().any(|(f, x)| {
+                        *x == reason && (*f == "requests_rejected" || *f == "series_rejected")
+                    })
+                })
+                .map(|r| &r[1][..3])
+                .collect();
+            assert!(
+                !statuses.is_empty() && statuses.iter().all(|s| s == &status),
+                "{reason}: {status} in ARCHITECTURE.md, {statuses:?} in the README"
+            );
+        }
+    }
 }
