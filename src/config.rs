@@ -148,7 +148,7 @@ pub struct Config {
     )]
     pub max_concurrent_writes: usize,
 
-    /// How long a remote-write request waits for a slot before 429 (reason too_many_writes).
+    /// How long a remote-write request waits for a slot before 503 (reason too_many_writes).
     #[arg(long = "limits.write-queue-duration", env = "PROMGATE_LIMITS_WRITE_QUEUE_DURATION",
           default_value = "10s", value_parser = parse_duration)]
     pub write_queue_duration: Duration,

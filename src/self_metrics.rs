@@ -97,6 +97,9 @@ pub struct SelfMetrics {
     pub auth_bcrypt_runs: Counter,
     /// TLS connections that failed or timed out in the handshake.
     pub tls_handshake_errors: Counter,
+    /// Connections closed on the client's fault, by reason (see
+    /// [`SelfMetrics::CONNECTION_CLOSE_REASONS`]).
+    pub connections_closed: Family<ReasonLabels, Counter>,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
     /// Pushes stored, by method (`PUT`, `POST`).
@@ -119,6 +122,10 @@ impl Default for SelfMetrics {
 }
 
 impl SelfMetrics {
+    /// Every reason of `promgate_connections_closed_total`.
+    pub const CONNECTION_CLOSE_REASONS: [&'static str; 3] =
+        ["header_timeout", "idle_timeout", "malformed_head"];
+
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("promgate");
@@ -148,6 +155,7 @@ impl SelfMetrics {
             web_config_last_reload_success_time: Gauge::default(),
             auth_bcrypt_runs: Counter::default(),
             tls_handshake_errors: Counter::default(),
+            connections_closed: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -252,6 +260,11 @@ impl SelfMetrics {
             m.tls_handshake_errors.clone(),
         );
         r.register(
+            "connections_closed",
+            "Connections closed on the client's fault, by reason: header_timeout (a new connection sent no complete request head within --web.read-header-timeout), idle_timeout (a kept-alive connection sent no next request head within it), malformed_head (a request head that could not be parsed, answered 400 or 431 with an empty body)",
+            m.connections_closed.clone(),
+        );
+        r.register(
             "push_groups",
             "Groups pushed through the push API and held",
             m.push_groups.clone(),
@@ -268,6 +281,11 @@ impl SelfMetrics {
         );
         // Every reason starts at zero, so `rate()` and alerts see the series
         // before the first rejection happens.
+        for reason in Self::CONNECTION_CLOSE_REASONS {
+            m.connections_closed
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
         for reason in RejectReason::ALL {
             let labels = ReasonLabels {
                 reason: reason.as_str(),

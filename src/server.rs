@@ -26,6 +26,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -40,7 +41,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::self_metrics::SelfMetrics;
+use crate::self_metrics::{ReasonLabels, SelfMetrics};
 use crate::store::Store;
 use crate::web_config::WebConfigHandle;
 
@@ -85,7 +86,15 @@ pub async fn run(config: &Config) -> io::Result<()> {
         }
     };
     let header_timeout = Some(config.read_header_timeout).filter(|d| !d.is_zero());
-    let served = serve(listener, router(state), header_timeout, tls, signal);
+    let metrics = Arc::clone(&state.metrics);
+    let served = serve(
+        listener,
+        router(state),
+        metrics,
+        header_timeout,
+        tls,
+        signal,
+    );
     // A client that stalls (half a request, a page it never reads) must not
     // keep the process alive for ever once it was told to stop.
     let grace = config.shutdown_timeout;
@@ -125,6 +134,7 @@ struct Tls {
 async fn serve(
     listener: TcpListener,
     app: Router,
+    metrics: Arc<SelfMetrics>,
     read_header_timeout: Option<Duration>,
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -153,11 +163,20 @@ async fn serve(
             () = stop_tx.closed() => break,
         };
         let _ = stream.set_nodelay(true);
+        // Whether a request head arrived on this connection: a header
+        // timeout after one is an idle keep-alive connection, not a slow
+        // client.
+        let conn = Connection {
+            metrics: Arc::clone(&metrics),
+            served: Arc::new(AtomicBool::new(false)),
+        };
+        let served = Arc::clone(&conn.served);
         // The peer's address goes with each request, for the access log of
         // refused requests.
         let service = app
             .clone()
             .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                served.store(true, Ordering::Relaxed);
                 let mut req = req.map(axum::body::Body::new);
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
@@ -177,7 +196,9 @@ async fn serve(
         });
         tokio::spawn(async move {
             match acceptor {
-                None => serve_connection(stream, service, read_header_timeout, &stop_tx).await,
+                None => {
+                    serve_connection(stream, service, &conn, read_header_timeout, &stop_tx).await;
+                }
                 Some((acceptor, metrics)) => {
                     // A client must finish its handshake as it must send its
                     // headers: within --web.read-header-timeout.
@@ -196,7 +217,8 @@ async fn serve(
                     };
                     match stream {
                         Ok(stream) => {
-                            serve_connection(stream, service, read_header_timeout, &stop_tx).await;
+                            serve_connection(stream, service, &conn, read_header_timeout, &stop_tx)
+                                .await;
                         }
                         Err(e) => {
                             metrics.tls_handshake_errors.inc();
@@ -213,11 +235,40 @@ async fn serve(
     closed_tx.closed().await;
 }
 
+/// What the accept loop knows of one connection.
+struct Connection {
+    metrics: Arc<SelfMetrics>,
+    /// Set when a request head arrives.
+    served: Arc<AtomicBool>,
+}
+
+impl Connection {
+    /// Counts a connection hyper closed on the client's fault.
+    fn closed_with(&self, e: &hyper::Error) {
+        let reason = if e.is_timeout() {
+            if self.served.load(Ordering::Relaxed) {
+                "idle_timeout"
+            } else {
+                "header_timeout"
+            }
+        } else if e.is_parse() || e.is_parse_too_large() {
+            "malformed_head"
+        } else {
+            return;
+        };
+        self.metrics
+            .connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+}
+
 /// Serves one connection (plain or TLS) until it closes; once `stop_tx`
 /// is closed, finishes the request in flight and closes.
 async fn serve_connection<I, S>(
     io: I,
     service: S,
+    conn_info: &Connection,
     read_header_timeout: Option<Duration>,
     stop_tx: &watch::Sender<()>,
 ) where
@@ -243,6 +294,7 @@ async fn serve_connection<I, S>(
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
+                    conn_info.closed_with(&e);
                     tracing::debug!(error = %e, "connection closed with an error");
                 }
                 break;

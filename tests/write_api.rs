@@ -690,10 +690,10 @@ async fn help_text_is_bounded() {
 }
 
 /// Writes in progress are bounded like vmagent's -maxConcurrentInserts: a
-/// write beyond waits, then gets 429 (which senders retry), and the slot
+/// write beyond waits, then gets 503 (which senders retry), and the slot
 /// comes back when the write it waited for ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writes_are_bounded_and_the_rest_get_429() {
+async fn concurrent_writes_are_bounded_and_the_rest_get_503() {
     use axum::body::Body;
     use tower::ServiceExt;
     let (app, _) = app(&[
@@ -713,7 +713,7 @@ async fn concurrent_writes_are_bounded_and_the_rest_get_429() {
     let held = tokio::spawn(app.clone().oneshot(slow));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let (status, body) = write(&app, &request(&[(UP, &[(1.0, 5)])], &[])).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(
         body,
         "too many concurrent writes: 1 requests were being served for all of 200ms; retry later\n"

@@ -7,10 +7,12 @@
 //! is the label value under which the request is counted in
 //! `promgate_requests_rejected_total`.
 //!
-//! Statuses are chosen knowing how senders retry: Prometheus and vmagent
-//! retry 5xx and 429 and drop a batch on any other 4xx, so data that can
-//! never be accepted gets a 4xx (retrying would block the sender's queue),
-//! and only a condition that passes (an overloaded exposition) gets a 5xx.
+//! Statuses are chosen knowing how senders retry: Prometheus retries 5xx
+//! (and 429 only with `queue_config.retry_on_http_429`), vmagent retries
+//! everything but 400, 409 and 415, and the Pushgateway's clients retry
+//! nothing. So data that can never be accepted gets a 4xx (retrying would
+//! block the sender's queue), and only a condition that passes (overload)
+//! gets a 5xx, which every sender retries.
 
 use std::fmt;
 use std::time::Duration;
@@ -75,6 +77,14 @@ pub enum Error {
     PushConflict(PushConflict),
     /// No such route.
     NotFound,
+    /// The route exists but does not serve this method (the `Allow` header,
+    /// which axum adds, lists those it does).
+    MethodNotAllowed {
+        /// The method sent.
+        method: String,
+        /// The matched route, as axum writes it (never the raw path).
+        route: &'static str,
+    },
     /// `--web.config.file` asks for credentials and the request had none
     /// that match (why is logged, never told: the client cannot learn
     /// which users exist).
@@ -94,7 +104,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 24] = [
+    pub const REASONS: [&'static str; 25] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -117,6 +127,7 @@ impl Error {
         "inconsistent_push",
         "push_series_limit",
         "not_found",
+        "method_not_allowed",
         "unauthorized",
         "forbidden",
     ];
@@ -143,14 +154,16 @@ impl Error {
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyRead(_) | Error::Rejected { .. } => StatusCode::BAD_REQUEST,
             Error::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Error::TooManyScrapes { .. } | Error::RenderUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            // The 2.0 spec's answer to an overloaded receiver; senders retry it.
-            Error::TooManyWrites { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Not 429, the 2.0 spec's answer to an overloaded receiver: a
+            // Prometheus without `retry_on_http_429` drops the batch on 429,
+            // and retries a 503 with backoff, as vmagent retries both.
+            Error::TooManyScrapes { .. }
+            | Error::TooManyWrites { .. }
+            | Error::RenderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The Pushgateway's answer; batch jobs do not retry a push.
             Error::PushConflict(_) => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
@@ -185,6 +198,7 @@ impl Error {
             Error::PushConflict(PushConflict::SeriesLimit(_)) => "push_series_limit",
             Error::PushConflict(_) => "inconsistent_push",
             Error::NotFound => "not_found",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
         }
@@ -248,6 +262,14 @@ impl fmt::Display for Error {
             Error::NotFound => f.write_str(
                 "not found: promgate serves POST /api/v1/write, GET /metrics, PUT|POST|DELETE /metrics/job/<job>{/<label>/<value>}, GET /api/v1/metrics, /api/v1/status, PUT /api/v1/admin/wipe, /-/metrics, /-/healthy, /-/ready",
             ),
+            Error::MethodNotAllowed { method, route } => {
+                write!(f, "method not allowed: {method} {route}; ")?;
+                if *route == "/api/v1/write" {
+                    f.write_str("POST remote-write requests to it")
+                } else {
+                    f.write_str("the Allow header lists the methods it takes")
+                }
+            }
             Error::Unauthorized { .. } => {
                 f.write_str("unauthorized: missing or invalid credentials")
             }
@@ -261,10 +283,30 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The longest reason line an answer carries, in bytes (before its line
+/// break). A reason quotes the name or token at fault, which a hostile
+/// request can make as long as its body; the sender logs the line, so it is
+/// cut short, on a character boundary, with `…`.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to [`MAX_REASON_BYTES`], with a line break.
+fn reason_line(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES - '…'.len_utf8();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason.push('\n');
+    reason
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         // The body is one line of plain text, as Prometheus logs it verbatim.
-        let mut response = (self.status(), format!("{self}\n")).into_response();
+        let mut response = (self.status(), reason_line(self.to_string())).into_response();
         if let Error::Unauthorized { basic, bearer } = self {
             let headers = response.headers_mut();
             // One challenge per header (RFC 9110 allows either form; curl
@@ -290,6 +332,18 @@ impl IntoResponse for Error {
 mod tests {
     use super::*;
     use crate::model::RejectReason;
+
+    #[test]
+    fn a_reason_line_is_cut_on_a_character_boundary() {
+        assert_eq!(reason_line("short".into()), "short\n");
+        let exact = "x".repeat(MAX_REASON_BYTES);
+        assert_eq!(reason_line(exact.clone()), exact + "\n");
+        // Two-byte characters straddling the cut.
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let line = reason_line(long);
+        assert!(line.len() <= MAX_REASON_BYTES + 1, "{}", line.len());
+        assert!(line.ends_with("é…\n"), "{line}");
+    }
 
     #[test]
     fn every_reason_is_listed_once() {
@@ -354,6 +408,10 @@ mod tests {
                 detail: String::new(),
             })),
             Error::NotFound,
+            Error::MethodNotAllowed {
+                method: "PATCH".into(),
+                route: "/metrics",
+            },
             Error::Unauthorized {
                 basic: true,
                 bearer: false,

@@ -185,6 +185,8 @@ pub fn router(state: AppState) -> Router {
         .route(ROUTES[7], get(push::metrics_api))
         .route(ROUTES[8], get(push::status_api))
         .route(ROUTES[9], put(push::wipe))
+        // Before the tracking layer, so that 405s are tracked by route too.
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.metrics.clone(), track))
         .fallback(not_found);
     // Access control over every route above and the fallback: nothing is
@@ -233,6 +235,29 @@ async fn track(
 fn route_label(path: Option<&MatchedPath>) -> &'static str {
     path.and_then(|p| ROUTES.iter().find(|r| **r == p.as_str()).copied())
         .unwrap_or("other")
+}
+
+/// A method a route does not serve: counted and answered with a reason
+/// (axum adds the `Allow` header).
+async fn method_not_allowed(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    path: Option<MatchedPath>,
+) -> Error {
+    let e = Error::MethodNotAllowed {
+        method: method.to_string(),
+        route: route_label(path.as_ref()),
+    };
+    state.count_rejection(&e);
+    e
+}
+
+impl AppState {
+    /// Counts a refused request under its reason.
+    pub(crate) fn count_rejection(&self, e: &Error) {
+        let labels = ReasonLabels { reason: e.reason() };
+        self.metrics.requests_rejected.get_or_create(&labels).inc();
+    }
 }
 
 /// Any other path: counted under `route="other"` (never by raw URI, so a

@@ -6,7 +6,7 @@
 //! Answers as the Pushgateway does: `200` for a stored push, `202` for a
 //! delete or a wipe, `400` with a one-line reason for a bad path, a body
 //! that does not parse, or a push inconsistent with other groups; plus
-//! promgate's own limits (`413`, `408`, `415`, `429`).
+//! promgate's own limits (`413`, `408`, `415`, `503`).
 
 use std::sync::Arc;
 use std::time::SystemTime;

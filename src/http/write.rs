@@ -53,16 +53,21 @@ fn vm_proto_version() -> Response {
 
 /// `GET /api/v1/write`: only VictoriaMetrics' handshake; anything else is
 /// the wrong method.
-pub(super) async fn probe(uri: Uri) -> Response {
+pub(super) async fn probe(State(app): State<AppState>, uri: Uri) -> Response {
     if vm_handshake(&uri) {
         return vm_proto_version();
     }
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "POST")],
-        "method not allowed: POST remote-write requests to /api/v1/write\n",
-    )
-        .into_response()
+    let e = Error::MethodNotAllowed {
+        method: "GET".into(),
+        route: "/api/v1/write",
+    };
+    app.count_rejection(&e);
+    let mut response = e.into_response();
+    // GET is routed (for the probe), so axum would list it: only POST writes.
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 pub(super) async fn handle(
