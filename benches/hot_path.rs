@@ -409,8 +409,8 @@ fn push_delimited(body: &str) -> Vec<u8> {
                     .labels
                     .iter()
                     .map(|(n, v)| client::LabelPair {
-                        name: Some(n.clone()),
-                        value: Some(v.clone()),
+                        name: Some(n.to_string()),
+                        value: Some(v.into_owned()),
                     })
                     .collect(),
                 gauge: Some(client::Gauge {
@@ -420,7 +420,7 @@ fn push_delimited(body: &str) -> Vec<u8> {
             })
             .collect();
         client::MetricFamily {
-            name: Some(f.name),
+            name: Some(f.name.into_owned()),
             help: f.help,
             r#type: Some(client::MetricType::Gauge as i32),
             metric,
