@@ -62,6 +62,13 @@ impl SeriesTraits {
         SeriesTraits(bits)
     }
 
+    /// The traits of a pushed series ([`SeriesTraits::PUSHED`]) whose `le`
+    /// and `quantile` labels, if any, have these values (escaped or not:
+    /// an escaped value is no float either way).
+    pub fn of_pushed(le: Option<&str>, quantile: Option<&str>) -> Self {
+        SeriesTraits(Self::of(le, quantile).0 | Self::PUSHED)
+    }
+
     /// The flags as one byte, for compact storage.
     pub fn bits(self) -> u8 {
         self.0
@@ -354,8 +361,8 @@ fn write_key<'a, const ESCAPED: bool>(
     let reject = |reason, detail: String| Err(Rejection { reason, detail });
     // Prometheus sends label sets sorted by name; then this one check also
     // proves the names distinct.
-    if !scratch.is_sorted_by(|a, b| a.0 < b.0) {
-        scratch.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    if !scratch.is_sorted_by(|a, b| name_order(a.0, b.0).is_lt()) {
+        scratch.sort_unstable_by(|a, b| name_order(a.0, b.0));
         if let Some(w) = scratch.windows(2).find(|w| w[0].0 == w[1].0) {
             return reject(
                 RejectReason::DuplicateLabelName,
@@ -451,6 +458,17 @@ fn write_key<'a, const ESCAPED: bool>(
         name_len: name.len() as u32,
         traits: SeriesTraits::of(le, quantile),
     })
+}
+
+/// The order of label names (bytewise), deciding on the first byte inline:
+/// the names of a label set mostly differ there, and a call to `memcmp`
+/// per comparison costs more than the rest of a short sort.
+#[inline(always)]
+pub fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
 }
 
 /// [`check_lengths`] for a value written escaped: its unescaped length

@@ -13,7 +13,7 @@ use hashbrown::{HashSet, HashTable};
 
 use super::{ParsedFamily, ParsedSample};
 use crate::ingest::Error;
-use crate::model::{MetricType, parse_go_float};
+use crate::model::{MetricType, name_order, parse_go_float};
 
 /// The names the Pushgateway gives its own series in every group.
 pub const PUSH_TIME_METRICS: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
@@ -418,8 +418,8 @@ impl Identities {
         let special = kind.special();
         let counts = |&(n, v): &(&str, &str)| !v.is_empty() && !grouping.contains(&n);
         // Names are distinct but for a repeated bound, which role() refused.
-        if !pairs.is_sorted_by(|a, b| a.0 <= b.0) {
-            pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if !pairs.is_sorted_by(|a, b| name_order(a.0, b.0).is_le()) {
+            pairs.sort_unstable_by(|a, b| name_order(a.0, b.0));
         }
 
         // The series: its name and counted labels, a bound by its number.

@@ -14,8 +14,8 @@ use super::{PUSH_TIME_METRICS, PushRule};
 use crate::ingest::Error;
 use crate::ingest::lower::Rules;
 use crate::model::{
-    self, Metadata, MetricType, Sample, SeriesUpdate, WriteBatch, build_pushed_key_escaped,
-    escape_label_value,
+    self, Metadata, MetricType, Sample, SeriesLimits, SeriesTraits, SeriesUpdate, WriteBatch,
+    build_pushed_key_escaped, escape_label_value, name_order,
 };
 
 use super::ParsedFamily;
@@ -203,7 +203,8 @@ pub fn lower(
                 bounds.push(i as u32);
             }
         }
-        let mut scratch = Vec::with_capacity(16);
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(16);
+        let mut plan = KeyPlan::default();
         // What the family's histogram or summary metrics carried, counted:
         // the check refused repeats, so a metric lacks a `_sum`, `_count`
         // or `+Inf` bucket exactly when these fall short of its metrics.
@@ -229,21 +230,43 @@ pub fn lower(
                     }
                 }
             }
-            let labels = std::iter::once(("__name__", &*sample.name))
-                .chain(
-                    sample
-                        .labels
-                        .escaped()
-                        .filter(|&(n, _)| !is_grouping(n))
-                        .map(|(n, v)| match bound {
-                            Some((b, text)) if n == b => (n, text),
-                            _ => (n, v),
-                        }),
-                )
-                .chain(grouping_labels.iter().map(|(n, v)| (*n, v.as_str())));
-            let key =
-                build_pushed_key_escaped(labels, &rules.series, &mut scratch, &mut batch.keys)
-                    .map_err(|r| over_limit(&family.name, r))?;
+            pairs.clear();
+            pairs.extend(sample.labels.escaped().map(|(n, v)| match bound {
+                Some((b, text)) if n == b => (n, text),
+                _ => (n, v),
+            }));
+            if !plan.fits(&pairs) {
+                plan = KeyPlan::new(&pairs, grouping_labels, &rules.series);
+            }
+            let planned = plan.write(
+                &sample.name,
+                &pairs,
+                grouping_labels,
+                &rules.series,
+                &mut batch.keys,
+            );
+            let general = |out: &mut String| {
+                let labels = std::iter::once(("__name__", &*sample.name))
+                    .chain(pairs.iter().copied().filter(|&(n, _)| !is_grouping(n)))
+                    .chain(grouping_labels.iter().map(|(n, v)| (*n, v.as_str())));
+                build_pushed_key_escaped(labels, &rules.series, &mut Vec::new(), out)
+            };
+            let key = match planned {
+                Some(key) => key,
+                // Over a limit, or names a key cannot have: the general
+                // writer says which.
+                None => general(&mut batch.keys).map_err(|r| over_limit(&family.name, r))?,
+            };
+            debug_assert!(
+                {
+                    let mut out = String::new();
+                    let span =
+                        general(&mut out).expect("the plan writes keys the general writer accepts");
+                    span.traits == key.traits
+                        && out == batch.keys[key.start as usize..][..key.len as usize]
+                },
+                "the planned key is the general writer's"
+            );
             push_update(batch, key, value, stamp_ms);
         }
         let complete = sums == metric_count
@@ -291,6 +314,153 @@ pub fn lower(
         keys.len() == batch.series.len()
     });
     Ok(out)
+}
+
+/// How to write the keys of samples whose labels have the same names in
+/// the same order (a family's series, as client libraries write them):
+/// the sort of the labels with the grouping labels and `instance`, and the
+/// checks of the names, done once for the run rather than per sample.
+#[derive(Default)]
+struct KeyPlan<'p> {
+    /// The sample label names it was made for, in body order.
+    names: Vec<&'p str>,
+    /// The key's labels in key order: where each comes from, and its name
+    /// written as `name="`.
+    slots: Vec<(Slot, String)>,
+    /// Which slots are named `le`, `quantile` and `instance`.
+    le: Option<usize>,
+    quantile: Option<usize>,
+    instance: Option<usize>,
+    /// Do the names pass every rule of a key (valid, not reserved, within
+    /// the length limit, distinct)? If not, every sample takes the general
+    /// writer, which names the fault.
+    valid: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// The sample's label at this index.
+    Sample(usize),
+    /// The grouping label at this index.
+    Grouping(usize),
+    /// `instance=""`: neither the sample nor the grouping has one.
+    EmptyInstance,
+}
+
+impl<'p> KeyPlan<'p> {
+    fn new(pairs: &[(&'p str, &str)], grouping: &[(&str, String)], limits: &SeriesLimits) -> Self {
+        let is_grouping = |n: &str| grouping.iter().any(|&(g, _)| g == n);
+        let mut entries: Vec<(&str, Slot)> = pairs
+            .iter()
+            .enumerate()
+            .filter(|&(_, &(n, _))| !is_grouping(n))
+            .map(|(i, &(n, _))| (n, Slot::Sample(i)))
+            .collect();
+        entries.extend(
+            grouping
+                .iter()
+                .enumerate()
+                .map(|(j, &(n, _))| (n, Slot::Grouping(j))),
+        );
+        if !entries.iter().any(|&(n, _)| n == "instance") {
+            entries.push(("instance", Slot::EmptyInstance));
+        }
+        entries.sort_by(|a, b| name_order(a.0, b.0));
+        let valid = entries.windows(2).all(|w| w[0].0 != w[1].0)
+            && entries.iter().all(|&(n, _)| {
+                model::is_valid_label_name(n)
+                    && !n.starts_with("__")
+                    && n.len() <= limits.max_name_len
+            });
+        let find = |name: &str| entries.iter().position(|&(n, _)| n == name);
+        KeyPlan {
+            names: pairs.iter().map(|&(n, _)| n).collect(),
+            le: find("le"),
+            quantile: find("quantile"),
+            instance: find("instance"),
+            slots: entries
+                .iter()
+                .map(|&(n, slot)| (slot, format!("{n}=\"")))
+                .collect(),
+            valid,
+        }
+    }
+
+    /// Was the plan made for labels of these names?
+    #[inline]
+    fn fits(&self, pairs: &[(&str, &str)]) -> bool {
+        self.names.len() == pairs.len() && self.names.iter().zip(pairs).all(|(a, (b, _))| a == b)
+    }
+
+    /// Writes the key of sample `name` with labels `pairs` (those the plan
+    /// was made for) to `out`; `None`, writing nothing, when the general
+    /// writer must decide (a limit, or a rule the plan's names break).
+    #[inline]
+    fn write(
+        &self,
+        name: &str,
+        pairs: &[(&str, &str)],
+        grouping: &[(&str, String)],
+        limits: &SeriesLimits,
+        out: &mut String,
+    ) -> Option<crate::model::KeySpan> {
+        // The general writer holds the name to both length limits, as the
+        // value of a label `__name__`.
+        if !self.valid
+            || name.len() > limits.max_value_len
+            || "__name__".len() > limits.max_name_len
+            || !model::is_valid_metric_name(name)
+        {
+            return None;
+        }
+        let value = |slot: Slot| match slot {
+            Slot::Sample(i) => pairs[i].1,
+            Slot::Grouping(j) => grouping[j].1.as_str(),
+            Slot::EmptyInstance => "",
+        };
+        // An empty value drops its label, but for `instance`, which is then
+        // written empty.
+        let mut labels = 1;
+        for (i, &(slot, _)) in self.slots.iter().enumerate() {
+            let v = value(slot);
+            if v.len() > limits.max_value_len {
+                return None;
+            }
+            labels += usize::from(!v.is_empty() || Some(i) == self.instance);
+        }
+        if labels > limits.max_labels {
+            return None;
+        }
+        let start = out.len();
+        out.push_str(name);
+        let mut sep = '{';
+        for (i, (slot, prefix)) in self.slots.iter().enumerate() {
+            let v = value(*slot);
+            if v.is_empty() && Some(i) != self.instance {
+                continue;
+            }
+            out.push(sep);
+            sep = ',';
+            out.push_str(prefix);
+            out.push_str(v);
+            out.push('"');
+        }
+        out.push('}');
+        let le = self
+            .le
+            .map(|i| value(self.slots[i].0))
+            .filter(|v| !v.is_empty());
+        let quantile = self
+            .quantile
+            .map(|i| value(self.slots[i].0))
+            .filter(|v| !v.is_empty());
+        Some(crate::model::KeySpan {
+            start: start as u32,
+            len: (out.len() - start) as u32,
+            name_len: name.len() as u32,
+            traits: SeriesTraits::of_pushed(le, quantile),
+        })
+    }
 }
 
 /// Adds to `batch` what the histogram or summary metrics of `family` lack,
