@@ -14,7 +14,10 @@
 //! The `push parse` group reads one realistic 100k-series push (1,000
 //! families: counters, gauges, histograms, summaries, with HELP and TYPE) in
 //! the text format, checks it, and reads the same families as delimited
-//! protobuf: `cargo bench --bench hot_path -- push`.
+//! protobuf; the `push apply` group lowers it, pushes it into an empty
+//! store (a group's first push) and into a store holding the group (the
+//! same series pushed again, as a job does every run), and runs parse,
+//! lower and store together: `cargo bench --bench hot_path -- push`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
@@ -409,8 +412,8 @@ fn push_delimited(body: &str) -> Vec<u8> {
                     .labels
                     .iter()
                     .map(|(n, v)| client::LabelPair {
-                        name: Some(n.clone()),
-                        value: Some(v.clone()),
+                        name: Some(n.to_string()),
+                        value: Some(v.into_owned()),
                     })
                     .collect(),
                 gauge: Some(client::Gauge {
@@ -420,7 +423,7 @@ fn push_delimited(body: &str) -> Vec<u8> {
             })
             .collect();
         client::MetricFamily {
-            name: Some(f.name),
+            name: Some(f.name.into_owned()),
             help: f.help,
             r#type: Some(client::MetricType::Gauge as i32),
             metric,
@@ -451,6 +454,53 @@ fn push_benches(c: &mut Criterion) {
     let delimited = push_delimited(&body);
     g.bench_function("parse_delimited, 100k gauges in 1,000 families", |b| {
         b.iter(|| ingest::parse_delimited(black_box(&delimited)).unwrap())
+    });
+    g.finish();
+
+    // The phases after parsing, on the same push: lowering into keys,
+    // then the store's push into an empty store (a group's first push:
+    // every series and its ownership created) and into a store that holds
+    // the group (a job pushing the same series every run: values updated
+    // in place), and the three together as the push handler runs them.
+    let grouping = ingest::push::Grouping::new("batch".into(), vec![]).unwrap();
+    let rules = Config::default().decode_limits().rules(ingest::now_ms());
+    let lowered = || ingest::push::lower(&families, &grouping, &rules, 0).unwrap();
+    let limits = StoreLimits {
+        max_series: 10_000_000,
+        max_metadata: 100_000,
+    };
+    let now = std::time::SystemTime::now();
+    let mut g = c.benchmark_group("push apply");
+    g.throughput(Throughput::Elements(PUSH_SERIES as u64));
+    g.sample_size(10);
+    g.bench_function("lower, 100k series in 1,000 families", |b| {
+        b.iter(|| ingest::push::lower(black_box(&families), &grouping, &rules, 0).unwrap())
+    });
+    g.bench_function("store push, first push of the group", |b| {
+        b.iter_batched(
+            || (Store::new(limits), lowered()),
+            |(store, pushed)| {
+                store.push(&grouping, pushed, true, now).unwrap();
+                store
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let store = Store::new(limits);
+    store.push(&grouping, lowered(), true, now).unwrap();
+    g.bench_function("store push, the same series again", |b| {
+        b.iter_batched(
+            lowered,
+            |pushed| store.push(&grouping, pushed, true, now).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("parse, lower and store, the same series again", |b| {
+        b.iter(|| {
+            let families = ingest::parse_text(black_box(body.as_bytes())).unwrap();
+            let pushed = ingest::push::lower(&families, &grouping, &rules, 0).unwrap();
+            store.push(&grouping, pushed, true, now).unwrap()
+        })
     });
     g.finish();
 }

@@ -44,16 +44,16 @@ pub struct PushArgs {
 /// sorted, `__name__` first among equals), stamped `now_ms` unless the
 /// sample has a timestamp, and one metadata entry per typed or documented
 /// family.
-pub fn write_request(families: &[ParsedFamily], now_ms: i64) -> proto::WriteRequest {
+pub fn write_request(families: &[ParsedFamily<'_>], now_ms: i64) -> proto::WriteRequest {
     let mut request = proto::WriteRequest::default();
     for f in families {
         for s in &f.samples {
-            let mut labels: Vec<proto::Label> = std::iter::once(("__name__", s.name.as_str()))
-                .chain(s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            let mut labels: Vec<proto::Label> = std::iter::once(("__name__", s.name.clone()))
+                .chain(s.labels.iter())
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(n, v)| proto::Label {
                     name: n.to_string(),
-                    value: v.to_string(),
+                    value: v.into_owned(),
                 })
                 .collect();
             labels.sort_by(|a, b| a.name.cmp(&b.name));
@@ -78,7 +78,7 @@ pub fn write_request(families: &[ParsedFamily], now_ms: i64) -> proto::WriteRequ
             };
             request.metadata.push(proto::MetricMetadata {
                 r#type: t as i32,
-                metric_family_name: f.name.clone(),
+                metric_family_name: f.name.to_string(),
                 help,
                 unit: String::new(),
             });

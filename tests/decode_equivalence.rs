@@ -444,3 +444,138 @@ mod v2 {
         }
     }
 }
+
+/// Pushed text: the keys `lower` writes (values copied as the body escapes
+/// them, the label order planned once per run of samples with the same
+/// label names) are `build_pushed_key`'s for the same labels unescaped and
+/// the grouping labels, and a push over a limit is refused for the same
+/// reason; label sets written with blanks and a trailing comma too.
+mod pushed {
+    use super::*;
+    use promgate::ingest::push::{Grouping, check_push_grouped, lower, parse_text};
+    use promgate::model::build_pushed_key;
+
+    const PUSH_NAMES: &[&str] = &["a", "b", "instance", "job", "zone", "le", "x"];
+    const PUSH_VALUES: &[&str] = &[
+        "",
+        "v",
+        "a\"b",
+        "back\\slash",
+        "line\nbreak",
+        "日本語",
+        "0.5",
+        "longer than ten",
+    ];
+
+    fn escaped(v: &str) -> String {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+
+    type Labels = Vec<(&'static str, &'static str)>;
+
+    fn labels() -> impl Strategy<Value = Labels> {
+        prop::collection::vec(
+            (
+                prop::sample::select(PUSH_NAMES),
+                prop::sample::select(PUSH_VALUES),
+            ),
+            0..6,
+        )
+        .prop_map(|mut l| {
+            let mut seen = Vec::new();
+            l.retain(|(n, _)| {
+                let new = !seen.contains(n);
+                seen.push(*n);
+                new
+            });
+            l
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn lowered_keys_are_the_general_writers(
+            samples in prop::collection::vec(labels(), 1..8),
+            grouping in prop::collection::vec(
+                (prop::sample::select(&["instance", "zone", "x"][..]), prop::sample::select(&["g", "a\"b", "日本"][..])),
+                0..3,
+            ),
+            blanks in any::<bool>(),
+            small in any::<bool>(),
+        ) {
+            let mut body = String::new();
+            for labels in &samples {
+                body.push('m');
+                if !labels.is_empty() || blanks {
+                    body.push('{');
+                    for (n, v) in labels {
+                        if blanks {
+                            body.push_str(&format!(" {n} = \"{}\" ,", escaped(v)));
+                        } else {
+                            body.push_str(&format!("{n}=\"{}\",", escaped(v)));
+                        }
+                    }
+                    if !blanks && !labels.is_empty() {
+                        body.pop();
+                    }
+                    body.push('}');
+                }
+                body.push_str(" 1\n");
+            }
+            let families = parse_text(body.as_bytes()).unwrap();
+            let grouping = Grouping::new(
+                "j".into(),
+                grouping.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            )
+            .unwrap();
+            let names: Vec<&str> = grouping.labels().iter().map(|(n, _)| n.as_str()).collect();
+            if check_push_grouped(&families, &names).is_err() {
+                return Ok(());
+            }
+            let rules = if small {
+                rules()
+            } else {
+                promgate::ingest::Limits {
+                    max_decoded_bytes: 1 << 20,
+                    series: promgate::config::Config::default().series_limits(),
+                    future_window: None,
+                }
+                .rules(0)
+            };
+            let mut expected = promgate::model::WriteBatch::default();
+            let mut keys = Ok(Vec::new());
+            for labels in &samples {
+                let all = std::iter::once(("__name__", "m"))
+                    .chain(labels.iter().copied().filter(|(n, _)| !names.contains(n)))
+                    .chain(grouping.labels().iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                match build_pushed_key(all, &rules.series, &mut Vec::new(), &mut expected.keys) {
+                    Ok(span) => {
+                        if let Ok(k) = &mut keys {
+                            k.push((expected.keys[span.start as usize..][..span.len as usize].to_string(), span.traits));
+                        }
+                    }
+                    Err(r) => {
+                        keys = Err(r.to_string());
+                        break;
+                    }
+                }
+            }
+            let lowered = lower(&families, &grouping, &rules, 0).map(|p| {
+                p.batch
+                    .series
+                    .iter()
+                    .map(|u| (p.batch.key(u).to_string(), u.key.traits))
+                    .collect::<Vec<_>>()
+            });
+            match (lowered, keys) {
+                (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
+                (Err(e), Err(r)) => prop_assert!(e.to_string().contains(&r), "{} vs {}", e, r),
+                (ours, theirs) => prop_assert!(false, "lower {:?}, general {:?}", ours, theirs),
+            }
+        }
+    }
+}

@@ -77,16 +77,17 @@ fn reduce(page: &str) -> Page {
             continue;
         }
         if f.metric_type != MetricType::Unknown {
-            out.types.insert(f.name.clone(), f.metric_type);
+            out.types.insert(f.name.to_string(), f.metric_type);
         }
         if let Some(h) = &f.help {
-            out.help.insert(f.name.clone(), h.clone());
+            out.help.insert(f.name.to_string(), h.clone());
         }
         for s in f.samples {
             // An empty value is an absent label to every scraper; only an
             // empty `instance` tells one (honor_labels) not to add its own.
             let mut labels: Vec<(String, String)> = s
                 .labels
+                .to_vec()
                 .into_iter()
                 .filter(|(n, v)| !v.is_empty() || n == "instance")
                 .collect();
@@ -96,7 +97,7 @@ fn reduce(page: &str) -> Page {
             } else {
                 format!("{:?}", s.value)
             };
-            out.samples.insert((s.name, labels, value));
+            out.samples.insert((s.name.into_owned(), labels, value));
         }
     }
     out

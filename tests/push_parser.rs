@@ -152,7 +152,7 @@ impl Gateway {
         let own = parse_text(page.as_bytes())
             .expect("the Pushgateway's own page parses")
             .into_iter()
-            .map(|f| f.name)
+            .map(|f| f.name.into_owned())
             .collect();
         Gateway {
             _proc: proc,
@@ -228,8 +228,8 @@ enum Role {
     Count,
 }
 
-fn role(f: &ParsedFamily, name: &str) -> Role {
-    let suffix = name.strip_prefix(f.name.as_str()).unwrap_or(name);
+fn role(f: &ParsedFamily<'_>, name: &str) -> Role {
+    let suffix = name.strip_prefix(&*f.name).unwrap_or(name);
     match (f.metric_type, suffix) {
         (MetricType::Histogram, "_bucket") => Role::Bucket,
         (MetricType::Summary, "") => Role::Quantile,
@@ -239,7 +239,7 @@ fn role(f: &ParsedFamily, name: &str) -> Role {
     }
 }
 
-fn bound_label(f: &ParsedFamily) -> &'static str {
+fn bound_label(f: &ParsedFamily<'_>) -> &'static str {
     if f.metric_type == MetricType::Histogram {
         "le"
     } else {
@@ -280,7 +280,7 @@ struct Seen {
 /// metric (one label set as written, bound aside): a `+Inf` bucket with the
 /// count (0 without one) when no bucket was +Inf, `_sum` 0 and `_count` 0
 /// when not pushed.
-fn expected_rows(families: &[ParsedFamily], respell: bool) -> Vec<Row> {
+fn expected_rows(families: &[ParsedFamily<'_>], respell: bool) -> Vec<Row> {
     let mut rows = Vec::new();
     for f in families {
         let mut metrics: BTreeMap<Vec<(String, String)>, Seen> = BTreeMap::new();
@@ -288,7 +288,7 @@ fn expected_rows(families: &[ParsedFamily], respell: bool) -> Vec<Row> {
         let composite = matches!(f.metric_type, MetricType::Histogram | MetricType::Summary);
         for s in &f.samples {
             let r = role(f, &s.name);
-            let mut labels = s.labels.clone();
+            let mut labels = s.labels.to_vec();
             if respell && matches!(r, Role::Bucket | Role::Quantile) {
                 for (n, v) in &mut labels {
                     if n == special {
@@ -301,24 +301,24 @@ fn expected_rows(families: &[ParsedFamily], respell: bool) -> Vec<Row> {
                 _ => s.value,
             };
             rows.push((
-                s.name.clone(),
+                s.name.to_string(),
                 without_job_instance(&labels),
                 go_float(value),
             ));
             if composite {
                 let mut key: Vec<_> = s
                     .labels
-                    .iter()
+                    .to_vec()
+                    .into_iter()
                     .filter(|(n, _)| n != special)
-                    .cloned()
                     .collect();
                 key.sort();
                 let m = metrics.entry(key).or_default();
                 match r {
                     Role::Bucket => {
-                        let le = s.labels.iter().find(|(n, _)| n == "le");
-                        m.inf_bucket |= le.and_then(|(_, v)| parse_go_float(v.as_bytes()))
-                            == Some(f64::INFINITY);
+                        let le = s.labels.get("le");
+                        m.inf_bucket |=
+                            le.and_then(|v| parse_go_float(v.as_bytes())) == Some(f64::INFINITY);
                     }
                     Role::Count => m.count = Some(stored_count(s.value)),
                     Role::Sum => m.sum = true,
@@ -354,12 +354,12 @@ fn expected_rows(families: &[ParsedFamily], respell: bool) -> Vec<Row> {
 /// The group's samples on the Pushgateway's page (its own push-time
 /// families left out), and whether it shows a series twice by Prometheus'
 /// identity (empty values dropped).
-fn page_rows(page: &[ParsedFamily], job: &str) -> (Vec<Row>, bool) {
+fn page_rows(page: &[ParsedFamily<'_>], job: &str) -> (Vec<Row>, bool) {
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
     let mut duplicates = false;
     for f in page {
-        if PUSH_TIME_METRICS.contains(&f.name.as_str()) {
+        if PUSH_TIME_METRICS.contains(&&*f.name) {
             continue;
         }
         for s in &f.samples {
@@ -368,15 +368,15 @@ fn page_rows(page: &[ParsedFamily], job: &str) -> (Vec<Row>, bool) {
             }
             let mut identity: Vec<_> = s
                 .labels
-                .iter()
+                .to_vec()
+                .into_iter()
                 .filter(|(n, v)| n != "job" && !v.is_empty())
-                .cloned()
                 .collect();
             identity.sort();
-            duplicates |= !seen.insert((s.name.clone(), identity));
+            duplicates |= !seen.insert((s.name.to_string(), identity));
             rows.push((
-                s.name.clone(),
-                without_job_instance(&s.labels),
+                s.name.to_string(),
+                without_job_instance(&s.labels.to_vec()),
                 go_float(s.value),
             ));
         }
@@ -444,7 +444,11 @@ fn judge(
             Agreement::Known(id)
         }
         (Ok(()), _) => {
-            let names: Vec<String> = parsed.unwrap().into_iter().map(|f| f.name).collect();
+            let names: Vec<String> = parsed
+                .unwrap()
+                .into_iter()
+                .map(|f| f.name.into_owned())
+                .collect();
             // The Pushgateway must name one of its own families.
             let names_own = gw.own.iter().any(|o| answer.message.contains(o.as_str()));
             if answer.status == 400 && gw.touches_own(&names) && names_own {
@@ -480,7 +484,7 @@ fn compare_accepted(
         ));
     }
     for f in families {
-        if gw.touches_own(std::slice::from_ref(&f.name)) {
+        if gw.touches_own(&[f.name.to_string()]) {
             continue;
         }
         let theirs = page
@@ -611,7 +615,7 @@ fn deliberate_refusal(
                 .collect();
             let pushed: Vec<_> = parsed?
                 .iter()
-                .filter(|f| PUSH_TIME_METRICS.contains(&f.name.as_str()))
+                .filter(|f| PUSH_TIME_METRICS.contains(&&*f.name))
                 .flat_map(|f| &f.samples)
                 .collect();
             let dropped = pushed

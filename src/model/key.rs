@@ -62,6 +62,13 @@ impl SeriesTraits {
         SeriesTraits(bits)
     }
 
+    /// The traits of a pushed series ([`SeriesTraits::PUSHED`]) whose `le`
+    /// and `quantile` labels, if any, have these values (escaped or not:
+    /// an escaped value is no float either way).
+    pub fn of_pushed(le: Option<&str>, quantile: Option<&str>) -> Self {
+        SeriesTraits(Self::of(le, quantile).0 | Self::PUSHED)
+    }
+
     /// The flags as one byte, for compact storage.
     pub fn bits(self) -> u8 {
         self.0
@@ -281,7 +288,7 @@ pub fn build_key<'a>(
 ) -> Result<KeySpan, Rejection> {
     scratch.clear();
     scratch.extend(labels.into_iter().filter(|(_, v)| !v.is_empty()));
-    write_key(limits, scratch, out)
+    write_key::<false>(limits, scratch, out)
 }
 
 /// [`build_key`] for a series pushed to a group: the key always carries an
@@ -299,6 +306,39 @@ pub fn build_pushed_key<'a>(
     scratch: &mut Vec<(&'a str, &'a str)>,
     out: &mut String,
 ) -> Result<KeySpan, Rejection> {
+    pushed_scratch(labels, scratch);
+    let mut span = write_key::<false>(limits, scratch, out)?;
+    span.traits = SeriesTraits(span.traits.0 | SeriesTraits::PUSHED);
+    Ok(span)
+}
+
+/// [`build_pushed_key`] for label values already escaped as a key writes
+/// them (`\\`, `\"`, `\n`; the text format's escapes, so a pushed body's
+/// values as written): they are copied, not escaped again. The value
+/// length limit applies to the unescaped value, as in [`build_key`].
+///
+/// # Errors
+///
+/// As [`build_key`].
+pub fn build_pushed_key_escaped<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    limits: &SeriesLimits,
+    scratch: &mut Vec<(&'a str, &'a str)>,
+    out: &mut String,
+) -> Result<KeySpan, Rejection> {
+    pushed_scratch(labels, scratch);
+    let mut span = write_key::<true>(limits, scratch, out)?;
+    span.traits = SeriesTraits(span.traits.0 | SeriesTraits::PUSHED);
+    Ok(span)
+}
+
+/// The label set of a pushed series in `scratch`: empty values dropped,
+/// `instance=""` added when it has no instance.
+#[inline]
+fn pushed_scratch<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    scratch: &mut Vec<(&'a str, &'a str)>,
+) {
     scratch.clear();
     let mut has_instance = false;
     scratch.extend(labels.into_iter().filter(|&(n, v)| {
@@ -308,14 +348,12 @@ pub fn build_pushed_key<'a>(
     if !has_instance {
         scratch.push(("instance", ""));
     }
-    let mut span = write_key(limits, scratch, out)?;
-    span.traits = SeriesTraits(span.traits.0 | SeriesTraits::PUSHED);
-    Ok(span)
 }
 
 /// Validates the label set in `scratch` (empty values already dropped) and
-/// writes its canonical key to `out`.
-fn write_key<'a>(
+/// writes its canonical key to `out`; `ESCAPED`: the values are written
+/// escaped already.
+fn write_key<'a, const ESCAPED: bool>(
     limits: &SeriesLimits,
     scratch: &mut [(&'a str, &'a str)],
     out: &mut String,
@@ -323,8 +361,8 @@ fn write_key<'a>(
     let reject = |reason, detail: String| Err(Rejection { reason, detail });
     // Prometheus sends label sets sorted by name; then this one check also
     // proves the names distinct.
-    if !scratch.is_sorted_by(|a, b| a.0 < b.0) {
-        scratch.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    if !scratch.is_sorted_by(|a, b| name_order(a.0, b.0).is_lt()) {
+        scratch.sort_unstable_by(|a, b| name_order(a.0, b.0));
         if let Some(w) = scratch.windows(2).find(|w| w[0].0 == w[1].0) {
             return reject(
                 RejectReason::DuplicateLabelName,
@@ -372,7 +410,12 @@ fn write_key<'a>(
         if n == "__name__" {
             continue;
         }
-        let valid = check_lengths(n, v, limits).and_then(|()| {
+        let lengths = if ESCAPED {
+            check_escaped_lengths(n, v, limits)
+        } else {
+            check_lengths(n, v, limits)
+        };
+        let valid = lengths.and_then(|()| {
             if !is_valid_label_name(n) {
                 Err(Rejection {
                     reason: RejectReason::InvalidLabelName,
@@ -392,8 +435,14 @@ fn write_key<'a>(
         open = true;
         out.push_str(n);
         out.push_str("=\"");
-        escape_label_value(out, v);
+        if ESCAPED {
+            out.push_str(v);
+        } else {
+            escape_label_value(out, v);
+        }
         out.push('"');
+        // An escaped value is no float, escaped or not: the traits are the
+        // same either way.
         match n {
             "le" => le = Some(v),
             "quantile" => quantile = Some(v),
@@ -409,6 +458,54 @@ fn write_key<'a>(
         name_len: name.len() as u32,
         traits: SeriesTraits::of(le, quantile),
     })
+}
+
+/// The order of label names (bytewise), deciding on the first byte inline:
+/// the names of a label set mostly differ there, and a call to `memcmp`
+/// per comparison costs more than the rest of a short sort.
+#[inline(always)]
+pub fn name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// [`check_lengths`] for a value written escaped: its unescaped length
+/// counts.
+#[inline]
+fn check_escaped_lengths(n: &str, v: &str, limits: &SeriesLimits) -> Result<(), Rejection> {
+    if v.len() <= limits.max_value_len {
+        return check_lengths(n, "", limits);
+    }
+    // Rare: a value over the limit as written may fit once unescaped.
+    if n.len() > limits.max_name_len {
+        return check_lengths(n, "", limits);
+    }
+    let unescaped = v.len() - escapes(v.as_bytes());
+    if unescaped <= limits.max_value_len {
+        return Ok(());
+    }
+    Err(Rejection {
+        reason: RejectReason::LabelValueTooLong,
+        detail: format!(
+            "value of label {n:?} has {unescaped} bytes, more than the limit of {}",
+            limits.max_value_len
+        ),
+    })
+}
+
+/// How many escapes (a backslash and the byte after it) `escaped` holds.
+fn escapes(escaped: &[u8]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while let Some(j) = memchr::memchr(b'\\', &escaped[i..]) {
+        n += 1;
+        i += j + 2;
+        if i >= escaped.len() {
+            break;
+        }
+    }
+    n
 }
 
 /// The rejection of a label name starting with `__`.

@@ -16,6 +16,8 @@
 //! group's failure (`push_failure_time_seconds`), as the Pushgateway does.
 
 use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -138,11 +140,11 @@ pub(super) struct Groups(Mutex<Registry>);
 
 #[derive(Default)]
 struct Registry {
-    groups: HashMap<Arc<str>, Group>,
+    groups: HashMap<Arc<str>, Group, RandomState>,
     /// Every pushed series → its group and family.
-    owners: HashMap<Arc<str>, Owner>,
+    owners: HashMap<Arc<str>, Owner, RandomState>,
     /// Family name → (type, groups holding it as that type).
-    types: HashMap<Arc<str>, Vec<(MetricType, usize)>>,
+    types: HashMap<Arc<str>, Vec<(MetricType, usize)>, RandomState>,
     /// The last stamp given to pushed samples: never going back, so a
     /// clock step cannot make a later push look older than an earlier one.
     last_stamp_ms: i64,
@@ -155,7 +157,7 @@ struct Owner {
 
 struct Group {
     grouping: Grouping,
-    families: HashMap<Arc<str>, GroupFamily>,
+    families: HashMap<Arc<str>, GroupFamily, RandomState>,
     push_time: f64,
     push_failure_time: f64,
     /// Store clock second of the last push (successful or not).
@@ -188,7 +190,7 @@ impl Registry {
             .entry(grouping.id().into())
             .or_insert_with(|| Group {
                 grouping: grouping.clone(),
-                families: HashMap::new(),
+                families: HashMap::default(),
                 push_time: 0.0,
                 push_failure_time: 0.0,
                 touched,
@@ -231,7 +233,12 @@ impl Store {
         // The families this push replaces; the group's own two series are
         // rewritten in place by every push instead.
         let own = reg.groups.get(&gid);
-        let replaced: HashSet<Arc<str>> = match own {
+        let pushed_names: HashSet<&str, RandomState> = if replace {
+            HashSet::default()
+        } else {
+            families.iter().map(|f| f.name.as_str()).collect()
+        };
+        let replaced: HashSet<Arc<str>, RandomState> = match own {
             Some(g) => g
                 .families
                 .keys()
@@ -239,13 +246,33 @@ impl Store {
                     let name: &str = name;
                     name != PUSH_TIME
                         && name != PUSH_FAILURE_TIME
-                        && (replace || families.iter().any(|f| f.name == name))
+                        && (replace || pushed_names.contains(name))
                 })
                 .cloned()
                 .collect(),
-            None => HashSet::new(),
+            None => HashSet::default(),
         };
-        if let Err(conflict) = self.check_push(&reg, &gid, &replaced, &batch, &families) {
+        // The families pushed again with the same type and the same keys in
+        // the same order, as a job pushing every run does: their keys stay
+        // theirs, so ownership is neither checked nor rewritten, and no key
+        // of theirs goes stale. Their values are updated in place.
+        let unchanged: Vec<bool> = families
+            .iter()
+            .map(|f| {
+                own.and_then(|g| g.families.get(f.name.as_str()))
+                    .is_some_and(|held| {
+                        held.metric_type == f.metric_type
+                            && held.keys.len() == f.series.len()
+                            && held
+                                .keys
+                                .iter()
+                                .zip(&batch.series[f.series.clone()])
+                                .all(|(k, u)| **k == *batch.key(u))
+                    })
+            })
+            .collect();
+        if let Err(conflict) = self.check_push(&reg, &gid, &replaced, &batch, &families, &unchanged)
+        {
             self.fail(&mut reg, grouping, now);
             return Err(conflict);
         }
@@ -261,14 +288,31 @@ impl Store {
         let applied = self.apply(&batch);
 
         // The new ownership; then what the push replaced and did not
-        // write again leaves the store.
-        let new_keys: HashSet<&str> = batch.series.iter().map(|u| batch.key(u)).collect();
+        // write again leaves the store. Unchanged families keep theirs.
+        let pushed_at = unix_seconds(now);
+        let kept: HashSet<&str, RandomState> = families
+            .iter()
+            .zip(&unchanged)
+            .filter(|&(_, &same)| same)
+            .map(|(f, _)| f.name.as_str())
+            .collect();
         let mut stale: Vec<Arc<str>> = Vec::new();
         {
             let reg = &mut *reg;
             if let Some(g) = reg.groups.get_mut(&gid) {
+                let mut new_keys: Option<HashSet<&str, RandomState>> = None;
                 for name in &replaced {
+                    if let Some(held) = g.families.get_mut(name)
+                        && kept.contains(&**name)
+                    {
+                        held.pushed_at = pushed_at;
+                        continue;
+                    }
                     if let Some(old) = g.families.remove(name) {
+                        // A key may move to another family of the group.
+                        let new_keys = new_keys.get_or_insert_with(|| {
+                            batch.series.iter().map(|u| batch.key(u)).collect()
+                        });
                         stale.extend(
                             old.keys
                                 .into_iter()
@@ -285,7 +329,6 @@ impl Store {
         }
         let replaced_series = self.remove_pushed(stale.iter().map(|k| k.as_ref()));
 
-        let pushed_at = unix_seconds(now);
         let touched = self.now();
         let reg = &mut *reg;
         let g = reg.group_mut(grouping, touched);
@@ -293,12 +336,18 @@ impl Store {
         g.touched = touched;
         let mut owners = Vec::new();
         let mut type_uses = Vec::new();
-        for PushedFamily {
-            name,
-            metric_type,
-            series,
-        } in &families
+        for (
+            PushedFamily {
+                name,
+                metric_type,
+                series,
+            },
+            &same,
+        ) in families.iter().zip(&unchanged)
         {
+            if same {
+                continue;
+            }
             let name: Arc<str> = name.as_str().into();
             let keys: Vec<Arc<str>> = batch.series[series.clone()]
                 .iter()
@@ -315,6 +364,7 @@ impl Store {
                 },
             );
         }
+        reg.owners.reserve(owners.len());
         for (key, family) in owners {
             reg.owners.insert(
                 key,
@@ -361,7 +411,7 @@ impl Store {
     }
 
     fn count_type(
-        types: &mut HashMap<Arc<str>, Vec<(MetricType, usize)>>,
+        types: &mut HashMap<Arc<str>, Vec<(MetricType, usize)>, RandomState>,
         family: &Arc<str>,
         t: MetricType,
         delta: isize,
@@ -383,9 +433,10 @@ impl Store {
         &self,
         reg: &Registry,
         gid: &Arc<str>,
-        replaced: &HashSet<Arc<str>>,
+        replaced: &HashSet<Arc<str>, RandomState>,
         batch: &crate::model::WriteBatch,
         families: &[PushedFamily],
+        unchanged: &[bool],
     ) -> Result<(), PushConflict> {
         let own = reg.groups.get(gid);
         for f in families {
@@ -464,7 +515,13 @@ impl Store {
             }
         }
         let mut new = 0usize;
-        for u in &batch.series {
+        // An unchanged family's keys are its own already.
+        let changed = families
+            .iter()
+            .zip(unchanged)
+            .filter(|&(_, &same)| !same)
+            .flat_map(|(f, _)| &batch.series[f.series.clone()]);
+        for u in changed {
             let key = batch.key(u);
             match reg.owners.get(key) {
                 None => new += 1,
@@ -677,7 +734,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::push::{self, ParsedFamily, ParsedSample};
+    use crate::ingest::push::{self, Labels, ParsedFamily, ParsedSample};
     use crate::ingest::{Limits, Rules};
     use crate::store::StoreLimits;
 
@@ -693,19 +750,16 @@ mod tests {
     /// A sample: name, labels, value.
     type S<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
 
-    fn family(name: &str, t: MetricType, samples: &[S<'_>]) -> ParsedFamily {
+    fn family(name: &str, t: MetricType, samples: &[S<'_>]) -> ParsedFamily<'static> {
         ParsedFamily {
-            name: name.into(),
+            name: name.to_string().into(),
             help: Some(format!("help of {name}")),
             metric_type: t,
             samples: samples
                 .iter()
                 .map(|(n, labels, v)| ParsedSample {
-                    name: (*n).into(),
-                    labels: labels
-                        .iter()
-                        .map(|(a, b)| ((*a).into(), (*b).into()))
-                        .collect(),
+                    name: n.to_string().into(),
+                    labels: Labels::from_pairs(labels.iter().copied()),
                     value: *v,
                     timestamp_ms: None,
                 })
@@ -727,7 +781,7 @@ mod tests {
     fn push(
         s: &Store,
         g: &Grouping,
-        families: &[ParsedFamily],
+        families: &[ParsedFamily<'_>],
         replace: bool,
         at: u64,
     ) -> Result<PushOutcome, PushConflict> {
@@ -788,6 +842,71 @@ mod tests {
         assert_eq!(s.live_series(), 0);
         assert!(!s.delete_group(&g));
         assert_eq!(s.group_count(), 0);
+    }
+
+    #[test]
+    fn a_push_of_the_same_series_updates_them_and_keeps_their_ownership() {
+        let s = store();
+        let g = group("cron", &[]);
+        let m = |v: f64| {
+            family(
+                "m",
+                MetricType::Gauge,
+                &[("m", &[("x", "1")], v), ("m", &[("x", "2")], v + 1.0)],
+            )
+        };
+        let c = |v: f64| family("c", MetricType::Counter, &[("c", &[], v)]);
+        push(&s, &g, &[m(1.0), c(5.0)], true, 1).unwrap();
+        // The same keys again, PUT then POST: new values, nothing replaced.
+        let out = push(&s, &g, &[m(10.0), c(6.0)], true, 2).unwrap();
+        assert_eq!((out.replaced, out.applied.created), (0, 0));
+        assert_eq!(value(&s, r#"m{instance="",job="cron",x="1"}"#), Some(10.0));
+        assert_eq!(value(&s, r#"m{instance="",job="cron",x="2"}"#), Some(11.0));
+        assert_eq!(value(&s, r#"c{instance="",job="cron"}"#), Some(6.0));
+        let out = push(&s, &g, &[m(20.0)], false, 3).unwrap();
+        assert_eq!(out.replaced, 0);
+        let pushed_at = |family: &str| {
+            let views = s.group_views();
+            let f = views[0].families.iter().find(|f| f.name == family);
+            f.map(|f| f.pushed_at)
+        };
+        assert_eq!((pushed_at("m"), pushed_at("c")), (Some(3.0), Some(2.0)));
+        assert_eq!(value(&s, r#"m{instance="",job="cron",x="1"}"#), Some(20.0));
+        assert_eq!(value(&s, r#"c{instance="",job="cron"}"#), Some(6.0));
+        // Still this group's: another group may not push them.
+        let err = push(
+            &s,
+            &group("cron", &[("x", "1")]),
+            &[family("m", MetricType::Gauge, &[("m", &[], 1.0)])],
+            true,
+            4,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PushConflict::DuplicateSeries { .. }), "{err}");
+        // A PUT that keeps one family unchanged and drops the other.
+        let out = push(&s, &g, &[m(30.0)], true, 5).unwrap();
+        assert_eq!(out.replaced, 1);
+        assert_eq!(value(&s, r#"c{instance="",job="cron"}"#), None);
+        assert_eq!(value(&s, r#"m{instance="",job="cron",x="2"}"#), Some(31.0));
+        // The same type but other keys: the old key goes.
+        let other = family("m", MetricType::Gauge, &[("m", &[("x", "3")], 7.0)]);
+        let out = push(&s, &g, &[other], true, 6).unwrap();
+        assert_eq!(out.replaced, 2);
+        assert_eq!(value(&s, r#"m{instance="",job="cron",x="1"}"#), None);
+        assert_eq!(value(&s, r#"m{instance="",job="cron",x="3"}"#), Some(7.0));
+        // The group's view shows what it holds.
+        let views = s.group_views();
+        let view = views.iter().find(|v| v.labels.len() == 1).unwrap();
+        let names: Vec<&str> = view.families.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["m", "push_failure_time_seconds", "push_time_seconds"]
+        );
+        assert_eq!(view.families[0].pushed_at, 6.0);
+        assert_eq!(view.families[0].series.len(), 1);
+        // m{x="3"} and the two groups' push_time_seconds and
+        // push_failure_time_seconds (the refused push created its group).
+        assert_eq!(s.live_series(), 5);
     }
 
     #[test]

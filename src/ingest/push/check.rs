@@ -13,7 +13,7 @@ use hashbrown::{HashSet, HashTable};
 
 use super::{ParsedFamily, ParsedSample};
 use crate::ingest::Error;
-use crate::model::{MetricType, parse_go_float};
+use crate::model::{MetricType, name_order, parse_go_float};
 
 /// The names the Pushgateway gives its own series in every group.
 pub const PUSH_TIME_METRICS: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
@@ -106,7 +106,7 @@ impl fmt::Display for PushRule {
 /// # Errors
 ///
 /// [`Error::InvalidPush`] naming the first rule broken and the series.
-pub fn check_push(families: &[ParsedFamily]) -> Result<(), Error> {
+pub fn check_push(families: &[ParsedFamily<'_>]) -> Result<(), Error> {
     check_push_grouped(families, &["job"])
 }
 
@@ -117,7 +117,18 @@ pub fn check_push(families: &[ParsedFamily]) -> Result<(), Error> {
 /// # Errors
 ///
 /// [`Error::InvalidPush`] naming the first rule broken and the series.
-pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Result<(), Error> {
+pub fn check_push_grouped(families: &[ParsedFamily<'_>], grouping: &[&str]) -> Result<(), Error> {
+    check_families(families, grouping).map(drop)
+}
+
+/// [`check_push_grouped`], returning per family how many histogram or
+/// summary metrics it has (label sets besides the bound; 0 for other
+/// types), which the lowering needs to know whether any lacks a `_sum`,
+/// `_count` or `+Inf` bucket.
+pub(super) fn check_families(
+    families: &[ParsedFamily<'_>],
+    grouping: &[&str],
+) -> Result<Vec<usize>, Error> {
     // The Pushgateway looks for timestamps before anything else.
     for f in families {
         for s in &f.samples {
@@ -132,9 +143,9 @@ pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Resul
             }
         }
     }
-    let names: HashSet<&str, RandomState> = families.iter().map(|f| f.name.as_str()).collect();
+    let names: HashSet<&str, RandomState> = families.iter().map(|f| &*f.name).collect();
     for f in families {
-        if PUSH_TIME_METRICS.contains(&f.name.as_str()) {
+        if PUSH_TIME_METRICS.contains(&&*f.name) {
             return Err(invalid(
                 PushRule::ReservedMetricName,
                 format!(
@@ -165,10 +176,15 @@ pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Resul
     let mut series = Identities::default();
     let samples: usize = families.iter().map(|f| f.samples.len()).sum();
     series.series.reserve(samples, |&(h, _)| h);
+    let mut pairs = Vec::new();
+    let mut metrics = Vec::with_capacity(families.len());
     for f in families {
         let kind = Kind::of(f);
+        let mut metric_count = 0;
         for s in &f.samples {
-            if let Some((name, _)) = s.labels.iter().find(|(n, _)| n.starts_with("__")) {
+            pairs.clear();
+            pairs.extend(s.labels.escaped());
+            if let Some((name, _)) = pairs.iter().find(|(n, _)| n.starts_with("__")) {
                 return Err(invalid(
                     PushRule::ReservedLabelName,
                     format!(
@@ -177,7 +193,7 @@ pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Resul
                     ),
                 ));
             }
-            let role = kind.role(f, s)?;
+            let (role, bound) = kind.role(f, s, &pairs)?;
             if role.counts() && !(0.0..TWO_POW_64).contains(&s.value) {
                 return Err(invalid(
                     PushRule::InvalidCount,
@@ -188,10 +204,11 @@ pub fn check_push_grouped(families: &[ParsedFamily], grouping: &[&str]) -> Resul
                     ),
                 ));
             }
-            series.add(f, s, kind, grouping)?;
+            metric_count += usize::from(series.add(f, s, &mut pairs, kind, bound, grouping)?);
         }
+        metrics.push(metric_count);
     }
-    Ok(())
+    Ok(metrics)
 }
 
 /// 2^64: the counts Go can hold (as `uint64`) are below it.
@@ -206,18 +223,18 @@ fn type_word(t: MetricType) -> &'static str {
 }
 
 /// A sample written as `name{a="x",…}` for messages.
-struct Series<'s>(&'s ParsedSample);
+struct Series<'s>(&'s ParsedSample<'s>);
 
 impl fmt::Display for Series<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.name)?;
         if !self.0.labels.is_empty() {
             f.write_char('{')?;
-            for (i, (n, v)) in self.0.labels.iter().enumerate() {
+            for (i, (n, v)) in self.0.labels.escaped().enumerate() {
                 if i > 0 {
                     f.write_char(',')?;
                 }
-                write!(f, "{n}={v:?}")?;
+                write!(f, "{n}={:?}", super::unescape(v))?;
             }
             f.write_char('}')?;
         }
@@ -263,7 +280,7 @@ impl Role {
 }
 
 impl Kind {
-    fn of(f: &ParsedFamily) -> Kind {
+    fn of(f: &ParsedFamily<'_>) -> Kind {
         match f.metric_type {
             MetricType::Histogram => Kind::Histogram,
             MetricType::Summary => Kind::Summary,
@@ -280,12 +297,18 @@ impl Kind {
         }
     }
 
-    /// The sample's role, or why it does not fit the family.
-    fn role(self, f: &ParsedFamily, s: &ParsedSample) -> Result<Role, Error> {
+    /// The sample's role, or why it does not fit the family; and its
+    /// bound (`le` or `quantile`) as a number when it has one.
+    fn role(
+        self,
+        f: &ParsedFamily<'_>,
+        s: &ParsedSample<'_>,
+        pairs: &[(&str, &str)],
+    ) -> Result<(Role, Option<f64>), Error> {
         let Some(special) = self.special() else {
-            return Ok(Role::Plain);
+            return Ok((Role::Plain, None));
         };
-        let suffix = s.name.strip_prefix(f.name.as_str()).unwrap_or(&s.name);
+        let suffix = s.name.strip_prefix(&*f.name).unwrap_or(&s.name);
         let role = match (self, suffix) {
             (Kind::Histogram, "_bucket") => Role::Bucket,
             (Kind::Summary, "") => Role::Quantile,
@@ -311,7 +334,7 @@ impl Kind {
                 ));
             }
         };
-        let mut bounds = s.labels.iter().filter(|(n, _)| n == special);
+        let mut bounds = pairs.iter().filter(|&&(n, _)| n == special);
         let bound = bounds.next();
         if bounds.next().is_some() {
             return Err(malformed(s, format!("label {special:?} is given twice")));
@@ -322,10 +345,15 @@ impl Kind {
                 s,
                 format!("{special:?} belongs on the {} samples only", role_of(self)),
             )),
-            (Some(_), Some((_, v))) if parse_go_float(v.as_bytes()).is_none_or(f64::is_nan) => Err(
-                malformed(s, format!("{special:?} must be a number, not {v:?}")),
-            ),
-            _ => Ok(role),
+            // A value with an escape is no number either way.
+            (Some(_), Some((_, v))) => match parse_go_float(v.as_bytes()) {
+                Some(b) if !b.is_nan() => Ok((role, Some(b))),
+                _ => Err(malformed(
+                    s,
+                    format!("{special:?} must be a number, not {:?}", super::unescape(v)),
+                )),
+            },
+            _ => Ok((role, None)),
         }
     }
 }
@@ -337,7 +365,7 @@ fn role_of(kind: Kind) -> &'static str {
     }
 }
 
-fn malformed(s: &ParsedSample, why: String) -> Error {
+fn malformed(s: &ParsedSample<'_>, why: String) -> Error {
     invalid(
         PushRule::MalformedSample,
         format!("{} does not fit its family: {why}", Series(s)),
@@ -361,8 +389,7 @@ struct Identities {
     series: HashTable<(u64, Span)>,
     /// Histogram and summary metrics: (hash, key span, labels as written).
     metrics: HashTable<(u64, Span, Span)>,
-    /// Reused between samples: the label order, and the keys being built.
-    order: Vec<usize>,
+    /// Reused between samples: the keys being built.
     key: Vec<u8>,
     metric: Vec<u8>,
     written: Vec<u8>,
@@ -375,36 +402,38 @@ struct Span {
 }
 
 impl Identities {
+    /// Adds sample `s` of family `f`, its labels `pairs` (name, value as
+    /// written: escaping is injective, so values compare as written) and
+    /// its bound's number if it has one. `true` when it is the first
+    /// sample of a histogram or summary metric.
     fn add(
         &mut self,
-        f: &ParsedFamily,
-        s: &ParsedSample,
+        f: &ParsedFamily<'_>,
+        s: &ParsedSample<'_>,
+        pairs: &mut [(&str, &str)],
         kind: Kind,
+        bound: Option<f64>,
         grouping: &[&str],
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let special = kind.special();
-        let counts = |(n, v): &(String, String)| !v.is_empty() && !grouping.contains(&n.as_str());
-        self.order.clear();
-        self.order.extend(0..s.labels.len());
-        let labels = &s.labels;
-        if !self.order.is_sorted_by(|&a, &b| labels[a] <= labels[b]) {
-            self.order
-                .sort_unstable_by(|&a, &b| labels[a].cmp(&labels[b]));
+        let counts = |&(n, v): &(&str, &str)| !v.is_empty() && !grouping.contains(&n);
+        // Names are distinct but for a repeated bound, which role() refused.
+        if !pairs.is_sorted_by(|a, b| name_order(a.0, b.0).is_le()) {
+            pairs.sort_unstable_by(|a, b| name_order(a.0, b.0));
         }
 
         // The series: its name and counted labels, a bound by its number.
         self.key.clear();
         self.key.extend_from_slice(s.name.as_bytes());
-        for &i in &self.order {
-            let label = &labels[i];
+        for label in pairs.iter() {
             if !counts(label) {
                 continue;
             }
-            let (n, v) = label;
+            let &(n, v) = label;
             push_label(&mut self.key, n);
             match special.filter(|&sp| sp == n) {
                 Some(_) => {
-                    let bound = parse_go_float(v.as_bytes()).unwrap_or(f64::NAN);
+                    let bound = bound.unwrap_or(f64::NAN);
                     let bound = if bound.is_nan() {
                         f64::NAN
                     } else {
@@ -437,7 +466,7 @@ impl Identities {
         let span = keep(&mut self.arena, &self.key);
         self.series.insert_unique(hash, (hash, span), |&(h, _)| h);
         let Some(special) = special else {
-            return Ok(());
+            return Ok(false);
         };
 
         // The metric this sample belongs to: the family and its counted
@@ -445,9 +474,8 @@ impl Identities {
         self.metric.clear();
         self.written.clear();
         self.metric.extend_from_slice(f.name.as_bytes());
-        for &i in &self.order {
-            let label = &labels[i];
-            let (n, v) = label;
+        for label in pairs.iter() {
+            let &(n, v) = label;
             if n == special {
                 continue;
             }
@@ -475,13 +503,13 @@ impl Identities {
                     ),
                 ))
             }
-            Some(_) => Ok(()),
+            Some(_) => Ok(false),
             None => {
                 let metric = keep(&mut self.arena, &self.metric);
                 let written = keep(&mut self.arena, &self.written);
                 self.metrics
                     .insert_unique(hash, (hash, metric, written), |&(h, _, _)| h);
-                Ok(())
+                Ok(true)
             }
         }
     }

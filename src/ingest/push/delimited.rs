@@ -6,7 +6,9 @@ use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
 use prost::Message;
 
-use super::{ParsedFamily, ParsedSample};
+use std::borrow::Cow;
+
+use super::{Labels, ParsedFamily, ParsedSample};
 use crate::ingest::Error;
 use crate::model::{MetricType, go_float, is_valid_label_name, is_valid_metric_name};
 use crate::proto::client::{self, MetricType as ProtoType};
@@ -57,7 +59,7 @@ const MAX_PREFIX_BYTES: usize = 5;
 /// a histogram metric with an `le` label (Go exposes two `le`), and a
 /// histogram with native buckets only (not stored yet). Families without
 /// metrics are dropped, as Go drops them.
-pub fn parse_delimited(body: &[u8]) -> Result<Vec<ParsedFamily>, Error> {
+pub fn parse_delimited(body: &[u8]) -> Result<Vec<ParsedFamily<'static>>, Error> {
     let mut families = Vec::new();
     // Each name sent, and whether that family had metrics.
     let mut seen: HashMap<String, bool, RandomState> = HashMap::default();
@@ -109,7 +111,7 @@ fn length_prefix(rest: &[u8], index: usize) -> Result<(u64, usize), Error> {
     }))
 }
 
-fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error> {
+fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily<'static>, Error> {
     let bad = |why: String| Error::MetricFamily(format!("family {name:?}: {why}"));
     if !is_valid_metric_name(&name) {
         return Err(bad(
@@ -138,8 +140,8 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error>
     for mut m in mf.metric {
         let labels = labels(std::mem::take(&mut m.label), proto_type).map_err(&bad)?;
         let ts = m.timestamp_ms;
-        let sample = |name: String, labels: Vec<(String, String)>, value: f64| ParsedSample {
-            name,
+        let sample = |name: String, labels: Labels<'static>, value: f64| ParsedSample {
+            name: Cow::Owned(name),
             labels,
             value,
             timestamp_ms: ts,
@@ -167,7 +169,7 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error>
                 let s = m.summary.ok_or_else(missing)?;
                 for q in &s.quantile {
                     let mut l = labels.clone();
-                    l.push(("quantile".to_string(), go_float(q.quantile.unwrap_or(0.0))));
+                    l.push("quantile", &go_float(q.quantile.unwrap_or(0.0)));
                     samples.push(sample(name.clone(), l, q.value.unwrap_or(0.0)));
                 }
                 samples.push(sample(
@@ -195,7 +197,7 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error>
                     let bound = b.upper_bound.unwrap_or(0.0);
                     inf_seen |= bound == f64::INFINITY;
                     let mut l = labels.clone();
-                    l.push(("le".to_string(), go_float(bound)));
+                    l.push("le", &go_float(bound));
                     samples.push(sample(
                         bucket.clone(),
                         l,
@@ -204,7 +206,7 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error>
                 }
                 if !inf_seen {
                     let mut l = labels.clone();
-                    l.push(("le".to_string(), "+Inf".to_string()));
+                    l.push("le", "+Inf");
                     samples.push(sample(bucket, l, count));
                 }
                 samples.push(sample(
@@ -218,7 +220,7 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily, Error>
         }
     }
     Ok(ParsedFamily {
-        name,
+        name: Cow::Owned(name),
         help: mf.help,
         metric_type,
         samples,
@@ -250,7 +252,7 @@ fn has_native_buckets(h: &client::Histogram) -> bool {
 /// The metric's labels, checked as the Pushgateway's consistency check does
 /// (names valid and distinct, not `__name__`, no `quantile` on a summary
 /// metric), and, a deliberate difference, no `le` on a histogram metric.
-fn labels(label: Vec<client::LabelPair>, t: ProtoType) -> Result<Vec<(String, String)>, String> {
+fn labels(label: Vec<client::LabelPair>, t: ProtoType) -> Result<Labels<'static>, String> {
     // Scanning for duplicates is quadratic: hash the names of a long list.
     let mut names: HashSet<&str, RandomState> = HashSet::default();
     for (i, lp) in label.iter().enumerate() {
@@ -280,15 +282,12 @@ fn labels(label: Vec<client::LabelPair>, t: ProtoType) -> Result<Vec<(String, St
             return Err("a histogram metric must not have an explicit \"le\" label".to_string());
         }
     }
-    drop(names);
-    // Moved, not copied; room for the bound a summary or histogram adds.
-    let mut out = Vec::with_capacity(label.len() + 1);
-    out.extend(
-        label
-            .into_iter()
-            .map(|lp| (lp.name.unwrap_or_default(), lp.value.unwrap_or_default())),
-    );
-    Ok(out)
+    Ok(Labels::from_pairs(label.iter().map(|lp| {
+        (
+            lp.name.as_deref().unwrap_or_default(),
+            lp.value.as_deref().unwrap_or_default(),
+        )
+    })))
 }
 
 #[cfg(test)]

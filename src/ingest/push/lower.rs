@@ -9,12 +9,13 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use super::{PUSH_TIME_METRICS, PushRule, check_push_grouped};
+use super::check::check_families;
+use super::{PUSH_TIME_METRICS, PushRule};
 use crate::ingest::Error;
 use crate::ingest::lower::Rules;
 use crate::model::{
-    self, Metadata, MetricType, Sample, SeriesUpdate, WriteBatch, build_pushed_key,
-    escape_label_value,
+    self, Metadata, MetricType, Sample, SeriesLimits, SeriesTraits, SeriesUpdate, WriteBatch,
+    build_pushed_key_escaped, escape_label_value, name_order,
 };
 
 use super::ParsedFamily;
@@ -138,125 +139,141 @@ pub struct PushBatch {
 /// [`check_push_grouped`], or a series over the per-series limits
 /// ([`PushRule::OverLimit`]).
 pub fn lower(
-    families: &[ParsedFamily],
+    families: &[ParsedFamily<'_>],
     grouping: &Grouping,
     rules: &Rules,
     stamp_ms: i64,
 ) -> Result<PushBatch, Error> {
     let names: Vec<&str> = grouping.labels.iter().map(|(n, _)| n.as_str()).collect();
-    check_push_grouped(families, &names)?;
+    let metrics = check_families(families, &names)?;
     let over_limit = |family: &str, r: crate::model::Rejection| Error::InvalidPush {
         rule: PushRule::OverLimit,
         detail: format!("{r} (in family {family:?})"),
     };
+    // The grouping labels as a key writes them, once per push.
+    let grouping_labels: Vec<(&str, String)> = grouping
+        .labels
+        .iter()
+        .map(|(n, v)| {
+            let mut escaped = String::with_capacity(v.len());
+            escape_label_value(&mut escaped, v);
+            (n.as_str(), escaped)
+        })
+        .collect();
+    let grouping_labels = &grouping_labels;
+    let is_grouping = |n: &str| grouping_labels.iter().any(|&(g, _)| g == n);
     let mut out = PushBatch::default();
+    let series: usize = families.iter().map(|f| f.samples.len()).sum();
+    out.batch.series.reserve(series);
+    out.families.reserve(families.len());
     let batch = &mut out.batch;
-    let is_grouping = |n: &str| grouping.labels.iter().any(|(g, _)| g == n);
-    for family in families {
+    for (family, &metric_count) in families.iter().zip(&metrics) {
         let start = batch.series.len();
         let bound_label = match family.metric_type {
             MetricType::Histogram => Some("le"),
             MetricType::Summary => Some("quantile"),
             _ => None,
         };
-        // First pass, nothing borrowed for keys yet: each sample's value,
-        // its bound in Go's spelling, and per metric of a histogram or
-        // summary (its labels without the bound) what it carried.
-        let mut values = Vec::with_capacity(family.samples.len());
-        let mut bounds: Vec<String> = Vec::new();
-        let mut metrics: Vec<(Vec<(&str, &str)>, Completion)> = Vec::new();
-        for sample in &family.samples {
-            let mut value = sample.value;
-            if let Some(bound_label) = bound_label {
-                let own: Vec<(&str, &str)> = sample
-                    .labels
-                    .iter()
-                    .filter(|(n, v)| n != bound_label && !v.is_empty() && !is_grouping(n))
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                let i = match metrics.iter().position(|(l, _)| same_labels(l, &own)) {
-                    Some(i) => i,
-                    None => {
-                        metrics.push((own, Completion::default()));
-                        metrics.len() - 1
-                    }
+        // Bounds in Go's spelling, as the Pushgateway exposes them (`1.0`
+        // is `1`): each distinct spelling converted once per family, found
+        // from the last one (buckets come in the same order per metric).
+        let mut spellings: Vec<(&str, String)> = Vec::new();
+        let mut bounds: Vec<u32> = Vec::new();
+        if let Some(bound_label) = bound_label {
+            bounds.reserve(family.samples.len());
+            let mut next = 0;
+            for sample in &family.samples {
+                let Some((_, raw)) = sample.labels.escaped().find(|&(n, _)| n == bound_label)
+                else {
+                    bounds.push(u32::MAX);
+                    continue;
                 };
-                let c = &mut metrics[i].1;
-                let mut text = String::new();
+                let i = match spellings.get(next) {
+                    Some(&(r, _)) if r == raw => next,
+                    _ => match spellings.iter().position(|&(r, _)| r == raw) {
+                        Some(i) => i,
+                        None => {
+                            let v = model::parse_go_float(raw.as_bytes()).unwrap_or(f64::NAN);
+                            spellings.push((raw, model::go_float(v)));
+                            spellings.len() - 1
+                        }
+                    },
+                };
+                next = i + 1;
+                bounds.push(i as u32);
+            }
+        }
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(16);
+        let mut plan = KeyPlan::default();
+        // What the family's histogram or summary metrics carried, counted:
+        // the check refused repeats, so a metric lacks a `_sum`, `_count`
+        // or `+Inf` bucket exactly when these fall short of its metrics.
+        let (mut sums, mut counts, mut infs) = (0, 0, 0);
+        for (k, sample) in family.samples.iter().enumerate() {
+            let mut value = sample.value;
+            let mut bound = None;
+            if let Some(bound_label) = bound_label {
                 match &sample.name[family.name.len()..] {
-                    "_sum" => c.sum = true,
+                    "_sum" => sums += 1,
                     "_count" => {
                         value = value.trunc();
-                        c.count = Some(value);
+                        counts += 1;
                     }
                     _ => {
-                        if let Some((_, t)) = sample.labels.iter().find(|(n, _)| n == bound_label) {
-                            let v = model::parse_go_float(t.as_bytes()).unwrap_or(f64::NAN);
-                            c.inf |= v == f64::INFINITY;
-                            text = model::go_float(v);
+                        if let Some((_, text)) = spellings.get(bounds[k] as usize) {
+                            infs += usize::from(text == "+Inf");
+                            bound = Some((bound_label, text.as_str()));
                         }
                         if family.metric_type == MetricType::Histogram {
                             value = value.trunc();
                         }
                     }
                 }
-                bounds.push(text);
             }
-            values.push(value);
-        }
-        let suffixed: [String; 3] =
-            ["_bucket", "_sum", "_count"].map(|s| format!("{}{s}", family.name));
-
-        // Second pass: the keys, from borrowed labels (one scratch list per
-        // family, no allocation per series).
-        let mut scratch = Vec::with_capacity(32);
-        for (i, sample) in family.samples.iter().enumerate() {
-            let bound = bound_label.zip(bounds.get(i).filter(|b| !b.is_empty()));
-            let labels = std::iter::once(("__name__", sample.name.as_str()))
-                .chain(
-                    sample.labels.iter().filter(|(n, _)| !is_grouping(n)).map(
-                        |(n, v)| match bound {
-                            Some((b, text)) if n == b => (n.as_str(), text.as_str()),
-                            _ => (n.as_str(), v.as_str()),
-                        },
-                    ),
-                )
-                .chain(
-                    grouping
-                        .labels
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str())),
-                );
-            let key = build_pushed_key(labels, &rules.series, &mut scratch, &mut batch.keys)
-                .map_err(|r| over_limit(&family.name, r))?;
-            push_update(batch, key, values[i], stamp_ms);
-        }
-        for (labels, c) in &metrics {
-            let count = c.count.unwrap_or(0.0);
-            let mut add = |name: &str, bound: Option<(&'static str, &'static str)>, v: f64| {
-                let all = std::iter::once(("__name__", name))
-                    .chain(labels.iter().copied())
-                    .chain(bound)
-                    .chain(
-                        grouping
-                            .labels
-                            .iter()
-                            .map(|(n, v)| (n.as_str(), v.as_str())),
-                    );
-                let key = build_pushed_key(all, &rules.series, &mut Vec::new(), &mut batch.keys)
-                    .map_err(|r| over_limit(&family.name, r))?;
-                push_update(batch, key, v, stamp_ms);
-                Ok::<(), Error>(())
+            pairs.clear();
+            pairs.extend(sample.labels.escaped().map(|(n, v)| match bound {
+                Some((b, text)) if n == b => (n, text),
+                _ => (n, v),
+            }));
+            if !plan.fits(&pairs) {
+                plan = KeyPlan::new(&pairs, grouping_labels, &rules.series);
+            }
+            let planned = plan.write(
+                &sample.name,
+                &pairs,
+                grouping_labels,
+                &rules.series,
+                &mut batch.keys,
+            );
+            let general = |out: &mut String| {
+                let labels = std::iter::once(("__name__", &*sample.name))
+                    .chain(pairs.iter().copied().filter(|&(n, _)| !is_grouping(n)))
+                    .chain(grouping_labels.iter().map(|(n, v)| (*n, v.as_str())));
+                build_pushed_key_escaped(labels, &rules.series, &mut Vec::new(), out)
             };
-            if family.metric_type == MetricType::Histogram && !c.inf {
-                add(&suffixed[0], Some(("le", "+Inf")), count)?;
-            }
-            if !c.sum {
-                add(&suffixed[1], None, 0.0)?;
-            }
-            if c.count.is_none() {
-                add(&suffixed[2], None, 0.0)?;
-            }
+            let key = match planned {
+                Some(key) => key,
+                // Over a limit, or names a key cannot have: the general
+                // writer says which.
+                None => general(&mut batch.keys).map_err(|r| over_limit(&family.name, r))?,
+            };
+            debug_assert!(
+                {
+                    let mut out = String::new();
+                    let span =
+                        general(&mut out).expect("the plan writes keys the general writer accepts");
+                    span.traits == key.traits
+                        && out == batch.keys[key.start as usize..][..key.len as usize]
+                },
+                "the planned key is the general writer's"
+            );
+            push_update(batch, key, value, stamp_ms);
+        }
+        let complete = sums == metric_count
+            && counts == metric_count
+            && (family.metric_type != MetricType::Histogram || infs == metric_count);
+        if !complete {
+            complete_metrics(family, grouping_labels, rules, stamp_ms, batch)?;
         }
         let help = family.help.as_deref().unwrap_or("");
         if help.len() > rules.series.max_help_len {
@@ -274,7 +291,7 @@ pub fn lower(
         // families' type (the Pushgateway's page says `untyped`), so what an
         // earlier push or sender said of the name must not linger.
         batch.metadata.push((
-            family.name.clone(),
+            family.name.to_string(),
             Metadata {
                 metric_type: family.metric_type,
                 help: help.to_string(),
@@ -282,7 +299,7 @@ pub fn lower(
             },
         ));
         out.families.push(PushedFamily {
-            name: family.name.clone(),
+            name: family.name.to_string(),
             metric_type: family.metric_type,
             series: start..batch.series.len(),
         });
@@ -299,6 +316,226 @@ pub fn lower(
     Ok(out)
 }
 
+/// How to write the keys of samples whose labels have the same names in
+/// the same order (a family's series, as client libraries write them):
+/// the sort of the labels with the grouping labels and `instance`, and the
+/// checks of the names, done once for the run rather than per sample.
+#[derive(Default)]
+struct KeyPlan<'p> {
+    /// The sample label names it was made for, in body order.
+    names: Vec<&'p str>,
+    /// The key's labels in key order: where each comes from, and its name
+    /// written as `name="`.
+    slots: Vec<(Slot, String)>,
+    /// Which slots are named `le`, `quantile` and `instance`.
+    le: Option<usize>,
+    quantile: Option<usize>,
+    instance: Option<usize>,
+    /// Do the names pass every rule of a key (valid, not reserved, within
+    /// the length limit, distinct)? If not, every sample takes the general
+    /// writer, which names the fault.
+    valid: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// The sample's label at this index.
+    Sample(usize),
+    /// The grouping label at this index.
+    Grouping(usize),
+    /// `instance=""`: neither the sample nor the grouping has one.
+    EmptyInstance,
+}
+
+impl<'p> KeyPlan<'p> {
+    fn new(pairs: &[(&'p str, &str)], grouping: &[(&str, String)], limits: &SeriesLimits) -> Self {
+        let is_grouping = |n: &str| grouping.iter().any(|&(g, _)| g == n);
+        let mut entries: Vec<(&str, Slot)> = pairs
+            .iter()
+            .enumerate()
+            .filter(|&(_, &(n, _))| !is_grouping(n))
+            .map(|(i, &(n, _))| (n, Slot::Sample(i)))
+            .collect();
+        entries.extend(
+            grouping
+                .iter()
+                .enumerate()
+                .map(|(j, &(n, _))| (n, Slot::Grouping(j))),
+        );
+        if !entries.iter().any(|&(n, _)| n == "instance") {
+            entries.push(("instance", Slot::EmptyInstance));
+        }
+        entries.sort_by(|a, b| name_order(a.0, b.0));
+        let valid = entries.windows(2).all(|w| w[0].0 != w[1].0)
+            && entries.iter().all(|&(n, _)| {
+                model::is_valid_label_name(n)
+                    && !n.starts_with("__")
+                    && n.len() <= limits.max_name_len
+            });
+        let find = |name: &str| entries.iter().position(|&(n, _)| n == name);
+        KeyPlan {
+            names: pairs.iter().map(|&(n, _)| n).collect(),
+            le: find("le"),
+            quantile: find("quantile"),
+            instance: find("instance"),
+            slots: entries
+                .iter()
+                .map(|&(n, slot)| (slot, format!("{n}=\"")))
+                .collect(),
+            valid,
+        }
+    }
+
+    /// Was the plan made for labels of these names?
+    #[inline]
+    fn fits(&self, pairs: &[(&str, &str)]) -> bool {
+        self.names.len() == pairs.len() && self.names.iter().zip(pairs).all(|(a, (b, _))| a == b)
+    }
+
+    /// Writes the key of sample `name` with labels `pairs` (those the plan
+    /// was made for) to `out`; `None`, writing nothing, when the general
+    /// writer must decide (a limit, or a rule the plan's names break).
+    #[inline]
+    fn write(
+        &self,
+        name: &str,
+        pairs: &[(&str, &str)],
+        grouping: &[(&str, String)],
+        limits: &SeriesLimits,
+        out: &mut String,
+    ) -> Option<crate::model::KeySpan> {
+        // The general writer holds the name to both length limits, as the
+        // value of a label `__name__`.
+        if !self.valid
+            || name.len() > limits.max_value_len
+            || "__name__".len() > limits.max_name_len
+            || !model::is_valid_metric_name(name)
+        {
+            return None;
+        }
+        let value = |slot: Slot| match slot {
+            Slot::Sample(i) => pairs[i].1,
+            Slot::Grouping(j) => grouping[j].1.as_str(),
+            Slot::EmptyInstance => "",
+        };
+        // An empty value drops its label, but for `instance`, which is then
+        // written empty.
+        let mut labels = 1;
+        for (i, &(slot, _)) in self.slots.iter().enumerate() {
+            let v = value(slot);
+            if v.len() > limits.max_value_len {
+                return None;
+            }
+            labels += usize::from(!v.is_empty() || Some(i) == self.instance);
+        }
+        if labels > limits.max_labels {
+            return None;
+        }
+        let start = out.len();
+        out.push_str(name);
+        let mut sep = '{';
+        for (i, (slot, prefix)) in self.slots.iter().enumerate() {
+            let v = value(*slot);
+            if v.is_empty() && Some(i) != self.instance {
+                continue;
+            }
+            out.push(sep);
+            sep = ',';
+            out.push_str(prefix);
+            out.push_str(v);
+            out.push('"');
+        }
+        out.push('}');
+        let le = self
+            .le
+            .map(|i| value(self.slots[i].0))
+            .filter(|v| !v.is_empty());
+        let quantile = self
+            .quantile
+            .map(|i| value(self.slots[i].0))
+            .filter(|v| !v.is_empty());
+        Some(crate::model::KeySpan {
+            start: start as u32,
+            len: (out.len() - start) as u32,
+            name_len: name.len() as u32,
+            traits: SeriesTraits::of_pushed(le, quantile),
+        })
+    }
+}
+
+/// Adds to `batch` what the histogram or summary metrics of `family` lack,
+/// as the Pushgateway exposes them: a `_sum` of 0, a `_count` of 0 and, for
+/// a histogram, a `+Inf` bucket holding its count. Rare (client libraries
+/// write all three), so found the plain way.
+fn complete_metrics(
+    family: &ParsedFamily<'_>,
+    grouping_labels: &[(&str, String)],
+    rules: &Rules,
+    stamp_ms: i64,
+    batch: &mut WriteBatch,
+) -> Result<(), Error> {
+    let over_limit = |r: crate::model::Rejection| Error::InvalidPush {
+        rule: PushRule::OverLimit,
+        detail: format!("{r} (in family {:?})", family.name),
+    };
+    let bound_label = match family.metric_type {
+        MetricType::Histogram => "le",
+        _ => "quantile",
+    };
+    let is_grouping = |n: &str| grouping_labels.iter().any(|&(g, _)| g == n);
+    // Per metric (its labels without the bound, sorted): what it carried.
+    let mut index: hashbrown::HashMap<Vec<(&str, &str)>, usize> = hashbrown::HashMap::new();
+    let mut metrics: Vec<(Vec<(&str, &str)>, Completion)> = Vec::new();
+    for sample in &family.samples {
+        let mut own: Vec<(&str, &str)> = sample
+            .labels
+            .escaped()
+            .filter(|&(n, v)| n != bound_label && !v.is_empty() && !is_grouping(n))
+            .collect();
+        own.sort_unstable();
+        let i = *index.entry(own.clone()).or_insert_with(|| {
+            metrics.push((own, Completion::default()));
+            metrics.len() - 1
+        });
+        let c = &mut metrics[i].1;
+        match &sample.name[family.name.len()..] {
+            "_sum" => c.sum = true,
+            "_count" => c.count = Some(sample.value.trunc()),
+            _ => {
+                if let Some((_, t)) = sample.labels.escaped().find(|&(n, _)| n == bound_label) {
+                    c.inf |= model::parse_go_float(t.as_bytes()) == Some(f64::INFINITY);
+                }
+            }
+        }
+    }
+    let suffixed: [String; 3] =
+        ["_bucket", "_sum", "_count"].map(|s| format!("{}{s}", family.name));
+    let mut scratch = Vec::new();
+    for (labels, c) in &metrics {
+        let count = c.count.unwrap_or(0.0);
+        let mut add = |name: usize, bound: Option<(&'static str, &'static str)>, v: f64| {
+            let all = std::iter::once(("__name__", suffixed[name].as_str()))
+                .chain(labels.iter().copied())
+                .chain(bound)
+                .chain(grouping_labels.iter().map(|(n, v)| (*n, v.as_str())));
+            let key = build_pushed_key_escaped(all, &rules.series, &mut scratch, &mut batch.keys)
+                .map_err(over_limit)?;
+            push_update(batch, key, v, stamp_ms);
+            Ok::<(), Error>(())
+        };
+        if family.metric_type == MetricType::Histogram && !c.inf {
+            add(0, Some(("le", "+Inf")), count)?;
+        }
+        if !c.sum {
+            add(1, None, 0.0)?;
+        }
+        if c.count.is_none() {
+            add(2, None, 0.0)?;
+        }
+    }
+    Ok(())
+}
+
 fn push_update(batch: &mut WriteBatch, key: crate::model::KeySpan, value: f64, stamp_ms: i64) {
     batch.series.push(SeriesUpdate {
         key,
@@ -309,11 +546,6 @@ fn push_update(batch: &mut WriteBatch, key: crate::model::KeySpan, value: f64, s
         samples: 1,
         exemplars: 0,
     });
-}
-
-/// Are two label lists the same set?
-fn same_labels(a: &[(&str, &str)], b: &[(&str, &str)]) -> bool {
-    a.len() == b.len() && a.iter().all(|l| b.contains(l))
 }
 
 /// What one histogram or summary metric of a push carried.

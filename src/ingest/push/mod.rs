@@ -62,34 +62,186 @@ pub use lower::{
 };
 pub use text::parse_text;
 
+use std::borrow::Cow;
+
 use crate::model::MetricType;
 
-/// One metric family of a pushed body, as the Go parser groups it.
+/// One metric family of a pushed body, as the Go parser groups it. Names
+/// and labels of a text body are slices of that body (`'a`); a protobuf
+/// body's are owned.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParsedFamily {
+pub struct ParsedFamily<'a> {
     /// The family's name: for a histogram or summary, without `_bucket`,
     /// `_sum` or `_count`.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// The HELP text, unescaped.
     pub help: Option<String>,
     /// The family's type: [`MetricType::Unknown`] for untyped, else
     /// `Counter`, `Gauge`, `Histogram` or `Summary`.
     pub metric_type: MetricType,
     /// The family's samples, in body order.
-    pub samples: Vec<ParsedSample>,
+    pub samples: Vec<ParsedSample<'a>>,
 }
 
 /// One sample line (text) or one flattened sample (protobuf).
 #[derive(Clone, Debug, PartialEq)]
-pub struct ParsedSample {
+pub struct ParsedSample<'a> {
     /// The full sample name: the family name, or family + `_bucket`,
     /// `_sum` or `_count` for histograms and summaries.
-    pub name: String,
-    /// The labels as written (unescaped), in body order, never `__name__`;
-    /// `le` and `quantile` are kept as ordinary labels with their value text.
-    pub labels: Vec<(String, String)>,
+    pub name: Cow<'a, str>,
+    /// The labels as written, in body order, never `__name__`; `le` and
+    /// `quantile` are kept as ordinary labels with their value text.
+    pub labels: Labels<'a>,
     /// The value.
     pub value: f64,
     /// The timestamp in milliseconds, when one was given.
     pub timestamp_ms: Option<i64>,
+}
+
+/// A sample's labels as the text format writes them between `{` and `}`,
+/// normalised: `name="value"` pairs joined by `,`, no blanks, no trailing
+/// comma, in body order, values escaped (`\\`, `\"`, `\n`, the only escapes
+/// the format has).
+///
+/// Those are also the escapes of a canonical key
+/// ([`escape_label_value`](crate::model::escape_label_value)), so the
+/// lowering copies a value as written, and a text body's labels need no
+/// allocation: most bodies are already in this form, and their labels are
+/// a slice of the body. Two label lists are equal exactly when their texts
+/// are (escaping is injective).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels<'a>(Cow<'a, str>);
+
+impl<'a> Labels<'a> {
+    /// Labels from `(name, value)` pairs, values unescaped: each value is
+    /// escaped. Names must be label names (`[a-zA-Z_][a-zA-Z0-9_]*`): a
+    /// name with `=` or `"` would not read back.
+    pub fn from_pairs<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Labels<'static> {
+        let mut out = Labels(Cow::Owned(String::new()));
+        for (n, v) in pairs {
+            out.push(n, v);
+        }
+        out
+    }
+
+    /// Labels already in the normalised form (the text parser's slice of a
+    /// body it has checked).
+    pub(crate) fn from_escaped(text: &'a str) -> Self {
+        Labels(Cow::Borrowed(text))
+    }
+
+    /// [`Labels::from_escaped`], owned.
+    pub(crate) fn from_escaped_owned(text: String) -> Self {
+        Labels(Cow::Owned(text))
+    }
+
+    /// Appends a label (value unescaped).
+    pub fn push(&mut self, name: &str, value: &str) {
+        let out = self.0.to_mut();
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        crate::model::escape_label_value(out, value);
+        out.push('"');
+    }
+
+    /// The normalised text, `a="x",b="y"`.
+    pub fn as_text(&self) -> &str {
+        &self.0
+    }
+
+    /// Has the sample no labels?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.escaped().count()
+    }
+
+    /// The labels as `(name, value as written)`: values still escaped, as
+    /// a canonical key writes them.
+    pub fn escaped(&self) -> Escaped<'_> {
+        Escaped(&self.0)
+    }
+
+    /// The labels as `(name, value)`, values unescaped (borrowed unless
+    /// they had an escape).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+        self.escaped().map(|(n, v)| (n, unescape(v)))
+    }
+
+    /// The value of label `name`, unescaped.
+    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.escaped()
+            .find(|&(n, _)| n == name)
+            .map(|(_, v)| unescape(v))
+    }
+
+    /// The labels as owned `(name, value)` pairs, values unescaped.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.into_owned()))
+            .collect()
+    }
+
+    /// The same labels, owning their text.
+    pub fn into_owned(self) -> Labels<'static> {
+        Labels(Cow::Owned(self.0.into_owned()))
+    }
+}
+
+/// The iterator of [`Labels::escaped`].
+pub struct Escaped<'l>(&'l str);
+
+impl<'l> Iterator for Escaped<'l> {
+    type Item = (&'l str, &'l str);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let text = self.0;
+        let bytes = text.as_bytes();
+        if bytes.is_empty() {
+            return None;
+        }
+        // `name="`, then the value up to its closing, unescaped quote.
+        // Names and values are short: plain loops beat setting up memchr.
+        let eq = bytes.iter().position(|&c| c == b'=')?;
+        let start = eq + 2;
+        let mut end = start;
+        loop {
+            match bytes.get(end)? {
+                b'"' => break,
+                b'\\' => end += 2,
+                _ => end += 1,
+            }
+        }
+        let item = (&text[..eq], &text[start..end]);
+        self.0 = &text[(end + 2).min(bytes.len())..];
+        Some(item)
+    }
+}
+
+/// A label value as written (`\\`, `\"`, `\n` escapes) unescaped.
+pub fn unescape(escaped: &str) -> Cow<'_, str> {
+    if !escaped.contains('\\') {
+        return Cow::Borrowed(escaped);
+    }
+    let mut out = String::with_capacity(escaped.len());
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }

@@ -16,10 +16,12 @@
 //! (a family's type cannot change after it has a sample), so each name is
 //! resolved once and remembered.
 
+use std::borrow::Cow;
+
 use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
 
-use super::{ParsedFamily, ParsedSample};
+use super::{Labels, ParsedFamily, ParsedSample, unescape};
 use crate::ingest::Error;
 use crate::model::{MetricType, parse_go_float, parse_go_float_str};
 
@@ -71,7 +73,7 @@ struct Family<'a> {
     name: &'a str,
     help: Option<String>,
     ty: Option<GoType>,
-    samples: Vec<ParsedSample>,
+    samples: Vec<ParsedSample<'a>>,
 }
 
 /// Parses a pushed body in the text format 0.0.4 exactly as the Pushgateway
@@ -117,12 +119,13 @@ struct Family<'a> {
 /// but promgate's help is a `String`), and a sample of a `gauge_histogram`
 /// family (Go's parser means to refuse it but loses its error, then keeps a
 /// metric without a value that breaks the Pushgateway's own page).
-pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily>, Error> {
+pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily<'_>>, Error> {
     let mut parser = Parser {
         families: Vec::new(),
         by_name: HashMap::with_hasher(RandomState::default()),
         dedup: Vec::new(),
         dedup_set: HashSet::with_hasher(RandomState::default()),
+        pairs: Vec::new(),
         last: None,
         deferred: None,
     };
@@ -158,7 +161,7 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily>, Error> {
         .into_iter()
         .filter(|f| !f.samples.is_empty())
         .map(|f| ParsedFamily {
-            name: f.name.to_string(),
+            name: Cow::Borrowed(f.name),
             help: f.help,
             metric_type: f.ty.map_or(MetricType::Unknown, GoType::model),
             samples: f.samples,
@@ -176,6 +179,9 @@ struct Parser<'a> {
     /// labels must not cost a million squared).
     dedup: Vec<&'a str>,
     dedup_set: HashSet<&'a str, RandomState>,
+    /// The labels of the sample being read, (name, value as written), for
+    /// a label set that must be rewritten in normal form.
+    pairs: Vec<(&'a str, &'a str)>,
     /// The name resolved last, and its family.
     last: Option<(&'a str, usize)>,
     /// The first error of promgate's own that Go's parser does not raise:
@@ -471,9 +477,9 @@ impl<'a> Parser<'a> {
             pos = l.skip_blanks(pos);
             c = l.at(pos)?;
         }
-        let mut labels = Vec::new();
+        let mut labels = Labels::default();
         if c == b'{' {
-            pos = self.labels(l, pos + 1, family_name, ty, &mut labels)?;
+            (pos, labels) = self.labels(l, pos + 1, family_name, ty)?;
         }
         // The value: everything up to a blank or the end of the line.
         let value_end = l.scan(pos, |c| !is_blank(c));
@@ -526,7 +532,7 @@ impl<'a> Parser<'a> {
             return Ok(());
         }
         self.families[family].samples.push(ParsedSample {
-            name: name.to_string(),
+            name: Cow::Borrowed(name),
             labels,
             value,
             timestamp_ms,
@@ -535,24 +541,32 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads a label set; `i` is just past its `{`. Returns the position of
-    /// the value's first byte.
+    /// the value's first byte, and the labels: a slice of the line when it
+    /// is written in [`Labels`]' form (no blanks, no trailing comma), as
+    /// client libraries write it, else a normalised copy.
     fn labels(
         &mut self,
         l: &Line<'a>,
-        mut i: usize,
+        open: usize,
         family: &str,
         ty: GoType,
-        labels: &mut Vec<(String, String)>,
-    ) -> Result<usize, Error> {
+    ) -> Result<(usize, Labels<'a>), Error> {
         self.dedup.clear();
         self.dedup_set.clear();
-        loop {
+        // Whether the text so far is in normal form; if not, the pairs
+        // (name, value as written) are kept to write it.
+        let mut clean = true;
+        self.pairs.clear();
+        let mut i = open;
+        let close = loop {
+            let at = i;
             i = l.skip_blanks(i);
+            clean &= i == at;
             let c = l.at(i)?;
             if c == b'}' {
-                let v = l.skip_blanks(i + 1);
-                l.at(v)?;
-                return Ok(v);
+                // Empty braces, or a trailing comma.
+                clean &= i == open;
+                break i;
             }
             if !is_label_start(c) {
                 return Err(l.error(if c == b'"' {
@@ -575,6 +589,7 @@ impl<'a> Parser<'a> {
                 || (ty == GoType::Summary && name == "quantile");
             let mut eq = name_end;
             if is_blank(c) {
+                clean = false;
                 eq = l.skip_blanks(eq);
                 c = l.at(eq)?;
             }
@@ -598,89 +613,99 @@ impl<'a> Parser<'a> {
                 }
                 self.dedup.push(name);
             }
-            let open = l.skip_blanks(eq + 1);
-            let c = l.at(open)?;
+            let quote = l.skip_blanks(eq + 1);
+            clean &= quote == eq + 1;
+            let c = l.at(quote)?;
             if c != b'"' {
                 return Err(l.error(format!(
                     "expected '\"' at start of label value, found {}",
                     quoted_byte(c)
                 )));
             }
-            let (value, close) = label_value(l, open + 1)?;
+            let (value, end) = label_value(l, quote + 1)?;
             if special {
                 let which = if name == "le" { "le" } else { "quantile" };
                 if parse_go_float(value.as_bytes()).is_none() {
                     return Err(l.error(format!(
-                        "expected float as value for '{which}' label, got {value:?}"
+                        "expected float as value for '{which}' label, got {:?}",
+                        unescape(value)
                     )));
                 }
             }
-            labels.push((name.to_string(), value));
-            i = l.skip_blanks(close + 1);
+            self.pairs.push((name, value));
+            i = l.skip_blanks(end + 1);
+            clean &= i == end + 1;
             match l.at(i)? {
                 b',' => i += 1,
-                b'}' => {
-                    let v = l.skip_blanks(i + 1);
-                    l.at(v)?;
-                    return Ok(v);
-                }
+                b'}' => break i,
                 _ => {
-                    let (_, value) = labels.last().expect("just pushed");
-                    return Err(l.error(format!("unexpected end of label value {value:?}")));
+                    return Err(l.error(format!(
+                        "unexpected end of label value {:?}",
+                        unescape(value)
+                    )));
                 }
             }
-        }
+        };
+        let v = l.skip_blanks(close + 1);
+        l.at(v)?;
+        let labels = match l.str(open, close) {
+            Some(text) if clean => Labels::from_escaped(text),
+            _ => {
+                let mut text = String::new();
+                for &(n, value) in &self.pairs {
+                    if !text.is_empty() {
+                        text.push(',');
+                    }
+                    text.push_str(n);
+                    text.push_str("=\"");
+                    text.push_str(value);
+                    text.push('"');
+                }
+                Labels::from_escaped_owned(text)
+            }
+        };
+        Ok((v, labels))
     }
 }
 
-/// Reads a quoted label value starting just past its `"`: the unescaped
-/// value and the position of the closing `"`.
-fn label_value(l: &Line<'_>, start: usize) -> Result<(String, usize), Error> {
+/// Reads a quoted label value starting just past its `"`: the value as
+/// written (its escapes, which are a canonical key's, kept) and the
+/// position of the closing `"`.
+fn label_value<'a>(l: &Line<'a>, start: usize) -> Result<(&'a str, usize), Error> {
     let rest = &l.bytes[start..];
-    // Most values have no escape: one scan to the closing quote, one copy.
-    let quote = memchr::memchr2(b'"', b'\\', rest);
-    if let Some(q) = quote
-        && rest[q] == b'"'
-    {
-        let raw = &rest[..q];
-        let value = l
-            .str(start, start + q)
-            .ok_or_else(|| l.error(format!("invalid label value {}", quoted(raw))))?;
-        return Ok((value.to_string(), start + q));
-    }
-    let mut out = Vec::with_capacity(rest.len());
-    let mut i = start;
-    loop {
-        let c = l.at(i)?;
-        match c {
-            b'"' => break,
-            b'\n' => {
+    let mut i = 0;
+    let end = loop {
+        // Values are short: a plain loop beats setting up memchr.
+        let Some(q) = rest[i..].iter().position(|&c| c == b'"' || c == b'\\') else {
+            // The line ends inside the value: a raw newline in it, or the
+            // end of the input.
+            l.at(l.bytes.len())?;
+            return Err(l.error(format!(
+                "label value {} contains unescaped new-line",
+                quoted(unescape(&String::from_utf8_lossy(rest)).as_bytes())
+            )));
+        };
+        i += q;
+        if rest[i] == b'"' {
+            break i;
+        }
+        match l.at(start + i + 1)? {
+            b'"' | b'\\' | b'n' => i += 2,
+            other => {
                 return Err(l.error(format!(
-                    "label value {} contains unescaped new-line",
-                    quoted(&out)
+                    "invalid escape sequence '\\{}'",
+                    escaped_char(other)
                 )));
             }
-            b'\\' => {
-                i += 1;
-                match l.at(i)? {
-                    b'"' => out.push(b'"'),
-                    b'\\' => out.push(b'\\'),
-                    b'n' => out.push(b'\n'),
-                    other => {
-                        return Err(l.error(format!(
-                            "invalid escape sequence '\\{}'",
-                            escaped_char(other)
-                        )));
-                    }
-                }
-            }
-            _ => out.push(c),
         }
-        i += 1;
-    }
-    let value = String::from_utf8(out)
-        .map_err(|e| l.error(format!("invalid label value {}", quoted(e.as_bytes()))))?;
-    Ok((value, i))
+    };
+    let value = l.str(start, start + end).ok_or_else(|| {
+        l.error(format!(
+            "invalid label value {}",
+            quoted(unescape(&String::from_utf8_lossy(&rest[..end])).as_bytes())
+        ))
+    })?;
+    Ok((value, start + end))
 }
 
 /// A HELP text from `start` to the end of the line, `\\` and `\n` unescaped.
