@@ -175,7 +175,7 @@ pub struct Config {
     pub max_metadata: usize,
 
     /// File the store (series, metadata, pushed groups) is snapshotted to, and loaded from at start-up; none or empty: nothing is persisted, as the Pushgateway without --persistence.file.
-    #[arg(long = "persistence.file", env = "PROMGATE_PERSISTENCE_FILE")]
+    #[arg(long = "persistence.file", env = "PROMGATE_PERSISTENCE_FILE", value_parser = parse_path)]
     pub persistence_file: Option<PathBuf>,
 
     /// How often the store is snapshotted to --persistence.file (once more at shutdown); 0: only at shutdown.
@@ -211,6 +211,12 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A path, the empty one included (`--persistence.file=` turns persistence
+/// off, as in the Pushgateway), where clap's own parser refuses it.
+fn parse_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 /// A level (`error`, `warn`, `info`, `debug`, `trace`, `off`, any case) or
