@@ -95,7 +95,7 @@ impl Store {
             let file = File::create(&tmp).map_err(fail("create", &tmp))?;
             let mut out = BufWriter::with_capacity(1 << 20, file);
             let mut report = self
-                .write_snapshot(&mut out, SystemTime::now())
+                .write_snapshot(&mut out, SystemTime::now(), COMPRESS)
                 .map_err(fail("write", &tmp))?;
             let file = out
                 .into_inner()
@@ -129,21 +129,13 @@ impl Store {
     }
 
     /// Encodes a snapshot taken at `taken_at` into `out` (the format of the
-    /// module docs); `bytes` in the report stays 0.
+    /// module docs), its body one zstd frame when `compress` (what
+    /// [`Store::save_snapshot`] writes) or raw; `bytes` in the report stays 0.
     ///
     /// # Errors
     ///
     /// What `out` returns.
     pub fn write_snapshot<W: Write + Seek>(
-        &self,
-        out: W,
-        taken_at: SystemTime,
-    ) -> io::Result<SaveReport> {
-        self.encode_snapshot(out, taken_at, COMPRESS)
-    }
-
-    /// [`Store::write_snapshot`], the body compressed or not.
-    pub(super) fn encode_snapshot<W: Write + Seek>(
         &self,
         mut out: W,
         taken_at: SystemTime,

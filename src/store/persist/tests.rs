@@ -148,7 +148,7 @@ fn groups(s: &Store) -> String {
 
 fn snapshot(s: &Store, at: SystemTime, compress: bool) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
-    s.encode_snapshot(&mut out, at, compress).unwrap();
+    s.write_snapshot(&mut out, at, compress).unwrap();
     out.into_inner()
 }
 
