@@ -174,6 +174,10 @@ impl Persistence {
             self.path.clone(),
             Arc::clone(&self.one_at_a_time),
         );
+        // Unlike a page render, a snapshot runs at normal priority: at nice
+        // 10 it is preempted while it holds a shard's read lock, and the
+        // writers of that shard wait longer (examples/persist_bench.rs;
+        // README, Performance).
         let spawned = std::thread::Builder::new()
             .name("promgate-snapshot".into())
             .spawn(move || {
