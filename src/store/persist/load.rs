@@ -240,7 +240,9 @@ impl<R: Read> Loader<'_, R> {
             let age = r.u32("a group's age")?;
             let families = r.u32("a group's family count")?;
             let mut batch = WriteBatch::default();
-            let mut restored = Vec::with_capacity(families as usize);
+            // A count is only trusted as far as the entries that follow it:
+            // a huge one must fail as "the body ends", not abort on allocation.
+            let mut restored = Vec::with_capacity((families as usize).min(1024));
             for _ in 0..families {
                 let name = r.string("a pushed family name")?;
                 let metric_type = r.metric_type("a pushed family type")?;

@@ -369,6 +369,19 @@ fn bad_files_are_refused_with_their_reason() {
     let crc = crc32fast::hash(&bogus);
     bogus.extend_from_slice(&crc.to_le_bytes());
     assert!(matches!(load(&bogus), LoadError::Malformed(_)));
+    // Counts far beyond the body (here 2^32 - 1 families) fail as such.
+    let mut huge = format::header(0, 0, 0).to_vec();
+    let mut body = Vec::new();
+    body.extend_from_slice(&0i64.to_le_bytes());
+    body.extend_from_slice(&1u32.to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes());
+    body.extend_from_slice(&[0; 20]);
+    body.extend_from_slice(&u32::MAX.to_le_bytes());
+    huge[format::BODY_LEN_AT..].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    huge.extend_from_slice(&body);
+    let crc = crc32fast::hash(&huge);
+    huge.extend_from_slice(&crc.to_le_bytes());
+    assert!(matches!(load(&huge), LoadError::Malformed(why) if why.contains("ends inside")));
 }
 
 proptest! {
