@@ -174,6 +174,15 @@ pub struct Config {
     )]
     pub max_metadata: usize,
 
+    /// File the store (series, metadata, pushed groups) is snapshotted to, and loaded from at start-up; none or empty: nothing is persisted, as the Pushgateway without --persistence.file.
+    #[arg(long = "persistence.file", env = "PROMGATE_PERSISTENCE_FILE", value_parser = parse_path)]
+    pub persistence_file: Option<PathBuf>,
+
+    /// How often the store is snapshotted to --persistence.file (once more at shutdown); 0: only at shutdown.
+    #[arg(long = "persistence.interval", env = "PROMGATE_PERSISTENCE_INTERVAL",
+          default_value = "5m", value_parser = parse_duration)]
+    pub persistence_interval: Duration,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
     #[arg(long = "log.level", env = "PROMGATE_LOG_LEVEL", default_value = "info", value_parser = parse_log_level)]
     pub log_level: String,
@@ -202,6 +211,12 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A path, the empty one included (`--persistence.file=` turns persistence
+/// off, as in the Pushgateway), where clap's own parser refuses it.
+fn parse_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 /// A level (`error`, `warn`, `info`, `debug`, `trace`, `off`, any case) or
@@ -282,6 +297,19 @@ impl Config {
         Some(self.series_ttl).filter(|d| !d.is_zero())
     }
 
+    /// The snapshot file, or `None` when nothing is persisted (no flag, or
+    /// an empty one as the Pushgateway takes it).
+    pub fn persistence_file(&self) -> Option<&std::path::Path> {
+        self.persistence_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
+    /// The snapshot period, or `None` for snapshots at shutdown only.
+    pub fn persistence_interval(&self) -> Option<Duration> {
+        Some(self.persistence_interval).filter(|d| !d.is_zero())
+    }
+
     /// The pushed groups' TTL, or `None` when groups are kept until deleted.
     pub fn push_ttl(&self) -> Option<Duration> {
         Some(self.push_ttl).filter(|d| !d.is_zero())
@@ -314,6 +342,23 @@ mod tests {
                 .is_err()
         );
         assert!(Config::try_parse_from(["promgate", "--series.ttl", "soon"]).is_err());
+        assert_eq!(c.persistence_file(), None);
+        assert_eq!(c.persistence_interval(), Some(Duration::from_secs(300)));
+        let c = Config::try_parse_from(["promgate", "--persistence.file="]).unwrap();
+        assert_eq!(c.persistence_file(), None);
+        let c = Config::try_parse_from([
+            "promgate",
+            "--persistence.file",
+            "/var/lib/promgate/snapshot",
+            "--persistence.interval",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.persistence_file(),
+            Some(std::path::Path::new("/var/lib/promgate/snapshot"))
+        );
+        assert_eq!(c.persistence_interval(), None);
         for level in ["warn", "ERROR", "promgate=debug,tower_http=info"] {
             assert!(
                 Config::try_parse_from(["promgate", "--log.level", level]).is_ok(),

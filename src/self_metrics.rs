@@ -106,6 +106,24 @@ pub struct SelfMetrics {
     pub pushes: Family<MethodLabels, Counter>,
     /// Groups removed because nothing was pushed to them within --push.ttl.
     pub groups_expired: Counter,
+    /// Snapshots to --persistence.file, by result.
+    pub persistence_snapshots: Family<ResultLabels, Counter>,
+    /// When the last snapshot was put in place (Unix seconds).
+    pub persistence_last_success: Gauge,
+    /// Time to take and write a snapshot, successful or not.
+    pub persistence_snapshot_duration: Histogram,
+    /// Bytes of the last snapshot put in place.
+    pub persistence_snapshot_bytes: Gauge,
+    /// Series (pushed ones included) loaded from the snapshot at start-up.
+    pub persistence_series_loaded: Gauge,
+    /// Pushed groups loaded from the snapshot at start-up.
+    pub persistence_groups_loaded: Gauge,
+    /// Series of the snapshot left out at start-up, by reason (`expired`, `series_limit`).
+    pub persistence_load_series_dropped: Family<ReasonLabels, Counter>,
+    /// Snapshot files refused at start-up (and moved aside), by reason.
+    pub persistence_load_failures: Family<ReasonLabels, Counter>,
+    /// Time the start-up load took.
+    pub persistence_load_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 /// Labels of the push counters.
@@ -150,6 +168,15 @@ impl SelfMetrics {
             push_groups: Gauge::default(),
             pushes: Family::default(),
             groups_expired: Counter::default(),
+            persistence_snapshots: Family::default(),
+            persistence_last_success: Gauge::default(),
+            persistence_snapshot_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            persistence_snapshot_bytes: Gauge::default(),
+            persistence_series_loaded: Gauge::default(),
+            persistence_groups_loaded: Gauge::default(),
+            persistence_load_series_dropped: Family::default(),
+            persistence_load_failures: Family::default(),
+            persistence_load_duration: Gauge::default(),
             web_config_reloads: Family::default(),
             web_config_last_reload_successful: Gauge::default(),
             web_config_last_reload_success_time: Gauge::default(),
@@ -279,6 +306,66 @@ impl SelfMetrics {
             "Pushed groups removed because nothing was pushed to them within --push.ttl",
             m.groups_expired.clone(),
         );
+        r.register(
+            "persistence_snapshots",
+            "Snapshots of the store to --persistence.file, by result (a failed one leaves the last good file as it was)",
+            m.persistence_snapshots.clone(),
+        );
+        r.register(
+            "persistence_last_success_timestamp_seconds",
+            "When the last snapshot to --persistence.file was put in place",
+            m.persistence_last_success.clone(),
+        );
+        r.register(
+            "persistence_snapshot_duration_seconds",
+            "Time to take and write a snapshot, successful or not",
+            m.persistence_snapshot_duration.clone(),
+        );
+        r.register(
+            "persistence_snapshot_bytes",
+            "Size of the last snapshot put in place",
+            m.persistence_snapshot_bytes.clone(),
+        );
+        r.register(
+            "persistence_series_loaded",
+            "Series (pushed ones included) loaded from --persistence.file at start-up",
+            m.persistence_series_loaded.clone(),
+        );
+        r.register(
+            "persistence_groups_loaded",
+            "Pushed groups loaded from --persistence.file at start-up",
+            m.persistence_groups_loaded.clone(),
+        );
+        r.register(
+            "persistence_load_series_dropped",
+            "Series of the snapshot left out at start-up: their TTL passed (expired) or --limits.series was reached (series_limit)",
+            m.persistence_load_series_dropped.clone(),
+        );
+        r.register(
+            "persistence_load_failures",
+            "Snapshot files refused at start-up and moved aside, by reason; promgate then starts empty",
+            m.persistence_load_failures.clone(),
+        );
+        r.register(
+            "persistence_load_duration_seconds",
+            "Time the start-up load of --persistence.file took",
+            m.persistence_load_duration.clone(),
+        );
+        for result in ["success", "failure"] {
+            m.persistence_snapshots
+                .get_or_create(&ResultLabels { result })
+                .inc_by(0);
+        }
+        for reason in ["expired", "series_limit"] {
+            m.persistence_load_series_dropped
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
+        for reason in crate::store::persist::LoadError::REASONS {
+            m.persistence_load_failures
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
         // Every reason starts at zero, so `rate()` and alerts see the series
         // before the first rejection happens.
         for reason in Self::CONNECTION_CLOSE_REASONS {

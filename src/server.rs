@@ -3,9 +3,15 @@
 //! [`run`] owns the process's life: it builds the state, binds, starts the
 //! background tasks, serves until SIGINT or SIGTERM, then stops in order:
 //! stop accepting and let in-flight requests (and streaming pages) finish,
-//! for at most `--web.shutdown-timeout`, then stop the background tasks. A
-//! snapshot to disk, when it comes, is taken here after the last write and
-//! before exit.
+//! for at most `--web.shutdown-timeout`, then stop the background tasks,
+//! then (with `--persistence.file`) write a last snapshot, and exit.
+//!
+//! With `--persistence.file`, the snapshot is loaded before the listener is
+//! bound, so nothing is served from a half-loaded store; a file that cannot
+//! be loaded is moved aside and promgate starts empty (never a crash loop).
+//! Snapshots are written on a thread of their own, one at a time, every
+//! `--persistence.interval`; a failed one is logged with its cause and
+//! counted, and promgate keeps serving.
 //!
 //! Connections are served by hyper's HTTP/1 server directly rather than
 //! `axum::serve`, which cannot bound how long a client may take to send its
@@ -41,8 +47,8 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::self_metrics::{ReasonLabels, SelfMetrics};
-use crate::store::Store;
+use crate::self_metrics::{ReasonLabels, ResultLabels, SelfMetrics};
+use crate::store::{Store, persist};
 use crate::web_config::WebConfigHandle;
 
 /// The sweep period when series never expire: names emptied by stale
@@ -56,12 +62,40 @@ const IDLE_SWEEP: Duration = Duration::from_secs(15);
 /// The web config is invalid (kind `InvalidInput`), the listen address
 /// cannot be bound, or the server fails while serving.
 pub async fn run(config: &Config) -> io::Result<()> {
-    let state =
+    let mut state =
         AppState::load(config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let persistence = match config.persistence_file() {
+        Some(path) => {
+            let store = restore(config, path, &state.metrics).await;
+            if let Some(store) = store {
+                state.store = Arc::new(store);
+            }
+            Some(Persistence {
+                path: path.to_path_buf(),
+                store: Arc::clone(&state.store),
+                metrics: Arc::clone(&state.metrics),
+                one_at_a_time: Arc::default(),
+            })
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.listen_address).await?;
     let address = listener.local_addr().unwrap_or(config.listen_address);
     log_start(config, address, state.web_config.as_deref());
     let sweeper = spawn_sweeper(&state, config.ttl());
+    let snapshots = persistence.as_ref().and_then(|p| {
+        let interval = config.persistence_interval()?;
+        let p = p.clone();
+        Some(tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                p.snapshot("interval").await;
+            }
+        }))
+    });
     let watcher = state.web_config.as_ref().map(|web| {
         let interval = Some(config.web_config_reload_interval).filter(|d| !d.is_zero());
         web.spawn_watcher(interval)
@@ -117,7 +151,212 @@ pub async fn run(config: &Config) -> io::Result<()> {
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    if let Some(snapshots) = snapshots {
+        snapshots.abort();
+    }
+    if let Some(p) = persistence {
+        // Waits for a periodic snapshot still being written, then writes
+        // the store as the last request left it.
+        p.snapshot("shutdown").await;
+    }
     result
+}
+
+/// Snapshots of the store to `--persistence.file`.
+#[derive(Clone)]
+struct Persistence {
+    path: std::path::PathBuf,
+    store: Arc<Store>,
+    metrics: Arc<SelfMetrics>,
+    /// Held while a snapshot is written: two would share the temporary file.
+    one_at_a_time: Arc<std::sync::Mutex<()>>,
+}
+
+impl Persistence {
+    /// Writes a snapshot on a thread of its own (file I/O and the encoding
+    /// of every series never run on the runtime's threads), counts and logs
+    /// the outcome; `why` goes into the log.
+    async fn snapshot(&self, why: &'static str) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (store, path, lock) = (
+            Arc::clone(&self.store),
+            self.path.clone(),
+            Arc::clone(&self.one_at_a_time),
+        );
+        // Unlike a page render, a snapshot runs at normal priority: at nice
+        // 10 it is preempted while it holds a shard's read lock, and the
+        // writers of that shard wait longer (examples/persist_bench.rs;
+        // README, Performance).
+        let spawned = std::thread::Builder::new()
+            .name("promgate-snapshot".into())
+            .spawn(move || {
+                let _one = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let start = std::time::Instant::now();
+                let saved = store.save_snapshot(&path);
+                let _ = tx.send((saved, start.elapsed()));
+            });
+        let outcome = match spawned {
+            Ok(_) => rx
+                .await
+                .map_err(|_| "the snapshot thread panicked".to_string()),
+            Err(e) => Err(format!("cannot start the snapshot thread: {e}")),
+        };
+        let m = &self.metrics;
+        let result = |result| ResultLabels { result };
+        match outcome {
+            Ok((Ok(report), took)) => {
+                m.persistence_snapshots
+                    .get_or_create(&result("success"))
+                    .inc();
+                m.persistence_snapshot_duration.observe(took.as_secs_f64());
+                m.persistence_snapshot_bytes.set(report.bytes as i64);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                m.persistence_last_success.set(now as i64);
+                macro_rules! written {
+                    ($level:expr) => {
+                        tracing::event!(
+                            $level,
+                            file = %self.path.display(),
+                            why,
+                            series = report.series,
+                            groups = report.groups,
+                            bytes = report.bytes,
+                            took = ?took,
+                            "snapshot written"
+                        )
+                    };
+                }
+                // Every interval at debug; the one at shutdown, which the
+                // next start loads, at info.
+                if why == "shutdown" {
+                    written!(tracing::Level::INFO);
+                } else {
+                    written!(tracing::Level::DEBUG);
+                }
+            }
+            Ok((Err(e), took)) => {
+                m.persistence_snapshots
+                    .get_or_create(&result("failure"))
+                    .inc();
+                m.persistence_snapshot_duration.observe(took.as_secs_f64());
+                tracing::error!(why, error = %e, "snapshot failed; the last good file is kept");
+            }
+            Err(e) => {
+                m.persistence_snapshots
+                    .get_or_create(&result("failure"))
+                    .inc();
+                tracing::error!(why, file = %self.path.display(), error = %e, "snapshot failed; the last good file is kept");
+            }
+        }
+    }
+}
+
+/// Loads the snapshot at `path` on a blocking thread, counting and logging
+/// the outcome: the loaded store, or `None` to start empty (no file yet, or
+/// a file that failed to load, which is moved aside to
+/// `<path>.corrupt-<Unix seconds>` so the next snapshot cannot overwrite
+/// it and the next start does not trip on it again).
+async fn restore(config: &Config, path: &std::path::Path, metrics: &SelfMetrics) -> Option<Store> {
+    // A temporary file left by a snapshot cut short (kill -9, power cut)
+    // is an unfinished write, never the snapshot: the file itself is.
+    let tmp = persist::temp_path(path);
+    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => tracing::info!(file = %tmp.display(), "removed an unfinished snapshot"),
+            Err(e) => {
+                tracing::warn!(file = %tmp.display(), error = %e, "cannot remove an unfinished snapshot")
+            }
+        }
+    }
+    let opts = persist::LoadOptions {
+        limits: config.store_limits(),
+        series_ttl: config.ttl(),
+        push_ttl: config.push_ttl(),
+        now: std::time::SystemTime::now(),
+    };
+    let start = std::time::Instant::now();
+    let file = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || persist::load(&file, &opts))
+        .await
+        .unwrap_or_else(|e| {
+            Err(persist::LoadError::Malformed(format!(
+                "the load panicked: {e}"
+            )))
+        });
+    let took = start.elapsed();
+    metrics.persistence_load_duration.set(took.as_secs_f64());
+    match loaded {
+        Ok(None) => {
+            tracing::info!(file = %path.display(), "no snapshot to load; starting empty");
+            None
+        }
+        Ok(Some((store, report))) => {
+            metrics.persistence_series_loaded.set(report.series as i64);
+            metrics.persistence_groups_loaded.set(report.groups as i64);
+            let dropped = |reason| ReasonLabels { reason };
+            metrics
+                .persistence_load_series_dropped
+                .get_or_create(&dropped("expired"))
+                .inc_by(report.expired_series as u64);
+            metrics
+                .persistence_load_series_dropped
+                .get_or_create(&dropped("series_limit"))
+                .inc_by(report.over_limit_series as u64);
+            let age = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+                .saturating_sub(report.taken_at_ms)
+                .max(0);
+            tracing::info!(
+                file = %path.display(),
+                series = report.series,
+                groups = report.groups,
+                metadata = report.metadata,
+                expired_series = report.expired_series,
+                expired_groups = report.expired_groups,
+                over_limit_series = report.over_limit_series,
+                over_limit_metadata = report.over_limit_metadata,
+                snapshot_age = %humantime::format_duration(Duration::from_secs(age as u64 / 1000)),
+                bytes = report.bytes,
+                took = ?took,
+                "snapshot loaded"
+            );
+            Some(store)
+        }
+        Err(e) => {
+            metrics
+                .persistence_load_failures
+                .get_or_create(&ReasonLabels { reason: e.reason() })
+                .inc();
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".corrupt-{secs}"));
+            let aside = std::path::PathBuf::from(aside);
+            match std::fs::rename(path, &aside) {
+                Ok(()) => tracing::error!(
+                    file = %path.display(),
+                    moved_to = %aside.display(),
+                    reason = e.reason(),
+                    error = %e,
+                    "cannot load the snapshot; moved it aside and starting empty"
+                ),
+                Err(move_error) => tracing::error!(
+                    file = %path.display(),
+                    reason = e.reason(),
+                    error = %e,
+                    move_error = %move_error,
+                    "cannot load the snapshot nor move it aside; starting empty"
+                ),
+            }
+            None
+        }
+    }
 }
 
 /// TLS on the listener: each connection's handshake uses the rustls

@@ -12,7 +12,7 @@ use super::Store;
 use super::entry::{Effect, Entry};
 use super::table::{Metric, SHARDS, shard_of, write};
 use crate::model::{
-    RejectReason, Rejection, Rejections, SeriesUpdate, WriteBatch, is_stale_marker,
+    Metadata, RejectReason, Rejection, Rejections, SeriesUpdate, WriteBatch, is_stale_marker,
 };
 
 /// Asks the CPU to bring `block` into the cache; a hint that reads nothing.
@@ -339,31 +339,47 @@ fn prefix_sums(counts: &mut [u32]) -> u32 {
 impl Store {
     /// Applies every series update and metadata entry of `batch`.
     pub fn apply(&self, batch: &WriteBatch) -> ApplyOutcome {
-        let now = self.now();
+        self.apply_at(batch, self.now())
+    }
+
+    /// [`Store::apply`] as if at store-clock second `now`: what a loaded
+    /// snapshot uses to give each entry the age it had.
+    pub(super) fn apply_at(&self, batch: &WriteBatch, now: u32) -> ApplyOutcome {
         let mut out = ApplyOutcome::default();
         self.apply_series(batch, now, &mut out);
         for (name, md) in &batch.metadata {
-            if let Some(mut slot) = self.metadata.get_mut(name.as_str()) {
-                // Remote-Write 2.0 repeats the metadata with every series:
-                // most updates only refresh it.
-                if slot.0 != *md {
-                    slot.0 = md.clone();
-                }
-                slot.1 = now;
-            } else if self.metadata.len() >= self.limits.max_metadata {
-                out.rejected.add_metadata(Rejection {
-                    reason: RejectReason::MetadataLimit,
-                    detail: format!(
-                        "metadata for {name:?} would exceed the limit of {} families",
-                        self.limits.max_metadata
-                    ),
-                });
-            } else {
-                self.metadata
-                    .insert(name.as_str().into(), (md.clone(), now));
-            }
+            self.apply_metadata(name, md, now, &mut out);
         }
         out
+    }
+
+    /// Stores family `name`'s metadata `md`, last updated at `now`, within
+    /// `--limits.metadata`.
+    pub(super) fn apply_metadata(
+        &self,
+        name: &str,
+        md: &Metadata,
+        now: u32,
+        out: &mut ApplyOutcome,
+    ) {
+        if let Some(mut slot) = self.metadata.get_mut(name) {
+            // Remote-Write 2.0 repeats the metadata with every series:
+            // most updates only refresh it.
+            if slot.0 != *md {
+                slot.0 = md.clone();
+            }
+            slot.1 = now;
+        } else if self.metadata.len() >= self.limits.max_metadata {
+            out.rejected.add_metadata(Rejection {
+                reason: RejectReason::MetadataLimit,
+                detail: format!(
+                    "metadata for {name:?} would exceed the limit of {} families",
+                    self.limits.max_metadata
+                ),
+            });
+        } else {
+            self.metadata.insert(name.into(), (md.clone(), now));
+        }
     }
 
     /// Applies the series updates of `batch`, whatever their order.

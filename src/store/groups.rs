@@ -139,15 +139,15 @@ pub struct FamilyView {
 pub(super) struct Groups(Mutex<Registry>);
 
 #[derive(Default)]
-struct Registry {
-    groups: HashMap<Arc<str>, Group, RandomState>,
+pub(super) struct Registry {
+    pub(super) groups: HashMap<Arc<str>, Group, RandomState>,
     /// Every pushed series → its group and family.
     owners: HashMap<Arc<str>, Owner, RandomState>,
     /// Family name → (type, groups holding it as that type).
     types: HashMap<Arc<str>, Vec<(MetricType, usize)>, RandomState>,
     /// The last stamp given to pushed samples: never going back, so a
     /// clock step cannot make a later push look older than an earlier one.
-    last_stamp_ms: i64,
+    pub(super) last_stamp_ms: i64,
 }
 
 struct Owner {
@@ -155,19 +155,30 @@ struct Owner {
     family: Arc<str>,
 }
 
-struct Group {
-    grouping: Grouping,
-    families: HashMap<Arc<str>, GroupFamily, RandomState>,
-    push_time: f64,
-    push_failure_time: f64,
+pub(super) struct Group {
+    pub(super) grouping: Grouping,
+    pub(super) families: HashMap<Arc<str>, GroupFamily, RandomState>,
+    pub(super) push_time: f64,
+    pub(super) push_failure_time: f64,
     /// Store clock second of the last push (successful or not).
-    touched: u32,
+    pub(super) touched: u32,
 }
 
-struct GroupFamily {
-    metric_type: MetricType,
-    keys: Vec<Arc<str>>,
-    pushed_at: f64,
+pub(super) struct GroupFamily {
+    pub(super) metric_type: MetricType,
+    pub(super) keys: Vec<Arc<str>>,
+    pub(super) pushed_at: f64,
+}
+
+/// A pushed group read back from a snapshot, for [`Store::restore_group`].
+pub(super) struct RestoredGroup {
+    pub(super) grouping: Grouping,
+    pub(super) push_time: f64,
+    pub(super) push_failure_time: f64,
+    /// Its families (their own two series among them), each with the time
+    /// of the push that last wrote it; their series are `batch.series`.
+    pub(super) families: Vec<(PushedFamily, f64)>,
+    pub(super) batch: crate::model::WriteBatch,
 }
 
 /// Limits for the two series promgate writes itself per group: its grouping
@@ -199,7 +210,7 @@ impl Registry {
 }
 
 impl Groups {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -688,6 +699,94 @@ impl Store {
         self.live
             .fetch_sub(removed, std::sync::atomic::Ordering::Relaxed);
         removed
+    }
+
+    /// Restores a group read from a snapshot, its series last updated at
+    /// store-clock second `touched`: `Ok(false)` (and nothing stored) when
+    /// its series do not fit under `--limits.series`, as a push would be
+    /// refused whole.
+    ///
+    /// # Errors
+    ///
+    /// The group is inconsistent with itself or with the groups restored
+    /// before it (a group, family or series twice, a series not marked as
+    /// pushed): the snapshot is not one promgate wrote.
+    pub(super) fn restore_group(
+        &self,
+        restored: RestoredGroup,
+        touched: u32,
+    ) -> Result<bool, String> {
+        let RestoredGroup {
+            grouping,
+            push_time,
+            push_failure_time,
+            families,
+            batch,
+        } = restored;
+        let mut reg = self.groups.lock();
+        let gid: Arc<str> = grouping.id().into();
+        if reg.groups.contains_key(&gid) {
+            return Err(format!("group {gid} appears twice"));
+        }
+        let mut keys = HashSet::with_capacity(batch.series.len());
+        for u in &batch.series {
+            let key = batch.key(u);
+            if !u.key.traits.pushed() {
+                return Err(format!(
+                    "series {key} of group {gid} is not marked as pushed"
+                ));
+            }
+            if reg.owners.contains_key(key) || !keys.insert(key) {
+                return Err(format!("series {key} belongs to two groups or families"));
+            }
+        }
+        if self.live_series().saturating_add(batch.series.len()) > self.limits.max_series {
+            return Ok(false);
+        }
+        let applied = self.apply_at(&batch, touched);
+        if applied.created != batch.series.len() as u64 {
+            // Groups are restored first, each key checked above: a series
+            // that was not created is a stale marker or a duplicate.
+            return Err(format!("group {gid} has series that cannot be stored"));
+        }
+        let mut group = Group {
+            grouping,
+            families: HashMap::with_capacity_and_hasher(families.len(), RandomState::default()),
+            push_time,
+            push_failure_time,
+            touched,
+        };
+        let reg = &mut *reg;
+        for (family, pushed_at) in families {
+            let name: Arc<str> = family.name.as_str().into();
+            let keys: Vec<Arc<str>> = batch.series[family.series]
+                .iter()
+                .map(|u| Arc::from(batch.key(u)))
+                .collect();
+            for key in &keys {
+                reg.owners.insert(
+                    Arc::clone(key),
+                    Owner {
+                        group: Arc::clone(&gid),
+                        family: Arc::clone(&name),
+                    },
+                );
+            }
+            Self::count_type(&mut reg.types, &name, family.metric_type, 1);
+            let previous = group.families.insert(
+                Arc::clone(&name),
+                GroupFamily {
+                    metric_type: family.metric_type,
+                    keys,
+                    pushed_at,
+                },
+            );
+            if previous.is_some() {
+                return Err(format!("family {name} appears twice in group {gid}"));
+            }
+        }
+        reg.groups.insert(gid, group);
+        Ok(true)
     }
 
     /// Number of pushed groups.

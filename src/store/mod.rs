@@ -31,6 +31,7 @@
 mod apply;
 mod entry;
 mod groups;
+pub mod persist;
 mod table;
 mod view;
 
@@ -47,6 +48,12 @@ use dashmap::DashMap;
 use crate::model::{self, Metadata, Sample};
 use entry::Entry;
 use table::{Metric, SeriesHasher, read, shard_of, write};
+
+/// Where the store's clock starts. Not at zero: an entry loaded from a
+/// snapshot keeps the age it had, so its last update is placed before the
+/// process started, up to this many seconds (34 years) back; ahead, the
+/// clock has as many seconds left before it saturates.
+const CLOCK_START: u32 = 1 << 30;
 
 /// Limits the store enforces.
 #[derive(Clone, Copy, Debug)]
@@ -86,10 +93,11 @@ impl Store {
         }
     }
 
-    /// The store's clock: whole seconds since it was created (the TTL is
-    /// measured in receive time, never in sample time).
+    /// The store's clock: whole seconds since it was created, plus
+    /// [`CLOCK_START`] (the TTL is measured in receive time, never in sample
+    /// time).
     fn now(&self) -> u32 {
-        self.epoch.elapsed().as_secs() as u32
+        CLOCK_START.saturating_add(self.epoch.elapsed().as_secs() as u32)
     }
 
     /// Number of live series.
@@ -170,13 +178,19 @@ impl Store {
 
     /// The latest sample of the series with canonical key `key`, if live.
     pub fn get(&self, key: &str) -> Option<Sample> {
+        self.find(key, Entry::sample)
+    }
+
+    /// `f` of the entry of the series with canonical key `key`, if live,
+    /// under its shard's read lock.
+    fn find<R>(&self, key: &str, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         let name = key.split_once('{').map_or(key, |(n, _)| n);
         let metric = self.metrics.get(name)?;
         let hash = self.hasher.hash(key.as_bytes());
         let table = read(&metric.shards[shard_of(hash)]);
         table
             .find(hash, |e| e.hash() == hash && e.key() == key.as_bytes())
-            .map(Entry::sample)
+            .map(f)
     }
 
     #[cfg(test)]

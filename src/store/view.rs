@@ -5,11 +5,12 @@
 //! lock only while it hands the part's series to the caller's closure, so
 //! the caller can write out between parts with no lock held: a slow scraper
 //! stalls no writer, and a reader never holds two locks. The same cursor
-//! serves the exposition today and a snapshot to disk later.
+//! serves the exposition and snapshots to disk (`persist`).
 
 use std::sync::Arc;
 
 use super::Store;
+use super::entry::Entry;
 use super::table::{Metric, read};
 use crate::model::{Sample, SeriesTraits};
 
@@ -76,16 +77,24 @@ impl Parts<'_> {
     /// Calls `f` for every series of the next part, holding that part's read
     /// lock only meanwhile; `false` once every part has been visited.
     pub fn visit_next(&mut self, mut f: impl FnMut(SeriesRef<'_>)) -> bool {
-        let Some(shard) = self.metric.shards.get(self.next) else {
-            return false;
-        };
-        self.next += 1;
-        for e in read(shard).iter() {
+        self.visit_next_entries(|e| {
             f(SeriesRef {
                 key: e.key(),
                 sample: e.sample(),
                 traits: e.traits(),
             });
+        })
+    }
+
+    /// [`Parts::visit_next`] with the store's own view of each series (its
+    /// TTL clock too), for snapshots.
+    pub(super) fn visit_next_entries(&mut self, mut f: impl FnMut(&Entry)) -> bool {
+        let Some(shard) = self.metric.shards.get(self.next) else {
+            return false;
+        };
+        self.next += 1;
+        for e in read(shard).iter() {
+            f(e);
         }
         true
     }
