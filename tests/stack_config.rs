@@ -787,3 +787,35 @@ fn every_promgate_replica_is_written_scraped_and_deduplicated() {
         "scripts/stack's victoria-metrics does not deduplicate"
     );
 }
+
+/// vmagent accepts each sharding rules file as `-remoteWrite.urlRelabelConfig`
+/// (tests/scale_out.rs runs them, with Prometheus too).
+#[test]
+fn vmagent_accepts_the_sharding_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    // vmagent 1.79's -dryRun wants a scrape config too.
+    let scrape = dir.path().join("scrape.yml");
+    std::fs::write(&scrape, "scrape_configs: []\n").unwrap();
+    let check = |rules: &[std::path::PathBuf]| {
+        let mut cmd = Command::new(tool("vmagent"));
+        cmd.arg("-dryRun")
+            .arg(format!("-promscrape.config={}", scrape.display()));
+        for (i, r) in rules.iter().enumerate() {
+            cmd.arg(format!(
+                "-remoteWrite.url=http://127.0.0.1:{}/api/v1/write",
+                1 + i
+            ))
+            .arg(format!("-remoteWrite.urlRelabelConfig={}", r.display()));
+        }
+        run(&mut cmd)
+    };
+    let rules = files("vmagent/sharding", "yml");
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    let (ok, out) = check(&rules);
+    assert!(ok, "{out}");
+    // The check can fail: an unknown action is refused.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "- action: shard\n").unwrap();
+    let (ok, _) = check(&[bad]);
+    assert!(!ok, "vmagent -dryRun accepted an unknown relabeling action");
+}
