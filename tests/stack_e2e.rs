@@ -730,9 +730,9 @@ async fn local_stack_end_to_end() {
     // `status` names the stopped service, and every other one as running.
     let (_, status) = stack.script(&["status"]);
     assert!(
-        status
-            .lines()
-            .any(|l| l == "stopped  vmagent-ap-southeast-1-eks-01-dev"),
+        status.lines().any(|l| l
+            .split_whitespace()
+            .eq(["stopped", "vmagent-ap-southeast-1-eks-01-dev"])),
         "{status}"
     );
     assert_eq!(
@@ -743,6 +743,32 @@ async fn local_stack_end_to_end() {
         14,
         "{status}"
     );
+    // A service alive but not answering (promgate-2 frozen with SIGSTOP) is
+    // `unhealthy`, not `running`; thawed, it is running again.
+    let pid = std::fs::read_to_string(stack.dir.path().join("pids/promgate-2")).unwrap();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, pid.trim()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    let state_of = |name: &str| -> String {
+        let (_, status) = stack.script(&["status"]);
+        status
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("missing")
+            .to_string()
+    };
+    signal("-STOP");
+    let frozen = state_of("promgate-2");
+    signal("-CONT");
+    assert_eq!(frozen, "unhealthy");
+    assert_eq!(state_of("promgate-2"), "running");
     let vmalert = stack.port("VMALERT_PORT");
     let is_down_alert = |a: &Value| {
         a["name"] == "VmagentDown"
