@@ -258,7 +258,7 @@ impl Persistence {
 /// Loads the snapshot at `path` on a blocking thread, counting and logging
 /// the outcome: the loaded store, or `None` to start empty (no file yet, or
 /// a file that failed to load, which is moved aside to
-/// `<path>.corrupt-<Unix seconds>` so the next snapshot cannot overwrite
+/// `<path>.corrupt-<Unix seconds>` (see [`aside_path`]) so the next snapshot cannot overwrite
 /// it and the next start does not trip on it again).
 async fn restore(config: &Config, path: &std::path::Path, metrics: &SelfMetrics) -> Option<Store> {
     // A temporary file left by a snapshot cut short (kill -9, power cut)
@@ -335,9 +335,7 @@ async fn restore(config: &Config, path: &std::path::Path, metrics: &SelfMetrics)
             let secs = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(format!(".corrupt-{secs}"));
-            let aside = std::path::PathBuf::from(aside);
+            let aside = aside_path(path, secs);
             match std::fs::rename(path, &aside) {
                 Ok(()) => tracing::error!(
                     file = %path.display(),
@@ -357,6 +355,26 @@ async fn restore(config: &Config, path: &std::path::Path, metrics: &SelfMetrics)
             None
         }
     }
+}
+
+/// Where a snapshot that failed to load goes: `<path>.corrupt-<secs>`, or
+/// with `-1`, `-2`, … appended when that name is taken, so that bad files
+/// of restarts within one second are all kept (a name is never reused).
+fn aside_path(path: &std::path::Path, secs: u64) -> std::path::PathBuf {
+    let with = |suffix: String| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    let first = with(format!(".corrupt-{secs}"));
+    let taken = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
+    if !taken(&first) {
+        return first;
+    }
+    (1u32..)
+        .map(|n| with(format!(".corrupt-{secs}-{n}")))
+        .find(|p| !taken(p))
+        .expect("some suffix is free")
 }
 
 /// TLS on the listener: each connection's handshake uses the rustls
@@ -628,6 +646,36 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_snapshots_moved_aside_within_one_second_keep_distinct_names() {
+        let dir = std::env::temp_dir().join(format!("promgate-aside-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("snap");
+        let mut names = Vec::new();
+        for body in ["first", "second", "third"] {
+            std::fs::write(&file, body).unwrap();
+            let aside = aside_path(&file, 1_795_970_295);
+            std::fs::rename(&file, &aside).unwrap();
+            names.push(aside);
+        }
+        let kept: Vec<String> = names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(kept, ["first", "second", "third"]);
+        assert!(
+            names[0]
+                .to_string_lossy()
+                .ends_with("snap.corrupt-1795970295")
+        );
+        assert!(
+            names[2]
+                .to_string_lossy()
+                .ends_with("snap.corrupt-1795970295-2")
+        );
+    }
 
     #[test]
     fn sweeps_a_tenth_of_the_ttl_apart_within_bounds() {

@@ -1668,6 +1668,19 @@ async fn push_bad_path() {
         ),
         ("/metrics/job/batch/1bad/x", "invalid push path:"),
         ("/metrics/job/batch/__x/y", "invalid push path:"),
+        // Grouping labels are in every series of the group: 29 of them,
+        // with job, __name__ and instance, make 32 (the default limit is 30).
+        (
+            &*format!(
+                "/metrics/job/batch{}",
+                (0..29).map(|i| format!("/k{i}/v")).collect::<String>()
+            ),
+            "more than --limits.labels-per-series 30",
+        ),
+        (
+            &*format!("/metrics/job/batch/k/{}", "v".repeat(4097)),
+            "longer than --limits.label-value-length 4096",
+        ),
     ] {
         let gate = Gate::router(&[]).await;
         gate.check(

@@ -354,3 +354,49 @@ async fn a_group_expires_after_push_ttl_and_a_push_refreshes_it() {
         "{metrics}"
     );
 }
+
+/// The grouping labels are part of every pushed series (and of the group's
+/// `push_time_seconds`), so a path over the per-series limits is refused
+/// before anything is kept: no series, no group, no failure time.
+#[tokio::test]
+async fn a_grouping_over_the_per_series_limits_is_refused_and_creates_nothing() {
+    let (app, _) = app(&[
+        "--limits.labels-per-series",
+        "6",
+        "--limits.label-value-length",
+        "16",
+    ]);
+    // job + 3 labels + __name__ + instance = 6: at the limit, accepted.
+    let (s, b) = put(&app, "/metrics/job/ok/a/1/b/2/c/3", "x 1\n").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // job + 4 labels + __name__ + instance = 7.
+    let too_many = "/metrics/job/many/a/1/b/2/c/3/d/4";
+    // An empty body too: it would store only push_time_seconds.
+    for body in ["x 1\n", ""] {
+        let (s, b) = put(&app, too_many, body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(
+            b.contains("7 labels") && b.contains("--limits.labels-per-series 6"),
+            "{b}"
+        );
+    }
+    let long = format!("/metrics/job/long/v/{}", "x".repeat(17));
+    let (s, b) = put(&app, &long, "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.contains("value of label v is 17 bytes"), "{b}");
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(page.contains("job=\"ok\""), "{page}");
+    for job in ["many", "long"] {
+        assert!(!page.contains(&format!("job=\"{job}\"")), "{page}");
+    }
+    let (_, groups) = get(&app, "/api/v1/metrics").await;
+    assert!(
+        !groups.contains("many") && !groups.contains("\"long\""),
+        "{groups}"
+    );
+    let (_, own) = get(&app, "/-/metrics").await;
+    assert!(
+        own.contains("promgate_requests_rejected_total{reason=\"invalid_push_path\"} 3\n"),
+        "{own}"
+    );
+}

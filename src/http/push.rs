@@ -90,6 +90,13 @@ fn grouping(uri: &Uri) -> Result<Grouping, Error> {
     Ok(Grouping::new(job, pairs)?)
 }
 
+/// The grouping key of a push path within the per-series limits.
+fn checked_grouping(app: &AppState, uri: &Uri) -> Result<Grouping, Error> {
+    let grouping = grouping(uri)?;
+    grouping.check_limits(&app.settings.decode.series)?;
+    Ok(grouping)
+}
+
 fn count_rejection(app: &AppState, e: &Error) {
     let labels = ReasonLabels { reason: e.reason() };
     app.metrics.requests_rejected.get_or_create(&labels).inc();
@@ -128,7 +135,7 @@ async fn push_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), Error> {
-    let grouping = grouping(uri)?;
+    let grouping = checked_grouping(app, uri)?;
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let encoding = ingest::push::PushEncoding::from_header(header(header::CONTENT_ENCODING))?;
     let delimited = ingest::push::is_delimited_protobuf(header(header::CONTENT_TYPE));

@@ -85,6 +85,45 @@ impl Grouping {
         Ok(Grouping { labels: all, id })
     }
 
+    /// Checks the grouping labels against the per-series limits every
+    /// pushed series (and the group's `push_time_seconds`) inherits: the
+    /// grouping labels plus `__name__` and, when the path has none,
+    /// `instance` count against `max_labels`; each name and value against
+    /// its length limit. Checked before anything of the push is kept, so a
+    /// path over a limit creates no group, not even its failure time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidGrouping`] naming the limit and the label.
+    pub fn check_limits(&self, limits: &SeriesLimits) -> Result<(), Error> {
+        let has_instance = self.labels.iter().any(|(n, _)| n == "instance");
+        let labels = self.labels.len() + 1 + usize::from(!has_instance);
+        if labels > limits.max_labels {
+            return Err(Error::InvalidGrouping(format!(
+                "{} grouping labels give every series of the group {labels} labels, more than --limits.labels-per-series {}",
+                self.labels.len(),
+                limits.max_labels
+            )));
+        }
+        for (name, value) in &self.labels {
+            if name.len() > limits.max_name_len {
+                return Err(Error::InvalidGrouping(format!(
+                    "label name of {} bytes is longer than --limits.label-name-length {}",
+                    name.len(),
+                    limits.max_name_len
+                )));
+            }
+            if value.len() > limits.max_value_len {
+                return Err(Error::InvalidGrouping(format!(
+                    "value of label {name} is {} bytes, longer than --limits.label-value-length {}",
+                    value.len(),
+                    limits.max_value_len
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The labels, sorted by name.
     pub fn labels(&self) -> &[(String, String)] {
         &self.labels
