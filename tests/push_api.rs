@@ -306,6 +306,36 @@ fn steps() -> Vec<Step> {
             "",
             "deleting a group that does not exist is not an error",
         ),
+        step(
+            "PUT",
+            "/metrics/job/hh",
+            "# TYPE hx histogram\nhx_bucket{le=\"1\"} 1\nhx_bucket{le=\"+Inf\"} 1\nhx_sum 1\nhx_count 1\n",
+            "a histogram, to be replaced by a family named like its count",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/hh",
+            "# TYPE hx_count gauge\nhx_count{z=\"1\"} 5\n",
+            "a PUT of a gauge named like the histogram's count it replaces",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/ss",
+            "# HELP sm A summary.\n# TYPE sm summary\nsm{quantile=\"0.5\"} 1\nsm_sum 2\nsm_count 3\n",
+            "a summary, to be replaced by a counter named like its sum",
+        ),
+        step(
+            "PUT",
+            "/metrics/job/ss",
+            "# HELP sm_sum Its own help.\n# TYPE sm_sum counter\nsm_sum 7\n",
+            "a PUT of a counter with its own HELP named like the summary's sum it replaces",
+        ),
+        step(
+            "DELETE",
+            "/metrics/job/hh",
+            "",
+            "a DELETE of the group holding the gauge",
+        ),
     ]
 }
 

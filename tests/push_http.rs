@@ -400,3 +400,111 @@ async fn a_grouping_over_the_per_series_limits_is_refused_and_creates_nothing() 
         "{own}"
     );
 }
+
+/// The `# TYPE`/`# HELP` lines of `page` and the sample lines of `name`.
+fn headers_and(page: &str, name: &str) -> Vec<String> {
+    page.lines()
+        .filter(|l| l.starts_with('#') || l.starts_with(&format!("{name}{{")))
+        .filter(|l| !l.contains("push_time_seconds") && !l.contains("push_failure_time_seconds"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_family_replaced_by_one_named_like_its_series_takes_its_own_type() {
+    let (app, _) = app(&[]);
+    let hist = "# TYPE hx histogram\nhx_bucket{le=\"1\"} 1\nhx_bucket{le=\"+Inf\"} 1\nhx_sum 1\nhx_count 1\n";
+    assert_eq!(put(&app, "/metrics/job/hh", hist).await.0, StatusCode::OK);
+    let gauge = "# TYPE hx_count gauge\nhx_count{z=\"1\"} 5\n";
+    assert_eq!(put(&app, "/metrics/job/hh", gauge).await.0, StatusCode::OK);
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(
+        headers_and(&page, "hx_count"),
+        [
+            "# TYPE hx_count gauge",
+            "hx_count{instance=\"\",job=\"hh\",z=\"1\"} 5"
+        ],
+        "{page}"
+    );
+    assert_parses(&page);
+
+    // A summary replaced by a counter named like its sum, with its own HELP.
+    let summary =
+        "# HELP sm A summary.\n# TYPE sm summary\nsm{quantile=\"0.5\"} 1\nsm_sum 2\nsm_count 3\n";
+    assert_eq!(
+        put(&app, "/metrics/job/ss", summary).await.0,
+        StatusCode::OK
+    );
+    let counter = "# HELP sm_sum Its own help.\n# TYPE sm_sum counter\nsm_sum 7\n";
+    assert_eq!(
+        put(&app, "/metrics/job/ss", counter).await.0,
+        StatusCode::OK
+    );
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(
+        headers_and(&page, "sm_sum"),
+        [
+            "# TYPE hx_count gauge",
+            "# HELP sm_sum Its own help.",
+            "# TYPE sm_sum counter",
+            "sm_sum{instance=\"\",job=\"ss\"} 7"
+        ],
+        "{page}"
+    );
+    assert!(!page.contains("# TYPE sm summary"), "{page}");
+    assert_parses(&page);
+}
+
+#[tokio::test]
+async fn a_removed_group_leaves_no_type_to_misfile_a_later_remote_written_series() {
+    let hist =
+        "# HELP hx Latency.\n# TYPE hx histogram\nhx_bucket{le=\"+Inf\"} 1\nhx_sum 1\nhx_count 1\n";
+    let remote_written = request(&[(&[("__name__", "hx_count")], &[(4.0, now())])], &[]);
+    let assert_untyped = |page: &str| {
+        assert!(!page.contains("# TYPE hx"), "{page}");
+        assert!(!page.contains("# HELP hx"), "{page}");
+        assert!(page.lines().any(|l| l.starts_with("hx_count 4 ")), "{page}");
+        assert_parses(page);
+    };
+    // DELETE of the group, then the wipe.
+    let (app, _) = app(&[]);
+    for undo in ["DELETE /metrics/job/hh", "PUT /api/v1/admin/wipe"] {
+        assert_eq!(put(&app, "/metrics/job/hh", hist).await.0, StatusCode::OK);
+        let (method, path) = undo.split_once(' ').unwrap();
+        let (s, b) = send(&app, method, path, &[], vec![]).await;
+        assert!(s.is_success(), "{undo}: {s} {b}");
+        assert_eq!(write(&app, &remote_written).await.0, StatusCode::NO_CONTENT);
+        let (_, page) = get(&app, "/metrics").await;
+        assert_untyped(&page);
+    }
+    // A group gone by --push.ttl.
+    let (_pg, addr) = spawn_promgate(&["--push.ttl", "1s"]);
+    let client = reqwest::Client::new();
+    let r = client
+        .put(format!("http://{addr}/metrics/job/hh"))
+        .body(hist)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let url = format!("http://{addr}/metrics");
+    eventually(Duration::from_secs(20), "the group to expire", || async {
+        let page = fetch_text(&client, &url).await?;
+        if page.contains("job=\"hh\"") {
+            Err(page)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let r = client
+        .post(format!("http://{addr}/api/v1/write"))
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .body(snappy(&remote_written))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_untyped(&fetch_text(&client, &url).await.unwrap());
+}

@@ -308,6 +308,7 @@ impl Store {
             .map(|(f, _)| f.name.as_str())
             .collect();
         let mut stale: Vec<Arc<str>> = Vec::new();
+        let mut released: Vec<Arc<str>> = Vec::new();
         {
             let reg = &mut *reg;
             if let Some(g) = reg.groups.get_mut(&gid) {
@@ -331,6 +332,7 @@ impl Store {
                         );
                         let t = old.metric_type;
                         Self::count_type(&mut reg.types, name, t, -1);
+                        released.push(Arc::clone(name));
                     }
                 }
             }
@@ -388,6 +390,8 @@ impl Store {
         for (name, t) in type_uses {
             Self::count_type(&mut reg.types, &name, t, 1);
         }
+        // Only now: a family the push replaced and wrote again is held still.
+        self.release_metadata(reg, &released);
         self.write_own_series(reg, &gid);
         Ok(PushOutcome {
             applied,
@@ -669,14 +673,33 @@ impl Store {
 
     fn drop_group(&self, reg: &mut Registry, g: Group) {
         let mut keys = Vec::new();
+        let mut released = Vec::with_capacity(g.families.len());
         for (name, f) in g.families {
             Self::count_type(&mut reg.types, &name, f.metric_type, -1);
             for k in &f.keys {
                 reg.owners.remove(k);
             }
             keys.extend(f.keys);
+            released.push(name);
         }
         self.remove_pushed(keys.iter().map(|k| k.as_ref()));
+        self.release_metadata(reg, &released);
+    }
+
+    /// Removes the metadata of the families among `released` that no group
+    /// holds any more. A name's metadata is the pushes' while a group holds
+    /// it (every push rewrites it), so it leaves with the last of them,
+    /// whoever wrote it last: left behind, a histogram's or summary's TYPE
+    /// would draw a later `x_count`, `x_sum` or `x_bucket` into a family it
+    /// is not part of, and pushed series never expire. A remote writer that
+    /// describes series of the name sends its metadata again (Prometheus
+    /// once per metadata interval, Remote-Write 2.0 with every series).
+    fn release_metadata(&self, reg: &Registry, released: &[Arc<str>]) {
+        for name in released {
+            if !reg.types.contains_key(name) {
+                self.metadata.remove(&**name);
+            }
+        }
     }
 
     /// Removes the series with these canonical keys; returns how many were
@@ -1221,6 +1244,42 @@ mod tests {
         assert_eq!(s.sweep_groups(Some(Duration::from_secs(60))), 1);
         assert_eq!(s.live_series(), 0);
         assert_eq!(s.group_count(), 0);
+    }
+
+    #[test]
+    fn metadata_leaves_with_the_last_group_holding_its_family() {
+        let s = store();
+        let (a, b) = (group("a", &[]), group("b", &[]));
+        let m = |v: f64| {
+            family(
+                "m",
+                MetricType::Gauge,
+                &[("m", &[("v", &v.to_string())], v)],
+            )
+        };
+        push(&s, &a, &[m(1.0)], true, 1).unwrap();
+        push(&s, &b, &[m(2.0)], true, 1).unwrap();
+        // Replaced by other keys in one PUT: still held.
+        push(&s, &a, &[m(3.0)], true, 2).unwrap();
+        assert!(s.metadata("m").is_some());
+        assert!(s.delete_group(&a));
+        assert!(s.metadata("m").is_some());
+        assert!(s.metadata(PUSH_TIME).is_some());
+        // The last holder replaces it with another family.
+        push(
+            &s,
+            &b,
+            &[family("n", MetricType::Counter, &[("n", &[], 1.0)])],
+            true,
+            3,
+        )
+        .unwrap();
+        assert_eq!(s.metadata("m"), None);
+        assert!(s.metadata("n").is_some());
+        assert!(s.delete_group(&b));
+        assert_eq!(s.metadata("n"), None);
+        assert_eq!(s.metadata(PUSH_TIME), None);
+        assert_eq!(s.metadata_len(), 0);
     }
 
     #[test]
