@@ -95,6 +95,14 @@ pub fn write_request(families: &[ParsedFamily<'_>], now_ms: i64) -> proto::Write
 /// cannot be reached in time, or it answered other than 2xx (its body
 /// quoted).
 pub async fn run(args: &PushArgs) -> Result<String, String> {
+    // The client is hyper's plain HTTP one: say so before reading anything,
+    // rather than failing to connect with hyper's bare "client error".
+    if args.url.scheme_str() != Some("http") {
+        return Err(format!(
+            "{}: promgate push sends over plain http:// only",
+            args.url
+        ));
+    }
     let text = match args.file.as_deref() {
         None => read_stdin()?,
         Some(p) if p.as_os_str() == "-" => read_stdin()?,
@@ -140,8 +148,15 @@ pub async fn run(args: &PushArgs) -> Result<String, String> {
             args.url
         ))
     } else {
+        // A Pushgateway-API path refuses remote write's snappy body; name
+        // the mix-up instead of leaving the user with that refusal alone.
+        let hint = if args.url.path().starts_with("/metrics/job") {
+            " (promgate push speaks remote write: send to /api/v1/write; push text to /metrics/job/… with curl)"
+        } else {
+            ""
+        };
         Err(format!(
-            "{} answered {status}: {}",
+            "{} answered {status}: {}{hint}",
             args.url,
             String::from_utf8_lossy(&body).trim()
         ))

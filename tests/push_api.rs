@@ -595,6 +595,28 @@ async fn promgate_push_sends_text_stamped_now() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+
+    // Pointed at the push API by mistake: the refusal and what to do.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_promgate"))
+        .args(["push", "--url", &format!("http://{addr}/metrics/job/x")])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("400") && stderr.contains("send to /api/v1/write"),
+        "{stderr}"
+    );
+    // https is refused up front, by name, and nothing is sent.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_promgate"))
+        .args(["push", "--url", &format!("https://{addr}/api/v1/write")])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("plain http:// only"), "{stderr}");
 }
 
 fn now_ms() -> i64 {
