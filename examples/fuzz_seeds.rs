@@ -1,6 +1,6 @@
-//! Writes the seed corpora of the `write_v1`, `write_v2` and
-//! `push_delimited` fuzz targets (`fuzz/seeds/<target>/`) from realistic
-//! payloads. Remote write: the request captured
+//! Writes the seed corpora of the `write_v1`, `write_v2`,
+//! `push_delimited` and `push_body` fuzz targets (`fuzz/seeds/<target>/`)
+//! from realistic payloads. Remote write: the request captured
 //! from Prometheus 2.42 (`tests/fixtures/`), cut into small requests, and a
 //! few hand-made ones with what senders rarely send but may (escapes and
 //! UTF-8 in values and HELP, NaN, ±Inf, stale markers, histogram and
@@ -9,7 +9,9 @@
 //! one, its strings moved into a symbols table.
 //!
 //! Pushes: one delimited `MetricFamily` body of every type, with awkward
-//! labels and HELP, as client libraries push them.
+//! labels and HELP, as client libraries push them; for `push_body` those
+//! and text bodies (the Python client's push in `tests/fixtures/push/` and
+//! a hand-made one), plain and compressed.
 //!
 //! An input of the remote-write targets is a mode byte, then the payload
 //! (`fuzz/fuzz_targets/write.rs`): seeds come in every mode, mostly as
@@ -43,7 +45,7 @@ fn main() {
     let dir = Path::new(&dir);
     let mut requests = captured();
     requests.extend(hand_made());
-    for target in ["write_v1", "write_v2", "push_delimited"] {
+    for target in ["write_v1", "write_v2", "push_delimited", "push_body"] {
         std::fs::create_dir_all(dir.join(target)).expect("seed directory");
     }
     let mut written = 0;
@@ -71,11 +73,59 @@ fn main() {
             }
         }
     }
+    let mut bodies = Vec::new();
     for (name, body) in pushes() {
-        std::fs::write(dir.join("push_delimited").join(name), body).expect("seed written");
+        std::fs::write(dir.join("push_delimited").join(name), &body).expect("seed written");
+        bodies.push((name, true, body));
         written += 1;
     }
+    bodies.push((
+        "python-client",
+        false,
+        include_bytes!("../tests/fixtures/push/python_client.txt").to_vec(),
+    ));
+    bodies.push(("awkward-text", false, AWKWARD_PUSH.as_bytes().to_vec()));
+    // `push_body`'s mode byte: bit 0 the parser (1 delimited), then what
+    // the payload is: 0 identity, 1 gzip, 2 framed snappy as sent, 3 and
+    // 4 the same compressed by the target.
+    for (i, (name, delimited, body)) in bodies.iter().enumerate() {
+        let parser = u8::from(*delimited);
+        let as_sent = [(0, body.clone()), (1, gzip(body)), (2, framed_snappy(body))];
+        for (what, payload) in [as_sent[i % 3].clone(), (3 + (i % 2) as u8, body.clone())] {
+            let mut seed = vec![(what << 1) | parser];
+            seed.extend_from_slice(&payload);
+            let path = dir
+                .join("push_body")
+                .join(format!("{name}-mode{}", seed[0]));
+            std::fs::write(path, seed).expect("seed written");
+            written += 1;
+        }
+    }
     println!("{written} seeds in {}", dir.display());
+}
+
+/// A text push with what a page must escape, and a histogram.
+const AWKWARD_PUSH: &str = "# HELP job_duration_seconds Took \\\\ long\\nreally.
+# TYPE job_duration_seconds gauge
+job_duration_seconds{stage=\"a\\\"b\\\\c\\nd\",city=\"Hà Nội 🚀\"} 3.14
+# TYPE rpc_seconds histogram
+rpc_seconds_bucket{le=\"0.5\"} 1
+rpc_seconds_bucket{le=\"+Inf\"} 2
+rpc_seconds_sum 0.7
+rpc_seconds_count 2
+batch_last_success NaN
+";
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, body).expect("gzip compresses");
+    gz.finish().expect("gzip compresses")
+}
+
+fn framed_snappy(body: &[u8]) -> Vec<u8> {
+    let mut sz = snap::write::FrameEncoder::new(Vec::new());
+    std::io::Write::write_all(&mut sz, body).expect("snappy compresses");
+    sz.into_inner().expect("snappy compresses")
 }
 
 /// Delimited `MetricFamily` bodies, as client libraries push them.

@@ -22,8 +22,8 @@
 //! - verdict and batch: the fast decoder and its prost reference
 //!   (`decode_with_prost`) accept and refuse the same bodies (a body with
 //!   several faults may be refused for another one of them) and give the
-//!   same batch, bit for bit (a `SchemaMismatch` only where the reference
-//!   found nothing at all);
+//!   same batch, bit for bit, rejections counted alike (a `SchemaMismatch`
+//!   only where the reference found nothing at all);
 //! - counts (against the request as prost reads it): every sample the
 //!   request carried is either in an accepted series or counted rejected,
 //!   no series is accepted twice, and every series that carried anything
@@ -48,8 +48,8 @@ use promgate::config::Config;
 use promgate::exposition::{RenderOptions, TimestampPolicy, render};
 use promgate::ingest::{self, Decoder, Encoding, Error, Limits, Protocol, parse_text, v1, v2};
 use promgate::model::{
-    Sample, WriteBatch, build_key, is_stale_marker, is_valid_label_name, is_valid_metric_name,
-    parse_key,
+    RejectReason, Sample, WriteBatch, build_key, is_stale_marker, is_valid_label_name,
+    is_valid_metric_name, parse_key,
 };
 use promgate::proto;
 use promgate::store::{Store, StoreLimits};
@@ -267,8 +267,23 @@ fn check(
     store_and_page(batch, server);
 }
 
-/// A batch as comparable data: floats by their bits.
-fn summary(b: &WriteBatch) -> (Vec<(&str, u64, i64, u32, u32, u8)>, String, String) {
+/// A batch as comparable data: floats by their bits; rejections as counts
+/// per reason, whatever the order they were met in, and whether there was a
+/// first one (which one is first differs when metadata come before series
+/// on the wire: the fast decoder meets them in wire order, the reference
+/// lowers every series before any metadata).
+type Summary<'b> = (
+    Vec<(&'b str, u64, i64, u32, u32, u8)>,
+    String,
+    (
+        Vec<(RejectReason, u64)>,
+        u64,
+        Vec<(RejectReason, u64)>,
+        bool,
+    ),
+);
+
+fn summary(b: &WriteBatch) -> Summary<'_> {
     let series = b
         .series
         .iter()
@@ -283,11 +298,19 @@ fn summary(b: &WriteBatch) -> (Vec<(&str, u64, i64, u32, u32, u8)>, String, Stri
             )
         })
         .collect();
-    (
-        series,
-        format!("{:?}", b.metadata),
-        format!("{:?}", b.rejected),
-    )
+    let sorted = |counts: &[(RejectReason, u64)]| {
+        let mut counts = counts.to_vec();
+        counts.sort();
+        counts
+    };
+    let r = &b.rejected;
+    let rejected = (
+        sorted(&r.series),
+        r.metadata,
+        sorted(&r.samples),
+        r.first.is_some(),
+    );
+    (series, format!("{:?}", b.metadata), rejected)
 }
 
 /// Every sample the request carried is in an accepted series or counted
