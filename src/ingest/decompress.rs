@@ -63,7 +63,8 @@ pub fn decompress_into(
             // than 64/3 of its size: a length beyond that is a lie, refused
             // before the buffer is grown (and zeroed) for it. Without this,
             // a 6-byte body declaring 64 MiB had that much filled in vain.
-            let data = body.len() - varint_len(len);
+            // (An empty body declares 0 in no bytes at all.)
+            let data = body.len().saturating_sub(varint_len(len));
             if len > data.saturating_mul(64) / 3 {
                 return Err(Error::Decompress {
                     encoding: "snappy",
@@ -172,6 +173,18 @@ mod tests {
             let data = vec![b'x'; n];
             let body = snap::raw::Encoder::new().compress_vec(&data).unwrap();
             assert_eq!(decompress(Encoding::Snappy, &body, 1 << 21).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn an_empty_snappy_body_reads_as_snap_reads_it() {
+        // Found by the write_v1 fuzz target: the preamble's length was
+        // subtracted from an empty body.
+        let snap = snap::raw::Decoder::new().decompress_vec(&[]);
+        let ours = decompress(Encoding::Snappy, &[], 1 << 20);
+        assert_eq!(ours.is_ok(), snap.is_ok(), "{ours:?} {snap:?}");
+        if let (Ok(ours), Ok(snap)) = (ours, snap) {
+            assert_eq!(ours, snap);
         }
     }
 
