@@ -91,11 +91,12 @@ fn text() -> impl Strategy<Value = String> {
 
 fn value() -> impl Strategy<Value = f64> {
     prop_oneof![
-        any::<u64>().prop_map(f64::from_bits),
-        any::<f64>(),
-        prop::sample::select(vec![
+        2 => any::<u64>().prop_map(f64::from_bits),
+        2 => any::<f64>(),
+        // Often, so that it meets a stored sample of its series.
+        1 => Just(f64::from_bits(STALE_NAN_BITS)),
+        2 => prop::sample::select(vec![
             f64::NAN,
-            f64::from_bits(STALE_NAN_BITS),
             f64::INFINITY,
             f64::NEG_INFINITY,
             -0.0,
@@ -109,15 +110,22 @@ fn value() -> impl Strategy<Value = f64> {
 /// One series: its metric name, labels (names unique) and samples.
 type GenSeries = (String, Vec<(String, String)>, Vec<(f64, i64)>);
 
+/// Label sets that come back across a batch and across requests, so that
+/// series are updated, outdated and removed, not only created.
+const RECURRING: &[&[(&str, &str)]] = &[
+    &[],
+    &[("job", "a")],
+    &[("job", "a\"b"), ("path", "/x\ny")],
+    &[("path", "/x\ny"), ("job", "a\"b")],
+    &[("job", "a"), ("instance", "")],
+];
+
 fn series(names: &'static [&'static str]) -> impl Strategy<Value = GenSeries> {
-    (
-        prop::sample::select(names),
+    let any_labels = (
         prop::collection::btree_map(prop::sample::select(LABEL_NAMES), text(), 0..4),
         any::<bool>(),
-        // Timestamps in a narrow range, so that series repeat them.
-        prop::collection::vec((value(), NOW_MS - 5..=NOW_MS), 1..4),
     )
-        .prop_map(|(name, labels, reverse, samples)| {
+        .prop_map(|(labels, reverse)| {
             let mut labels: Vec<(String, String)> = labels
                 .into_iter()
                 .map(|(n, v)| (n.to_string(), v))
@@ -126,8 +134,21 @@ fn series(names: &'static [&'static str]) -> impl Strategy<Value = GenSeries> {
             if reverse {
                 labels.reverse();
             }
-            (name.to_string(), labels, samples)
-        })
+            labels
+        });
+    let recurring = prop::sample::select(RECURRING).prop_map(|labels| {
+        labels
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    });
+    (
+        prop::sample::select(names),
+        prop_oneof![any_labels, recurring],
+        // Timestamps in a narrow range, so that series repeat them.
+        prop::collection::vec((value(), NOW_MS - 5..=NOW_MS), 1..4),
+    )
+        .prop_map(|(name, labels, samples)| (name.to_string(), labels, samples))
 }
 
 /// One family's metadata: name, type, HELP.
