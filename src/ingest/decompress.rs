@@ -58,6 +58,21 @@ pub fn decompress_into(
             if len > max {
                 return Err(too_large(Some(len as u64)));
             }
+            // Nothing in the block format writes more than 64 bytes for 3
+            // (a copy with a 2-byte offset), so a body cannot hold more
+            // than 64/3 of its size: a length beyond that is a lie, refused
+            // before the buffer is grown (and zeroed) for it. Without this,
+            // a 6-byte body declaring 64 MiB had that much filled in vain.
+            // (An empty body declares 0 in no bytes at all.)
+            let data = body.len().saturating_sub(varint_len(len));
+            if len > data.saturating_mul(64) / 3 {
+                return Err(Error::Decompress {
+                    encoding: "snappy",
+                    detail: format!(
+                        "the header declares {len} decoded bytes, more than {data} bytes of snappy data can hold"
+                    ),
+                });
+            }
             if out.len() < len {
                 out.resize(len, 0);
             }
@@ -93,6 +108,11 @@ pub fn decompress_into(
             Ok(Decompressed::Out(out.len()))
         }
     }
+}
+
+/// The bytes of `n` as a varint (snappy's length preamble).
+fn varint_len(n: usize) -> usize {
+    (usize::BITS - n.leading_zeros()).max(1).div_ceil(7) as usize
 }
 
 #[cfg(test)]
@@ -131,6 +151,54 @@ mod tests {
         match decompress(Encoding::Snappy, &body, 1 << 20) {
             Err(Error::DecodedTooLarge { declared, .. }) => assert_eq!(declared, Some(1 << 30)),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn snappy_declaring_more_than_its_data_can_hold_is_refused_unallocated() {
+        // 64 MiB declared (the default limit), five bytes of data.
+        let mut body = vec![0x80, 0x80, 0x80, 0x20];
+        body.extend_from_slice(&[0; 5]);
+        let mut out = Vec::new();
+        match decompress_into(Encoding::Snappy, &body, 64 << 20, &mut out) {
+            Err(Error::Decompress { detail, .. }) => {
+                assert!(detail.contains("67108864 decoded bytes"), "{detail}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(out.capacity(), 0, "nothing allocated for the lie");
+        // The densest real body (runs of one byte: 3-byte copies of 64)
+        // is within the bound, at every size.
+        for n in [0, 1, 63, 64, 65, 1000, 1 << 20] {
+            let data = vec![b'x'; n];
+            let body = snap::raw::Encoder::new().compress_vec(&data).unwrap();
+            assert_eq!(decompress(Encoding::Snappy, &body, 1 << 21).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn an_empty_snappy_body_reads_as_snap_reads_it() {
+        // Found by the write_v1 fuzz target: the preamble's length was
+        // subtracted from an empty body.
+        let snap = snap::raw::Decoder::new().decompress_vec(&[]);
+        let ours = decompress(Encoding::Snappy, &[], 1 << 20);
+        assert_eq!(ours.is_ok(), snap.is_ok(), "{ours:?} {snap:?}");
+        if let (Ok(ours), Ok(snap)) = (ours, snap) {
+            assert_eq!(ours, snap);
+        }
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for (n, len) in [
+            (0, 1),
+            (127, 1),
+            (128, 2),
+            (16383, 2),
+            (16384, 3),
+            (1 << 26, 4),
+        ] {
+            assert_eq!(varint_len(n), len, "{n}");
         }
     }
 

@@ -154,7 +154,7 @@ fn canonical_series<'a>(lowering: &mut Lowering<'_, 'a>, buf: &'a [u8]) -> bool 
             }
             // A sample outside the time range takes the general path,
             // which counts it.
-            (0x12, true) => match sample(field) {
+            (0x12, true) => match sample(field, false) {
                 Ok(sample) if range.contains(sample.timestamp_ms) => {
                     s.add(sample);
                     true
@@ -223,7 +223,7 @@ fn time_series<'a>(
             }
             2 => {
                 expect(wire, LEN)?;
-                s.add_checked(sample(r.bytes()?)?, range);
+                s.add_checked(sample(r.bytes()?, false)?, range);
                 samples += 1;
             }
             3 => {
@@ -283,8 +283,10 @@ fn label(buf: &[u8]) -> Result<Option<(&str, &str)>, Error> {
     Ok(utf8(name).zip(utf8(value)))
 }
 
+/// Reads a `Sample`, field by field as prost would decode it;
+/// `start_timestamp` for 2.0's, which adds field 3 (a varint, read past).
 #[inline]
-pub(super) fn sample(buf: &[u8]) -> Result<Sample, Error> {
+pub(super) fn sample(buf: &[u8], start_timestamp: bool) -> Result<Sample, Error> {
     // The layout every encoder writes: the value (tag 0x09, eight bytes),
     // then the timestamp (tag 0x10, a varint) to the end.
     if let [0x09, value @ ..] = buf
@@ -315,6 +317,12 @@ pub(super) fn sample(buf: &[u8]) -> Result<Sample, Error> {
             2 => {
                 expect(wire, VARINT)?;
                 s.timestamp_ms = r.varint()? as i64;
+            }
+            // A known field of 2.0: its wire type is checked, as prost
+            // checks it, before it is read past.
+            3 if start_timestamp => {
+                expect(wire, VARINT)?;
+                r.varint()?;
             }
             _ => r.skip(field, wire)?,
         }

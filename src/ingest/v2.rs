@@ -374,7 +374,7 @@ fn time_series(buf: &[u8], refs: &mut Refs, range: &TimeRange) -> Result<SeriesR
             1 => uint32s(&mut r, wire, &mut refs.labels)?,
             2 => {
                 expect(wire, LEN)?;
-                s.summary.add_checked(sample(r.bytes()?)?, range);
+                s.summary.add_checked(sample(r.bytes()?, true)?, range);
             }
             3 => {
                 expect(wire, LEN)?;
@@ -550,5 +550,72 @@ fn symbol_of<'a>(symbols: &[Option<&'a str>], i: u32) -> Result<&'a str, Rejecti
                 symbols.len()
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SeriesLimits;
+    use prost::encoding::{double, fixed64, int64};
+
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    fn rules() -> Rules {
+        Rules {
+            series: SeriesLimits {
+                max_labels: 30,
+                max_name_len: 256,
+                max_value_len: 4096,
+                max_help_len: 4096,
+            },
+            timestamps: TimeRange::new(NOW_MS, None),
+        }
+    }
+
+    /// A request of one series `up` (symbols `""`, `__name__`, `up`) with
+    /// one sample, the `Sample` message's bytes given.
+    fn one_sample(sample: &[u8]) -> Vec<u8> {
+        let mut series = vec![0x0a, 0x02, 0x01, 0x02];
+        series.push(0x12);
+        series.push(sample.len() as u8);
+        series.extend_from_slice(sample);
+        let mut req = Vec::new();
+        for s in [&b""[..], b"__name__", b"up"] {
+            req.push(0x22);
+            req.push(s.len() as u8);
+            req.extend_from_slice(s);
+        }
+        req.push(0x2a);
+        req.push(series.len() as u8);
+        req.extend_from_slice(&series);
+        req
+    }
+
+    #[test]
+    fn a_start_timestamp_is_read_past_only_as_a_varint_as_prost_reads_it() {
+        // Found by the write_v2 fuzz target: field 3 of a Sample was
+        // skipped whatever its wire type, so a body prost refuses (a known
+        // field with the wrong wire type) was accepted.
+        let mut sample = Vec::new();
+        double::encode(1, &1.0, &mut sample);
+        int64::encode(2, &(NOW_MS - 1000), &mut sample);
+        let mut good = sample.clone();
+        int64::encode(3, &(NOW_MS - 60_000), &mut good);
+        let mut bad = sample;
+        fixed64::encode(3, &5, &mut bad);
+
+        let good = one_sample(&good);
+        let batch = decode(&good, &rules()).expect("a start timestamp is read past");
+        assert_eq!(batch.series.len(), 1);
+        assert!(decode_with_prost(&good, &rules()).is_ok());
+
+        let bad = one_sample(&bad);
+        assert!(
+            matches!(decode(&bad, &rules()), Err(Error::ProtobufV2(_))),
+            "{:?}",
+            decode(&bad, &rules())
+        );
+        assert!(decode_with_prost(&bad, &rules()).is_err());
     }
 }

@@ -1,0 +1,157 @@
+//! A body pushed to the Pushgateway API, as `src/http/push.rs` handles it:
+//! decompressed (identity, gzip, framed snappy) within the push's limit,
+//! parsed (text format or delimited protobuf), lowered into group
+//! `{job="fuzz"}`, pushed into a fresh store, rendered.
+//!
+//! An input is one mode byte, then the payload. Bit 0 of the mode picks the
+//! parser (0 text, 1 delimited protobuf); `(mode >> 1) % 5` what the
+//! payload is: `0` an identity body, `1` a gzip body as sent, `2` a framed
+//! snappy body as sent, `3` a body the target compresses with gzip, `4` one
+//! it compresses with framed snappy.
+//!
+//! Beyond "no panic": a body the target compressed decompresses to the
+//! payload; what lowers passes `check_push` too, and its keys carry the
+//! group's `job` and an `instance`; the push is stored (a fresh store has
+//! nothing to conflict with); and the page reads back with `parse_text` to
+//! every series of the push with its value (bit for bit, NaN as NaN) and no
+//! timestamp, beside the group's `push_time_seconds` and
+//! `push_failure_time_seconds`, every line in the group.
+#![no_main]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::LazyLock;
+use std::time::SystemTime;
+
+use libfuzzer_sys::fuzz_target;
+use promgate::config::Config;
+use promgate::exposition::{RenderOptions, render};
+use promgate::ingest::push::{self, Grouping, PushEncoding};
+use promgate::ingest::{Limits, check_push, parse_delimited, parse_text};
+use promgate::model::{build_pushed_key, parse_key};
+use promgate::store::{Store, StoreLimits};
+
+/// The receiver's clock, fixed so that a crash replays.
+const NOW_MS: i64 = 1_700_000_000_000;
+
+/// What `promgate` started with no flags runs with: decode limits, the
+/// push's decompressed-size limit, store limits, render options.
+static SERVER: LazyLock<(Limits, usize, StoreLimits, RenderOptions)> = LazyLock::new(|| {
+    let config = Config::default();
+    let limits = config.decode_limits();
+    // As the handler: the decoded limit, but no more than the body limit.
+    let max = limits.max_decoded_bytes.min(config.max_body_bytes);
+    (limits, max, config.store_limits(), config.render_options())
+});
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, payload)) = data.split_first() else {
+        return;
+    };
+    let delimited = mode & 1 == 1;
+    let (encoding, body) = match (mode >> 1) % 5 {
+        0 => (PushEncoding::Identity, payload.to_vec()),
+        1 => (PushEncoding::Gzip, payload.to_vec()),
+        2 => (PushEncoding::SnappyFramed, payload.to_vec()),
+        3 => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(payload).expect("gzip compresses");
+            (PushEncoding::Gzip, gz.finish().expect("gzip compresses"))
+        }
+        _ => {
+            let mut sz = snap::write::FrameEncoder::new(Vec::new());
+            sz.write_all(payload).expect("snappy compresses");
+            let body = sz.into_inner().expect("snappy compresses");
+            (PushEncoding::SnappyFramed, body)
+        }
+    };
+    let (limits, max, store_limits, render_options) = &*SERVER;
+    let Ok(decoded) = push::decompress(encoding, &body, *max) else {
+        assert!(
+            (mode >> 1) % 5 < 3,
+            "a body the target compressed does not decompress"
+        );
+        return;
+    };
+    if (mode >> 1) % 5 >= 3 {
+        assert_eq!(&decoded[..], payload, "decompressed to another payload");
+    }
+    let parsed = if delimited {
+        parse_delimited(&decoded)
+    } else {
+        parse_text(&decoded)
+    };
+    let Ok(families) = parsed else {
+        return;
+    };
+    let grouping = Grouping::new("fuzz".into(), Vec::new()).expect("a valid grouping key");
+    let Ok(pushed) = push::lower(&families, &grouping, &limits.rules(NOW_MS), NOW_MS) else {
+        return;
+    };
+    check_push(&families).expect("a push that lowers passes the check of one push");
+
+    let mut want: HashMap<String, f64> = HashMap::new();
+    for u in &pushed.batch.series {
+        let key = pushed.batch.key(u);
+        let (_, labels) = parse_key(key);
+        assert!(
+            labels.iter().any(|(n, v)| n == "job" && v == "fuzz"),
+            "{key} lacks the group's job"
+        );
+        assert!(
+            labels.iter().any(|(n, _)| n == "instance"),
+            "{key} lacks an instance"
+        );
+        assert!(u.key.traits.pushed(), "{key} not marked pushed");
+        assert!(
+            want.insert(key.to_string(), u.latest.value).is_none(),
+            "{key} twice in one push"
+        );
+    }
+
+    let store = Store::new(*store_limits);
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(NOW_MS as u64);
+    store
+        .push(&grouping, pushed, true, now)
+        .expect("a fresh store takes any push that lowered");
+    let mut page = Vec::new();
+    render(&store, render_options, &mut page).expect("a Vec takes any page");
+    let families = parse_text(&page).unwrap_or_else(|e| {
+        panic!(
+            "the page does not parse: {e}\n{}",
+            String::from_utf8_lossy(&page)
+        )
+    });
+    let mut found = 0;
+    for f in &families {
+        for s in &f.samples {
+            assert_eq!(
+                s.timestamp_ms, None,
+                "a pushed line with a timestamp: {s:?}"
+            );
+            let labels = std::iter::once(("__name__", s.name.as_str()))
+                .chain(s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            let mut key = String::new();
+            build_pushed_key(labels, &limits.series, &mut Vec::new(), &mut key)
+                .unwrap_or_else(|r| panic!("a line of the page is no valid series: {r}: {s:?}"));
+            assert!(
+                key.contains("job=\"fuzz\""),
+                "a line outside the group: {key}"
+            );
+            if let Some(&v) = want.get(&key) {
+                assert!(
+                    v.to_bits() == s.value.to_bits() || (v.is_nan() && s.value.is_nan()),
+                    "{key}: page has {}, pushed {v}",
+                    s.value
+                );
+                found += 1;
+            } else {
+                assert!(
+                    s.name == push::PUSH_TIME || s.name == push::PUSH_FAILURE_TIME,
+                    "{key} is on the page but was not pushed"
+                );
+            }
+        }
+    }
+    assert_eq!(found, want.len(), "pushed series missing from the page");
+});

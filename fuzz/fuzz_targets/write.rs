@@ -1,0 +1,504 @@
+//! The remote-write path below HTTP, as `src/http/write.rs` runs it, and
+//! what must hold of its result: shared by the `write_v1` and `write_v2`
+//! targets.
+//!
+//! An input is one mode byte, then the payload. The mode (`data[0] % 5`)
+//! says what the payload is: `0` a snappy body as sent, `1` a zstd body as
+//! sent, `2` an identity body, `3` a message the target compresses with
+//! snappy, `4` one it compresses with zstd. Modes 0 to 2 fuzz the
+//! decompressors on hostile bytes; 3 and 4 let the fuzzer reach deep into
+//! the protobuf decoders through a real compressed body, which it could
+//! hardly forge byte by byte.
+//!
+//! Each input goes through `ingest::negotiate` with the headers a sender
+//! puts on such a body, then through the worker thread's reused `Decoder`
+//! with the limits of a promgate started without flags, at a fixed clock.
+//! Beyond "no panic", [`run`] asserts:
+//!
+//! - decompression: the bytes decoded are the payload the target
+//!   compressed, or what snappy's own `decompress_vec` / zstd's one-shot
+//!   decoder make of the body, and a body refused as too large declares or
+//!   yields more than the limit;
+//! - verdict and batch: the fast decoder and its prost reference
+//!   (`decode_with_prost`) accept and refuse the same bodies (a body with
+//!   several faults may be refused for another one of them) and give the
+//!   same batch, bit for bit, rejections counted alike (a `SchemaMismatch`
+//!   only where the reference found nothing at all);
+//! - counts (against the request as prost reads it): every sample the
+//!   request carried is either in an accepted series or counted rejected,
+//!   no series is accepted twice, and every series that carried anything
+//!   is accounted for;
+//! - keys: each accepted key parses back with `model::parse_key` into a
+//!   valid name and sorted, unique, valid, non-empty labels within the
+//!   limits, and writing that label set again gives the same key and
+//!   traits; each deciding sample is inside the accepted time range;
+//! - store and page: the batch applied to a fresh store leaves exactly what
+//!   an independent replay of its updates says (latest timestamp wins,
+//!   later wins ties, a stale marker removes), and the page rendered from
+//!   it reads back, with the push API's Go-compatible text parser, to
+//!   exactly the stored series, values (bit for bit, NaN as NaN) and
+//!   timestamps, each family's HELP as stored.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use promgate::config::Config;
+use promgate::exposition::{RenderOptions, TimestampPolicy, render};
+use promgate::ingest::{self, Decoder, Encoding, Error, Limits, Protocol, parse_text, v1, v2};
+use promgate::model::{
+    RejectReason, Sample, WriteBatch, build_key, is_stale_marker, is_valid_label_name,
+    is_valid_metric_name, parse_key,
+};
+use promgate::proto;
+use promgate::store::{Store, StoreLimits};
+use prost::Message;
+
+/// The receiver's clock for every input, so that a crash replays.
+pub const NOW_MS: i64 = 1_700_000_000_000;
+
+/// What `promgate` started with no flags runs with.
+struct Server {
+    limits: Limits,
+    store: StoreLimits,
+    render: RenderOptions,
+}
+
+static SERVER: LazyLock<Server> = LazyLock::new(|| {
+    let config = Config::default();
+    let mut render = config.render_options();
+    // Timestamps on the page, so that they are checked too (the default).
+    render.timestamps = TimestampPolicy::Original;
+    Server {
+        limits: config.decode_limits(),
+        store: config.store_limits(),
+        render,
+    }
+});
+
+thread_local! {
+    /// One decoder kept between inputs, as the write handler keeps one per
+    /// worker thread: buffer reuse is part of what is fuzzed.
+    static DECODER: RefCell<Decoder> = RefCell::default();
+}
+
+/// How the payload of an input becomes a body.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// The payload is the body, sent with this encoding.
+    AsSent(Encoding),
+    /// The payload is a message the target compresses with this encoding.
+    Compressed(Encoding),
+}
+
+impl Mode {
+    fn of(byte: u8) -> Mode {
+        match byte % 5 {
+            0 => Mode::AsSent(Encoding::Snappy),
+            1 => Mode::AsSent(Encoding::Zstd),
+            2 => Mode::AsSent(Encoding::Identity),
+            3 => Mode::Compressed(Encoding::Snappy),
+            _ => Mode::Compressed(Encoding::Zstd),
+        }
+    }
+
+    fn encoding(self) -> Encoding {
+        match self {
+            Mode::AsSent(e) | Mode::Compressed(e) => e,
+        }
+    }
+}
+
+/// What an independent decompression makes of a body.
+#[derive(Debug)]
+enum Reference<'a> {
+    /// These bytes.
+    Bytes(Cow<'a, [u8]>),
+    /// Over the limit.
+    TooLarge,
+    /// Not a valid body of its encoding.
+    Malformed,
+    /// A zstd body the decoder refused: not checked independently, as
+    /// telling a malformed stream from an over-long one would take decoding
+    /// up to the limit a second time.
+    Unchecked,
+}
+
+/// Is `e` an error of decompression (as opposed to one of the message)?
+fn decompression_error(e: &Error) -> bool {
+    matches!(e, Error::DecodedTooLarge { .. } | Error::Decompress { .. })
+}
+
+/// Runs one input through the write path as a request of `protocol` with
+/// `Content-Type: content_type`; panics on any broken rule.
+pub fn run(data: &[u8], content_type: &str, protocol: Protocol) {
+    let Some((&mode, payload)) = data.split_first() else {
+        return;
+    };
+    let mode = Mode::of(mode);
+    let format = ingest::negotiate(Some(content_type), Some(mode.encoding().as_str()))
+        .expect("the headers a sender puts on this body are accepted");
+    assert_eq!(format.protocol, protocol);
+    let body: Cow<[u8]> = match mode {
+        Mode::AsSent(_) | Mode::Compressed(Encoding::Identity) => Cow::Borrowed(payload),
+        Mode::Compressed(Encoding::Snappy) => Cow::Owned(
+            snap::raw::Encoder::new()
+                .compress_vec(payload)
+                .expect("snappy compresses"),
+        ),
+        Mode::Compressed(Encoding::Zstd) => {
+            Cow::Owned(zstd::bulk::compress(payload, 1).expect("zstd compresses"))
+        }
+    };
+    let server = &*SERVER;
+    DECODER.with_borrow_mut(|decoder| {
+        let result = decoder
+            .decode(format, &body, &server.limits, NOW_MS)
+            .map(|_| ());
+        let reference = match mode {
+            Mode::Compressed(_) => Reference::Bytes(Cow::Borrowed(payload)),
+            Mode::AsSent(e) => decompress(e, &body, server, &result, decoder.decoded_bytes()),
+        };
+        check(protocol, &result, reference, decoder, server);
+        decoder.trim();
+    });
+}
+
+/// `body` decompressed by the compression libraries' own one-shot calls,
+/// not by promgate's bounded wrapper. `ours` and `decoded` are what the
+/// decoder made of it (zstd is only checked where it decoded).
+fn decompress<'a>(
+    encoding: Encoding,
+    body: &'a [u8],
+    server: &Server,
+    ours: &Result<(), Error>,
+    decoded: usize,
+) -> Reference<'a> {
+    let max = server.limits.max_decoded_bytes;
+    match encoding {
+        Encoding::Identity if body.len() > max => Reference::TooLarge,
+        Encoding::Identity => Reference::Bytes(Cow::Borrowed(body)),
+        Encoding::Snappy => match snap::raw::decompress_len(body) {
+            Err(_) => Reference::Malformed,
+            Ok(n) if n > max => Reference::TooLarge,
+            Ok(_) => match snap::raw::Decoder::new().decompress_vec(body) {
+                Ok(bytes) => Reference::Bytes(Cow::Owned(bytes)),
+                Err(_) => Reference::Malformed,
+            },
+        },
+        Encoding::Zstd => match ours {
+            Err(e) if decompression_error(e) => Reference::Unchecked,
+            // Given exactly as much room as promgate decoded, the one-shot
+            // decoder must yield the same bytes: nothing was cut off.
+            _ => match zstd::bulk::decompress(body, decoded) {
+                Ok(bytes) => Reference::Bytes(Cow::Owned(bytes)),
+                Err(e) => panic!(
+                    "promgate decoded {decoded} bytes of a zstd body that zstd's one-shot decoder refuses: {e}"
+                ),
+            },
+        },
+    }
+}
+
+/// Checks the decoder's verdict and batch against the reference bytes,
+/// then the counts, the keys, the store and the page.
+fn check(
+    protocol: Protocol,
+    result: &Result<(), Error>,
+    reference: Reference<'_>,
+    decoder: &Decoder,
+    server: &Server,
+) {
+    let raw: Cow<[u8]> = match (reference, result) {
+        (Reference::TooLarge, Err(Error::DecodedTooLarge { .. }))
+        | (Reference::Malformed, Err(Error::Decompress { .. })) => return,
+        (Reference::Unchecked, Err(e)) if decompression_error(e) => return,
+        (Reference::Bytes(bytes), Ok(()) | Err(_))
+            if !result.as_ref().is_err_and(decompression_error) =>
+        {
+            bytes
+        }
+        (reference, result) => {
+            panic!("decompression verdicts differ: reference {reference:?}, promgate {result:?}")
+        }
+    };
+    assert_eq!(
+        decoder.decoded_bytes(),
+        raw.len(),
+        "promgate decoded another length than the reference"
+    );
+
+    let rules = server.limits.rules(NOW_MS);
+    let reference = match protocol {
+        Protocol::RemoteWrite1 => v1::decode_with_prost(&raw, &rules),
+        Protocol::RemoteWrite2 => v2::decode_with_prost(&raw, &rules),
+    };
+    let batch = match (result, &reference) {
+        (Ok(()), Ok(r)) => {
+            let batch = decoder.batch();
+            assert_eq!(
+                summary(batch),
+                summary(r),
+                "the fast decoder and prost differ"
+            );
+            batch
+        }
+        (Err(Error::SchemaMismatch { .. }), Ok(r)) => {
+            assert!(
+                !raw.is_empty()
+                    && r.series.is_empty()
+                    && r.metadata.is_empty()
+                    && r.rejected.first.is_none(),
+                "schema mismatch reported for a body that yields something: {r:?}"
+            );
+            return;
+        }
+        // Both refuse. Not necessarily for the same reason: a body with
+        // several faults is refused for the first one each finds, and the
+        // fast 2.0 decoder reads the symbols table before the series that
+        // prost reads in one pass.
+        (Err(_), Err(_)) => return,
+        (ours, theirs) => panic!("verdicts differ: promgate {ours:?}, prost {theirs:?}"),
+    };
+
+    counts(protocol, &raw, batch);
+    keys(batch, server);
+    store_and_page(batch, server);
+}
+
+/// A batch as comparable data: floats by their bits; rejections as counts
+/// per reason, whatever the order they were met in, and whether there was a
+/// first one (which one is first differs when metadata come before series
+/// on the wire: the fast decoder meets them in wire order, the reference
+/// lowers every series before any metadata).
+type Summary<'b> = (
+    Vec<(&'b str, u64, i64, u32, u32, u8)>,
+    String,
+    (
+        Vec<(RejectReason, u64)>,
+        u64,
+        Vec<(RejectReason, u64)>,
+        bool,
+    ),
+);
+
+fn summary(b: &WriteBatch) -> Summary<'_> {
+    let series = b
+        .series
+        .iter()
+        .map(|u| {
+            (
+                b.key(u),
+                u.latest.value.to_bits(),
+                u.latest.timestamp_ms,
+                u.samples,
+                u.exemplars,
+                u.key.traits.bits(),
+            )
+        })
+        .collect();
+    let sorted = |counts: &[(RejectReason, u64)]| {
+        let mut counts = counts.to_vec();
+        counts.sort();
+        counts
+    };
+    let r = &b.rejected;
+    let rejected = (
+        sorted(&r.series),
+        r.metadata,
+        sorted(&r.samples),
+        r.first.is_some(),
+    );
+    (series, format!("{:?}", b.metadata), rejected)
+}
+
+/// Every sample the request carried is in an accepted series or counted
+/// rejected; no series is accepted twice; every series that carried
+/// anything (2.0: every series) is accepted or counted rejected; every 1.0
+/// metadata entry is kept or counted rejected.
+fn counts(protocol: Protocol, raw: &[u8], batch: &WriteBatch) {
+    // (samples and histograms of each series, metadata entries)
+    let (carried, metadata): (Vec<u64>, Option<usize>) = match protocol {
+        Protocol::RemoteWrite1 => {
+            let req = proto::lenient::WriteRequest::decode(raw).expect("prost read it before");
+            let carried = req
+                .timeseries
+                .iter()
+                .map(|t| (t.samples.len() + t.histograms.len()) as u64)
+                .collect();
+            (carried, Some(req.metadata.len()))
+        }
+        Protocol::RemoteWrite2 => {
+            let req = proto::v2::lenient::Request::decode(raw).expect("prost read it before");
+            let carried = req
+                .timeseries
+                .iter()
+                .map(|t| (t.samples.len() + t.histograms.len()) as u64)
+                .collect();
+            (carried, None)
+        }
+    };
+    let accepted: u64 = batch.series.iter().map(|u| u64::from(u.samples)).sum();
+    assert_eq!(
+        accepted + batch.rejected.samples_total(),
+        carried.iter().sum::<u64>(),
+        "accepted + rejected samples != samples in the request: {:?}",
+        batch.rejected
+    );
+    assert!(
+        batch.series.len() <= carried.len(),
+        "more series accepted than sent"
+    );
+    let must_account = match protocol {
+        Protocol::RemoteWrite1 => carried.iter().filter(|&&n| n > 0).count(),
+        Protocol::RemoteWrite2 => carried.len(),
+    };
+    assert!(
+        batch.series.len() as u64 + batch.rejected.series_total() >= must_account as u64,
+        "a series is neither accepted nor rejected: {} accepted, {:?}",
+        batch.series.len(),
+        batch.rejected
+    );
+    if let Some(sent) = metadata {
+        assert_eq!(
+            batch.metadata.len() as u64 + batch.rejected.metadata,
+            sent as u64,
+            "a metadata entry is neither kept nor rejected"
+        );
+    }
+}
+
+/// Each accepted key reads back into a valid label set within the limits,
+/// written again to the same key; each deciding sample is in the time range.
+fn keys(batch: &WriteBatch, server: &Server) {
+    let limits = &server.limits.series;
+    let range = server.limits.rules(NOW_MS).timestamps;
+    for u in &batch.series {
+        let key = batch.key(u);
+        let (name, labels) = parse_key(key);
+        assert_eq!(name, batch.name(u), "key {key:?}");
+        assert!(is_valid_metric_name(&name), "key {key:?}");
+        assert!(labels.len() < limits.max_labels, "key {key:?}");
+        for pair in labels.windows(2) {
+            assert!(
+                pair[0].0 < pair[1].0,
+                "labels not sorted or repeated: {key:?}"
+            );
+        }
+        for (n, v) in &labels {
+            assert!(
+                is_valid_label_name(n) && !n.starts_with("__") && n.len() <= limits.max_name_len,
+                "label name {n:?} in key {key:?}"
+            );
+            assert!(
+                !v.is_empty() && v.len() <= limits.max_value_len,
+                "label value {v:?} in key {key:?}"
+            );
+        }
+        let again = std::iter::once(("__name__", name.as_str()))
+            .chain(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let mut out = String::new();
+        let span = build_key(again, limits, &mut Vec::new(), &mut out)
+            .unwrap_or_else(|r| panic!("key {key:?} read back is refused: {r}"));
+        assert_eq!(out, key, "key read back and written again differs");
+        assert_eq!(span.traits, u.key.traits, "key {key:?}");
+        assert!(
+            range.contains(u.latest.timestamp_ms),
+            "deciding sample of {key:?} out of range: {}",
+            u.latest.timestamp_ms
+        );
+    }
+}
+
+/// Are two samples the same, floats bit for bit?
+fn same(a: Sample, b: Sample) -> bool {
+    a.value.to_bits() == b.value.to_bits() && a.timestamp_ms == b.timestamp_ms
+}
+
+/// The batch applied to a fresh store leaves what replaying its updates one
+/// by one says, and the page of that store reads back to exactly it.
+fn store_and_page(batch: &WriteBatch, server: &Server) {
+    // The replay: in request order, the newer timestamp wins (the later
+    // update among equals), and a stale marker not older than the stored
+    // sample removes the series.
+    let mut model: HashMap<&str, Sample> = HashMap::new();
+    for u in &batch.series {
+        let key = batch.key(u);
+        let s = u.latest;
+        let stored = model.get(key).map(|cur| s.timestamp_ms >= cur.timestamp_ms);
+        match (is_stale_marker(s.value), stored) {
+            (true, Some(true)) => {
+                model.remove(key);
+            }
+            (false, None | Some(true)) => {
+                model.insert(key, s);
+            }
+            _ => {}
+        }
+    }
+
+    let store = Store::new(server.store);
+    let outcome = store.apply(batch);
+    assert!(outcome.rejected.first.is_none(), "{:?}", outcome.rejected);
+    assert_eq!(store.live_series(), model.len(), "live series");
+    for (key, want) in &model {
+        let got = store
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} missing from the store"));
+        assert!(same(got, *want), "{key}: stored {got:?}, want {want:?}");
+    }
+
+    let mut page = Vec::new();
+    render(&store, &server.render, &mut page).expect("a Vec takes any page");
+    let families = parse_text(&page).unwrap_or_else(|e| {
+        panic!(
+            "the page does not parse: {e}\n{}",
+            String::from_utf8_lossy(&page)
+        )
+    });
+    let mut seen = HashSet::new();
+    for f in &families {
+        if let Some(help) = &f.help {
+            let md = store
+                .metadata(&f.name)
+                .or_else(|| {
+                    f.name
+                        .strip_suffix("_total")
+                        .and_then(|n| store.metadata(n))
+                })
+                .unwrap_or_else(|| panic!("HELP of {} without metadata", f.name));
+            // The text format cannot carry a HELP's leading blanks.
+            assert_eq!(
+                help,
+                md.help.trim_start_matches([' ', '\t']),
+                "HELP of {}",
+                f.name
+            );
+        }
+        for s in &f.samples {
+            let labels = std::iter::once(("__name__", s.name.as_str()))
+                .chain(s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            let mut key = String::new();
+            build_key(labels, &server.limits.series, &mut Vec::new(), &mut key)
+                .unwrap_or_else(|r| panic!("a line of the page is no valid series: {r}: {s:?}"));
+            let want = *model
+                .get(key.as_str())
+                .unwrap_or_else(|| panic!("{key} is on the page but not stored"));
+            let got_value = s.value.to_bits() == want.value.to_bits()
+                || (s.value.is_nan() && want.value.is_nan());
+            assert!(
+                got_value && s.timestamp_ms == Some(want.timestamp_ms),
+                "{key}: page has {} at {:?}, stored {want:?}",
+                s.value,
+                s.timestamp_ms
+            );
+            assert!(seen.insert(key), "a series twice on the page");
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        model.len(),
+        "stored series missing from the page"
+    );
+}
