@@ -129,8 +129,9 @@ fuzz_target!(|data: &[u8]| {
                 s.timestamp_ms, None,
                 "a pushed line with a timestamp: {s:?}"
             );
-            let labels = std::iter::once(("__name__", s.name.as_str()))
-                .chain(s.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = s.labels.iter().collect();
+            let labels = std::iter::once(("__name__", &*s.name))
+                .chain(pairs.iter().map(|(n, v)| (*n, &**v)));
             let mut key = String::new();
             build_pushed_key(labels, &limits.series, &mut Vec::new(), &mut key)
                 .unwrap_or_else(|r| panic!("a line of the page is no valid series: {r}: {s:?}"));
