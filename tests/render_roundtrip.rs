@@ -326,7 +326,7 @@ fn assert_page_is(page: &str, want: &Expected) -> Result<(), TestCaseError> {
     for f in &families {
         if let Some(help) = &f.help {
             // A counter sent as family `x` documents `x_total`.
-            let sent = want.metadata.get(&f.name).or_else(|| {
+            let sent = want.metadata.get(&*f.name).or_else(|| {
                 f.name
                     .strip_suffix("_total")
                     .and_then(|n| want.metadata.get(n))
@@ -335,7 +335,13 @@ fn assert_page_is(page: &str, want: &Expected) -> Result<(), TestCaseError> {
             prop_assert_eq!(Some(help.as_str()), sent, "HELP of {}", f.name);
         }
         for s in &f.samples {
-            let id = (s.name.clone(), s.labels.iter().cloned().collect());
+            let id = (
+                s.name.to_string(),
+                s.labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.into_owned()))
+                    .collect(),
+            );
             let ts = s
                 .timestamp_ms
                 .ok_or_else(|| TestCaseError::fail(format!("no timestamp: {s:?}")))?;
@@ -403,10 +409,10 @@ proptest! {
         // for it.
         let live: std::collections::BTreeSet<&str> =
             want.series.keys().map(|(n, _)| n.as_str()).collect();
-        let on_page: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
+        let on_page: Vec<&str> = families.iter().map(|f| &*f.name).collect();
         prop_assert_eq!(on_page, live.iter().copied().collect::<Vec<_>>());
         for f in &families {
-            let sent = want.metadata.get(&f.name);
+            let sent = want.metadata.get(&*f.name);
             prop_assert_eq!(
                 f.help.as_deref(),
                 sent.and_then(|(_, h)| readable_help(h)),
