@@ -52,6 +52,11 @@ pub struct Config {
           default_value = "10s", value_parser = parse_duration)]
     pub read_header_timeout: Duration,
 
+    /// Most connections open at once (plain and TLS); beyond it new connections wait in the kernel's accept queue until one closes, as Prometheus' --web.max-connections.
+    #[arg(long = "web.max-connections", env = "PROMGATE_WEB_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
     /// How long a client may take to send a request's body (408 after it, reason body_timeout).
     #[arg(long = "web.read-timeout", env = "PROMGATE_WEB_READ_TIMEOUT",
           default_value = "30s", value_parser = parse_duration)]
@@ -101,6 +106,13 @@ pub struct Config {
     /// Largest accepted request body, before decompression, in bytes (413 above).
     #[arg(long = "limits.request-body-bytes", env = "PROMGATE_LIMITS_REQUEST_BODY_BYTES", default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
+
+    /// Most request-body bytes held at once by writes and pushes, from their first byte until they are applied (503 when the budget stays spent for --limits.write-queue-duration, reason too_many_body_bytes); at least --limits.request-body-bytes. Default: 4 × --limits.request-body-bytes.
+    #[arg(
+        long = "limits.body-bytes-in-flight",
+        env = "PROMGATE_LIMITS_BODY_BYTES_IN_FLIGHT"
+    )]
+    pub body_bytes_in_flight: Option<usize>,
 
     /// Largest accepted request body after decompression, in bytes (413 above); checked against the declared size before allocating.
     #[arg(long = "limits.decoded-body-bytes", env = "PROMGATE_LIMITS_DECODED_BODY_BYTES", default_value_t = 64 << 20,
@@ -257,6 +269,33 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Checks the flags that bound each other; the message names both.
+    ///
+    /// # Errors
+    ///
+    /// `--limits.body-bytes-in-flight` below `--limits.request-body-bytes`:
+    /// a body of the largest accepted size could never be received.
+    pub fn check(&self) -> Result<(), String> {
+        match self.body_bytes_in_flight {
+            Some(budget) if budget < self.max_body_bytes => Err(format!(
+                "--limits.body-bytes-in-flight ({budget}) is below --limits.request-body-bytes ({}): \
+                 a body of the largest accepted size could never be received",
+                self.max_body_bytes
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Request-body bytes that may be held at once, in bytes:
+    /// `--limits.body-bytes-in-flight`, by default four bodies of the
+    /// largest accepted size.
+    pub fn body_bytes_budget(&self) -> usize {
+        self.body_bytes_in_flight
+            .unwrap_or_else(|| self.max_body_bytes.saturating_mul(4))
+            // A tokio semaphore holds at most this many permits.
+            .min(tokio::sync::Semaphore::MAX_PERMITS)
+    }
+
     /// Decoder limits from the flags.
     pub fn decode_limits(&self) -> ingest::Limits {
         ingest::Limits {
@@ -319,6 +358,31 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_body_budget_defaults_to_four_bodies_and_holds_at_least_one() {
+        let c =
+            Config::try_parse_from(["promgate", "--limits.request-body-bytes", "1000"]).unwrap();
+        assert_eq!(c.body_bytes_budget(), 4000);
+        assert_eq!(c.check(), Ok(()));
+        let c = Config::try_parse_from([
+            "promgate",
+            "--limits.request-body-bytes",
+            "1000",
+            "--limits.body-bytes-in-flight",
+            "999",
+        ])
+        .unwrap();
+        let e = c.check().unwrap_err();
+        assert!(
+            e.starts_with(
+                "--limits.body-bytes-in-flight (999) is below --limits.request-body-bytes (1000)"
+            ),
+            "{e}"
+        );
+        let c = Config::try_parse_from(["promgate", "--web.max-connections", "0"]);
+        assert!(c.is_err(), "0 connections would serve nobody");
+    }
 
     #[test]
     fn defaults_and_ttl_parsing() {

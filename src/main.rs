@@ -11,6 +11,12 @@ use tracing_subscriber::prelude::*;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
+    if let Err(e) = config.check() {
+        use clap::CommandFactory;
+        Config::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit();
+    }
     if let Some(Command::Push(args)) = &config.command {
         return match promgate::push_client::run(args).await {
             Ok(report) => {

@@ -100,6 +100,13 @@ pub struct SelfMetrics {
     /// Connections closed on the client's fault, by reason (see
     /// [`SelfMetrics::CONNECTION_CLOSE_REASONS`]).
     pub connections_closed: Family<ReasonLabels, Counter>,
+    /// Connections open now (TLS handshakes in progress included).
+    pub connections_open: Gauge,
+    /// `--web.max-connections`.
+    pub connections_max: Gauge,
+    /// Times the accept loop found every connection of
+    /// `--web.max-connections` taken and waited for one to close.
+    pub connections_limit_reached: Counter,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
     /// Pushes stored, by method (`PUT`, `POST`).
@@ -183,6 +190,9 @@ impl SelfMetrics {
             auth_bcrypt_runs: Counter::default(),
             tls_handshake_errors: Counter::default(),
             connections_closed: Family::default(),
+            connections_open: Gauge::default(),
+            connections_max: Gauge::default(),
+            connections_limit_reached: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -290,6 +300,21 @@ impl SelfMetrics {
             "connections_closed",
             "Connections closed on the client's fault, by reason: header_timeout (a new connection sent no complete request head within --web.read-header-timeout), idle_timeout (a kept-alive connection sent no next request head within it), malformed_head (a request head that could not be parsed, answered 400 or 431 with an empty body)",
             m.connections_closed.clone(),
+        );
+        r.register(
+            "connections_open",
+            "Connections open now, TLS handshakes in progress included",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "connections_max",
+            "Most connections open at once (--web.max-connections)",
+            m.connections_max.clone(),
+        );
+        r.register(
+            "connections_limit_reached",
+            "Times every connection of --web.max-connections was taken, so that new connections waited in the accept queue until one closed",
+            m.connections_limit_reached.clone(),
         );
         r.register(
             "push_groups",

@@ -17,7 +17,10 @@
 //! `axum::serve`, which cannot bound how long a client may take to send its
 //! headers: a connection that has not sent a complete request head within
 //! `--web.read-header-timeout` (idle keep-alive connections included) is
-//! closed, so stalled or idle clients cannot hold every file descriptor.
+//! closed, so stalled or idle clients cannot hold every file descriptor;
+//! and at most `--web.max-connections` are open at once (beyond, the loop
+//! stops accepting until one closes), so their number bounds the memory
+//! connections take.
 //!
 //! With a `tls_server_config` in `--web.config.file`, the listener speaks
 //! TLS only: each accepted connection's handshake runs in the connection's
@@ -40,7 +43,7 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -119,16 +122,12 @@ pub async fn run(config: &Config) -> io::Result<()> {
             signalled.notify_one();
         }
     };
-    let header_timeout = Some(config.read_header_timeout).filter(|d| !d.is_zero());
+    let limits = ConnectionLimits {
+        max_connections: config.max_connections as usize,
+        read_header_timeout: Some(config.read_header_timeout).filter(|d| !d.is_zero()),
+    };
     let metrics = Arc::clone(&state.metrics);
-    let served = serve(
-        listener,
-        router(state),
-        metrics,
-        header_timeout,
-        tls,
-        signal,
-    );
+    let served = serve(listener, router(state), metrics, limits, tls, signal);
     // A client that stalls (half a request, a page it never reads) must not
     // keep the process alive for ever once it was told to stop.
     let grace = config.shutdown_timeout;
@@ -392,10 +391,19 @@ async fn serve(
     listener: TcpListener,
     app: Router,
     metrics: Arc<SelfMetrics>,
-    read_header_timeout: Option<Duration>,
+    limits: ConnectionLimits,
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let ConnectionLimits {
+        max_connections,
+        read_header_timeout,
+    } = limits;
+    // One permit per connection: at the limit the loop stops accepting and
+    // new connections wait in the kernel's accept queue, as behind
+    // Prometheus' --web.max-connections (Go's netutil.LimitListener).
+    let slots = Arc::new(Semaphore::new(max_connections));
+    metrics.connections_max.set(max_connections as i64);
     // Dropping `stop_rx` tells every connection to finish (each waits on
     // `stop_tx.closed()`); each connection holds a clone of `closed_rx`, so
     // `closed_tx.closed()` resolves once the last one has gone.
@@ -406,6 +414,16 @@ async fn serve(
     });
     let (closed_tx, closed_rx) = watch::channel(());
     loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                metrics.connections_limit_reached.inc();
+                tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = stop_tx.closed() => break,
+                }
+            }
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -423,9 +441,11 @@ async fn serve(
         // Whether a request head arrived on this connection: a header
         // timeout after one is an idle keep-alive connection, not a slow
         // client.
+        metrics.connections_open.inc();
         let conn = Connection {
             metrics: Arc::clone(&metrics),
             served: Arc::new(AtomicBool::new(false)),
+            _slot: slot,
         };
         let served = Arc::clone(&conn.served);
         // The peer's address goes with each request, for the access log of
@@ -492,11 +512,28 @@ async fn serve(
     closed_tx.closed().await;
 }
 
-/// What the accept loop knows of one connection.
+/// Bounds on the connections [`serve`] takes.
+#[derive(Clone, Copy, Debug)]
+struct ConnectionLimits {
+    /// `--web.max-connections`.
+    max_connections: usize,
+    /// `--web.read-header-timeout` (`None`: no bound); TLS handshakes too.
+    read_header_timeout: Option<Duration>,
+}
+
+/// What the accept loop knows of one connection; dropped when it closes.
 struct Connection {
     metrics: Arc<SelfMetrics>,
     /// Set when a request head arrives.
     served: Arc<AtomicBool>,
+    /// Its place among `--web.max-connections`.
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.metrics.connections_open.dec();
+    }
 }
 
 impl Connection {

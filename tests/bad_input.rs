@@ -106,6 +106,15 @@ impl Req {
         self.headers.push((name, value.to_string()));
         self
     }
+
+    /// The request for a router (credentials are the gate's to add).
+    fn http(self) -> Request<Body> {
+        let mut r = Request::builder().method(self.method).uri(&self.path);
+        for (k, v) in &self.headers {
+            r = r.header(*k, v);
+        }
+        r.body(Body::from(self.body)).unwrap()
+    }
 }
 
 fn post(headers: &[(&'static str, &str)], body: Vec<u8>) -> Req {
@@ -273,15 +282,7 @@ impl Gate {
         }
         match &self.via {
             Via::Router(app) => {
-                let mut r = Request::builder().method(req.method).uri(&req.path);
-                for (k, v) in &req.headers {
-                    r = r.header(*k, v);
-                }
-                let resp = app
-                    .clone()
-                    .oneshot(r.body(Body::from(req.body)).unwrap())
-                    .await
-                    .unwrap();
+                let resp = app.clone().oneshot(req.http()).await.unwrap();
                 let status = resp.status().as_u16();
                 let headers = resp
                     .headers()
@@ -1857,35 +1858,215 @@ async fn writes_beyond_the_concurrency_bound() {
         "--limits.concurrent-writes",
         "1",
         "--limits.write-queue-duration",
+        "1ms",
+    ])
+    .await;
+    let Via::Router(app) = &gate.via else {
+        unreachable!()
+    };
+    // A slot is held while a body is decoded and applied: 20,000 series take
+    // far longer than 1 ms, so of 8 such writes sent at once on two threads,
+    // those that find the slot taken are refused.
+    let hosts: Vec<String> = (0..20_000).map(|i| format!("h{i}")).collect();
+    let labels: Vec<[(&str, &str); 2]> = hosts
+        .iter()
+        .map(|h| [("__name__", "busy"), ("host", h.as_str())])
+        .collect();
+    let series: Vec<Series> = labels
+        .iter()
+        .map(|l| (&l[..], &[(3.0, 5000)][..]))
+        .collect();
+    let body = snappy(&request(&series, &[]));
+    let expect = Expect {
+        status: 503,
+        says: "too many concurrent writes: 1 requests were being served for all of 1ms; retry later",
+        counts: Vec::new(),
+        page: std::iter::once(SEED.to_string())
+            .chain(hosts.iter().map(|h| format!("busy{{host=\"{h}\"}} 3 5000")))
+            .collect(),
+    };
+    let before = gate.counters().await;
+    let mut refused = 0;
+    for _round in 0..20 {
+        let sent: Vec<_> = (0..8)
+            .map(|_| {
+                tokio::spawn(
+                    app.clone()
+                        .oneshot(post(PROMETHEUS_HEADERS, body.clone()).http()),
+                )
+            })
+            .collect();
+        for answer in sent {
+            let answer = answer.await.unwrap().unwrap();
+            let status = answer.status().as_u16();
+            let text = answer.into_body().collect().await.unwrap().to_bytes();
+            if status != 204 {
+                assert_answer("a write beyond the bound", status, &text, &expect);
+                refused += 1;
+            }
+        }
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(refused > 0, "no write of 20 rounds of 8 was refused");
+    gate.assert_counted(
+        &before,
+        &[(requests("too_many_writes"), f64::from(refused))],
+    )
+    .await;
+    gate.assert_page(&expect.page).await;
+    gate.assert_serving().await;
+}
+
+/// A body arriving while others hold all of `--limits.body-bytes-in-flight`
+/// waits `--limits.write-queue-duration` for budget, then gets 503; the
+/// budget comes back when the bodies holding it have been applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_bytes_beyond_the_budget() {
+    let gate = Gate::router(&[
+        "--limits.request-body-bytes",
+        "1000",
+        "--limits.body-bytes-in-flight",
+        "1000",
+        "--limits.write-queue-duration",
         "200ms",
     ])
     .await;
     let Via::Router(app) = &gate.via else {
         unreachable!()
     };
-    let before = gate.counters().await;
-    // A write whose body keeps coming holds the only slot.
+    // An uncompressed request of one series whose label value makes it
+    // about `size` bytes.
+    let sized = |name: &str, size: usize| {
+        let value = "v".repeat(size - 40);
+        let labels = [("__name__", name), ("pad", value.as_str())];
+        request(&[(&labels[..], &[(1.0, 5000)])], &[]).encode_to_vec()
+    };
+    let held_body = sized("held", 700);
+    let late_body = sized("late", 400);
+    assert!((700..800).contains(&held_body.len()) && (400..500).contains(&late_body.len()));
+    // The held request's whole body has arrived, but not its end.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    let slow = Request::post("/api/v1/write")
+    tx.send(Ok(held_body.clone().into())).await.unwrap();
+    let held = Request::post("/api/v1/write")
         .header("content-encoding", "identity")
         .body(Body::from_stream(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         ))
         .unwrap();
-    let held = tokio::spawn(app.clone().oneshot(slow));
+    let held = tokio::spawn(app.clone().oneshot(held));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let expect = Expect {
         status: 503,
-        says: "too many concurrent writes: 1 requests were being served for all of 200ms; retry later",
-        counts: vec![(requests("too_many_writes"), 1.0)],
-        page: lines(&[SEED]),
+        says: "too many request bytes in flight: other bodies held the budget of 1000 bytes for all of 200ms; retry later",
+        counts: vec![(requests("too_many_body_bytes"), 1.0)],
+        page: vec![
+            SEED.to_string(),
+            format!("held{{pad=\"{}\"}} 1 5000", "v".repeat(660)),
+        ],
     };
-    let a = gate.send(write1(&[(GOOD, &[(7.0, 5000)])], &[])).await;
-    assert_answer("a second write", a.status, &a.body, &expect);
+    let before = gate.counters().await;
+    let a = gate
+        .send(post(&[("content-encoding", "identity")], late_body))
+        .await;
+    assert_answer("a body beyond the budget", a.status, &a.body, &expect);
     gate.assert_counted(&before, &expect.counts).await;
-    // The held body ends (an empty, valid request), freeing the slot.
+    // The held body ends, is applied, and gives its budget back.
     drop(tx);
     assert_eq!(held.await.unwrap().unwrap().status(), 204);
+    gate.assert_page(&expect.page).await;
+    gate.assert_serving().await;
+}
+
+/// Reads one answer from a kept-alive connection: its status.
+fn answer_kept_alive(s: &mut TcpStream) -> u16 {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text[9..12].parse().unwrap();
+            }
+        }
+    }
+}
+
+/// A connection beyond `--web.max-connections` is not accepted until
+/// another closes: it waits, unanswered, in the kernel's accept queue;
+/// then it is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_limit() {
+    let gate = Gate::binary(&["--web.max-connections", "3"]).await;
+    let before = gate.counters().await;
+    let addr = gate.addr();
+    let (waited, then) = tokio::task::spawn_blocking(move || {
+        // Three kept-alive connections, each answered once, take every place.
+        let mut open: Vec<TcpStream> = (0..3)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                assert_eq!(answer_kept_alive(&mut s), 200);
+                s
+            })
+            .collect();
+        let mut fourth = TcpStream::connect(addr).unwrap();
+        fourth
+            .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        fourth
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let waited = match fourth.read(&mut buf) {
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            Ok(_) => false,
+        };
+        // One closes: the fourth is accepted and answered.
+        drop(open.remove(0));
+        let then = until_closed(fourth);
+        drop(open);
+        (waited, then)
+    })
+    .await
+    .unwrap();
+    assert!(
+        waited,
+        "the fourth connection was answered while three were open"
+    );
+    let expect = Expect {
+        status: 200,
+        says: "",
+        counts: Vec::new(),
+        page: lines(&[SEED]),
+    };
+    let (status, _) = parse_raw(&then);
+    assert_eq!(status, expect.status, "{}", String::from_utf8_lossy(&then));
+    // The loop found every place taken at least once the third was
+    // accepted (more often when the gate's own connections, closing, or the
+    // others still held places at other moments).
+    let after = gate.counters().await;
+    let reached = |c: &BTreeMap<String, f64>| c["promgate_connections_limit_reached_total"];
+    let reached = reached(&after) - reached(&before);
+    assert!(reached >= 1.0, "reached {reached} times");
+    assert_eq!(after["promgate_connections_max"], 3.0);
     gate.assert_page(&expect.page).await;
     gate.assert_serving().await;
 }
@@ -2290,6 +2471,7 @@ fn the_readme_table_names_these_tests() {
         ("samples_out_of_order", vec![""]),
         ("series_stale_removed", vec![""]),
         ("tls_handshake_errors", vec![""]),
+        ("connections_limit_reached", vec![""]),
     ]
     .into();
     let mut named = Vec::new();

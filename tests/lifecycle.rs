@@ -417,3 +417,50 @@ fn a_scraper_that_stops_reading_loses_its_slot() {
     }
     drop(stalled);
 }
+
+/// Clients that send a request head and then stall their bodies hold
+/// connections, not write slots: with more of them than there are slots,
+/// writers that send their bodies are still served at once (a write slot
+/// is taken once the body has arrived).
+#[test]
+fn stalled_bodies_hold_no_write_slot() {
+    let (_p, addr) = spawn_promgate(&[
+        "--limits.concurrent-writes",
+        "1",
+        "--limits.write-queue-duration",
+        "1s",
+        "--web.read-timeout",
+        "60s",
+    ]);
+    let stalled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\nContent-Length: 1000\r\n\r\nten bytes."
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    // Connections are accepted in order: by the time a request sent after
+    // the stalled ones is answered, theirs have been accepted too.
+    assert!(http_get(addr, "/-/healthy").starts_with("HTTP/1.1 200"));
+    for i in 0..5 {
+        let labels = [("__name__", "written"), ("writer", &*i.to_string())];
+        let body = snappy(&request(&[(&labels, &[(1.0, 5000)])], &[]));
+        let answer = push(addr, &body);
+        assert!(answer.starts_with("HTTP/1.1 204"), "write {i}: {answer}");
+    }
+    let page = http_get(addr, "/metrics");
+    for i in 0..5 {
+        let line = format!("written{{writer=\"{i}\"}} 1 5000");
+        assert!(page.contains(&line), "{line} not in {page}");
+    }
+    let metrics = http_get(addr, "/-/metrics");
+    assert!(
+        metrics.contains("promgate_requests_rejected_total{reason=\"too_many_writes\"} 0"),
+        "{metrics}"
+    );
+    drop(stalled);
+}

@@ -70,6 +70,14 @@ pub enum Error {
         /// How long the request waited for a slot.
         waited: Duration,
     },
+    /// Request bodies held `--limits.body-bytes-in-flight` bytes for all of
+    /// `--limits.write-queue-duration` while this one was arriving.
+    TooManyBodyBytes {
+        /// The configured budget in bytes.
+        budget: usize,
+        /// How long the request waited for budget.
+        waited: Duration,
+    },
     /// The render thread could not be started (the cause is logged).
     RenderUnavailable,
     /// A push that parsed but is inconsistent with other groups, or would
@@ -104,7 +112,7 @@ pub enum Error {
 impl Error {
     /// Every value [`Error::reason`] can return, so that each counter
     /// starts at zero.
-    pub const REASONS: [&'static str; 25] = [
+    pub const REASONS: [&'static str; 26] = [
         "unsupported_media_type",
         "unsupported_protocol",
         "unsupported_encoding",
@@ -121,6 +129,7 @@ impl Error {
         "invalid_series",
         "too_many_scrapes",
         "too_many_writes",
+        "too_many_body_bytes",
         "render_unavailable",
         "invalid_push_path",
         "unsupported_push_encoding",
@@ -159,6 +168,7 @@ impl Error {
             // and retries a 503 with backoff, as vmagent retries both.
             Error::TooManyScrapes { .. }
             | Error::TooManyWrites { .. }
+            | Error::TooManyBodyBytes { .. }
             | Error::RenderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The Pushgateway's answer; batch jobs do not retry a push.
             Error::PushConflict(_) => StatusCode::BAD_REQUEST,
@@ -194,6 +204,7 @@ impl Error {
             Error::Rejected { .. } => "invalid_series",
             Error::TooManyScrapes { .. } => "too_many_scrapes",
             Error::TooManyWrites { .. } => "too_many_writes",
+            Error::TooManyBodyBytes { .. } => "too_many_body_bytes",
             Error::RenderUnavailable => "render_unavailable",
             Error::PushConflict(PushConflict::SeriesLimit(_)) => "push_series_limit",
             Error::PushConflict(_) => "inconsistent_push",
@@ -251,6 +262,11 @@ impl fmt::Display for Error {
             Error::TooManyWrites { limit, waited } => write!(
                 f,
                 "too many concurrent writes: {limit} requests were being served for all of {}; retry later",
+                humantime::format_duration(*waited)
+            ),
+            Error::TooManyBodyBytes { budget, waited } => write!(
+                f,
+                "too many request bytes in flight: other bodies held the budget of {budget} bytes for all of {}; retry later",
                 humantime::format_duration(*waited)
             ),
             Error::RenderUnavailable => {
@@ -394,6 +410,10 @@ mod tests {
             },
             Error::TooManyWrites {
                 limit: 1,
+                waited: Duration::ZERO,
+            },
+            Error::TooManyBodyBytes {
+                budget: 1,
                 waited: Duration::ZERO,
             },
             Error::RenderUnavailable,

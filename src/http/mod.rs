@@ -50,6 +50,8 @@ pub struct ConcurrencyLimits {
 pub struct Settings {
     /// Largest request body before decompression, in bytes.
     pub max_body_bytes: usize,
+    /// Request-body bytes held at once by writes and pushes (`--limits.body-bytes-in-flight`).
+    pub body_bytes_budget: usize,
     /// Decoder limits.
     pub decode: ingest::Limits,
     /// Exposition options.
@@ -81,6 +83,9 @@ pub struct AppState {
     renders: Arc<Semaphore>,
     /// One permit per remote-write request that may be served at once.
     writes: Arc<Semaphore>,
+    /// One permit per request-body byte that may be held at once, taken as
+    /// bodies arrive and given back when they have been applied.
+    body_bytes: Arc<Semaphore>,
     /// One permit: pushes are parsed one at a time (a parsed push takes up
     /// to ~25 times its body in memory; the Pushgateway, too, applies one
     /// push at a time).
@@ -110,6 +115,7 @@ impl AppState {
     pub fn new(config: &Config) -> Self {
         let settings = Settings {
             max_body_bytes: config.max_body_bytes,
+            body_bytes_budget: config.body_bytes_budget(),
             decode: config.decode_limits(),
             render: config.render_options(),
             scrapes: ConcurrencyLimits {
@@ -139,6 +145,7 @@ impl AppState {
             metrics: Arc::new(metrics),
             renders: Arc::new(Semaphore::new(settings.scrapes.max_concurrent)),
             writes: Arc::new(Semaphore::new(settings.writes.max_concurrent)),
+            body_bytes: Arc::new(Semaphore::new(settings.body_bytes_budget)),
             pushes: Arc::new(Semaphore::new(1)),
             settings: Arc::new(settings),
             web_config: None,

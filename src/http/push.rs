@@ -139,10 +139,10 @@ async fn push_inner(
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let encoding = ingest::push::PushEncoding::from_header(header(header::CONTENT_ENCODING))?;
     let delimited = ingest::push::is_delimited_protobuf(header(header::CONTENT_TYPE));
-    // A push holds a body and its parsed form like a remote write does, so
-    // it takes one of the same slots.
-    let slot = super::write::write_slot(app).await?;
     let body = super::body::read(app, headers, body).await?;
+    // A push holds its parsed form like a remote write holds its decoded
+    // one, so it takes one of the same slots.
+    let slot = super::write::write_slot(app).await?;
     let wait = app.settings.writes.max_queue_duration;
     let parsing = tokio::time::timeout(wait, Arc::clone(&app.pushes).acquire_owned())
         .await
@@ -164,7 +164,7 @@ async fn push_inner(
         // decompressed text is held to the (compressed) body limit, not to
         // the decoded limit of remote write.
         let max = limits.max_decoded_bytes.min(app.settings.max_body_bytes);
-        let body = ingest::push::decompress(encoding, &body, max)?;
+        let body = ingest::push::decompress(encoding, &body.bytes, max)?;
         app.metrics.decoded_bytes.inc_by(body.len() as u64);
         let families = if delimited {
             ingest::push::parse_delimited(&body)?

@@ -119,21 +119,23 @@ async fn ingest(
         header(header::CONTENT_ENCODING),
     )?;
 
-    // Bounded like vmagent's -maxConcurrentInserts: each write in progress
-    // holds up to a body and its decoded form, so their number bounds memory.
-    let _slot = write_slot(app).await?;
+    // The body is received first, within the budget of bytes in flight, so
+    // that a client stalling its body holds no write slot.
     let body = super::body::read(app, headers, body).await?;
     app.metrics
         .received_bytes
         .get_or_create(&EncodingLabels {
             encoding: format.encoding.as_str(),
         })
-        .inc_by(body.len() as u64);
+        .inc_by(body.bytes.len() as u64);
+    // Bounded like vmagent's -maxConcurrentInserts: each write being decoded
+    // holds its decoded form, so their number bounds memory and CPU.
+    let _slot = write_slot(app).await?;
 
     // Decode and apply run to the end without an await, so the worker
     // thread's decoder is this request's alone meanwhile.
     DECODER.with_borrow_mut(|decoder| {
-        let result = decode_and_apply(app, format, &body, decoder, written);
+        let result = decode_and_apply(app, format, &body.bytes, decoder, written);
         decoder.trim();
         result
     })
