@@ -62,7 +62,7 @@ pub struct Config {
           default_value = "30s", value_parser = parse_duration)]
     pub read_timeout: Duration,
 
-    /// How long a scraper may take to read each part (about 64 KiB) of a /metrics page; the page is cut off after it, freeing its render slot.
+    /// How long a client may read nothing of what promgate sends (each ~64 KiB part of a /metrics page, any answer); the connection is closed after it, freeing its place and render slot.
     #[arg(long = "web.write-timeout", env = "PROMGATE_WEB_WRITE_TIMEOUT",
           default_value = "30s", value_parser = parse_duration)]
     pub write_timeout: Duration,

@@ -148,8 +148,12 @@ impl Default for SelfMetrics {
 
 impl SelfMetrics {
     /// Every reason of `promgate_connections_closed_total`.
-    pub const CONNECTION_CLOSE_REASONS: [&'static str; 3] =
-        ["header_timeout", "idle_timeout", "malformed_head"];
+    pub const CONNECTION_CLOSE_REASONS: [&'static str; 4] = [
+        "header_timeout",
+        "idle_timeout",
+        "malformed_head",
+        "write_timeout",
+    ];
 
     /// Creates and registers every metric.
     pub fn new() -> Self {
@@ -298,7 +302,7 @@ impl SelfMetrics {
         );
         r.register(
             "connections_closed",
-            "Connections closed on the client's fault, by reason: header_timeout (a new connection sent no complete request head within --web.read-header-timeout), idle_timeout (a kept-alive connection sent no next request head within it), malformed_head (a request head that could not be parsed, answered 400 or 431 with an empty body)",
+            "Connections closed on the client's fault, by reason: header_timeout (a new connection sent no complete request head within --web.read-header-timeout), idle_timeout (a kept-alive connection sent no next request head within it), malformed_head (a request head that could not be parsed, answered 400 or 431 with an empty body), write_timeout (the client read nothing of an answer or page for --web.write-timeout)",
             m.connections_closed.clone(),
         );
         r.register(

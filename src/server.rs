@@ -45,6 +45,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -125,6 +126,7 @@ pub async fn run(config: &Config) -> io::Result<()> {
     let limits = ConnectionLimits {
         max_connections: config.max_connections as usize,
         read_header_timeout: Some(config.read_header_timeout).filter(|d| !d.is_zero()),
+        write_timeout: Some(config.write_timeout).filter(|d| !d.is_zero()),
     };
     let metrics = Arc::clone(&state.metrics);
     let served = serve(listener, router(state), metrics, limits, tls, signal);
@@ -398,6 +400,7 @@ async fn serve(
     let ConnectionLimits {
         max_connections,
         read_header_timeout,
+        write_timeout,
     } = limits;
     // One permit per connection: at the limit the loop stops accepting and
     // new connections wait in the kernel's accept queue, as behind
@@ -438,6 +441,13 @@ async fn serve(
             () = stop_tx.closed() => break,
         };
         let _ = stream.set_nodelay(true);
+        // A client that stops reading (a page, or answers to pipelined
+        // requests) leaves hyper waiting to write for ever: after
+        // --web.write-timeout without progress the write fails and the
+        // connection closes, freeing its place.
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(write_timeout);
+        let stream = Box::pin(stream);
         // Whether a request head arrived on this connection: a header
         // timeout after one is an idle keep-alive connection, not a slow
         // client.
@@ -519,6 +529,9 @@ struct ConnectionLimits {
     max_connections: usize,
     /// `--web.read-header-timeout` (`None`: no bound); TLS handshakes too.
     read_header_timeout: Option<Duration>,
+    /// `--web.write-timeout`: how long a write may wait for the client to
+    /// read (`None`: no bound).
+    write_timeout: Option<Duration>,
 }
 
 /// What the accept loop knows of one connection; dropped when it closes.
@@ -547,6 +560,12 @@ impl Connection {
             }
         } else if e.is_parse() || e.is_parse_too_large() {
             "malformed_head"
+        } else if std::error::Error::source(e)
+            .and_then(|cause| cause.downcast_ref::<io::Error>())
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+        {
+            // Only writes are timed at this level (`TimeoutStream`).
+            "write_timeout"
         } else {
             return;
         };

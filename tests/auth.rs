@@ -702,6 +702,11 @@ fn a_broken_file_at_start_is_a_one_line_startup_error() {
             "not a bcrypt hash",
         ),
         (
+            "a bcrypt cost past 14",
+            "basic_auth_users:\n  legacy: '$2b$31$abYJYYXc//lyeyPOSJuV5eFG6/aHcN5M.hOKwxu9R1g6BKP0qpwei'\n",
+            "has bcrypt cost 31, above the 14 promgate accepts",
+        ),
+        (
             "missing certificate",
             "tls_server_config:\n  cert_file: absent.crt\n  key_file: absent.key\n",
             "absent.crt",

@@ -2116,6 +2116,61 @@ async fn slow_request_head() {
     gate.assert_serving().await;
 }
 
+/// A client that reads nothing of its answer (here a 3 MB page) for
+/// `--web.write-timeout`: the connection is closed, freeing its place and
+/// its render slot, and what the client did receive does not end with the
+/// chunked body's terminator, so it cannot pass for a complete page.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_that_stops_reading() {
+    let gate = Gate::binary(&["--web.write-timeout", "1s"]).await;
+    let hosts: Vec<String> = (0..3000)
+        .map(|i| format!("{i:04}{}", "x".repeat(1000)))
+        .collect();
+    let labels: Vec<[(&str, &str); 2]> = hosts
+        .iter()
+        .map(|h| [("__name__", "big"), ("host", h.as_str())])
+        .collect();
+    let series: Vec<Series> = labels
+        .iter()
+        .map(|l| (&l[..], &[(1.0, 5000)][..]))
+        .collect();
+    assert_eq!(gate.send(write1(&series, &[])).await.status, 204);
+    let before = gate.counters().await;
+    // A small receive buffer, so the page does not fit in the socket.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(gate.addr())
+        .await
+        .unwrap()
+        .into_std()
+        .unwrap();
+    stalled.set_nonblocking(false).unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let expect = Expect {
+        status: 200,
+        says: "",
+        counts: vec![(connections("write_timeout"), 1.0)],
+        page: std::iter::once(SEED.to_string())
+            .chain(hosts.iter().map(|h| format!("big{{host=\"{h}\"}} 1 5000")))
+            .collect(),
+    };
+    // Counted once the server has given up on the connection, which the
+    // client has not read from.
+    gate.assert_counted(&before, &expect.counts).await;
+    let received = until_closed(stalled);
+    let (status, _) = parse_raw(&received);
+    assert_eq!(status, expect.status);
+    assert!(
+        !received.ends_with(b"\r\n0\r\n\r\n"),
+        "a cut-off page ended like a complete one"
+    );
+    gate.assert_page(&expect.page).await;
+    gate.assert_serving().await;
+}
+
 /// A head the HTTP parser refuses (two different `Content-Length`s) is
 /// answered by hyper before promgate sees a request: 400, empty body.
 #[tokio::test(flavor = "multi_thread")]

@@ -17,7 +17,10 @@
 //! yield returns at once and the scrape runs at full speed.
 
 use std::io::{self, Write};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -29,6 +32,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::Sender;
+use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{AppState, Error};
@@ -107,6 +111,29 @@ impl Write for ChunkWriter {
     }
 }
 
+/// The page's chunks, ending in an error when the render did not complete
+/// (the scraper stalled past `--web.write-timeout`, or rendering failed):
+/// hyper then closes the connection without the chunked body's terminator,
+/// so the scraper sees a failed scrape, never a short page that parses.
+struct PageStream {
+    chunks: ReceiverStream<Result<Bytes, io::Error>>,
+    /// Set by the render thread once the whole page was handed over.
+    complete: Arc<AtomicBool>,
+}
+
+impl Stream for PageStream {
+    type Item = Result<Bytes, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.chunks).poll_next(cx) {
+            Poll::Ready(None) if !self.complete.swap(true, Ordering::Acquire) => {
+                Poll::Ready(Some(Err(io::Error::other("the page was cut off"))))
+            }
+            other => other,
+        }
+    }
+}
+
 /// Gives the CPU away after each write: the renderer writes once per chunk
 /// of page (~64 KiB, a few hundred microseconds of work), so on a busy core
 /// a writer waits for at most one chunk of rendering.
@@ -179,18 +206,25 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
     let gzip = accepts_gzip(headers);
     let runtime = tokio::runtime::Handle::current();
     let timeout = app.settings.write_timeout;
+    let complete = Arc::new(AtomicBool::new(false));
+    let page = PageStream {
+        chunks: ReceiverStream::new(rx),
+        complete: Arc::clone(&complete),
+    };
     let render = move || {
         // Released when the page is sent or the client has gone away.
         let _permit = permit;
         lower_priority();
+        // The stream ends when the last sender goes: this one outlives the
+        // writer's, so that `complete` is set before the end is seen.
+        let last = tx.clone();
         let out = ChunkWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
             runtime,
             timeout,
         };
-        // An error means the client went away: there is no one to tell.
-        let _ = if gzip {
+        let rendered = if gzip {
             // Level 1: most of the size reduction for a fraction of the CPU of
             // the default level; scrape throughput matters more here.
             let mut gz = Yielding(GzEncoder::new(out, Compression::fast()));
@@ -201,6 +235,10 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
             let mut out = Yielding(out);
             exposition::render(&store, &opts, &mut out).and_then(|()| out.flush())
         };
+        if rendered.is_ok() {
+            complete.store(true, Ordering::Release);
+        }
+        drop(last);
     };
     // A thread per scrape rather than the blocking pool: a thread's priority
     // can be lowered but not raised back without privileges, so a pool
@@ -215,7 +253,7 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
     }
     let mut response = (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        Body::from_stream(ReceiverStream::new(rx)),
+        Body::from_stream(page),
     )
         .into_response();
     let h = response.headers_mut();

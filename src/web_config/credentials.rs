@@ -34,6 +34,12 @@ use super::Error;
 /// Most cached verdicts of each kind; a full map is emptied and starts over.
 const CACHE_ENTRIES: usize = 1024;
 
+/// The highest bcrypt cost a configured hash may have. Checks run one at a
+/// time and unknown users are checked at the highest configured cost, so one
+/// costly hash would delay every login: cost 14 already takes about a
+/// second, and each step above doubles it.
+pub const MAX_BCRYPT_COST: u32 = 14;
+
 /// A bcrypt hash that matches no password, used for unknown users. Only its
 /// cost (`{cost}` below) matters: verifying any password against it runs
 /// the full key schedule and fails.
@@ -211,6 +217,15 @@ impl Credentials {
                     "basic_auth_users: the hash of {name:?} is not a bcrypt hash ({e})"
                 ))
             })?;
+            if parts.get_cost() > MAX_BCRYPT_COST {
+                return Err(Error::new(format!(
+                    "basic_auth_users: the hash of {name:?} has bcrypt cost {}, above the {MAX_BCRYPT_COST} promgate accepts \
+                     (each check would take 2^{} times a cost-10 one, and checks run one at a time); \
+                     make it with htpasswd -nBC 10",
+                    parts.get_cost(),
+                    parts.get_cost() - 10
+                )));
+            }
             max_cost = max_cost.max(parts.get_cost());
             let user = User {
                 principal: principal(&name),
