@@ -62,11 +62,32 @@ pub struct LoadReport {
 /// well-formed snapshot of a version this build reads. Nothing is loaded
 /// then.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Option<(Store, LoadReport)>, LoadError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LoadError::Io(e)),
     };
+    // Opening a FIFO would wait for a writer, and a device (a link to
+    // /dev/zero) never ends: only a regular file is read.
+    if !meta.is_file() {
+        return Err(LoadError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mut file = std::fs::File::open(path).map_err(LoadError::Io)?;
+    // A file that is not a snapshot is known by its first bytes: the rest of
+    // it (however large) is not read.
+    let mut bytes = Vec::with_capacity(format::MAGIC.len());
+    (&mut file)
+        .take(format::MAGIC.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(LoadError::Io)?;
+    if !format::MAGIC.starts_with(&bytes) {
+        return Err(LoadError::NotASnapshot);
+    }
+    bytes.reserve(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(LoadError::Io)?;
     load_bytes(&bytes, opts).map(Some)
 }
 

@@ -445,3 +445,30 @@ proptest! {
         prop_assert!(load_bytes(&file, &options(now)).is_err());
     }
 }
+
+#[test]
+fn only_a_regular_file_is_read_and_junk_is_known_by_its_first_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(SystemTime::now());
+    // A FIFO would block an open() until a writer came; a device never ends.
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let zero = dir.path().join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for path in [&fifo, &zero, &dir.path().to_path_buf()] {
+        match load(path, &opts) {
+            Err(LoadError::Io(e)) => assert_eq!(e.to_string(), "not a regular file", "{path:?}"),
+            other => panic!("{path:?}: {:?}", other.map(|_| ())),
+        }
+    }
+    // Junk: refused on its first bytes, however long it is.
+    let junk = dir.path().join("junk");
+    let file = std::fs::File::create(&junk).unwrap();
+    file.set_len(1 << 40).unwrap();
+    assert!(matches!(load(&junk, &opts), Err(LoadError::NotASnapshot)));
+    assert!(matches!(load(&dir.path().join("absent"), &opts), Ok(None)));
+}
