@@ -551,6 +551,10 @@ async fn wrong_method() {
             !allow.is_empty() && !allow.contains(method),
             "{method} {path}: Allow {allow:?}"
         );
+        // Remote write takes POST only, whichever method was refused.
+        if path == "/api/v1/write" {
+            assert_eq!(allow, "POST", "{method} {path}");
+        }
     }
 }
 

@@ -176,7 +176,12 @@ pub fn routes() -> &'static [&'static str] {
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
     let router = Router::new()
-        .route(ROUTES[0], post(write::handle).get(write::probe))
+        .route(
+            ROUTES[0],
+            post(write::handle)
+                .get(write::probe)
+                .fallback(write::not_allowed),
+        )
         .route(ROUTES[1], get(exposition::handle))
         .route(ROUTES[2], get(ops::self_metrics))
         .route(ROUTES[3], get(ops::healthy))

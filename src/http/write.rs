@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
@@ -57,13 +57,19 @@ pub(super) async fn probe(State(app): State<AppState>, uri: Uri) -> Response {
     if vm_handshake(&uri) {
         return vm_proto_version();
     }
+    not_allowed(State(app), Method::GET).await
+}
+
+/// Any method but `POST` (and the handshake's `GET`): `405`, `Allow: POST`.
+/// GET is routed (for the handshake), so axum's own answer would list GET
+/// and HEAD: only POST writes.
+pub(super) async fn not_allowed(State(app): State<AppState>, method: Method) -> Response {
     let e = Error::MethodNotAllowed {
-        method: "GET".into(),
+        method: method.to_string(),
         route: "/api/v1/write",
     };
     app.count_rejection(&e);
     let mut response = e.into_response();
-    // GET is routed (for the probe), so axum would list it: only POST writes.
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
