@@ -8,10 +8,14 @@
 //! response headers to every answer, refusals included. A refusal is
 //! counted like any other (`promgate_http_requests_total` with its route
 //! and status, `promgate_requests_rejected_total` with its reason) and
-//! logged with the reason and the peer, never with the secret.
+//! logged with the reason and the peer, never with the secret: at most
+//! [`LogBudget::PER_SECOND`] lines a second, so that a client retrying
+//! without credentials in a loop cannot flood the log.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -28,6 +32,57 @@ use crate::web_config::{Role, WebConfigHandle};
 pub(super) struct Guard {
     pub(super) web: Arc<WebConfigHandle>,
     pub(super) metrics: Arc<SelfMetrics>,
+    pub(super) log_budget: Arc<LogBudget>,
+}
+
+/// How many refusals are logged each second. The counters count every
+/// refusal; the lines left out are counted and reported (`suppressed`) on
+/// the next line written. Approximate under races, which is enough to
+/// bound the log. (No well-kept crate rate-limits tracing events; this is a
+/// few atomics.)
+pub(super) struct LogBudget {
+    start: Instant,
+    /// The second (since `start`) the counts below belong to.
+    second: AtomicU64,
+    /// Lines written in that second.
+    written: AtomicU64,
+    /// Lines left out since the last line written.
+    suppressed: AtomicU64,
+}
+
+impl LogBudget {
+    /// Lines a second.
+    pub(super) const PER_SECOND: u64 = 10;
+
+    pub(super) fn new() -> Self {
+        LogBudget {
+            start: Instant::now(),
+            second: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines left out before this one)` when this line may be
+    /// written; `None` (and counted) when the second's lines are spent.
+    fn take(&self) -> Option<u64> {
+        let now = self.start.elapsed().as_secs();
+        let second = self.second.load(Ordering::Relaxed);
+        if now != second
+            && self
+                .second
+                .compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.written.store(0, Ordering::Relaxed);
+        }
+        if self.written.fetch_add(1, Ordering::Relaxed) < Self::PER_SECOND {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 /// The middleware: authenticate, authorize, then serve.
@@ -51,24 +106,30 @@ pub(super) async fn guard(State(guard): State<Guard>, req: Request, next: Next) 
                     Role::Read => "read",
                     Role::Write => "write",
                 };
-                tracing::warn!(
-                    peer = %peer(&req),
-                    method = %req.method(),
-                    route = route(&req),
-                    name = %principal.name,
-                    needs,
-                    "request refused: role missing"
-                );
+                if let Some(suppressed) = guard.log_budget.take() {
+                    tracing::warn!(
+                        peer = %peer(&req),
+                        method = %req.method(),
+                        route = route(&req),
+                        name = %principal.name,
+                        needs,
+                        suppressed,
+                        "request refused: role missing"
+                    );
+                }
                 refuse(&guard.metrics, &req, Error::Forbidden { needs })
             }
             Err(denied) => {
-                tracing::warn!(
-                    peer = %peer(&req),
-                    method = %req.method(),
-                    route = route(&req),
-                    reason = %denied,
-                    "request refused: not authenticated"
-                );
+                if let Some(suppressed) = guard.log_budget.take() {
+                    tracing::warn!(
+                        peer = %peer(&req),
+                        method = %req.method(),
+                        route = route(&req),
+                        reason = %denied,
+                        suppressed,
+                        "request refused: not authenticated"
+                    );
+                }
                 let e = Error::Unauthorized {
                     basic: credentials.has_users(),
                     bearer: credentials.has_tokens(),
@@ -110,4 +171,27 @@ fn refuse(metrics: &SelfMetrics, req: &Request, e: Error) -> Response {
     let reason = ReasonLabels { reason: e.reason() };
     metrics.requests_rejected.get_or_create(&reason).inc();
     e.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_budget_writes_a_few_lines_a_second_and_counts_the_rest() {
+        let budget = LogBudget::new();
+        let taken: Vec<Option<u64>> = (0..25).map(|_| budget.take()).collect();
+        // Unless the clock crossed a second boundary mid-test, the first
+        // ten are written and the rest counted.
+        if budget.start.elapsed().as_secs() == 0 {
+            assert_eq!(taken.iter().filter(|t| t.is_some()).count(), 10);
+            assert_eq!(taken[0], Some(0));
+            assert_eq!(budget.suppressed.load(Ordering::Relaxed), 15);
+        }
+        // In a new second the next line is written and reports those left out.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let left_out = budget.suppressed.load(Ordering::Relaxed);
+        assert_eq!(budget.take(), Some(left_out));
+        assert!(left_out > 0);
+    }
 }

@@ -208,6 +208,7 @@ pub fn router(state: AppState) -> Router {
             let guard = auth::Guard {
                 web: Arc::clone(web),
                 metrics: Arc::clone(&state.metrics),
+                log_budget: Arc::new(auth::LogBudget::new()),
             };
             router.layer(middleware::from_fn_with_state(guard, auth::guard))
         }
