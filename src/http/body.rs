@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
-use bytes::BytesMut;
 use http_body_util::BodyExt;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -45,7 +44,7 @@ pub(super) async fn read(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::BodyTooLarge { limit });
     }
-    let receive = receive(app, body, limit);
+    let receive = receive(app, body, limit, declared);
     match app.settings.read_timeout {
         None => receive.await,
         Some(after) => tokio::time::timeout(after, receive)
@@ -54,9 +53,22 @@ pub(super) async fn read(
     }
 }
 
-async fn receive(app: &AppState, mut body: Body, limit: usize) -> Result<ReceivedBody, Error> {
-    let mut parts: Vec<Bytes> = Vec::new();
-    let mut len = 0;
+async fn receive(
+    app: &AppState,
+    mut body: Body,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<ReceivedBody, Error> {
+    // A declared length (already checked against the limit) sizes the
+    // first allocation when it is small; a larger body grows as it arrives,
+    // so a client that declares much and sends little holds little.
+    let first = declared.map_or(MIN_CAPACITY, |n| (n as usize).min(MIN_CAPACITY));
+    // Each frame is copied into one buffer and dropped at once: a frame is
+    // a slice of hyper's read buffer and would keep all of it alive, so a
+    // client sending a byte at a time would hold a thousand times what it
+    // sent. The budget is taken for the buffer's capacity, which is what
+    // the body costs.
+    let mut buf: Vec<u8> = Vec::new();
     let mut budget: Option<OwnedSemaphorePermit> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Error::BodyRead(e.to_string()))?;
@@ -64,34 +76,32 @@ async fn receive(app: &AppState, mut body: Body, limit: usize) -> Result<Receive
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if data.is_empty() {
-            continue;
-        }
-        len += data.len();
-        if len > limit {
+        let needed = buf.len() + data.len();
+        if needed > limit {
             return Err(Error::BodyTooLarge { limit });
         }
-        let share = take_budget(app, data.len(), limit).await?;
-        match &mut budget {
-            Some(held) => held.merge(share),
-            None => budget = Some(share),
+        if needed > buf.capacity() {
+            // Doubling, within the body limit: a body of n bytes is copied
+            // about twice and holds at most 2n.
+            let grown = needed.max(2 * buf.capacity()).max(first).min(limit);
+            let share = take_budget(app, grown - buf.capacity(), limit).await?;
+            match &mut budget {
+                Some(held) => held.merge(share),
+                None => budget = Some(share),
+            }
+            buf.reserve_exact(grown - buf.len());
         }
-        parts.push(data);
+        buf.extend_from_slice(&data);
     }
-    let bytes = if parts.len() <= 1 {
-        parts.pop().unwrap_or_default()
-    } else {
-        let mut whole = BytesMut::with_capacity(len);
-        for part in parts {
-            whole.extend_from_slice(&part);
-        }
-        whole.freeze()
-    };
     Ok(ReceivedBody {
-        bytes,
+        bytes: Bytes::from(buf),
         _budget: budget,
     })
 }
+
+/// The first allocation for a body: most remote-write bodies are a few
+/// KiB to a few hundred KiB.
+const MIN_CAPACITY: usize = 16 * 1024;
 
 /// `n` bytes of `--limits.body-bytes-in-flight`, waiting for them up to
 /// `--limits.write-queue-duration`.
