@@ -183,14 +183,23 @@ pub fn lower(
     rules: &Rules,
     stamp_ms: i64,
 ) -> Result<PushBatch, Error> {
-    let names: Vec<&str> = grouping.labels.iter().map(|(n, _)| n.as_str()).collect();
-    let metrics = check_families(families, &names)?;
-    let over_limit = |family: &str, r: crate::model::Rejection| Error::InvalidPush {
-        rule: PushRule::OverLimit,
-        detail: format!("{r} (in family {family:?})"),
-    };
-    // The grouping labels as a key writes them, once per push.
-    let grouping_labels: Vec<(&str, String)> = grouping
+    let grouping_labels = grouping_labels(grouping);
+    match super::fast::lower(families, grouping, &grouping_labels, rules, stamp_ms) {
+        Some(out) => {
+            debug_assert!(
+                lower_reference(families, grouping, rules, stamp_ms)
+                    .is_ok_and(|reference| same_push(&out, &reference)),
+                "the one-pass lowering is the reference's"
+            );
+            Ok(out)
+        }
+        None => lower_reference(families, grouping, rules, stamp_ms),
+    }
+}
+
+/// The grouping labels as a key writes them, once per push.
+pub(super) fn grouping_labels(grouping: &Grouping) -> Vec<(&str, String)> {
+    grouping
         .labels
         .iter()
         .map(|(n, v)| {
@@ -198,8 +207,56 @@ pub fn lower(
             escape_label_value(&mut escaped, v);
             (n.as_str(), escaped)
         })
-        .collect();
-    let grouping_labels = &grouping_labels;
+        .collect()
+}
+
+/// Do two lowered pushes hold the same series (keys, traits, values'
+/// bits, stamps), metadata and families?
+pub(super) fn same_push(a: &PushBatch, b: &PushBatch) -> bool {
+    let series = |p: &PushBatch| -> Vec<(String, u8, u32, u64, i64)> {
+        p.batch
+            .series
+            .iter()
+            .map(|u| {
+                (
+                    p.batch.key(u).to_string(),
+                    u.key.traits.bits(),
+                    u.key.name_len,
+                    u.latest.value.to_bits(),
+                    u.latest.timestamp_ms,
+                )
+            })
+            .collect()
+    };
+    let families = |p: &PushBatch| -> Vec<(String, MetricType, Range<usize>)> {
+        p.families
+            .iter()
+            .map(|f| (f.name.clone(), f.metric_type, f.series.clone()))
+            .collect()
+    };
+    series(a) == series(b)
+        && a.batch.metadata == b.batch.metadata
+        && a.batch.rejected.first.is_none()
+        && b.batch.rejected.first.is_none()
+        && families(a) == families(b)
+}
+
+/// [`lower`] the plain way: the whole check ([`check_push_grouped`]), then
+/// the keys. The definition the one-pass lowering (`fast.rs`) is held to,
+/// and what names the error of a push that one gives up on.
+pub(super) fn lower_reference(
+    families: &[ParsedFamily<'_>],
+    grouping: &Grouping,
+    rules: &Rules,
+    stamp_ms: i64,
+) -> Result<PushBatch, Error> {
+    let names: Vec<&str> = grouping.labels.iter().map(|(n, _)| n.as_str()).collect();
+    let metrics = check_families(families, &names)?;
+    let over_limit = |family: &str, r: crate::model::Rejection| Error::InvalidPush {
+        rule: PushRule::OverLimit,
+        detail: format!("{r} (in family {family:?})"),
+    };
+    let grouping_labels = &grouping_labels(grouping);
     let is_grouping = |n: &str| grouping_labels.iter().any(|&(g, _)| g == n);
     let mut out = PushBatch::default();
     let series: usize = families.iter().map(|f| f.samples.len()).sum();
@@ -280,6 +337,7 @@ pub fn lower(
             let planned = plan.write(
                 &sample.name,
                 &pairs,
+                None,
                 grouping_labels,
                 &rules.series,
                 &mut batch.keys,
@@ -360,7 +418,7 @@ pub fn lower(
 /// the sort of the labels with the grouping labels and `instance`, and the
 /// checks of the names, done once for the run rather than per sample.
 #[derive(Default)]
-struct KeyPlan<'p> {
+pub(super) struct KeyPlan<'p> {
     /// The sample label names it was made for, in body order.
     names: Vec<&'p str>,
     /// The key's labels in key order: where each comes from, and its name
@@ -373,7 +431,10 @@ struct KeyPlan<'p> {
     /// Do the names pass every rule of a key (valid, not reserved, within
     /// the length limit, distinct)? If not, every sample takes the general
     /// writer, which names the fault.
-    valid: bool,
+    pub(super) valid: bool,
+    /// Are the sample's label names distinct, grouping names included (which
+    /// `valid` leaves out, as the key does)?
+    pub(super) distinct: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -387,7 +448,11 @@ enum Slot {
 }
 
 impl<'p> KeyPlan<'p> {
-    fn new(pairs: &[(&'p str, &str)], grouping: &[(&str, String)], limits: &SeriesLimits) -> Self {
+    pub(super) fn new(
+        pairs: &[(&'p str, &str)],
+        grouping: &[(&str, String)],
+        limits: &SeriesLimits,
+    ) -> Self {
         let is_grouping = |n: &str| grouping.iter().any(|&(g, _)| g == n);
         let mut entries: Vec<(&str, Slot)> = pairs
             .iter()
@@ -412,6 +477,9 @@ impl<'p> KeyPlan<'p> {
                     && n.len() <= limits.max_name_len
             });
         let find = |name: &str| entries.iter().position(|&(n, _)| n == name);
+        let mut names: Vec<&str> = pairs.iter().map(|&(n, _)| n).collect();
+        names.sort_unstable();
+        let distinct = names.windows(2).all(|w| w[0] != w[1]);
         KeyPlan {
             names: pairs.iter().map(|&(n, _)| n).collect(),
             le: find("le"),
@@ -422,23 +490,26 @@ impl<'p> KeyPlan<'p> {
                 .map(|&(n, slot)| (slot, format!("{n}=\"")))
                 .collect(),
             valid,
+            distinct,
         }
     }
 
     /// Was the plan made for labels of these names?
     #[inline]
-    fn fits(&self, pairs: &[(&str, &str)]) -> bool {
+    pub(super) fn fits(&self, pairs: &[(&str, &str)]) -> bool {
         self.names.len() == pairs.len() && self.names.iter().zip(pairs).all(|(a, (b, _))| a == b)
     }
 
     /// Writes the key of sample `name` with labels `pairs` (those the plan
-    /// was made for) to `out`; `None`, writing nothing, when the general
-    /// writer must decide (a limit, or a rule the plan's names break).
+    /// was made for; with `bound`, the label at that index has that value
+    /// instead) to `out`; `None`, writing nothing, when the general writer
+    /// must decide (a limit, or a rule the plan's names break).
     #[inline]
-    fn write(
+    pub(super) fn write(
         &self,
         name: &str,
         pairs: &[(&str, &str)],
+        bound: Option<(usize, &str)>,
         grouping: &[(&str, String)],
         limits: &SeriesLimits,
         out: &mut String,
@@ -453,7 +524,10 @@ impl<'p> KeyPlan<'p> {
             return None;
         }
         let value = |slot: Slot| match slot {
-            Slot::Sample(i) => pairs[i].1,
+            Slot::Sample(i) => match bound {
+                Some((at, text)) if at == i => text,
+                _ => pairs[i].1,
+            },
             Slot::Grouping(j) => grouping[j].1.as_str(),
             Slot::EmptyInstance => "",
         };
@@ -506,7 +580,7 @@ impl<'p> KeyPlan<'p> {
 /// as the Pushgateway exposes them: a `_sum` of 0, a `_count` of 0 and, for
 /// a histogram, a `+Inf` bucket holding its count. Rare (client libraries
 /// write all three), so found the plain way.
-fn complete_metrics(
+pub(super) fn complete_metrics(
     family: &ParsedFamily<'_>,
     grouping_labels: &[(&str, String)],
     rules: &Rules,
@@ -575,7 +649,12 @@ fn complete_metrics(
     Ok(())
 }
 
-fn push_update(batch: &mut WriteBatch, key: crate::model::KeySpan, value: f64, stamp_ms: i64) {
+pub(super) fn push_update(
+    batch: &mut WriteBatch,
+    key: crate::model::KeySpan,
+    value: f64,
+    stamp_ms: i64,
+) {
     batch.series.push(SeriesUpdate {
         key,
         latest: Sample {

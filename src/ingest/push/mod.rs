@@ -50,6 +50,7 @@
 
 mod check;
 mod delimited;
+mod fast;
 mod lower;
 mod text;
 
