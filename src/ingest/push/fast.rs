@@ -27,12 +27,14 @@
 //! per family stays in cache where one for 100k series would not.
 
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 use foldhash::fast::RandomState;
 use hashbrown::{HashSet, HashTable};
 
 use super::check::TWO_POW_64;
 use super::lower::{Grouping, KeyPlan, PushBatch, PushedFamily, complete_metrics, push_update};
+use super::scan::NameMatcher;
 use super::{PUSH_TIME_METRICS, ParsedFamily};
 use crate::ingest::lower::Rules;
 use crate::model::{self, Metadata, MetricType, name_order};
@@ -46,201 +48,386 @@ const PLANS: usize = 8;
 /// every rule; `None` when it does not, or when it is a case left to the
 /// reference (a grouping label named `le` or `quantile`, a key the planned
 /// writer does not write).
-pub(super) fn lower(
-    families: &[ParsedFamily<'_>],
+pub(super) fn lower<'a>(
+    families: &'a [ParsedFamily<'_>],
     grouping: &Grouping,
     grouping_labels: &[(&str, String)],
     rules: &Rules,
     stamp_ms: i64,
 ) -> Option<PushBatch> {
-    let is_grouping = |n: &str| grouping.labels.iter().any(|(g, _)| g == n);
-    // The check reads a grouping `le` or `quantile` apart from the key's.
-    if is_grouping("le") || is_grouping("quantile") {
-        return None;
-    }
-    let hasher = RandomState::default();
-    let names: HashSet<&str, RandomState> = families.iter().map(|f| &*f.name).collect();
-    if names.len() != families.len() {
-        return None;
-    }
-    let mut suffixed = String::new();
-    for f in families {
-        if PUSH_TIME_METRICS.contains(&&*f.name) {
-            return None;
-        }
-        let suffixes: &[&str] = match f.metric_type {
-            MetricType::Summary => &["_count", "_sum"],
-            MetricType::Histogram => &["_count", "_sum", "_bucket"],
-            _ => &[],
-        };
-        for suffix in suffixes {
-            suffixed.clear();
-            suffixed.push_str(&f.name);
-            suffixed.push_str(suffix);
-            if names.contains(suffixed.as_str()) {
-                return None;
-            }
-        }
-    }
-
-    let mut out = PushBatch::default();
     let series: usize = families.iter().map(|f| f.samples.len()).sum();
-    out.batch.series.reserve(series);
-    out.families.reserve(families.len());
-    let mut plans: Vec<KeyPlan<'_>> = Vec::with_capacity(PLANS);
-    let mut last_plan = 0;
-    let mut next_slot = 0;
-    // This family's keys, (hash, start, length) in `batch.keys`.
-    let mut seen: HashTable<(u64, u32, u32)> = HashTable::new();
+    let mut pass = OnePass::new(grouping, grouping_labels, rules, stamp_ms, series, 0)?;
+    let mut pairs: Vec<(&'a str, &'a str)> = Vec::with_capacity(16);
     for family in families {
-        let batch = &mut out.batch;
-        let start = batch.series.len();
-        let n = family.samples.len();
-        if seen.capacity() > 4 * n + 64 {
-            seen = HashTable::with_capacity(n);
-        } else {
-            seen.clear();
-            seen.reserve(n, |&(h, _, _)| h);
-        }
-        let bound_label = match family.metric_type {
-            MetricType::Histogram => Some("le"),
-            MetricType::Summary => Some("quantile"),
-            _ => None,
-        };
-        let mut metrics = Metrics::default();
-        // Bounds in Go's spelling (the reference's cache): each distinct
-        // spelling converted once per family, found from the last one.
-        let mut spellings: Vec<(&str, String)> = Vec::new();
-        let mut next_spelling = 0;
-        let (mut sums, mut counts, mut infs) = (0, 0, 0);
-        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(16);
+        let start =
+            pass.begin_family(&family.name, family.metric_type, Some(family.samples.len()))?;
         for sample in &family.samples {
             if sample.timestamp_ms.is_some() {
                 return None;
             }
             pairs.clear();
             pairs.extend(sample.labels.escaped());
-            // The plan made for these label names, the last one first.
-            let p = if plans.get(last_plan).is_some_and(|p| p.fits(&pairs)) {
-                last_plan
-            } else if let Some(p) = plans.iter().position(|p| p.fits(&pairs)) {
-                p
-            } else {
-                let plan = KeyPlan::new(&pairs, grouping_labels, &rules.series);
-                if plans.len() < PLANS {
-                    plans.push(plan);
-                    plans.len() - 1
-                } else {
-                    plans[next_slot] = plan;
-                    next_slot = (next_slot + 1) % PLANS;
-                    (next_slot + PLANS - 1) % PLANS
-                }
-            };
-            last_plan = p;
-            let plan = &plans[p];
-            // Valid names, none reserved (`__`), none twice.
-            if !plan.valid || !plan.distinct {
-                return None;
-            }
-            let mut value = sample.value;
-            let mut bound_at = None;
-            // The bound's index in `pairs`, and its spelling's in `spellings`.
-            let mut bound = None;
-            if let Some(bound_label) = bound_label {
-                let suffix = sample.name.strip_prefix(&*family.name)?;
-                let histogram = family.metric_type == MetricType::Histogram;
-                let at = pairs.iter().position(|&(n, _)| n == bound_label);
-                match (suffix, at) {
-                    ("_sum", None) => sums += 1,
-                    ("_count", None) => {
-                        if !(0.0..TWO_POW_64).contains(&value) {
-                            return None;
-                        }
-                        value = value.trunc();
-                        counts += 1;
-                    }
-                    ("_bucket", Some(at)) if histogram => {
-                        if !(0.0..TWO_POW_64).contains(&value) {
-                            return None;
-                        }
-                        value = value.trunc();
-                        bound_at = Some(at);
-                    }
-                    ("", Some(at)) if !histogram => bound_at = Some(at),
-                    _ => return None,
-                }
-                if let Some(at) = bound_at {
-                    let raw = pairs[at].1;
-                    let i = match spellings.get(next_spelling) {
-                        Some(&(r, _)) if r == raw => next_spelling,
-                        _ => match spellings.iter().position(|&(r, _)| r == raw) {
-                            Some(i) => i,
-                            None => {
-                                // NaN and what is no number are refused.
-                                let v = model::parse_go_float(raw.as_bytes())
-                                    .filter(|v| !v.is_nan())?;
-                                spellings.push((raw, model::go_float(v)));
-                                spellings.len() - 1
-                            }
-                        },
-                    };
-                    next_spelling = i + 1;
-                    bound = Some((at, i));
-                    infs += usize::from(spellings[i].1 == "+Inf");
-                }
-            } else if sample.name != family.name {
-                return None;
-            }
-            let key = plan.write(
-                &sample.name,
-                &pairs,
-                bound.map(|(at, i)| (at, spellings[i].1.as_str())),
+            let plan = pass.plan_for(&pairs);
+            pass.sample(plan, &sample.name, &pairs, sample.value)?;
+        }
+        if !pass.end_family() {
+            complete_metrics(
+                family,
                 grouping_labels,
-                &rules.series,
-                &mut batch.keys,
-            )?;
-            let (start_at, len) = (key.start, key.len);
-            let bytes = &batch.keys.as_bytes()[start_at as usize..][..len as usize];
-            let hash = hasher.hash_one(bytes);
-            let keys = batch.keys.as_bytes();
-            let same = |&(h, s, l): &(u64, u32, u32)| {
-                h == hash && keys[s as usize..][..l as usize] == *bytes
-            };
-            if seen.find(hash, same).is_some() {
-                return None;
-            }
-            seen.insert_unique(hash, (hash, start_at, len), |&(h, _, _)| h);
-            if bound_label.is_some() && !metrics.add(&pairs, bound_at, &is_grouping, &hasher) {
-                return None;
-            }
-            push_update(batch, key, value, stamp_ms);
+                rules,
+                stamp_ms,
+                &mut pass.out.batch,
+            )
+            .ok()?;
         }
-        let metric_count = metrics.count;
-        let complete = sums == metric_count
-            && counts == metric_count
-            && (family.metric_type != MetricType::Histogram || infs == metric_count);
-        if !complete {
-            complete_metrics(family, grouping_labels, rules, stamp_ms, batch).ok()?;
-        }
-        let help = family.help.as_deref().unwrap_or("");
-        if help.len() > rules.series.max_help_len {
+        let series = start..pass.series_len();
+        pass.family_done(
+            &family.name,
+            family.metric_type,
+            family.help.as_deref(),
+            series,
+        )?;
+    }
+    pass.finish()
+}
+
+/// The one pass over a push: its samples given family by family, each
+/// family's samples together; what it lowered, or `None` as soon as
+/// anything is for the reference to decide.
+pub(super) struct OnePass<'a, 'g> {
+    grouping: &'g Grouping,
+    grouping_labels: &'g [(&'g str, String)],
+    rules: &'g Rules,
+    stamp_ms: i64,
+    hasher: RandomState,
+    pub(super) out: PushBatch,
+    plans: Vec<KeyPlan<'a>>,
+    /// Each plan's number, never reused (a slot's plan may be replaced).
+    plan_ids: Vec<usize>,
+    next_id: usize,
+    last_plan: usize,
+    next_slot: usize,
+    /// The current family's keys, (hash, start, length) in `batch.keys`.
+    seen: HashTable<(u64, u32, u32)>,
+    /// Bounds in Go's spelling (the reference's cache): each distinct
+    /// spelling converted once per push, found from the last one.
+    spellings: Vec<(&'a str, String)>,
+    next_spelling: usize,
+    family: Family<'a>,
+}
+
+/// The family being lowered.
+#[derive(Default)]
+struct Family<'a> {
+    name: &'a str,
+    histogram: bool,
+    /// `le` or `quantile` for histograms and summaries.
+    bound_label: Option<&'static str>,
+    metrics: Metrics<'a>,
+    sums: usize,
+    counts: usize,
+    infs: usize,
+}
+
+impl<'a, 'g> OnePass<'a, 'g> {
+    /// A pass for about `series` samples of about `key_bytes` bytes of
+    /// keys (0 if unknown); `None` for a grouping the pass leaves to the
+    /// reference.
+    pub(super) fn new(
+        grouping: &'g Grouping,
+        grouping_labels: &'g [(&'g str, String)],
+        rules: &'g Rules,
+        stamp_ms: i64,
+        series: usize,
+        key_bytes: usize,
+    ) -> Option<Self> {
+        let is_grouping = |n: &str| grouping.labels.iter().any(|(g, _)| g == n);
+        // The check reads a grouping `le` or `quantile` apart from the key's.
+        if is_grouping("le") || is_grouping("quantile") {
             return None;
         }
-        batch.metadata.push((
-            family.name.to_string(),
+        let mut out = PushBatch::default();
+        out.batch.series.reserve(series);
+        out.batch.keys.reserve(key_bytes);
+        Some(OnePass {
+            grouping,
+            grouping_labels,
+            rules,
+            stamp_ms,
+            hasher: RandomState::default(),
+            out,
+            plans: Vec::with_capacity(PLANS),
+            plan_ids: Vec::with_capacity(PLANS),
+            next_id: 0,
+            last_plan: 0,
+            next_slot: 0,
+            seen: HashTable::new(),
+            spellings: Vec::new(),
+            next_spelling: 0,
+            family: Family::default(),
+        })
+    }
+
+    /// Starts family `name` of `samples` samples (`None`: not known); where
+    /// its series start in the batch.
+    pub(super) fn begin_family(
+        &mut self,
+        name: &'a str,
+        metric_type: MetricType,
+        samples: Option<usize>,
+    ) -> Option<usize> {
+        // A sample's name is its family's, or that with a suffix of its
+        // type (checked per sample): valid when the family's is.
+        if !model::is_valid_metric_name(name) {
+            return None;
+        }
+        match samples {
+            Some(n) if self.seen.capacity() > 4 * n + 64 => {
+                self.seen = HashTable::with_capacity(n);
+            }
+            _ => {
+                self.seen.clear();
+                self.seen.reserve(samples.unwrap_or(0), |&(h, _, _)| h);
+            }
+        }
+        self.family = Family {
+            name,
+            histogram: metric_type == MetricType::Histogram,
+            bound_label: match metric_type {
+                MetricType::Histogram => Some("le"),
+                MetricType::Summary => Some("quantile"),
+                _ => None,
+            },
+            ..Family::default()
+        };
+        Some(self.out.batch.series.len())
+    }
+
+    /// The plan made for labels of these names, the last one used first.
+    #[inline]
+    pub(super) fn plan_for(&mut self, pairs: &[(&'a str, &str)]) -> usize {
+        let p = if self
+            .plans
+            .get(self.last_plan)
+            .is_some_and(|p| p.fits(pairs))
+        {
+            self.last_plan
+        } else if let Some(p) = self.plans.iter().position(|p| p.fits(pairs)) {
+            p
+        } else {
+            let plan = KeyPlan::new(pairs, self.grouping_labels, &self.rules.series);
+            self.next_id += 1;
+            if self.plans.len() < PLANS {
+                self.plans.push(plan);
+                self.plan_ids.push(self.next_id);
+                self.plans.len() - 1
+            } else {
+                let p = self.next_slot;
+                self.plans[p] = plan;
+                self.plan_ids[p] = self.next_id;
+                self.next_slot = (p + 1) % PLANS;
+                p
+            }
+        };
+        self.last_plan = p;
+        p
+    }
+
+    /// The label names of plan `p`, in body order, and their matchers.
+    #[inline]
+    pub(super) fn plan_names(&self, p: usize) -> (&[&'a str], &[NameMatcher]) {
+        (&self.plans[p].names, &self.plans[p].matchers)
+    }
+
+    /// The plan used last.
+    #[inline]
+    pub(super) fn last_plan(&self) -> Option<usize> {
+        (self.last_plan < self.plans.len()).then_some(self.last_plan)
+    }
+
+    /// Lowers a sample of the current family: `name`, labels `pairs` as
+    /// written (names those of plan `p`), `value`.
+    #[inline]
+    pub(super) fn sample(
+        &mut self,
+        p: usize,
+        name: &str,
+        pairs: &[(&'a str, &'a str)],
+        mut value: f64,
+    ) -> Option<()> {
+        let plan = &self.plans[p];
+        // Valid names, none reserved (`__`), none twice.
+        if !plan.valid || !plan.distinct {
+            return None;
+        }
+        let family = &mut self.family;
+        // The bound's index in `pairs`, and its spelling's in `spellings`.
+        let mut bound: Option<(usize, usize)> = None;
+        if let Some(bound_label) = family.bound_label {
+            let mut bound_at = None;
+            let suffix = name.strip_prefix(family.name)?;
+            let at = match bound_label {
+                "le" => plan.le_at,
+                _ => plan.quantile_at,
+            };
+            match (suffix, at) {
+                ("_sum", None) => family.sums += 1,
+                ("_count", None) => {
+                    if !(0.0..TWO_POW_64).contains(&value) {
+                        return None;
+                    }
+                    value = value.trunc();
+                    family.counts += 1;
+                }
+                ("_bucket", Some(at)) if family.histogram => {
+                    if !(0.0..TWO_POW_64).contains(&value) {
+                        return None;
+                    }
+                    value = value.trunc();
+                    bound_at = Some(at);
+                }
+                ("", Some(at)) if !family.histogram => bound_at = Some(at),
+                _ => return None,
+            }
+            if let Some(at) = bound_at {
+                let raw = pairs[at].1;
+                let spellings = &mut self.spellings;
+                let i = match spellings.get(self.next_spelling) {
+                    Some(&(r, _)) if r == raw => self.next_spelling,
+                    _ => match spellings.iter().position(|&(r, _)| r == raw) {
+                        Some(i) => i,
+                        None => {
+                            // NaN and what is no number are refused.
+                            let v =
+                                model::parse_go_float(raw.as_bytes()).filter(|v| !v.is_nan())?;
+                            spellings.push((raw, model::go_float(v)));
+                            spellings.len() - 1
+                        }
+                    },
+                };
+                self.next_spelling = i + 1;
+                family.infs += usize::from(spellings[i].1 == "+Inf");
+                bound = Some((at, i));
+            }
+        } else if name != family.name {
+            return None;
+        }
+        let batch = &mut self.out.batch;
+        let key = plan.write_checked_name(
+            name,
+            pairs,
+            bound.map(|(at, i)| (at, self.spellings[i].1.as_str())),
+            self.grouping_labels,
+            &self.rules.series,
+            &mut batch.keys,
+        )?;
+        let (start, len) = (key.start, key.len);
+        let keys = batch.keys.as_bytes();
+        let bytes = &keys[start as usize..][..len as usize];
+        let hash = self.hasher.hash_one(bytes);
+        let same =
+            |&(h, s, l): &(u64, u32, u32)| h == hash && keys[s as usize..][..l as usize] == *bytes;
+        if self.seen.find(hash, same).is_some() {
+            return None;
+        }
+        self.seen
+            .insert_unique(hash, (hash, start, len), |&(h, _, _)| h);
+        if family.bound_label.is_some() {
+            let grouping = self.grouping;
+            let is_grouping = |n: &str| grouping.labels.iter().any(|(g, _)| g == n);
+            let bound_at = bound.map(|(at, _)| at);
+            if !family.metrics.add(
+                self.plan_ids[p],
+                pairs,
+                bound_at,
+                &is_grouping,
+                &self.hasher,
+            ) {
+                return None;
+            }
+        }
+        push_update(batch, key, value, self.stamp_ms);
+        Some(())
+    }
+
+    /// Ends the current family's samples: does every histogram or summary
+    /// metric have its `_sum`, `_count` and (histograms) `+Inf` bucket? If
+    /// not, the caller adds what the reference adds.
+    pub(super) fn end_family(&self) -> bool {
+        let f = &self.family;
+        let metrics = f.metrics.count;
+        f.sums == metrics && f.counts == metrics && (!f.histogram || f.infs == metrics)
+    }
+
+    /// How many series the batch holds.
+    pub(super) fn series_len(&self) -> usize {
+        self.out.batch.series.len()
+    }
+
+    /// Records the family whose series are `series` in the batch, as the
+    /// reference does: its metadata and its place in the batch.
+    pub(super) fn family_done(
+        &mut self,
+        name: &str,
+        metric_type: MetricType,
+        help: Option<&str>,
+        series: Range<usize>,
+    ) -> Option<()> {
+        let help = help.unwrap_or("");
+        if help.len() > self.rules.series.max_help_len {
+            return None;
+        }
+        let out = &mut self.out;
+        out.batch.metadata.push((
+            name.to_string(),
             Metadata {
-                metric_type: family.metric_type,
+                metric_type,
                 help: help.to_string(),
                 unit: String::new(),
             },
         ));
         out.families.push(PushedFamily {
-            name: family.name.to_string(),
-            metric_type: family.metric_type,
-            series: start..batch.series.len(),
+            name: name.to_string(),
+            metric_type,
+            series,
         });
+        Some(())
     }
-    Some(out)
+
+    /// The lowered push, once the rules over all its families hold: no
+    /// family named twice, none reserved, none named like a histogram's
+    /// or summary's series.
+    pub(super) fn finish(self) -> Option<PushBatch> {
+        self.families_pass().then_some(self.out)
+    }
+
+    fn families_pass(&self) -> bool {
+        let families = &self.out.families;
+        let names: HashSet<&str, RandomState> = families.iter().map(|f| &*f.name).collect();
+        if names.len() != families.len() {
+            return false;
+        }
+        let mut suffixed = String::new();
+        for f in families {
+            if PUSH_TIME_METRICS.contains(&&*f.name) {
+                return false;
+            }
+            let suffixes: &[&str] = match f.metric_type {
+                MetricType::Summary => &["_count", "_sum"],
+                MetricType::Histogram => &["_count", "_sum", "_bucket"],
+                _ => &[],
+            };
+            for suffix in suffixes {
+                suffixed.clear();
+                suffixed.push_str(&f.name);
+                suffixed.push_str(suffix);
+                if names.contains(suffixed.as_str()) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
 }
 
 /// The histogram or summary metrics of one family (label sets besides the
@@ -252,8 +439,10 @@ struct Metrics<'a> {
     /// The previous sample's labels besides the bound, as written: a
     /// sample with the same ones is the same metric, consistent with
     /// itself (a metric's samples come together as client libraries write
-    /// them).
+    /// them); and its plan's number (with the same, only values need
+    /// comparing).
     previous: Vec<(&'a str, &'a str)>,
+    previous_plan: Option<usize>,
     /// Keys: per metric its counted labels, then its labels as written,
     /// each sorted; `0xfe` before a name and `0xff` before a value, bytes
     /// no UTF-8 holds.
@@ -269,6 +458,7 @@ impl<'a> Metrics<'a> {
     /// when its metric was seen with other labels as written.
     fn add(
         &mut self,
+        plan: usize,
         pairs: &[(&'a str, &'a str)],
         bound_at: Option<usize>,
         is_grouping: &impl Fn(&str) -> bool,
@@ -279,16 +469,27 @@ impl<'a> Metrics<'a> {
             .enumerate()
             .filter(|&(i, _)| Some(i) != bound_at)
             .map(|(_, &p)| p);
-        if !self.previous.is_empty() || self.count > 0 {
+        if self.previous_plan == Some(plan) {
+            // The same names in the same places.
+            if others
+                .clone()
+                .zip(&self.previous)
+                .all(|((_, v), &(_, w))| v == w)
+            {
+                return true;
+            }
+        } else if self.count > 0 {
             let mut prev = self.previous.iter();
             let mut same = true;
             for p in others.clone() {
                 same &= prev.next() == Some(&p);
             }
             if same && prev.next().is_none() {
+                self.previous_plan = Some(plan);
                 return true;
             }
         }
+        self.previous_plan = Some(plan);
         self.previous.clear();
         self.previous.extend(others);
         self.sorted.clear();
@@ -347,6 +548,7 @@ mod tests {
     use crate::ingest::lower::TimeRange;
     use crate::ingest::parse_text;
     use crate::ingest::push::lower::{grouping_labels, lower_reference, same_push};
+    use crate::ingest::push::lower_text;
     use crate::model::SeriesLimits;
 
     fn rules(small: bool) -> Rules {
@@ -412,7 +614,45 @@ mod tests {
         let grouping = Grouping::new("j".into(), vec![("i".into(), "x".into())]).unwrap();
         let (fast, reference) = both(body, &grouping, &rules(false)).unwrap();
         let fast = fast.expect("a push as client libraries write it takes one pass");
-        assert!(same_push(&fast, &reference.unwrap()));
+        let reference = reference.unwrap();
+        assert!(same_push(&fast, &reference));
+        let text = lower_text(body.as_bytes(), &grouping, &rules(false), 7)
+            .expect("and is read in one pass");
+        assert!(same_push(&text, &reference));
+    }
+
+    #[test]
+    fn text_in_one_pass_or_not() {
+        let grouping = Grouping::new("j".into(), vec![]).unwrap();
+        let rules = rules(false);
+        let one_pass = |body: &str| lower_text(body.as_bytes(), &grouping, &rules, 7);
+        let reference = |body: &str| {
+            lower_reference(&parse_text(body.as_bytes()).unwrap(), &grouping, &rules, 7).unwrap()
+        };
+        // Families are listed, and their series placed, in the order they
+        // first appear, a HELP or TYPE line included; a late HELP counts.
+        for body in [
+            "# TYPE b gauge\n# TYPE a gauge\na 1\nb{x=\"1\"} 2\n# HELP a late\n",
+            "a{} 1\n\n  \n# comment\nb{x=\"1\",y=\"2\"} 2\nb{y=\"2\",x=\"3\"} 3\n",
+            "a 1\nb 1e3\nc NaN\nd +Inf\n",
+        ] {
+            let fast = one_pass(body).unwrap_or_else(|| panic!("{body:?} in one pass"));
+            assert!(same_push(&fast, &reference(body)), "{body:?}");
+        }
+        // What is left to the two steps.
+        for body in [
+            "a 1\nb 2\na{x=\"1\"} 3\n",
+            "a{x=\"a\\\"b\"} 1\n",
+            "a{ x=\"1\"} 1\n",
+            "a{x=\"1\",} 1\n",
+            "a  1\n",
+            " a 1\n",
+            "a 1 5\n",
+            "a 1",
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 1\n",
+        ] {
+            assert!(one_pass(body).is_none(), "{body:?}");
+        }
     }
 
     #[test]
@@ -538,6 +778,36 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn text_in_one_pass_is_parse_then_lower(
+            body in body(),
+            late_help in any::<bool>(),
+            grouping in prop::collection::vec(
+                (prop::sample::select(&["instance", "x", "le"][..]), prop::sample::select(&["g", "1"][..])),
+                0..2,
+            ),
+            small in any::<bool>(),
+        ) {
+            let mut body = body;
+            if late_help {
+                body.push_str("# HELP a late\n# HELP b late\n");
+            }
+            let grouping = Grouping::new(
+                "j".into(),
+                grouping.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            )
+            .unwrap();
+            let rules = rules(small);
+            let Some(fast) = lower_text(body.as_bytes(), &grouping, &rules, 7) else {
+                return Ok(());
+            };
+            let reference = parse_text(body.as_bytes())
+                .map_err(|e| TestCaseError::fail(format!("{body:?}: one pass accepts, the parser says {e}")))?;
+            let reference = lower_reference(&reference, &grouping, &rules, 7)
+                .map_err(|e| TestCaseError::fail(format!("{body:?}: one pass accepts, the lowering says {e}")))?;
+            prop_assert!(same_push(&fast, &reference), "{:?}: {:?} vs {:?}", body, fast, reference);
+        }
 
         #[test]
         fn one_pass_is_the_reference(

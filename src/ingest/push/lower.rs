@@ -19,6 +19,7 @@ use crate::model::{
 };
 
 use super::ParsedFamily;
+use super::scan::NameMatcher;
 
 /// The series every group carries, set by promgate: pushed families of these
 /// names are dropped, as the Pushgateway overrides them.
@@ -420,7 +421,12 @@ pub(super) fn lower_reference(
 #[derive(Default)]
 pub(super) struct KeyPlan<'p> {
     /// The sample label names it was made for, in body order.
-    names: Vec<&'p str>,
+    pub(super) names: Vec<&'p str>,
+    /// The same as `name="` to find in a text body.
+    pub(super) matchers: Vec<NameMatcher>,
+    /// Which sample labels are named `le` and `quantile`.
+    pub(super) le_at: Option<usize>,
+    pub(super) quantile_at: Option<usize>,
     /// The key's labels in key order: where each comes from, and its name
     /// written as `name="`.
     slots: Vec<(Slot, String)>,
@@ -435,6 +441,16 @@ pub(super) struct KeyPlan<'p> {
     /// Are the sample's label names distinct, grouping names included (which
     /// `valid` leaves out, as the key does)?
     pub(super) distinct: bool,
+    /// The key of a sample whose label values are all non-empty, as runs of
+    /// fixed text between them: `{a="` v0 `",instance="",job="j",b="` v1
+    /// `"}`. The sample labels in key order, and where each run before one
+    /// ends in `fixed`; the last run goes to the end.
+    sample_order: Vec<usize>,
+    fixed: String,
+    fixed_ends: Vec<usize>,
+    /// Does every key written from the runs pass the limits that do not
+    /// depend on the sample (label count, grouping values' lengths)?
+    fixed_fits: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -480,8 +496,33 @@ impl<'p> KeyPlan<'p> {
         let mut names: Vec<&str> = pairs.iter().map(|&(n, _)| n).collect();
         names.sort_unstable();
         let distinct = names.windows(2).all(|w| w[0] != w[1]);
+        let (mut sample_order, mut fixed, mut fixed_ends) = (Vec::new(), String::new(), Vec::new());
+        let mut fixed_fits =
+            "__name__".len() <= limits.max_name_len && entries.len() < limits.max_labels;
+        for (k, &(n, slot)) in entries.iter().enumerate() {
+            fixed.push(if k == 0 { '{' } else { ',' });
+            fixed.push_str(n);
+            fixed.push_str("=\"");
+            match slot {
+                Slot::Sample(i) => {
+                    fixed_ends.push(fixed.len());
+                    sample_order.push(i);
+                }
+                Slot::Grouping(j) => {
+                    let v = grouping[j].1.as_str();
+                    fixed_fits &= v.len() <= limits.max_value_len;
+                    fixed.push_str(v);
+                }
+                Slot::EmptyInstance => {}
+            }
+            fixed.push('"');
+        }
+        fixed.push('}');
         KeyPlan {
             names: pairs.iter().map(|&(n, _)| n).collect(),
+            matchers: pairs.iter().map(|&(n, _)| NameMatcher::new(n)).collect(),
+            le_at: pairs.iter().position(|&(n, _)| n == "le"),
+            quantile_at: pairs.iter().position(|&(n, _)| n == "quantile"),
             le: find("le"),
             quantile: find("quantile"),
             instance: find("instance"),
@@ -491,7 +532,64 @@ impl<'p> KeyPlan<'p> {
                 .collect(),
             valid,
             distinct,
+            sample_order,
+            fixed,
+            fixed_ends,
+            fixed_fits,
         }
+    }
+
+    /// [`KeyPlan::write`] for a sample whose `name` the caller has checked
+    /// (a valid metric name): when every label value is non-empty, the key
+    /// is the plan's fixed runs with the values between them.
+    #[inline]
+    pub(super) fn write_checked_name(
+        &self,
+        name: &str,
+        pairs: &[(&str, &str)],
+        bound: Option<(usize, &str)>,
+        grouping: &[(&str, String)],
+        limits: &SeriesLimits,
+        out: &mut String,
+    ) -> Option<crate::model::KeySpan> {
+        let value = |i: usize| match bound {
+            Some((at, text)) if at == i => text,
+            _ => pairs[i].1,
+        };
+        let mut len = name.len() + self.fixed.len();
+        let mut plain = self.valid && self.fixed_fits && name.len() <= limits.max_value_len;
+        for &i in &self.sample_order {
+            let v = value(i);
+            plain &= !v.is_empty() && v.len() <= limits.max_value_len;
+            len += v.len();
+        }
+        if !plain {
+            return self.write(name, pairs, bound, grouping, limits, out);
+        }
+        let start = out.len();
+        out.reserve(len);
+        out.push_str(name);
+        let mut from = 0;
+        for (&i, &to) in self.sample_order.iter().zip(&self.fixed_ends) {
+            out.push_str(&self.fixed[from..to]);
+            out.push_str(value(i));
+            from = to;
+        }
+        out.push_str(&self.fixed[from..]);
+        let slot_value = |k: Option<usize>| {
+            k.map(|k| match self.slots[k].0 {
+                Slot::Sample(i) => value(i),
+                Slot::Grouping(j) => grouping[j].1.as_str(),
+                Slot::EmptyInstance => "",
+            })
+            .filter(|v| !v.is_empty())
+        };
+        Some(crate::model::KeySpan {
+            start: start as u32,
+            len: (out.len() - start) as u32,
+            name_len: name.len() as u32,
+            traits: SeriesTraits::of_pushed(slot_value(self.le), slot_value(self.quantile)),
+        })
     }
 
     /// Was the plan made for labels of these names?
