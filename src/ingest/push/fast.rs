@@ -18,8 +18,8 @@
 //! as the identity takes `-0` for `0`; NaN bounds are refused before.
 //!
 //! Why duplicates are searched per family: once no family is named like
-//! another's series (the suffix rule, checked first), the sample names of
-//! two families never meet. A plain family's samples carry its name; a
+//! another's series and no two alike (checked when the pass ends, which
+//! gives up if not), the sample names of two families never meet. A plain family's samples carry its name; a
 //! histogram's are its name with `_bucket`, `_sum` or `_count`, a summary's
 //! its name, or with `_sum` or `_count`; and none of these suffixes ends
 //! another. So a name of family `a` that is also one of family `b` would
