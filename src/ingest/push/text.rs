@@ -991,31 +991,36 @@ impl<'a> Parser<'a> {
 /// [`FEW_LABELS`] labels, a bound that is no float).
 #[inline]
 fn plain_labels(b: &[u8], open: usize, ty: GoType) -> Option<usize> {
-    let mut rest = b.get(open..)?;
-    if rest.first() == Some(&b'}') {
-        return Some(open);
-    }
-    // Scanned with `position` on slices: no bounds check per byte.
     let mut names: [&[u8]; FEW_LABELS] = [&[]; FEW_LABELS];
     let mut count = 0;
+    let mut i = open;
+    if b.get(i) == Some(&b'}') {
+        return Some(i);
+    }
     loop {
-        let n = rest.iter().position(|&c| !is_label_char(c))?;
-        if n == 0 || !is_label_start(rest[0]) {
+        if !is_label_start(*b.get(i)?) {
             return None;
         }
-        let name = &rest[..n];
-        if rest.get(n..n + 2) != Some(b"=\"") || name == b"__name__" {
+        let start = i;
+        i += 1;
+        while b.get(i).copied().is_some_and(is_label_char) {
+            i += 1;
+        }
+        let name = &b[start..i];
+        if b.get(i..i + 2) != Some(b"=\"") || name == b"__name__" {
             return None;
         }
-        let value = &rest[n + 2..];
-        let end = value.iter().position(|&c| c == b'"' || c == b'\\')?;
-        if value[end] == b'\\' {
+        i += 2;
+        let value_start = i;
+        // Values eight bytes at a time.
+        i += find_quote(&b[i..])?;
+        if b[i] == b'\\' {
             return None;
         }
         let special = (ty == GoType::Histogram && name == b"le")
             || (ty == GoType::Summary && name == b"quantile");
         if special {
-            parse_go_float(&value[..end])?;
+            parse_go_float(&b[value_start..i])?;
         } else {
             if count == FEW_LABELS || names[..count].contains(&name) {
                 return None;
@@ -1023,10 +1028,10 @@ fn plain_labels(b: &[u8], open: usize, ty: GoType) -> Option<usize> {
             names[count] = name;
             count += 1;
         }
-        rest = &value[end + 1..];
-        match rest {
-            [b',', next, ..] if *next != b'}' => rest = &rest[1..],
-            [b'}', ..] => return Some(b.len() - rest.len()),
+        i += 1;
+        match *b.get(i)? {
+            b',' if b.get(i + 1) != Some(&b'}') => i += 1,
+            b'}' => return Some(i),
             _ => return None,
         }
     }
