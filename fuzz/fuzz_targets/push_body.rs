@@ -10,7 +10,9 @@
 //! it compresses with framed snappy.
 //!
 //! Beyond "no panic": a body the target compressed decompresses to the
-//! payload; what lowers passes `check_push` too, and its keys carry the
+//! payload; a text body lowered in one pass (`lower_text`, which the
+//! handler tries first) gives the two steps' batch; what lowers passes
+//! `check_push` too, and its keys carry the
 //! group's `job` and an `instance`; the push is stored (a fresh store has
 //! nothing to conflict with); and the page reads back with `parse_text` to
 //! every series of the push with its value (bit for bit, NaN as NaN) and no
@@ -85,9 +87,31 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let grouping = Grouping::new("fuzz".into(), Vec::new()).expect("a valid grouping key");
-    let Ok(pushed) = push::lower(&families, &grouping, &limits.rules(NOW_MS), NOW_MS) else {
+    let rules = limits.rules(NOW_MS);
+    // The handler tries a text body in one pass first: what that gives
+    // must be the two steps' batch.
+    let one_pass = (!delimited)
+        .then(|| push::lower_text(&decoded, &grouping, &rules, NOW_MS))
+        .flatten();
+    let Ok(pushed) = push::lower(&families, &grouping, &rules, NOW_MS) else {
+        assert!(one_pass.is_none(), "one pass lowers what the two steps refuse");
         return;
     };
+    if let Some(one_pass) = one_pass {
+        let series = |p: &push::PushBatch| -> Vec<(String, u8, u64)> {
+            p.batch
+                .series
+                .iter()
+                .map(|u| (p.batch.key(u).to_string(), u.key.traits.bits(), u.latest.value.to_bits()))
+                .collect()
+        };
+        let families = |p: &push::PushBatch| -> Vec<(String, std::ops::Range<usize>)> {
+            p.families.iter().map(|f| (f.name.clone(), f.series.clone())).collect()
+        };
+        assert_eq!(series(&one_pass), series(&pushed), "one pass wrote other series");
+        assert_eq!(families(&one_pass), families(&pushed), "one pass placed families otherwise");
+        assert_eq!(one_pass.batch.metadata, pushed.batch.metadata, "one pass wrote other metadata");
+    }
     check_push(&families).expect("a push that lowers passes the check of one push");
 
     let mut want: HashMap<String, f64> = HashMap::new();

@@ -166,17 +166,31 @@ async fn push_inner(
         let max = limits.max_decoded_bytes.min(app.settings.max_body_bytes);
         let body = ingest::push::decompress(encoding, &body.bytes, max)?;
         app.metrics.decoded_bytes.inc_by(body.len() as u64);
-        let families = if delimited {
-            ingest::push::parse_delimited(&body)?
-        } else {
-            ingest::push::parse_text(&body)?
-        };
-        let now = SystemTime::now();
         let rules = limits.rules(ingest::now_ms());
-        // A body that parsed but cannot be stored is the group's failure,
-        // as on the Pushgateway; one that did not parse is not.
-        let pushed = ingest::push::lower(&families, &grouping, &rules, 0)
-            .inspect_err(|_| app.store.record_push_failure(&grouping, now))?;
+        // A text body as client libraries write it is read and lowered in
+        // one pass; any other body, and every refusal, takes the two steps.
+        let one_pass = if delimited {
+            None
+        } else {
+            ingest::push::lower_text(&body, &grouping, &rules, 0)
+        };
+        let (pushed, now) = match one_pass {
+            Some(pushed) => (pushed, SystemTime::now()),
+            None => {
+                let families = if delimited {
+                    ingest::push::parse_delimited(&body)?
+                } else {
+                    ingest::push::parse_text(&body)?
+                };
+                let now = SystemTime::now();
+                // A body that parsed but cannot be stored is the group's
+                // failure, as on the Pushgateway; one that did not parse
+                // is not.
+                let pushed = ingest::push::lower(&families, &grouping, &rules, 0)
+                    .inspect_err(|_| app.store.record_push_failure(&grouping, now))?;
+                (pushed, now)
+            }
+        };
         let outcome = app
             .store
             .push(&grouping, pushed, replace, now)

@@ -20,6 +20,9 @@ use std::fmt::Write as _;
 /// Go reports a range error where Rust would give infinity); one that
 /// underflows reads as zero, as in Go.
 pub fn parse_go_float(s: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_short_decimal(s) {
+        return Some(v);
+    }
     let (sign, rest) = match s.first() {
         Some(b'+') => (1.0, &s[1..]),
         Some(b'-') => (-1.0, &s[1..]),
@@ -54,6 +57,9 @@ pub fn parse_go_float(s: &[u8]) -> Option<f64> {
 #[inline]
 pub fn parse_go_float_str(s: &str) -> Option<f64> {
     let b = s.as_bytes();
+    if let Some(v) = parse_short_decimal(b) {
+        return Some(v);
+    }
     // The common case, plain decimals, straight to Rust's parser (whose
     // grammar is Go's for them).
     if !b.is_empty()
@@ -65,6 +71,54 @@ pub fn parse_go_float_str(s: &str) -> Option<f64> {
         return s.parse().ok();
     }
     parse_go_float(b)
+}
+
+/// Powers of ten a double holds exactly: 10^22 is the last (5^22 < 2^53).
+const EXACT_POWERS: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A short plain decimal (`-12.50`, `3`, `.5`, `7.`: an optional `-`,
+/// digits with at most one point, at least one digit) read exactly as the
+/// standard parser reads it, or `None` for anything else, left to it.
+///
+/// What pushed bodies carry is mostly such numbers, and the standard
+/// parser's general algorithm costs several times this. With at most 15
+/// digits the digits are an integer below 2^53, and the point divides it
+/// by a power of ten of at most 10^15: both exact as doubles, so one
+/// correctly rounded division gives the correctly rounded value (Clinger's
+/// fast path, the standard parser's own first step). A `-` negates, so
+/// `-0` is -0.0 as there.
+#[inline]
+pub fn parse_short_decimal(s: &[u8]) -> Option<f64> {
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut point = None;
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(c - b'0'),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    // Digits after the point (`point` counts those before it).
+    let scale = match point {
+        Some(p) => digits.len() - 1 - p,
+        None => 0,
+    };
+    let count = digits.len() - usize::from(point.is_some());
+    if count == 0 || count > 15 {
+        return None;
+    }
+    let v = mantissa as f64 / EXACT_POWERS[scale];
+    Some(if negative { -v } else { v })
 }
 
 /// Appends `v` as the Go text encoder writes it (`writeFloat`): `NaN`,
@@ -288,6 +342,70 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(go_float(*v), *want, "{v:e}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// The fast path gives the standard parser's bits, or leaves the
+        /// text to it.
+        #[test]
+        fn short_decimals_read_as_the_standard_parser_reads_them(
+            s in "-?[0-9]{0,17}(\\.[0-9]{0,17})?|[-+.0-9eE]{1,8}",
+        ) {
+            let fast = parse_short_decimal(s.as_bytes());
+            if let Some(v) = fast {
+                proptest::prop_assert_eq!(Some(v.to_bits()), s.parse::<f64>().ok().map(f64::to_bits), "{}", s);
+            }
+            // What both readers say is unchanged by the fast path.
+            let slow = std::str::from_utf8(s.as_bytes()).ok().and_then(|t| {
+                let rest = t.strip_prefix(['+', '-']).unwrap_or(t);
+                (rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                    && rest.bytes().all(|c| c.is_ascii_digit() || b".eE+-".contains(&c)))
+                .then(|| t.parse::<f64>().ok().filter(|v| v.is_finite()))
+                .flatten()
+            });
+            proptest::prop_assert_eq!(parse_go_float(s.as_bytes()).map(f64::to_bits), slow.map(f64::to_bits), "{}", s);
+            proptest::prop_assert_eq!(parse_go_float_str(&s).map(f64::to_bits), slow.map(f64::to_bits), "{}", s);
+        }
+
+        #[test]
+        fn short_decimals_of_any_double(v in proptest::prelude::any::<f64>(), digits in 1usize..16) {
+            // A double written with a few significant digits, as values are.
+            let s = format!("{:.*}", digits.min(15), v);
+            if let Some(fast) = parse_short_decimal(s.as_bytes()) {
+                proptest::prop_assert_eq!(fast.to_bits(), s.parse::<f64>().unwrap().to_bits(), "{}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn short_decimals() {
+        for (s, want) in [
+            ("0", Some(0.0)),
+            ("-0", Some(-0.0)),
+            ("-0.0", Some(-0.0)),
+            ("5.", Some(5.0)),
+            (".5", Some(0.5)),
+            ("0.005", Some(0.005)),
+            ("123456789012345", Some(123456789012345.0)),
+            ("0.1", Some(0.1)),
+            ("1234567890123456", None),
+            ("", None),
+            ("-", None),
+            (".", None),
+            ("-.", None),
+            ("+1", None),
+            ("1e3", None),
+            ("1..2", None),
+            ("1-2", None),
+        ] {
+            assert_eq!(
+                parse_short_decimal(s.as_bytes()).map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{s}"
+            );
         }
     }
 

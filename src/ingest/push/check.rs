@@ -212,7 +212,7 @@ pub(super) fn check_families(
 }
 
 /// 2^64: the counts Go can hold (as `uint64`) are below it.
-const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+pub(super) const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 
 fn invalid(rule: PushRule, detail: String) -> Error {
     Error::InvalidPush { rule, detail }

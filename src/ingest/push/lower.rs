@@ -19,6 +19,7 @@ use crate::model::{
 };
 
 use super::ParsedFamily;
+use super::scan::NameMatcher;
 
 /// The series every group carries, set by promgate: pushed families of these
 /// names are dropped, as the Pushgateway overrides them.
@@ -183,14 +184,23 @@ pub fn lower(
     rules: &Rules,
     stamp_ms: i64,
 ) -> Result<PushBatch, Error> {
-    let names: Vec<&str> = grouping.labels.iter().map(|(n, _)| n.as_str()).collect();
-    let metrics = check_families(families, &names)?;
-    let over_limit = |family: &str, r: crate::model::Rejection| Error::InvalidPush {
-        rule: PushRule::OverLimit,
-        detail: format!("{r} (in family {family:?})"),
-    };
-    // The grouping labels as a key writes them, once per push.
-    let grouping_labels: Vec<(&str, String)> = grouping
+    let grouping_labels = grouping_labels(grouping);
+    match super::fast::lower(families, grouping, &grouping_labels, rules, stamp_ms) {
+        Some(out) => {
+            debug_assert!(
+                lower_reference(families, grouping, rules, stamp_ms)
+                    .is_ok_and(|reference| same_push(&out, &reference)),
+                "the one-pass lowering is the reference's"
+            );
+            Ok(out)
+        }
+        None => lower_reference(families, grouping, rules, stamp_ms),
+    }
+}
+
+/// The grouping labels as a key writes them, once per push.
+pub(super) fn grouping_labels(grouping: &Grouping) -> Vec<(&str, String)> {
+    grouping
         .labels
         .iter()
         .map(|(n, v)| {
@@ -198,8 +208,56 @@ pub fn lower(
             escape_label_value(&mut escaped, v);
             (n.as_str(), escaped)
         })
-        .collect();
-    let grouping_labels = &grouping_labels;
+        .collect()
+}
+
+/// Do two lowered pushes hold the same series (keys, traits, values'
+/// bits, stamps), metadata and families?
+pub(super) fn same_push(a: &PushBatch, b: &PushBatch) -> bool {
+    let series = |p: &PushBatch| -> Vec<(String, u8, u32, u64, i64)> {
+        p.batch
+            .series
+            .iter()
+            .map(|u| {
+                (
+                    p.batch.key(u).to_string(),
+                    u.key.traits.bits(),
+                    u.key.name_len,
+                    u.latest.value.to_bits(),
+                    u.latest.timestamp_ms,
+                )
+            })
+            .collect()
+    };
+    let families = |p: &PushBatch| -> Vec<(String, MetricType, Range<usize>)> {
+        p.families
+            .iter()
+            .map(|f| (f.name.clone(), f.metric_type, f.series.clone()))
+            .collect()
+    };
+    series(a) == series(b)
+        && a.batch.metadata == b.batch.metadata
+        && a.batch.rejected.first.is_none()
+        && b.batch.rejected.first.is_none()
+        && families(a) == families(b)
+}
+
+/// [`lower`] the plain way: the whole check ([`check_push_grouped`]), then
+/// the keys. The definition the one-pass lowering (`fast.rs`) is held to,
+/// and what names the error of a push that one gives up on.
+pub(super) fn lower_reference(
+    families: &[ParsedFamily<'_>],
+    grouping: &Grouping,
+    rules: &Rules,
+    stamp_ms: i64,
+) -> Result<PushBatch, Error> {
+    let names: Vec<&str> = grouping.labels.iter().map(|(n, _)| n.as_str()).collect();
+    let metrics = check_families(families, &names)?;
+    let over_limit = |family: &str, r: crate::model::Rejection| Error::InvalidPush {
+        rule: PushRule::OverLimit,
+        detail: format!("{r} (in family {family:?})"),
+    };
+    let grouping_labels = &grouping_labels(grouping);
     let is_grouping = |n: &str| grouping_labels.iter().any(|&(g, _)| g == n);
     let mut out = PushBatch::default();
     let series: usize = families.iter().map(|f| f.samples.len()).sum();
@@ -280,6 +338,7 @@ pub fn lower(
             let planned = plan.write(
                 &sample.name,
                 &pairs,
+                None,
                 grouping_labels,
                 &rules.series,
                 &mut batch.keys,
@@ -360,9 +419,14 @@ pub fn lower(
 /// the sort of the labels with the grouping labels and `instance`, and the
 /// checks of the names, done once for the run rather than per sample.
 #[derive(Default)]
-struct KeyPlan<'p> {
+pub(super) struct KeyPlan<'p> {
     /// The sample label names it was made for, in body order.
-    names: Vec<&'p str>,
+    pub(super) names: Vec<&'p str>,
+    /// The same as `name="` to find in a text body.
+    pub(super) matchers: Vec<NameMatcher>,
+    /// Which sample labels are named `le` and `quantile`.
+    pub(super) le_at: Option<usize>,
+    pub(super) quantile_at: Option<usize>,
     /// The key's labels in key order: where each comes from, and its name
     /// written as `name="`.
     slots: Vec<(Slot, String)>,
@@ -373,7 +437,20 @@ struct KeyPlan<'p> {
     /// Do the names pass every rule of a key (valid, not reserved, within
     /// the length limit, distinct)? If not, every sample takes the general
     /// writer, which names the fault.
-    valid: bool,
+    pub(super) valid: bool,
+    /// Are the sample's label names distinct, grouping names included (which
+    /// `valid` leaves out, as the key does)?
+    pub(super) distinct: bool,
+    /// The key of a sample whose label values are all non-empty, as runs of
+    /// fixed text between them: `{a="` v0 `",instance="",job="j",b="` v1
+    /// `"}`. The sample labels in key order, and where each run before one
+    /// ends in `fixed`; the last run goes to the end.
+    sample_order: Vec<usize>,
+    fixed: String,
+    fixed_ends: Vec<usize>,
+    /// Does every key written from the runs pass the limits that do not
+    /// depend on the sample (label count, grouping values' lengths)?
+    fixed_fits: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -387,7 +464,11 @@ enum Slot {
 }
 
 impl<'p> KeyPlan<'p> {
-    fn new(pairs: &[(&'p str, &str)], grouping: &[(&str, String)], limits: &SeriesLimits) -> Self {
+    pub(super) fn new(
+        pairs: &[(&'p str, &str)],
+        grouping: &[(&str, String)],
+        limits: &SeriesLimits,
+    ) -> Self {
         let is_grouping = |n: &str| grouping.iter().any(|&(g, _)| g == n);
         let mut entries: Vec<(&str, Slot)> = pairs
             .iter()
@@ -412,8 +493,36 @@ impl<'p> KeyPlan<'p> {
                     && n.len() <= limits.max_name_len
             });
         let find = |name: &str| entries.iter().position(|&(n, _)| n == name);
+        let mut names: Vec<&str> = pairs.iter().map(|&(n, _)| n).collect();
+        names.sort_unstable();
+        let distinct = names.windows(2).all(|w| w[0] != w[1]);
+        let (mut sample_order, mut fixed, mut fixed_ends) = (Vec::new(), String::new(), Vec::new());
+        let mut fixed_fits =
+            "__name__".len() <= limits.max_name_len && entries.len() < limits.max_labels;
+        for (k, &(n, slot)) in entries.iter().enumerate() {
+            fixed.push(if k == 0 { '{' } else { ',' });
+            fixed.push_str(n);
+            fixed.push_str("=\"");
+            match slot {
+                Slot::Sample(i) => {
+                    fixed_ends.push(fixed.len());
+                    sample_order.push(i);
+                }
+                Slot::Grouping(j) => {
+                    let v = grouping[j].1.as_str();
+                    fixed_fits &= v.len() <= limits.max_value_len;
+                    fixed.push_str(v);
+                }
+                Slot::EmptyInstance => {}
+            }
+            fixed.push('"');
+        }
+        fixed.push('}');
         KeyPlan {
             names: pairs.iter().map(|&(n, _)| n).collect(),
+            matchers: pairs.iter().map(|&(n, _)| NameMatcher::new(n)).collect(),
+            le_at: pairs.iter().position(|&(n, _)| n == "le"),
+            quantile_at: pairs.iter().position(|&(n, _)| n == "quantile"),
             le: find("le"),
             quantile: find("quantile"),
             instance: find("instance"),
@@ -422,23 +531,83 @@ impl<'p> KeyPlan<'p> {
                 .map(|&(n, slot)| (slot, format!("{n}=\"")))
                 .collect(),
             valid,
+            distinct,
+            sample_order,
+            fixed,
+            fixed_ends,
+            fixed_fits,
         }
+    }
+
+    /// [`KeyPlan::write`] for a sample whose `name` the caller has checked
+    /// (a valid metric name): when every label value is non-empty, the key
+    /// is the plan's fixed runs with the values between them.
+    #[inline]
+    pub(super) fn write_checked_name(
+        &self,
+        name: &str,
+        pairs: &[(&str, &str)],
+        bound: Option<(usize, &str)>,
+        grouping: &[(&str, String)],
+        limits: &SeriesLimits,
+        out: &mut String,
+    ) -> Option<crate::model::KeySpan> {
+        let value = |i: usize| match bound {
+            Some((at, text)) if at == i => text,
+            _ => pairs[i].1,
+        };
+        let mut len = name.len() + self.fixed.len();
+        let mut plain = self.valid && self.fixed_fits && name.len() <= limits.max_value_len;
+        for &i in &self.sample_order {
+            let v = value(i);
+            plain &= !v.is_empty() && v.len() <= limits.max_value_len;
+            len += v.len();
+        }
+        if !plain {
+            return self.write(name, pairs, bound, grouping, limits, out);
+        }
+        let start = out.len();
+        out.reserve(len);
+        out.push_str(name);
+        let mut from = 0;
+        for (&i, &to) in self.sample_order.iter().zip(&self.fixed_ends) {
+            out.push_str(&self.fixed[from..to]);
+            out.push_str(value(i));
+            from = to;
+        }
+        out.push_str(&self.fixed[from..]);
+        let slot_value = |k: Option<usize>| {
+            k.map(|k| match self.slots[k].0 {
+                Slot::Sample(i) => value(i),
+                Slot::Grouping(j) => grouping[j].1.as_str(),
+                Slot::EmptyInstance => "",
+            })
+            .filter(|v| !v.is_empty())
+        };
+        Some(crate::model::KeySpan {
+            start: start as u32,
+            len: (out.len() - start) as u32,
+            name_len: name.len() as u32,
+            traits: SeriesTraits::of_pushed(slot_value(self.le), slot_value(self.quantile)),
+        })
     }
 
     /// Was the plan made for labels of these names?
     #[inline]
-    fn fits(&self, pairs: &[(&str, &str)]) -> bool {
+    pub(super) fn fits(&self, pairs: &[(&str, &str)]) -> bool {
         self.names.len() == pairs.len() && self.names.iter().zip(pairs).all(|(a, (b, _))| a == b)
     }
 
     /// Writes the key of sample `name` with labels `pairs` (those the plan
-    /// was made for) to `out`; `None`, writing nothing, when the general
-    /// writer must decide (a limit, or a rule the plan's names break).
+    /// was made for; with `bound`, the label at that index has that value
+    /// instead) to `out`; `None`, writing nothing, when the general writer
+    /// must decide (a limit, or a rule the plan's names break).
     #[inline]
-    fn write(
+    pub(super) fn write(
         &self,
         name: &str,
         pairs: &[(&str, &str)],
+        bound: Option<(usize, &str)>,
         grouping: &[(&str, String)],
         limits: &SeriesLimits,
         out: &mut String,
@@ -453,7 +622,10 @@ impl<'p> KeyPlan<'p> {
             return None;
         }
         let value = |slot: Slot| match slot {
-            Slot::Sample(i) => pairs[i].1,
+            Slot::Sample(i) => match bound {
+                Some((at, text)) if at == i => text,
+                _ => pairs[i].1,
+            },
             Slot::Grouping(j) => grouping[j].1.as_str(),
             Slot::EmptyInstance => "",
         };
@@ -506,7 +678,7 @@ impl<'p> KeyPlan<'p> {
 /// as the Pushgateway exposes them: a `_sum` of 0, a `_count` of 0 and, for
 /// a histogram, a `+Inf` bucket holding its count. Rare (client libraries
 /// write all three), so found the plain way.
-fn complete_metrics(
+pub(super) fn complete_metrics(
     family: &ParsedFamily<'_>,
     grouping_labels: &[(&str, String)],
     rules: &Rules,
@@ -575,7 +747,12 @@ fn complete_metrics(
     Ok(())
 }
 
-fn push_update(batch: &mut WriteBatch, key: crate::model::KeySpan, value: f64, stamp_ms: i64) {
+pub(super) fn push_update(
+    batch: &mut WriteBatch,
+    key: crate::model::KeySpan,
+    value: f64,
+    stamp_ms: i64,
+) {
     batch.series.push(SeriesUpdate {
         key,
         latest: Sample {

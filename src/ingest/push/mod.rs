@@ -50,7 +50,9 @@
 
 mod check;
 mod delimited;
+mod fast;
 mod lower;
+mod scan;
 mod text;
 
 pub use check::{PUSH_TIME_METRICS, PushRule, check_push, check_push_grouped};
@@ -60,7 +62,7 @@ pub use lower::{
     PUSH_TIME_HELP, PushBatch, PushEncoding, PushedFamily, decompress, is_delimited_protobuf,
     lower,
 };
-pub use text::parse_text;
+pub use text::{lower_text, parse_text};
 
 use std::borrow::Cow;
 

@@ -21,9 +21,15 @@ use std::borrow::Cow;
 use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
 
+use std::ops::Range;
+
+use super::fast::OnePass;
+use super::lower::{Grouping, PushBatch, grouping_labels, same_push};
+use super::scan::{NameMatcher, find_newline, find_quote};
 use super::{Labels, ParsedFamily, ParsedSample, unescape};
 use crate::ingest::Error;
-use crate::model::{MetricType, parse_go_float, parse_go_float_str};
+use crate::ingest::lower::Rules;
+use crate::model::{MetricType, parse_go_float, parse_go_float_str, parse_short_decimal};
 
 /// Up to this many labels, duplicates are found by scanning.
 const FEW_LABELS: usize = 16;
@@ -120,15 +126,7 @@ struct Family<'a> {
 /// family (Go's parser means to refuse it but loses its error, then keeps a
 /// metric without a value that breaks the Pushgateway's own page).
 pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily<'_>>, Error> {
-    let mut parser = Parser {
-        families: Vec::new(),
-        by_name: HashMap::with_hasher(RandomState::default()),
-        dedup: Vec::new(),
-        dedup_set: HashSet::with_hasher(RandomState::default()),
-        pairs: Vec::new(),
-        last: None,
-        deferred: None,
-    };
+    let mut parser = Parser::new();
     // One check of the whole body spares one per name and value; a body
     // with bytes that are not UTF-8 (allowed in comments) is checked token
     // by token instead.
@@ -167,6 +165,251 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily<'_>>, Error> {
             samples: f.samples,
         })
         .collect())
+}
+
+/// Reads a text body and lowers it into group `grouping` in one pass, as
+/// [`parse_text`] then [`lower`](super::lower) would, for a body as client
+/// libraries write it: UTF-8, every sample line in the form
+/// [`Parser::sample_plain`] takes, each family's samples together, every
+/// histogram and summary whole. The line scan, the family of each sample,
+/// its label names (compared with those of the sample before rather than
+/// scanned byte by byte) and values are then read once and go straight
+/// into the keys, with no parsed form in between.
+///
+/// `None` for any other body, or one that either step refuses: the caller
+/// then runs those two steps, which name the error. Debug builds check
+/// every batch this returns against theirs.
+pub fn lower_text(
+    body: &[u8],
+    grouping: &Grouping,
+    rules: &Rules,
+    stamp_ms: i64,
+) -> Option<PushBatch> {
+    let text = std::str::from_utf8(body).ok()?;
+    let grouping_labels = grouping_labels(grouping);
+    let out = one_pass(text, grouping, &grouping_labels, rules, stamp_ms);
+    debug_assert!(
+        out.as_ref().is_none_or(|out| parse_text(body)
+            .ok()
+            .and_then(|f| super::lower(&f, grouping, rules, stamp_ms).ok())
+            .is_some_and(|reference| same_push(out, &reference))),
+        "the one-pass reading of a text body is parse_text's then lower's"
+    );
+    out
+}
+
+fn one_pass<'a>(
+    text: &'a str,
+    grouping: &Grouping,
+    grouping_labels: &[(&str, String)],
+    rules: &Rules,
+    stamp_ms: i64,
+) -> Option<PushBatch> {
+    let body = text.as_bytes();
+    let mut parser = Parser::new();
+    // Keys are about as long as the lines, plus the grouping labels and
+    // `instance` (untouched capacity costs no memory).
+    let mut pass = OnePass::new(
+        grouping,
+        grouping_labels,
+        rules,
+        stamp_ms,
+        body.len() / 48,
+        2 * body.len(),
+    )?;
+    // Per family lowered: its index in `parser.families` and its series,
+    // in the order their samples came.
+    let mut lowered: Vec<(usize, Range<usize>)> = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    let mut done: Vec<bool> = Vec::new();
+    let mut pairs: Vec<(&'a str, &'a str)> = Vec::with_capacity(16);
+    let mut pos = 0;
+    while pos < body.len() {
+        if !is_metric_start(body[pos]) {
+            // A comment or a blank line; anything else is for the general
+            // reader.
+            let rest = &body[pos..];
+            let (len, terminated) = match memchr::memchr(b'\n', rest) {
+                Some(end) => (end, true),
+                None => (rest.len(), false),
+            };
+            let l = Line {
+                bytes: &rest[..len],
+                text: Some(&text[pos..pos + len]),
+                terminated,
+                number: 0,
+            };
+            let i = l.skip_blanks(0);
+            match l.bytes.get(i) {
+                None => {}
+                Some(b'#') => parser.comment(&l, i + 1).ok()?,
+                Some(_) => return None,
+            }
+            pos += len + 1;
+            continue;
+        }
+        let rest = &body[pos..];
+        // The sample's name: most often the one before.
+        let (name, family) = match parser.last {
+            Some((last, family))
+                if rest.starts_with(last.as_bytes())
+                    && !rest.get(last.len()).copied().is_some_and(is_metric_char) =>
+            {
+                (last, family)
+            }
+            _ => {
+                let n = rest.iter().position(|&c| !is_metric_char(c))?;
+                let name = &text[pos..pos + n];
+                (name, parser.resolve(name))
+            }
+        };
+        let name_len = name.len();
+        if current.is_none_or(|(f, _)| f != family) {
+            if let Some((f, start)) = current {
+                if !pass.end_family() {
+                    return None;
+                }
+                lowered.push((f, start..pass.series_len()));
+            }
+            // A family's samples come together.
+            if done.len() <= family {
+                done.resize(parser.families.len(), false);
+            }
+            if std::mem::replace(&mut done[family], true) {
+                return None;
+            }
+            let f = &mut parser.families[family];
+            let ty = *f.ty.get_or_insert(GoType::Untyped);
+            if ty == GoType::GaugeHistogram {
+                return None;
+            }
+            current = Some((family, pass.begin_family(f.name, ty.model(), None)?));
+        }
+        // Labels, their names compared with those of the plan used last
+        // (`guided` while they are the same).
+        pairs.clear();
+        let mut i = name_len;
+        let mut guided = false;
+        match rest.get(i) {
+            Some(b' ') => i += 1,
+            Some(b'{') if rest.get(i + 1..i + 3) == Some(b"} ") => i += 3,
+            Some(b'{') => {
+                let guide = pass.last_plan().map(|p| pass.plan_names(p));
+                (i, guided) = one_pass_labels(text, pos, i + 1, guide, &mut pairs)?;
+            }
+            _ => return None,
+        }
+        // The value is the rest of the line: a blank in it would start a
+        // timestamp (or be an error).
+        let len = find_newline(&rest[i..])?;
+        let value = parse_short_decimal(&rest[i..i + len]).or_else(|| {
+            let value = &text[pos + i..pos + i + len];
+            value
+                .bytes()
+                .all(|c| !is_blank(c))
+                .then(|| parse_go_float_str(value))
+                .flatten()
+        })?;
+        let plan = match pass.last_plan() {
+            Some(p) if guided => p,
+            _ => pass.plan_for(&pairs),
+        };
+        pass.sample(plan, name, &pairs, value)?;
+        pos += i + len + 1;
+    }
+    if parser.deferred.is_some() {
+        return None;
+    }
+    if let Some((f, start)) = current {
+        if !pass.end_family() {
+            return None;
+        }
+        lowered.push((f, start..pass.series_len()));
+    }
+    // Families in the order they first appeared (a HELP or TYPE line
+    // counts), as the parsed form has them.
+    if !lowered.is_sorted_by_key(|&(f, _)| f) {
+        lowered.sort_by_key(|&(f, _)| f);
+        let series = &mut pass.out.batch.series;
+        let mut ordered = Vec::with_capacity(series.len());
+        for (_, range) in &mut lowered {
+            let start = ordered.len();
+            ordered.extend_from_slice(&series[range.clone()]);
+            *range = start..ordered.len();
+        }
+        *series = ordered;
+    }
+    for (f, series) in lowered {
+        let f = &parser.families[f];
+        let ty = f.ty.map_or(MetricType::Unknown, GoType::model);
+        pass.family_done(f.name, ty, f.help.as_deref(), series)?;
+    }
+    pass.finish()
+}
+
+/// The labels of a sample line at `line` in `text`, from `open` (just past
+/// the `{`, relative to `line`) into `pairs`, as [`Parser::sample_plain`]
+/// takes them: where the value starts (past `} `), and whether the names
+/// are `guide`'s (those of the plan used last), found by comparing rather
+/// than scanned.
+#[inline]
+fn one_pass_labels<'a>(
+    text: &'a str,
+    line: usize,
+    open: usize,
+    guide: Option<(&[&'a str], &[NameMatcher])>,
+    pairs: &mut Vec<(&'a str, &'a str)>,
+) -> Option<(usize, bool)> {
+    let rest = &text.as_bytes()[line..];
+    if let Some((names, matchers)) = guide
+        && !names.is_empty()
+    {
+        let mut i = open;
+        for (k, (&name, m)) in names.iter().zip(matchers).enumerate() {
+            if !m.matches(rest, i) {
+                break;
+            }
+            i += m.len();
+            let Some(end) = find_quote(&rest[i..]) else {
+                break;
+            };
+            if rest[i + end] != b'"' {
+                return None;
+            }
+            pairs.push((name, &text[line + i..line + i + end]));
+            i += end + 1;
+            let last = k + 1 == names.len();
+            match rest.get(i..i + 2) {
+                Some([b',', next]) if !last && *next != b'}' => i += 1,
+                Some(b"} ") if last => return Some((i + 2, true)),
+                _ => break,
+            }
+        }
+        pairs.clear();
+    }
+    let mut i = open;
+    loop {
+        let at = &rest[i..];
+        let n = at.iter().position(|&c| !is_label_char(c))?;
+        if n == 0 || !is_label_start(at[0]) || at.get(n..n + 2) != Some(b"=\"") {
+            return None;
+        }
+        let end = find_quote(&at[n + 2..])?;
+        if at[n + 2 + end] != b'"' {
+            return None;
+        }
+        let start = line + i;
+        pairs.push((
+            &text[start..start + n],
+            &text[start + n + 2..start + n + 2 + end],
+        ));
+        i += n + 3 + end;
+        match rest.get(i..i + 2) {
+            Some([b',', next]) if *next != b'}' => i += 1,
+            Some(b"} ") => return Some((i + 2, false)),
+            _ => return None,
+        }
+    }
 }
 
 struct Parser<'a> {
@@ -323,6 +566,18 @@ fn quoted_byte(c: u8) -> String {
 }
 
 impl<'a> Parser<'a> {
+    fn new() -> Self {
+        Parser {
+            families: Vec::new(),
+            by_name: HashMap::with_hasher(RandomState::default()),
+            dedup: Vec::new(),
+            dedup_set: HashSet::with_hasher(RandomState::default()),
+            pairs: Vec::new(),
+            last: None,
+            deferred: None,
+        }
+    }
+
     fn line(&mut self, l: &Line<'a>) -> Result<(), Error> {
         let i = l.skip_blanks(0);
         match l.bytes.get(i) {
@@ -330,8 +585,69 @@ impl<'a> Parser<'a> {
             // where the end of the input is not an error.
             None => Ok(()),
             Some(b'#') => self.comment(l, i + 1),
-            Some(_) => self.sample(l, i),
+            Some(_) => {
+                if self.sample_plain(l, i) {
+                    Ok(())
+                } else {
+                    self.sample(l, i)
+                }
+            }
         }
+    }
+
+    /// A sample line as client libraries write it, read in one go:
+    /// `name{a="x",b="y"} value` (or `name value`), with nothing between
+    /// the tokens but the one blank before the value, no escapes in label
+    /// values, no timestamp, the body UTF-8 and the line ended by `\n`.
+    /// `false` (having added no sample) for anything else, then read by
+    /// [`Parser::sample`], which also names every error: this only takes
+    /// what that would take as it would, so pushes as libraries write them
+    /// are read without the general path's checks at every byte.
+    #[inline]
+    fn sample_plain(&mut self, l: &Line<'a>, i: usize) -> bool {
+        let (Some(text), true) = (l.text, l.terminated) else {
+            return false;
+        };
+        let b = l.bytes;
+        if !is_metric_start(b[i]) {
+            return false;
+        }
+        let name_end = l.scan(i + 1, is_metric_char);
+        let name = &text[i..name_end];
+        let family = self.resolve(name);
+        let ty = *self.families[family].ty.get_or_insert(GoType::Untyped);
+        if ty == GoType::GaugeHistogram {
+            return false;
+        }
+        let (labels, value_start) = match b.get(name_end) {
+            Some(b' ') => (Labels::default(), name_end + 1),
+            Some(b'{') => match plain_labels(b, name_end + 1, ty) {
+                Some(close) if b.get(close + 1) == Some(&b' ') => {
+                    (Labels::from_escaped(&text[name_end + 1..close]), close + 2)
+                }
+                _ => return false,
+            },
+            _ => return false,
+        };
+        // The value is the rest of the line: a blank in it would start a
+        // timestamp (or be an error).
+        let value = &text[value_start..];
+        let Some(value) = parse_short_decimal(value.as_bytes()).or_else(|| {
+            value
+                .bytes()
+                .all(|c| !is_blank(c))
+                .then(|| parse_go_float_str(value))
+                .flatten()
+        }) else {
+            return false;
+        };
+        self.families[family].samples.push(ParsedSample {
+            name: Cow::Borrowed(name),
+            labels,
+            value,
+            timestamp_ms: None,
+        });
+        true
     }
 
     fn defer(&mut self, e: Error) {
@@ -665,6 +981,59 @@ impl<'a> Parser<'a> {
             }
         };
         Ok((v, labels))
+    }
+}
+
+/// The labels of [`Parser::sample_plain`] from just past the `{`, in the
+/// form [`Labels`] keeps (`a="x",b="y"`, or nothing): the position of the
+/// `}`, or `None` for anything [`Parser::labels`] must read (blanks, a
+/// trailing comma, an escape, `__name__`, a name twice, more than
+/// [`FEW_LABELS`] labels, a bound that is no float).
+#[inline]
+fn plain_labels(b: &[u8], open: usize, ty: GoType) -> Option<usize> {
+    let mut names: [&[u8]; FEW_LABELS] = [&[]; FEW_LABELS];
+    let mut count = 0;
+    let mut i = open;
+    if b.get(i) == Some(&b'}') {
+        return Some(i);
+    }
+    loop {
+        if !is_label_start(*b.get(i)?) {
+            return None;
+        }
+        let start = i;
+        i += 1;
+        while b.get(i).copied().is_some_and(is_label_char) {
+            i += 1;
+        }
+        let name = &b[start..i];
+        if b.get(i..i + 2) != Some(b"=\"") || name == b"__name__" {
+            return None;
+        }
+        i += 2;
+        let value_start = i;
+        // Values eight bytes at a time.
+        i += find_quote(&b[i..])?;
+        if b[i] == b'\\' {
+            return None;
+        }
+        let special = (ty == GoType::Histogram && name == b"le")
+            || (ty == GoType::Summary && name == b"quantile");
+        if special {
+            parse_go_float(&b[value_start..i])?;
+        } else {
+            if count == FEW_LABELS || names[..count].contains(&name) {
+                return None;
+            }
+            names[count] = name;
+            count += 1;
+        }
+        i += 1;
+        match *b.get(i)? {
+            b',' if b.get(i + 1) != Some(&b'}') => i += 1,
+            b'}' => return Some(i),
+            _ => return None,
+        }
     }
 }
 

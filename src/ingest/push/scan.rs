@@ -1,0 +1,147 @@
+//! Eight bytes at a time: the searches of the one-pass reading of a text
+//! body (`text::lower_text`) over label names and values, which are short
+//! (a few bytes) and many (several per line). A byte loop costs some eight
+//! instructions a byte and a call to `memcmp` or `memchr` a few dozen to set
+//! up; one 64-bit word holds most names and values whole.
+
+/// The eight bytes of `s` from `i`, little-endian, if there are eight.
+#[inline(always)]
+fn word(s: &[u8], i: usize) -> Option<u64> {
+    let bytes: [u8; 8] = s.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// `b` in every byte of a word.
+const fn splat(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+/// The high bit of each byte of `x` that is zero, and no other bit (the
+/// exact form: no carry from one byte reaches the next).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = splat(0x7f);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// The index of the first `"` or `\` in `s`.
+#[inline]
+pub(super) fn find_quote(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(w) = word(s, i) {
+        let found = zero_bytes(w ^ splat(b'"')) | zero_bytes(w ^ splat(b'\\'));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| i + p)
+}
+
+/// The index of the first `\n` in `s`.
+#[inline]
+pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(w) = word(s, i) {
+        let found = zero_bytes(w ^ splat(b'\n'));
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s[i..].iter().position(|&c| c == b'\n').map(|p| i + p)
+}
+
+/// A label name and the `="` after it, to find at the start of some bytes:
+/// two masked words when it fits in sixteen bytes.
+#[derive(Clone, Debug)]
+pub(super) struct NameMatcher {
+    /// `name="`.
+    needle: Vec<u8>,
+    words: [u64; 2],
+    masks: [u64; 2],
+}
+
+impl NameMatcher {
+    pub(super) fn new(name: &str) -> Self {
+        let mut needle = name.as_bytes().to_vec();
+        needle.extend_from_slice(b"=\"");
+        let (mut words, mut masks) = ([0; 2], [0; 2]);
+        for (i, &c) in needle.iter().take(16).enumerate() {
+            words[i / 8] |= u64::from(c) << (8 * (i % 8));
+            masks[i / 8] |= 0xff << (8 * (i % 8));
+        }
+        NameMatcher {
+            needle,
+            words,
+            masks,
+        }
+    }
+
+    /// The length of `name="`.
+    #[inline(always)]
+    pub(super) fn len(&self) -> usize {
+        self.needle.len()
+    }
+
+    /// Do the bytes of `s` from `i` start with `name="`?
+    #[inline(always)]
+    pub(super) fn matches(&self, s: &[u8], i: usize) -> bool {
+        match (self.needle.len() <= 16, word(s, i), word(s, i + 8)) {
+            (true, Some(a), Some(b)) => {
+                a & self.masks[0] == self.words[0] && b & self.masks[1] == self.words[1]
+            }
+            _ => s.get(i..).is_some_and(|r| r.starts_with(&self.needle)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn searches_are_byte_loops(s in prop::collection::vec(prop::sample::select(&b"ab\"\\\n=\xff\x7f\x22\x80"[..]), 0..40)) {
+            prop_assert_eq!(find_quote(&s), s.iter().position(|&c| c == b'"' || c == b'\\'));
+            prop_assert_eq!(find_newline(&s), s.iter().position(|&c| c == b'\n'));
+        }
+
+        #[test]
+        fn matchers_are_starts_with(
+            name in "[a-c_]{0,20}",
+            s in prop::collection::vec(prop::sample::select(&b"abc_=\"x"[..]), 0..40),
+            at in 0usize..8,
+        ) {
+            let m = NameMatcher::new(&name);
+            let needle = format!("{name}=\"");
+            prop_assert_eq!(
+                m.matches(&s, at),
+                s.get(at..).is_some_and(|r| r.starts_with(needle.as_bytes()))
+            );
+        }
+
+        #[test]
+        fn matchers_find_their_names(
+            name in "[a-z_]{1,20}",
+            tail in prop::collection::vec(any::<u8>(), 0..20),
+            flip in prop::option::of((0usize..24, any::<u8>())),
+        ) {
+            let m = NameMatcher::new(&name);
+            let needle = format!("{name}=\"");
+            let mut s = needle.clone().into_bytes();
+            s.extend_from_slice(&tail);
+            if let Some((i, b)) = flip && i < s.len() {
+                s[i] = b;
+            }
+            prop_assert_eq!(m.matches(&s, 0), s.starts_with(needle.as_bytes()));
+        }
+    }
+}
