@@ -317,7 +317,7 @@ impl SelfMetrics {
         );
         r.register(
             "connections_limit_reached",
-            "Times every connection of --web.max-connections was taken, so that new connections waited in the accept queue until one closed",
+            "Times the accept loop found every place of --web.max-connections taken and stopped accepting until one closed (not the number of connections that waited)",
             m.connections_limit_reached.clone(),
         );
         r.register(

@@ -263,9 +263,10 @@ impl Persistence {
 /// it and the next start does not trip on it again).
 async fn restore(config: &Config, path: &std::path::Path, metrics: &SelfMetrics) -> Option<Store> {
     // A temporary file left by a snapshot cut short (kill -9, power cut)
-    // is an unfinished write, never the snapshot: the file itself is.
+    // is an unfinished write, never the snapshot: the file itself is. So is
+    // anything else there but a directory (a symlink, a FIFO): never ours.
     let tmp = persist::temp_path(path);
-    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| !m.is_dir()) {
         match std::fs::remove_file(&tmp) {
             Ok(()) => tracing::info!(file = %tmp.display(), "removed an unfinished snapshot"),
             Err(e) => {

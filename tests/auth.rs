@@ -707,6 +707,11 @@ fn a_broken_file_at_start_is_a_one_line_startup_error() {
             "has bcrypt cost 31, above the 14 promgate accepts",
         ),
         (
+            "a bcrypt cost below 4",
+            "basic_auth_users:\n  u: '$2y$03$abYJYYXc//lyeyPOSJuV5eFG6/aHcN5M.hOKwxu9R1g6BKP0qpwei'\n",
+            "has bcrypt cost 3, below 4",
+        ),
+        (
             "missing certificate",
             "tls_server_config:\n  cert_file: absent.crt\n  key_file: absent.key\n",
             "absent.crt",

@@ -217,6 +217,13 @@ impl Credentials {
                     "basic_auth_users: the hash of {name:?} is not a bcrypt hash ({e})"
                 ))
             })?;
+            if parts.get_cost() < 4 {
+                return Err(Error::new(format!(
+                    "basic_auth_users: the hash of {name:?} has bcrypt cost {}, below 4, the least bcrypt defines: \
+                     no password would ever match it; make it with htpasswd -nBC 10",
+                    parts.get_cost()
+                )));
+            }
             if parts.get_cost() > MAX_BCRYPT_COST {
                 return Err(Error::new(format!(
                     "basic_auth_users: the hash of {name:?} has bcrypt cost {}, above the {MAX_BCRYPT_COST} promgate accepts \

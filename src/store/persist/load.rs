@@ -76,19 +76,54 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Option<(Store, LoadReport
         )));
     }
     let mut file = std::fs::File::open(path).map_err(LoadError::Io)?;
-    // A file that is not a snapshot is known by its first bytes: the rest of
-    // it (however large) is not read.
-    let mut bytes = Vec::with_capacity(format::MAGIC.len());
+    // A file that is not a snapshot, or not of the size its header says, is
+    // known by its header: the rest of it (however large) is not read.
+    let mut bytes = Vec::with_capacity(format::HEADER_LEN);
     (&mut file)
-        .take(format::MAGIC.len() as u64)
+        .take(format::HEADER_LEN as u64)
         .read_to_end(&mut bytes)
         .map_err(LoadError::Io)?;
-    if !format::MAGIC.starts_with(&bytes) {
-        return Err(LoadError::NotASnapshot);
+    if bytes.len() == format::HEADER_LEN {
+        check_header(&bytes, meta.len())?;
+    } else {
+        // Shorter than a header: `verify` below says why.
+        return load_bytes(&bytes, opts).map(Some);
     }
-    bytes.reserve(usize::try_from(meta.len()).unwrap_or(0));
+    // Fallible: a file too large for memory is refused, never an abort
+    // (which would be a crash loop on every start).
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    bytes
+        .try_reserve_exact(len.saturating_sub(bytes.len()))
+        .map_err(|e| LoadError::Io(io::Error::new(io::ErrorKind::OutOfMemory, e.to_string())))?;
     file.read_to_end(&mut bytes).map_err(LoadError::Io)?;
     load_bytes(&bytes, opts).map(Some)
+}
+
+/// The checks of [`verify`] that a header and the file's length settle.
+fn check_header(header: &[u8], file_len: u64) -> Result<(), LoadError> {
+    let word = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let dword = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    if header[..format::MAGIC.len()] != format::MAGIC {
+        return Err(LoadError::NotASnapshot);
+    }
+    let (version, flags) = (word(8), word(12));
+    if version != format::VERSION || flags & !format::KNOWN_FLAGS != 0 {
+        return Err(LoadError::UnsupportedVersion { version, flags });
+    }
+    let expected = (format::HEADER_LEN as u64)
+        .saturating_add(dword(format::BODY_LEN_AT))
+        .saturating_add(format::TRAILER_LEN as u64);
+    match file_len.cmp(&expected) {
+        std::cmp::Ordering::Less => Err(LoadError::Truncated {
+            len: file_len,
+            expected,
+        }),
+        std::cmp::Ordering::Greater => Err(LoadError::Malformed(format!(
+            "{} bytes after the checksum",
+            file_len - expected
+        ))),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
 }
 
 /// Checks the framing of `file` (magic, version, length, checksum) and

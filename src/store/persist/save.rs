@@ -92,7 +92,17 @@ impl Store {
             move |source| SaveError { step, path, source }
         };
         let written = (|| {
-            let file = File::create(&tmp).map_err(fail("create", &tmp))?;
+            // Whatever is in the way that is not a directory goes first, and
+            // the file is created new: a symlink left at `.tmp` is never
+            // followed (O_EXCL), and a FIFO never blocks the open.
+            if fs::symlink_metadata(&tmp).is_ok_and(|m| !m.is_dir()) {
+                fs::remove_file(&tmp).map_err(fail("create", &tmp))?;
+            }
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(fail("create", &tmp))?;
             let mut out = BufWriter::with_capacity(1 << 20, file);
             let mut report = self
                 .write_snapshot(&mut out, SystemTime::now(), COMPRESS)
@@ -110,8 +120,8 @@ impl Store {
         }) {
             Ok(report) => report,
             Err(e) => {
-                // Only a file: a directory in the way is not ours to remove.
-                if fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+                // Not a directory: one in the way is not ours to remove.
+                if fs::symlink_metadata(&tmp).is_ok_and(|m| !m.is_dir()) {
                     let _ = fs::remove_file(&tmp);
                 }
                 return Err(e);

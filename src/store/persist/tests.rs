@@ -472,3 +472,58 @@ fn only_a_regular_file_is_read_and_junk_is_known_by_its_first_bytes() {
     assert!(matches!(load(&junk, &opts), Err(LoadError::NotASnapshot)));
     assert!(matches!(load(&dir.path().join("absent"), &opts), Ok(None)));
 }
+
+#[test]
+fn a_header_that_disagrees_with_the_file_length_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(SystemTime::now());
+    let path = dir.path().join("snap");
+    // A valid header announcing a 100-byte body, in a 50 GB (sparse) file.
+    let header = format::header(format::FLAG_ZSTD, 0, 100);
+    std::fs::write(&path, header).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(50 << 30)
+        .unwrap();
+    match load(&path, &opts) {
+        Err(LoadError::Malformed(m)) => assert!(m.ends_with("bytes after the checksum"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    assert!(matches!(
+        load(&path, &opts),
+        Err(LoadError::Truncated {
+            len: 100,
+            expected: 136
+        })
+    ));
+}
+
+#[test]
+fn a_symlink_or_fifo_at_the_temporary_path_is_replaced_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sample_store();
+    let path = dir.path().join("snap");
+    let tmp = temp_path(&path);
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    store.save_snapshot(&path).unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(load(&path, &options(SystemTime::now())).unwrap().is_some());
+    // A FIFO would block the open for ever.
+    let made = std::process::Command::new("mkfifo")
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    store.save_snapshot(&path).unwrap();
+    assert!(std::fs::symlink_metadata(&tmp).is_err(), "the FIFO is gone");
+}
