@@ -18,8 +18,9 @@
 //!   text format 0.0.4 cannot show them); native histograms are decoded,
 //!   counted and refused (`native_histogram`), the float samples of the same
 //!   request still stored;
-//! - start timestamps (`Sample.start_timestamp`, rc.3's
-//!   `TimeSeries.created_timestamp`) are read past: the text format 0.0.4
+//! - start timestamps (rc.4's `Sample.start_timestamp` and
+//!   `Histogram.start_timestamp`, rc.3's `TimeSeries.created_timestamp`)
+//!   are read past: the text format 0.0.4
 //!   has no place for them.
 //!
 //! [`decode_with_prost`] is the reference the fast path is tested against.
@@ -616,6 +617,42 @@ mod tests {
             "{:?}",
             decode(&bad, &rules())
         );
+        assert!(decode_with_prost(&bad, &rules()).is_err());
+    }
+
+    #[test]
+    fn a_histogram_start_timestamp_is_field_17_read_as_a_varint() {
+        // rc.4 added Histogram.start_timestamp = 17: read past as prost
+        // reads it, a varint; any other wire type is refused by both.
+        let request = |histogram: &[u8]| {
+            let mut series = vec![0x0a, 0x02, 0x01, 0x02, 0x1a, histogram.len() as u8];
+            series.extend_from_slice(histogram);
+            let mut req = Vec::new();
+            for s in [&b""[..], b"__name__", b"up"] {
+                req.push(0x22);
+                req.push(s.len() as u8);
+                req.extend_from_slice(s);
+            }
+            req.push(0x2a);
+            req.push(series.len() as u8);
+            req.extend_from_slice(&series);
+            req
+        };
+        let mut h = Vec::new();
+        int64::encode(15, &(NOW_MS - 1000), &mut h);
+        let mut good = h.clone();
+        int64::encode(17, &(NOW_MS - 60_000), &mut good);
+        let mut bad = h;
+        fixed64::encode(17, &5, &mut bad);
+
+        let good = request(&good);
+        let batch = decode(&good, &rules()).expect("a start timestamp is read past");
+        assert_eq!(batch.rejected.series_total(), 1, "the histogram is refused");
+        let reference = decode_with_prost(&good, &rules()).unwrap();
+        assert_eq!(reference.rejected.series_total(), 1);
+
+        let bad = request(&bad);
+        assert!(matches!(decode(&bad, &rules()), Err(Error::ProtobufV2(_))));
         assert!(decode_with_prost(&bad, &rules()).is_err());
     }
 }
