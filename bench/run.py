@@ -637,6 +637,14 @@ def main():
                     pg, va = sm[(series, "promgate")], sm[(series, "vmagent")]
                     line(pg["p99"] <= va["p99"],
                          f"p99 {series:,} series{what}: promgate {pg['p99']:.2f} ms vs vmagent {va['p99']:.2f} ms")
+                if "promgate-rw2" in kinds:
+                    # The same series sent as Remote-Write 2.0 must land at
+                    # least as fast, per sample, as sent as 1.0.
+                    for series in sizes:
+                        v1, v2 = sm[(series, "promgate")], sm[(series, "promgate-rw2")]
+                        line(v2["rate"] >= v1["rate"],
+                             f"Remote-Write 2.0 ≥ 1.0 per sample, {series:,} series{what}: "
+                             f"{fmt(v2['rate'] / v1['rate'])}× (target ≥ 1×)")
         if "push" in parts:
             print()
             for what, r in pratios.items():

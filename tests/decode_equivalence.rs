@@ -340,7 +340,7 @@ mod v2 {
         (
             refs(max),
             prop::collection::vec((float(), -5i64..5_000_000_000_000, any::<i64>()), 0..3),
-            prop::collection::vec((any::<u64>(), -4i32..9), 0..2),
+            prop::collection::vec((any::<u64>(), -4i32..9, any::<i64>()), 0..2),
             prop::collection::vec((refs(max), float()), 0..2),
             prop::option::of((0i32..9, 0u32..max + 1, 0u32..max + 1)),
             any::<i64>(),
@@ -358,10 +358,11 @@ mod v2 {
                         .collect(),
                     histograms: histograms
                         .into_iter()
-                        .map(|(count, schema)| Histogram {
+                        .map(|(count, schema, start_timestamp)| Histogram {
                             count: Some(histogram::Count::CountInt(count)),
                             schema,
                             custom_values: vec![0.5, 1.0],
+                            start_timestamp,
                             ..Default::default()
                         })
                         .collect(),

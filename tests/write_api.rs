@@ -7,6 +7,7 @@ mod common;
 use axum::Router;
 use axum::http::StatusCode;
 use common::*;
+use promgate::proto::WriteRequest;
 use prost::Message;
 
 const UP: &[(&str, &str)] = &[("__name__", "up"), ("job", "node"), ("instance", "a:9100")];
@@ -61,25 +62,36 @@ async fn accepts_a_prometheus_request_and_exposes_it() {
 
 #[tokio::test]
 async fn accepts_every_supported_encoding_and_content_type() {
-    let (app, _) = app(&[]);
-    let req = request(&[(UP, &[(7.0, 1)])], &[]);
-    let raw = req.encode_to_vec();
-    let zstd = zstd::encode_all(&raw[..], 3).unwrap();
-    let cases: Vec<(Labels, Vec<u8>)> = vec![
-        (&[], snappy(&req)),
+    // Each case writes its own value to a fresh promgate, and the page must
+    // show that value: a 204 alone would not tell a body decoded to nothing.
+    type Encode = fn(&WriteRequest) -> Vec<u8>;
+    let cases: [(Labels, Encode); 4] = [
+        (&[], snappy),
         (
             &[(
                 "content-type",
                 "application/x-protobuf;proto=prometheus.WriteRequest",
             )],
-            snappy(&req),
+            snappy,
         ),
-        (&[("content-encoding", "zstd")], zstd),
-        (&[("content-encoding", "identity")], raw),
+        (&[("content-encoding", "zstd")], |req| {
+            zstd::encode_all(&req.encode_to_vec()[..], 3).unwrap()
+        }),
+        (&[("content-encoding", "identity")], |req| {
+            req.encode_to_vec()
+        }),
     ];
-    for (headers, body) in cases {
-        let (status, text) = post(&app, headers, body).await;
+    for (i, (headers, encode)) in cases.into_iter().enumerate() {
+        let (app, _) = app(&[]);
+        let value = 7.0 + i as f64;
+        let (status, text) =
+            post(&app, headers, encode(&request(&[(UP, &[(value, 1)])], &[]))).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{headers:?}: {text}");
+        assert_eq!(
+            sample_lines(&get(&app, "/metrics").await.1),
+            [format!("up{{instance=\"a:9100\",job=\"node\"}} {value} 1")],
+            "{headers:?}"
+        );
     }
 }
 

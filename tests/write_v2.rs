@@ -4,140 +4,14 @@
 
 mod common;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::v2::{Builder, V2, send, write2};
 use common::*;
 use http_body_util::BodyExt;
 use promgate::proto::v2::{self, Exemplar, Histogram, Metadata, TimeSeries};
 use prost::Message;
 use tower::ServiceExt;
-
-const V2: &str = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
-
-/// Builds a request, interning strings into the symbols table as a sender does.
-#[derive(Default)]
-struct Builder {
-    symbols: Vec<String>,
-    series: Vec<TimeSeries>,
-}
-
-impl Builder {
-    fn new() -> Self {
-        Builder {
-            symbols: vec![String::new()],
-            series: Vec::new(),
-        }
-    }
-
-    fn sym(&mut self, s: &str) -> u32 {
-        match self.symbols.iter().position(|x| x == s) {
-            Some(i) => i as u32,
-            None => {
-                self.symbols.push(s.to_string());
-                (self.symbols.len() - 1) as u32
-            }
-        }
-    }
-
-    fn refs(&mut self, labels: &[(&str, &str)]) -> Vec<u32> {
-        labels
-            .iter()
-            .flat_map(|(n, v)| [self.sym(n), self.sym(v)])
-            .collect()
-    }
-
-    /// A series with float samples and metadata `(type, help)`.
-    fn series(
-        mut self,
-        labels: &[(&str, &str)],
-        samples: &[(f64, i64)],
-        md: Option<(v2::metadata::MetricType, &str)>,
-    ) -> Self {
-        let labels_refs = self.refs(labels);
-        let metadata = md.map(|(t, help)| Metadata {
-            r#type: t as i32,
-            help_ref: self.sym(help),
-            unit_ref: 0,
-        });
-        self.series.push(TimeSeries {
-            labels_refs,
-            samples: samples
-                .iter()
-                .map(|&(value, timestamp)| v2::Sample {
-                    value,
-                    timestamp,
-                    start_timestamp: 0,
-                })
-                .collect(),
-            metadata,
-            ..Default::default()
-        });
-        self
-    }
-
-    fn raw(mut self, ts: TimeSeries) -> Self {
-        self.series.push(ts);
-        self
-    }
-
-    fn build(self) -> v2::Request {
-        v2::Request {
-            symbols: self.symbols,
-            timeseries: self.series,
-        }
-    }
-}
-
-/// The answer to a 2.0 request: status, body, and the three written headers.
-struct Answer {
-    status: StatusCode,
-    body: String,
-    written: Option<(u64, u64, u64)>,
-}
-
-async fn send(app: &Router, content_type: &str, encoding: &str, body: Vec<u8>) -> Answer {
-    let resp = app
-        .clone()
-        .oneshot(
-            Request::post("/api/v1/write")
-                .header("content-type", content_type)
-                .header("content-encoding", encoding)
-                .header("x-prometheus-remote-write-version", "2.0.0")
-                .body(Body::from(body))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = resp.status();
-    let header = |name: &str| -> Option<u64> {
-        resp.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().parse().unwrap())
-    };
-    let written = match (
-        header("x-prometheus-remote-write-samples-written"),
-        header("x-prometheus-remote-write-histograms-written"),
-        header("x-prometheus-remote-write-exemplars-written"),
-    ) {
-        (Some(s), Some(h), Some(e)) => Some((s, h, e)),
-        (None, None, None) => None,
-        other => panic!("some written headers but not all: {other:?}"),
-    };
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        written,
-    }
-}
-
-async fn write2(app: &Router, req: &v2::Request) -> Answer {
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap();
-    send(app, V2, "snappy", body).await
-}
 
 fn now() -> i64 {
     promgate::ingest::now_ms()
@@ -511,11 +385,12 @@ async fn hostile_requests_get_a_4xx_and_the_headers_never_a_panic() {
     zstd::stream::copy_encode(&table[..], &mut zstd_body, 3).unwrap();
     assert!(zstd_body.len() < 1000);
     let a = send(&app, V2, "zstd", zstd_body).await;
-    assert_eq!(a.written, Some((0, 0, 0)));
-    assert!(
-        a.status.is_success() || a.status.is_client_error(),
-        "{}",
-        a.status
+    // A request with no series is valid (spec 2.0): 204, nothing written.
+    // The table costs four bytes an entry, at most twice the decoded body,
+    // which --limits.decoded-body-bytes bounds (see the next test).
+    assert_eq!(
+        (a.status, a.written, a.body.as_str()),
+        (StatusCode::NO_CONTENT, Some((0, 0, 0)), "")
     );
     // Truncated, bit-flipped and random bodies.
     let t = now();
@@ -545,6 +420,42 @@ async fn hostile_requests_get_a_4xx_and_the_headers_never_a_panic() {
             a.body.lines().count().min(1),
             usize::from(a.status != StatusCode::NO_CONTENT)
         );
+    }
+}
+
+/// A huge symbols table in a tiny body is bounded by the decoded-size
+/// limit, as any body is (spec 2.0 sets no bound on the table; a request
+/// with no series is valid): under the limit it is read (204, nothing
+/// written), past it refused before it is inflated (413).
+#[tokio::test]
+async fn a_symbols_table_is_bounded_by_the_decoded_body_limit() {
+    // A million empty strings: 2 000 000 bytes decoded.
+    let table = [0x22, 0x00].repeat(1_000_000);
+    let mut body = Vec::new();
+    zstd::stream::copy_encode(&table[..], &mut body, 3).unwrap();
+    let snappy_body = snap::raw::Encoder::new().compress_vec(&table).unwrap();
+    for (limit, status) in [
+        ("2000000", StatusCode::NO_CONTENT),
+        ("1999999", StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let (app, _) = app(&["--limits.decoded-body-bytes", limit]);
+        for (encoding, body) in [("zstd", &body), ("snappy", &snappy_body)] {
+            let a = send(&app, V2, encoding, body.clone()).await;
+            assert_eq!(
+                (a.status, a.written),
+                (status, Some((0, 0, 0))),
+                "{limit} {encoding}: {}",
+                a.body
+            );
+        }
+        let decoded = self_metric(&app, "promgate_decoded_bytes_total").await;
+        let expected = if status == StatusCode::NO_CONTENT {
+            4_000_000.0
+        } else {
+            0.0
+        };
+        assert!(decoded <= expected, "{limit}: {decoded}");
+        assert_eq!(get(&app, "/metrics").await.1, "");
     }
 }
 
@@ -610,6 +521,231 @@ async fn a_refused_help_text_is_not_a_refused_series() {
     assert_eq!(a.written, Some((1, 0, 0)));
     assert!(
         a.body.starts_with("stored 1 series, rejected 0 series (0 samples) and 1 metadata entry; first error: HELP of family \"foo_total\" has 9 bytes"),
+        "{}",
+        a.body
+    );
+}
+
+/// Spec 2.0, `io.prometheus.write.v2.Request` ("Timeseries messages can
+/// either specify samples or histograms, but not both"): promgate does not
+/// refuse the series for carrying both, but its histograms are refused as
+/// any native histogram is (the body counts the series as rejected for
+/// them, the histogram as a rejected sample), and its samples are stored:
+/// 400, and the written headers count the samples only.
+#[tokio::test]
+async fn a_series_with_both_samples_and_histograms_keeps_its_samples_only() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let mut b = Builder::new();
+    let labels_refs = b.refs(&[("__name__", "both")]);
+    let req = b
+        .raw(TimeSeries {
+            labels_refs,
+            samples: vec![common::v2::sample(2.0, t)],
+            histograms: vec![Histogram {
+                count: Some(v2::histogram::Count::CountInt(1)),
+                sum: 0.5,
+                timestamp: t,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(
+        (a.status, a.written),
+        (StatusCode::BAD_REQUEST, Some((1, 0, 0)))
+    );
+    assert!(
+        a.body.starts_with("stored 1 series, rejected 1 series (1 samples); first error: native histograms are not supported"),
+        "{}",
+        a.body
+    );
+    assert_eq!(get(&app, "/metrics").await.1, format!("both 2 {t}\n"));
+}
+
+/// Spec 2.0, `TimeSeries.labels_refs` ("the underlying labels should be
+/// sorted lexicographically"; label names MUST be unique): unsorted labels
+/// are taken, the series being its label set whatever the order; a name
+/// twice refuses the series (`duplicate_label_name`).
+#[tokio::test]
+async fn labels_may_come_unsorted_but_not_repeated() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let req = Builder::new()
+        .series(
+            &[("job", "a"), ("__name__", "m"), ("env", "p")],
+            &[(1.0, t)],
+            None,
+        )
+        .series(
+            &[("__name__", "m"), ("env", "p"), ("job", "a")],
+            &[(2.0, t + 1)],
+            None,
+        )
+        .series(
+            &[("__name__", "m"), ("a", "1"), ("a", "2")],
+            &[(3.0, t)],
+            None,
+        )
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(
+        (a.status, a.written),
+        (StatusCode::BAD_REQUEST, Some((2, 0, 0)))
+    );
+    assert!(
+        a.body
+            .ends_with("first error: duplicate label name \"a\"\n"),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        get(&app, "/metrics").await.1,
+        format!("m{{env=\"p\",job=\"a\"}} 2 {}\n", t + 1)
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_series_rejected_total{reason=\"duplicate_label_name\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+/// Spec 2.0, "Backward and Forward Compatibility" (a 2.x receiver must
+/// read any 2.x sender): fields this schema does not know, in `Request`,
+/// `TimeSeries`, `Sample`, `Exemplar` and `Metadata`, of every wire type,
+/// are skipped and the rest of the message lands.
+#[tokio::test]
+async fn unknown_fields_are_skipped() {
+    use prost::encoding::{bytes, fixed32, fixed64, uint64};
+    let (app, _) = app(&[]);
+    let t = now();
+    // Appends one unknown field of each wire type.
+    let unknown = |buf: &mut Vec<u8>| {
+        uint64::encode(90, &7, buf);
+        fixed64::encode(91, &7, buf);
+        bytes::encode(92, &b"future".to_vec(), buf);
+        fixed32::encode(93, &7, buf);
+    };
+    let mut b = Builder::new();
+    let labels_refs = b.refs(&[("__name__", "m"), ("a", "b")]);
+    let help_ref = b.sym("Help.");
+    let trace = b.refs(&[("trace_id", "t1")]);
+    let mut sample = common::v2::sample(4.0, t).encode_to_vec();
+    unknown(&mut sample);
+    let mut exemplar = Exemplar {
+        labels_refs: trace,
+        value: 1.0,
+        timestamp: t,
+    }
+    .encode_to_vec();
+    unknown(&mut exemplar);
+    let mut metadata = Metadata {
+        r#type: T::Gauge as i32,
+        help_ref,
+        unit_ref: 0,
+    }
+    .encode_to_vec();
+    unknown(&mut metadata);
+    let mut series = TimeSeries {
+        labels_refs,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    unknown(&mut series);
+    bytes::encode(2, &sample, &mut series);
+    bytes::encode(4, &exemplar, &mut series);
+    bytes::encode(5, &metadata, &mut series);
+    let mut req = Vec::new();
+    unknown(&mut req);
+    for s in &b.symbols {
+        prost::encoding::string::encode(4, s, &mut req);
+    }
+    bytes::encode(5, &series, &mut req);
+    unknown(&mut req);
+
+    let body = snap::raw::Encoder::new().compress_vec(&req).unwrap();
+    let a = send(&app, V2, "snappy", body).await;
+    assert_eq!(
+        (a.status, a.written),
+        (StatusCode::NO_CONTENT, Some((1, 0, 1))),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        get(&app, "/metrics").await.1,
+        format!("# HELP m Help.\n# TYPE m gauge\nm{{a=\"b\"}} 4 {t}\n")
+    );
+}
+
+/// Spec 2.0, `Sample.start_timestamp` (and rc.3's
+/// `TimeSeries.created_timestamp`): "zero value means value not set", so a
+/// start timestamp of 0 is no start timestamp, and neither is refused as a
+/// sample timestamp of 0 would be.
+#[tokio::test]
+async fn a_start_timestamp_of_0_means_unset() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let mut b = Builder::new();
+    let unset = b.refs(&[("__name__", "unset")]);
+    let set = b.refs(&[("__name__", "set")]);
+    let req = b
+        .raw(TimeSeries {
+            labels_refs: unset,
+            samples: vec![common::v2::sample(1.0, t)],
+            created_timestamp: 0,
+            ..Default::default()
+        })
+        .raw(TimeSeries {
+            labels_refs: set,
+            samples: vec![v2::Sample {
+                value: 2.0,
+                timestamp: t,
+                start_timestamp: t - 60_000,
+            }],
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(
+        (a.status, a.written),
+        (StatusCode::NO_CONTENT, Some((2, 0, 0))),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        sample_lines(&get(&app, "/metrics").await.1),
+        [format!("set 2 {t}"), format!("unset 1 {t}")]
+    );
+}
+
+/// Spec 2.0, `Exemplar.timestamp` (an exemplar MUST have one): promgate
+/// does as Prometheus' receiver does (`Exemplar.ToExemplar` reads 0 as "no
+/// timestamp" and appends it): an exemplar stamped 0 is accepted and
+/// counted as written. promgate stores no exemplar, so nothing depends on
+/// its timestamp (README "Protocols").
+#[tokio::test]
+async fn an_exemplar_without_a_timestamp_is_written_as_prometheus_does() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let mut b = Builder::new();
+    let labels_refs = b.refs(&[("__name__", "m")]);
+    let exemplar = b.exemplar(&[("trace_id", "t1")], 1.0, 0);
+    let req = b
+        .raw(TimeSeries {
+            labels_refs,
+            samples: vec![common::v2::sample(1.0, t)],
+            exemplars: vec![exemplar],
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(
+        (a.status, a.written),
+        (StatusCode::NO_CONTENT, Some((1, 0, 1))),
         "{}",
         a.body
     );

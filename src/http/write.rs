@@ -4,7 +4,8 @@
 //! Every answer to a Remote-Write 2.0 request (`proto=io.prometheus.write.v2.Request`),
 //! errors included, carries the `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written`
 //! headers with what was written (spec 2.0, "Required Written Response
-//! Headers"): samples and exemplars of the series stored; no histograms, as
+//! Headers"), as does one whose `Content-Type` names no known message but
+//! whose `X-Prometheus-Remote-Write-Version` is 2.x: samples and exemplars of the series stored; no histograms, as
 //! native histograms are refused until the exposition can show them.
 
 use std::cell::RefCell;
@@ -96,10 +97,7 @@ pub(super) async fn handle(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    if ingest::protocol_of(content_type) == Some(Protocol::RemoteWrite2) {
+    if is_v2(&headers) {
         let h = response.headers_mut();
         h.insert(SAMPLES_WRITTEN, HeaderValue::from(written.samples));
         h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(written.histograms));
@@ -107,6 +105,26 @@ pub(super) async fn handle(
     }
     response
 }
+
+/// Is this a 2.0 request, owed the written headers? Its `Content-Type`
+/// names 2.0's message, or names no known message while its
+/// `X-Prometheus-Remote-Write-Version` says 2.x (spec 2.0, "Required
+/// Written Response Headers": a 2.0 sender sent it, whatever its type).
+fn is_v2(headers: &HeaderMap) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    match ingest::protocol_of(content_type) {
+        Some(protocol) => protocol == Protocol::RemoteWrite2,
+        None => headers
+            .get(REMOTE_WRITE_VERSION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().starts_with("2.")),
+    }
+}
+
+const REMOTE_WRITE_VERSION: HeaderName =
+    HeaderName::from_static("x-prometheus-remote-write-version");
 
 async fn ingest(
     app: &AppState,

@@ -357,8 +357,9 @@ fn exemplar(buf: &[u8]) -> Result<bool, Error> {
 }
 
 /// Validates a native `Histogram`, field by field as prost would decode it;
-/// `custom_values` for 2.0's, which adds field 16.
-pub(super) fn histogram(buf: &[u8], custom_values: bool) -> Result<(), Error> {
+/// `v2` for 2.0's, which adds fields 16 (`custom_values`) and 17
+/// (`start_timestamp`, rc.4).
+pub(super) fn histogram(buf: &[u8], v2: bool) -> Result<(), Error> {
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
@@ -395,7 +396,11 @@ pub(super) fn histogram(buf: &[u8], custom_values: bool) -> Result<(), Error> {
             // Repeated double counts (and 2.0's custom bucket bounds):
             // packed or one by one.
             10 | 13 => doubles(&mut r, wire)?,
-            16 if custom_values => doubles(&mut r, wire)?,
+            16 if v2 => doubles(&mut r, wire)?,
+            17 if v2 => {
+                expect(wire, VARINT)?;
+                r.varint()?;
+            }
             _ => r.skip(field, wire)?,
         }
     }

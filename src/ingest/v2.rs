@@ -18,8 +18,9 @@
 //!   text format 0.0.4 cannot show them); native histograms are decoded,
 //!   counted and refused (`native_histogram`), the float samples of the same
 //!   request still stored;
-//! - start timestamps (`Sample.start_timestamp`, rc.3's
-//!   `TimeSeries.created_timestamp`) are read past: the text format 0.0.4
+//! - start timestamps (rc.4's `Sample.start_timestamp` and
+//!   `Histogram.start_timestamp`, rc.3's `TimeSeries.created_timestamp`)
+//!   are read past: the text format 0.0.4
 //!   has no place for them.
 //!
 //! [`decode_with_prost`] is the reference the fast path is tested against.
@@ -32,7 +33,7 @@ use super::Error;
 use super::lower::{Lowering, Rules, SeriesSummary, TimeRange, summarize};
 use super::v1::{histogram, metric_type_of, sample, utf8};
 use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
-use crate::model::{self, RejectReason, Rejection, Sample, WriteBatch};
+use crate::model::{self, RejectReason, Rejection, Sample, SymbolFacts, WriteBatch};
 use crate::proto::v2::lenient;
 
 /// The symbols table of one request, borrowed from its body.
@@ -41,14 +42,25 @@ use crate::proto::v2::lenient;
 /// top bit set when the string is not UTF-8: four bytes per symbol, where
 /// each takes at least two on the wire, so a table of a million empty
 /// strings (a few hundred bytes of zstd) costs at most twice the decoded
-/// body, which the decoded-size limit bounds.
+/// body, which the decoded-size limit bounds. In a body shorter than
+/// 2^28 bytes (any, under the default limit) the next three bits carry
+/// the symbol's [`SymbolFacts`], found once when the table is read rather
+/// than at each of its references.
 struct Symbols<'a> {
     body: &'a [u8],
     at: &'a [u32],
+    /// The bits of an entry that are its offset.
+    offset: u32,
 }
 
 /// The top bit of an entry of [`Symbols::at`]: not UTF-8.
 const NOT_UTF8: u32 = 1 << 31;
+/// Bits of an entry in a body shorter than 2^28 bytes: the [`SymbolFacts`].
+const LABEL_NAME: u32 = 1 << 30;
+const METRIC_NAME: u32 = 1 << 29;
+const PLAIN_VALUE: u32 = 1 << 28;
+/// The offset bits of an entry that carries facts.
+const FACTS_OFFSET: u32 = PLAIN_VALUE - 1;
 
 impl<'a> Symbols<'a> {
     fn len(&self) -> usize {
@@ -58,11 +70,17 @@ impl<'a> Symbols<'a> {
     /// Symbol `i`: `None` out of range, `Err(())` not UTF-8.
     #[inline]
     fn get(&self, i: u32) -> Option<Result<&'a str, ()>> {
+        self.get_with_facts(i).map(|s| s.map(|(text, _)| text))
+    }
+
+    /// Symbol `i` with its facts (all false where the table has none).
+    #[inline]
+    fn get_with_facts(&self, i: u32) -> Option<Result<(&'a str, SymbolFacts), ()>> {
         let &entry = self.at.get(i as usize)?;
         if entry & NOT_UTF8 != 0 {
             return Some(Err(()));
         }
-        let at = entry as usize;
+        let at = (entry & self.offset) as usize;
         // Nearly every symbol is shorter than 128 bytes: a one-byte length.
         let bytes = match self.body.get(at) {
             Some(&len) if len < 0x80 => &self.body[at + 1..at + 1 + usize::from(len)],
@@ -70,11 +88,20 @@ impl<'a> Symbols<'a> {
                 .bytes()
                 .expect("read when the table was built"),
         };
+        let facts = if self.offset == FACTS_OFFSET {
+            SymbolFacts {
+                label_name: entry & LABEL_NAME != 0,
+                metric_name: entry & METRIC_NAME != 0,
+                plain_value: entry & PLAIN_VALUE != 0,
+            }
+        } else {
+            SymbolFacts::default()
+        };
         // SAFETY: `symbols` checked these bytes for UTF-8 when it built the
         // table (entries that failed carry NOT_UTF8 and returned above), and
         // the body is borrowed immutably for the table's whole life. Checking
         // again at each reference cost a tenth of the 2.0 decode (criterion).
-        Some(Ok(unsafe { std::str::from_utf8_unchecked(bytes) }))
+        Some(Ok((unsafe { std::str::from_utf8_unchecked(bytes) }, facts)))
     }
 }
 
@@ -82,19 +109,35 @@ impl<'a> Symbols<'a> {
 /// into `at` (see [`Symbols`]).
 fn symbols<'a>(body: &'a [u8], at: &'a mut Vec<u32>) -> Result<Symbols<'a>, Error> {
     at.clear();
+    let with_facts = body.len() <= FACTS_OFFSET as usize;
     let mut r = Reader::new(body);
     while r.has_more() {
         let (field, wire) = r.key()?;
         if field == 4 {
             expect(wire, LEN)?;
             let offset = (body.len() - r.rest().len()) as u32;
-            let valid = utf8(r.bytes()?).is_some();
-            at.push(if valid { offset } else { offset | NOT_UTF8 });
+            let bytes = r.bytes()?;
+            let entry = if utf8(bytes).is_none() {
+                offset | NOT_UTF8
+            } else if with_facts {
+                let facts = SymbolFacts::of(bytes);
+                offset
+                    | if facts.label_name { LABEL_NAME } else { 0 }
+                    | if facts.metric_name { METRIC_NAME } else { 0 }
+                    | if facts.plain_value { PLAIN_VALUE } else { 0 }
+            } else {
+                offset
+            };
+            at.push(entry);
         } else {
             r.skip(field, wire)?;
         }
     }
-    let symbols = Symbols { body, at };
+    let symbols = Symbols {
+        body,
+        at,
+        offset: if with_facts { FACTS_OFFSET } else { !NOT_UTF8 },
+    };
     if symbols.len() > 0 && symbols.get(0) != Some(Ok("")) {
         return Err(Error::InvalidRequest(
             "symbols[0] must be the empty string".into(),
@@ -233,10 +276,15 @@ fn fast_series<'a>(
         return None;
     }
     let mut key = lowering.key_writer();
+    let facts = symbols.offset == FACTS_OFFSET;
     for pair in refs.labels.chunks_exact(2) {
-        let label = (symbols.get(pair[0]), symbols.get(pair[1]));
+        let label = (
+            symbols.get_with_facts(pair[0]),
+            symbols.get_with_facts(pair[1]),
+        );
         let written = match label {
-            (Some(Ok(n)), Some(Ok(v))) => key.label(n.as_bytes(), v.as_bytes()),
+            (Some(Ok(n)), Some(Ok(v))) if facts => key.checked_label(n, v),
+            (Some(Ok((n, _))), Some(Ok((v, _)))) => key.label(n.as_bytes(), v.as_bytes()),
             _ => false,
         };
         if !written {
@@ -616,6 +664,42 @@ mod tests {
             "{:?}",
             decode(&bad, &rules())
         );
+        assert!(decode_with_prost(&bad, &rules()).is_err());
+    }
+
+    #[test]
+    fn a_histogram_start_timestamp_is_field_17_read_as_a_varint() {
+        // rc.4 added Histogram.start_timestamp = 17: read past as prost
+        // reads it, a varint; any other wire type is refused by both.
+        let request = |histogram: &[u8]| {
+            let mut series = vec![0x0a, 0x02, 0x01, 0x02, 0x1a, histogram.len() as u8];
+            series.extend_from_slice(histogram);
+            let mut req = Vec::new();
+            for s in [&b""[..], b"__name__", b"up"] {
+                req.push(0x22);
+                req.push(s.len() as u8);
+                req.extend_from_slice(s);
+            }
+            req.push(0x2a);
+            req.push(series.len() as u8);
+            req.extend_from_slice(&series);
+            req
+        };
+        let mut h = Vec::new();
+        int64::encode(15, &(NOW_MS - 1000), &mut h);
+        let mut good = h.clone();
+        int64::encode(17, &(NOW_MS - 60_000), &mut good);
+        let mut bad = h;
+        fixed64::encode(17, &5, &mut bad);
+
+        let good = request(&good);
+        let batch = decode(&good, &rules()).expect("a start timestamp is read past");
+        assert_eq!(batch.rejected.series_total(), 1, "the histogram is refused");
+        let reference = decode_with_prost(&good, &rules()).unwrap();
+        assert_eq!(reference.rejected.series_total(), 1);
+
+        let bad = request(&bad);
+        assert!(matches!(decode(&bad, &rules()), Err(Error::ProtobufV2(_))));
         assert!(decode_with_prost(&bad, &rules()).is_err());
     }
 }

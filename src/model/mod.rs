@@ -12,9 +12,9 @@ pub use float::{
     go_float, parse_go_float, parse_go_float_str, parse_short_decimal, write_go_float,
 };
 pub use key::{
-    KeySpan, KeyWriter, SeriesTraits, build_key, build_pushed_key, build_pushed_key_escaped,
-    escape_label_value, is_text_format_float, is_valid_label_name, is_valid_metric_name,
-    name_order, parse_key,
+    KeySpan, KeyWriter, SeriesTraits, SymbolFacts, build_key, build_pushed_key,
+    build_pushed_key_escaped, escape_label_value, is_text_format_float, is_valid_label_name,
+    is_valid_metric_name, name_order, parse_key,
 };
 
 use std::fmt;
