@@ -63,6 +63,8 @@ async fn receive(
     // first allocation when it is small; a larger body grows as it arrives,
     // so a client that declares much and sends little holds little.
     let first = declared.map_or(MIN_CAPACITY, |n| (n as usize).min(MIN_CAPACITY));
+    // hyper ends a body at its declared length: no need to grow past it.
+    let most = declared.map_or(limit, |n| n as usize);
     // Each frame is copied into one buffer and dropped at once: a frame is
     // a slice of hyper's read buffer and would keep all of it alive, so a
     // client sending a byte at a time would hold a thousand times what it
@@ -81,9 +83,9 @@ async fn receive(
             return Err(Error::BodyTooLarge { limit });
         }
         if needed > buf.capacity() {
-            // Doubling, within the body limit: a body of n bytes is copied
-            // about twice and holds at most 2n.
-            let grown = needed.max(2 * buf.capacity()).max(first).min(limit);
+            // Doubling, within the declared length or the body limit: a
+            // body of n bytes is copied about twice and holds at most 2n.
+            let grown = needed.max(2 * buf.capacity()).max(first).min(most).max(needed);
             let share = take_budget(app, grown - buf.capacity(), limit).await?;
             match &mut budget {
                 Some(held) => held.merge(share),
