@@ -85,7 +85,11 @@ async fn receive(
         if needed > buf.capacity() {
             // Doubling, within the declared length or the body limit: a
             // body of n bytes is copied about twice and holds at most 2n.
-            let grown = needed.max(2 * buf.capacity()).max(first).min(most).max(needed);
+            let grown = needed
+                .max(2 * buf.capacity())
+                .max(first)
+                .min(most)
+                .max(needed);
             let share = take_budget(app, grown - buf.capacity(), limit).await?;
             match &mut budget {
                 Some(held) => held.merge(share),
