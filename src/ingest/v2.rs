@@ -624,10 +624,14 @@ mod tests {
     /// A request of one series `up` (symbols `""`, `__name__`, `up`) with
     /// one sample, the `Sample` message's bytes given.
     fn one_sample(sample: &[u8]) -> Vec<u8> {
-        let mut series = vec![0x0a, 0x02, 0x01, 0x02];
-        series.push(0x12);
-        series.push(sample.len() as u8);
-        series.extend_from_slice(sample);
+        one_series(0x12, sample)
+    }
+
+    /// A request of one series `up` whose field `tag` (a length-delimited
+    /// key byte: samples 0x12, histograms 0x1a) holds `message`.
+    fn one_series(tag: u8, message: &[u8]) -> Vec<u8> {
+        let mut series = vec![0x0a, 0x02, 0x01, 0x02, tag, message.len() as u8];
+        series.extend_from_slice(message);
         let mut req = Vec::new();
         for s in [&b""[..], b"__name__", b"up"] {
             req.push(0x22);
@@ -671,20 +675,7 @@ mod tests {
     fn a_histogram_start_timestamp_is_field_17_read_as_a_varint() {
         // rc.4 added Histogram.start_timestamp = 17: read past as prost
         // reads it, a varint; any other wire type is refused by both.
-        let request = |histogram: &[u8]| {
-            let mut series = vec![0x0a, 0x02, 0x01, 0x02, 0x1a, histogram.len() as u8];
-            series.extend_from_slice(histogram);
-            let mut req = Vec::new();
-            for s in [&b""[..], b"__name__", b"up"] {
-                req.push(0x22);
-                req.push(s.len() as u8);
-                req.extend_from_slice(s);
-            }
-            req.push(0x2a);
-            req.push(series.len() as u8);
-            req.extend_from_slice(&series);
-            req
-        };
+        let request = |histogram: &[u8]| one_series(0x1a, histogram);
         let mut h = Vec::new();
         int64::encode(15, &(NOW_MS - 1000), &mut h);
         let mut good = h.clone();

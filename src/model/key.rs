@@ -632,20 +632,10 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
         {
             return false;
         }
-        self.previous = name;
         // SAFETY: `is_name` accepts only ASCII, and `is_plain_value` refuses
         // every byte with the high bit set.
         let (name, value) = unsafe { (str_of(name), str_of(value)) };
-        self.out.push(if self.labels == 2 { '{' } else { ',' });
-        self.out.push_str(name);
-        self.out.push_str("=\"");
-        self.out.push_str(value);
-        self.out.push('"');
-        match name {
-            "le" => self.le = Some(value),
-            "quantile" => self.quantile = Some(value),
-            _ => {}
-        }
+        self.push_pair(name, value);
         true
     }
 
@@ -678,6 +668,14 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
         {
             return false;
         }
+        self.push_pair(name, value);
+        true
+    }
+
+    /// Writes a checked label after the name (or the labels before it),
+    /// remembering it for the order check and `le`/`quantile`.
+    #[inline]
+    fn push_pair(&mut self, name: &'a str, value: &'a str) {
         self.previous = name.as_bytes();
         self.out.push(if self.labels == 2 { '{' } else { ',' });
         self.out.push_str(name);
@@ -689,7 +687,6 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             "quantile" => self.quantile = Some(value),
             _ => {}
         }
-        true
     }
 
     /// The key written; `None` (and `out` as it was) if the label set was
