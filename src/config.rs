@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::exposition::{RenderOptions, TimestampPolicy};
+use crate::exposition::{Escaping, RenderOptions, TimestampPolicy};
 use crate::ingest;
 use crate::model::SeriesLimits;
 use crate::store::StoreLimits;
@@ -88,6 +88,15 @@ pub struct Config {
         default_value = "original"
     )]
     pub timestamps: TimestampPolicy,
+
+    /// How names outside the legacy character set (`http.server.duration`, `service.name`) are written for a scraper whose Accept header names no escaping scheme (vmagent, Prometheus 2): underscores (the spec's default), dots, values, or allow-utf-8 (the quoted syntax, for scrapers known to parse it; the page is then labelled text/plain version=1.0.0).
+    #[arg(
+        long = "exposition.default-escaping",
+        env = "PROMGATE_EXPOSITION_DEFAULT_ESCAPING",
+        value_enum,
+        default_value = "underscores"
+    )]
+    pub default_escaping: Escaping,
 
     /// Most /metrics pages rendered at once; a scrape beyond waits for a slot.
     #[arg(
@@ -328,6 +337,7 @@ impl Config {
         RenderOptions {
             timestamps: self.timestamps,
             chunk_bytes: 64 * 1024,
+            escaping: self.default_escaping,
         }
     }
 

@@ -51,6 +51,15 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// A /metrics page's format.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PageLabels {
+    /// `text-0.0.4` or `text-1.0.0`.
+    pub format: &'static str,
+    /// The escaping scheme of names outside the legacy set.
+    pub escaping: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every self-metric, and the registry that serves them.
@@ -107,6 +116,10 @@ pub struct SelfMetrics {
     /// Times the accept loop found every connection of
     /// `--web.max-connections` taken and waited for one to close.
     pub connections_limit_reached: Counter,
+    /// `/metrics` pages served (fully or not), by format and escaping.
+    pub exposition_pages: Family<PageLabels, Counter>,
+    /// Series left off `/metrics` pages, by reason (`escaping_collision`).
+    pub exposition_series_dropped: Family<ReasonLabels, Counter>,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
     /// Pushes stored, by method (`PUT`, `POST`).
@@ -176,6 +189,8 @@ impl SelfMetrics {
             metadata_families: Gauge::default(),
             received_bytes: Family::default(),
             decoded_bytes: Counter::default(),
+            exposition_pages: Family::default(),
+            exposition_series_dropped: Family::default(),
             push_groups: Gauge::default(),
             pushes: Family::default(),
             groups_expired: Counter::default(),
@@ -319,6 +334,16 @@ impl SelfMetrics {
             "connections_limit_reached",
             "Times the accept loop found every place of --web.max-connections taken and stopped accepting until one closed (not the number of connections that waited)",
             m.connections_limit_reached.clone(),
+        );
+        r.register(
+            "exposition_pages",
+            "/metrics pages rendered, by format (text-0.0.4, text-1.0.0) and escaping scheme of names outside the legacy character set",
+            m.exposition_pages.clone(),
+        );
+        r.register(
+            "exposition_series_dropped",
+            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, or two of its label names became one)",
+            m.exposition_series_dropped.clone(),
         );
         r.register(
             "push_groups",

@@ -916,11 +916,23 @@ async fn empty_metric_name() {
 
 #[tokio::test]
 async fn invalid_metric_name() {
-    one_bad_series(
-        &[],
-        &[("__name__", "bad-name")],
-        "first error: invalid metric name \"bad-name\"",
-        "invalid_metric_name",
+    // Any non-empty UTF-8 name is a metric name; metadata can still name
+    // an empty family.
+    let gate = Gate::router(&[]).await;
+    gate.check(
+        write1(
+            &[(GOOD, &[(7.0, 5000)])],
+            &[("", MetricType::Gauge, "no name")],
+        ),
+        Expect {
+            status: 400,
+            says: "stored 1 series, rejected 0 series (0 samples) and 1 metadata entry; first error: metric family name of 0 bytes in metadata: empty or over the limit of 4096",
+            counts: vec![
+                (requests("invalid_series"), 1.0),
+                (series("invalid_metric_name"), 1.0),
+            ],
+            page: lines(&[SEED, GOOD_LINE]),
+        },
     )
     .await;
 }
@@ -929,9 +941,44 @@ async fn invalid_metric_name() {
 async fn invalid_label_name() {
     one_bad_series(
         &[],
-        &[("__name__", "m"), ("1abc", "x")],
-        "first error: invalid label name \"1abc\"",
+        &[("__name__", "m"), ("", "x")],
+        "first error: empty label name",
         "invalid_label_name",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn utf8_metric_and_label_names() {
+    // Dots, spaces, a leading digit, non-ASCII, a quote: all stored, and
+    // escaped to underscores for a scraper that names no escaping.
+    let gate = Gate::router(&[]).await;
+    gate.check(
+        write1(
+            &[
+                (
+                    &[
+                        ("__name__", "http.server.duration"),
+                        ("service.name", "api"),
+                    ],
+                    &[(1.0, 5000)],
+                ),
+                (&[("__name__", "resource cpu usage")], &[(2.0, 5000)]),
+                (&[("__name__", "1é\"")], &[(3.0, 5000)]),
+            ],
+            &[],
+        ),
+        Expect {
+            status: 204,
+            says: "",
+            counts: vec![],
+            page: lines(&[
+                SEED,
+                "___ 3 5000",
+                "http_server_duration{service_name=\"api\"} 1 5000",
+                "resource_cpu_usage 2 5000",
+            ]),
+        },
     )
     .await;
 }

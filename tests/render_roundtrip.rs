@@ -21,7 +21,7 @@ use proptest::test_runner::TestRunner;
 
 use common::{MetricType, assert_parses};
 use promgate::config::Config;
-use promgate::exposition::{RenderOptions, TimestampPolicy, render};
+use promgate::exposition::{Escaping, RenderOptions, TimestampPolicy, render};
 use promgate::ingest::{Decoder, Encoding, Format, Protocol, parse_text};
 use promgate::model::{STALE_NAN_BITS, is_stale_marker};
 use promgate::proto::{Label, MetricMetadata};
@@ -292,6 +292,7 @@ fn page_of(reqs: &GenRequests) -> (Store, String) {
     let opts = RenderOptions {
         timestamps: TimestampPolicy::Original,
         chunk_bytes: config.render_options().chunk_bytes,
+        escaping: Escaping::Underscores,
     };
     let mut page = Vec::new();
     render(&store, &opts, &mut page).unwrap();

@@ -105,7 +105,7 @@ async fn no_2xx_when_anything_was_not_written_and_the_body_gives_counts() {
     let t = now();
     let req = Builder::new()
         .series(&[("__name__", "good")], &[(1.0, t), (2.0, t + 1)], None)
-        .series(&[("__name__", "bad-name")], &[(1.0, t)], None)
+        .series(&[("__name__", "m"), ("", "x")], &[(1.0, t)], None)
         .series(&[("job", "no_name")], &[(1.0, t)], None)
         .build();
     let a = write2(&app, &req).await;
@@ -113,7 +113,7 @@ async fn no_2xx_when_anything_was_not_written_and_the_body_gives_counts() {
     assert_eq!(a.written, Some((2, 0, 0)));
     assert_eq!(
         a.body,
-        "stored 1 series, rejected 2 series (2 samples); first error: invalid metric name \"bad-name\"\n"
+        "stored 1 series, rejected 2 series (2 samples); first error: empty label name\n"
     );
 }
 

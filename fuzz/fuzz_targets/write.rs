@@ -45,11 +45,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use promgate::config::Config;
-use promgate::exposition::{RenderOptions, TimestampPolicy, render};
+use promgate::exposition::{RenderOptions, TimestampPolicy, escape_key, render};
 use promgate::ingest::{self, Decoder, Encoding, Error, Limits, Protocol, parse_text, v1, v2};
 use promgate::model::{
-    RejectReason, Sample, WriteBatch, build_key, is_stale_marker, is_valid_label_name,
-    is_valid_metric_name, parse_key,
+    RejectReason, Sample, WriteBatch, build_key, is_stale_marker, is_legacy_label_name,
+    is_legacy_metric_name, parse_key, store_name,
 };
 use promgate::proto;
 use promgate::store::{Store, StoreLimits};
@@ -377,8 +377,12 @@ fn keys(batch: &WriteBatch, server: &Server) {
     for u in &batch.series {
         let key = batch.key(u);
         let (name, labels) = parse_key(key);
-        assert_eq!(name, batch.name(u), "key {key:?}");
-        assert!(is_valid_metric_name(&name), "key {key:?}");
+        assert_eq!(store_name(&name), batch.name(u), "key {key:?}");
+        assert!(!name.is_empty(), "key {key:?}");
+        // A name outside the legacy set is flagged for the exposition.
+        let utf8 = !is_legacy_metric_name(&name)
+            || labels.iter().any(|(n, _)| !is_legacy_label_name(n));
+        assert_eq!(u.key.traits.utf8(), utf8, "key {key:?}");
         assert!(labels.len() < limits.max_labels, "key {key:?}");
         for pair in labels.windows(2) {
             assert!(
@@ -388,7 +392,7 @@ fn keys(batch: &WriteBatch, server: &Server) {
         }
         for (n, v) in &labels {
             assert!(
-                is_valid_label_name(n) && !n.starts_with("__") && n.len() <= limits.max_name_len,
+                !n.is_empty() && !n.starts_with("__") && n.len() <= limits.max_name_len,
                 "label name {n:?} in key {key:?}"
             );
             assert!(
@@ -449,8 +453,38 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
         assert!(same(got, *want), "{key}: stored {got:?}, want {want:?}");
     }
 
+    // Series with names outside the legacy set are on the (underscores)
+    // page escaped: each line is one of them, or left off as a collision.
+    let mut escaped: HashMap<String, Vec<Sample>> = HashMap::new();
+    let mut utf8_live = 0;
+    for u in batch.series.iter().filter(|u| u.key.traits.utf8()) {
+        let key = batch.key(u);
+        if let Some(&s) = model.get(key) {
+            if let Ok(line) = escape_key(key, server.render.escaping) {
+                let (name, labels) = parse_key(&line);
+                let line = key_line(
+                    &name,
+                    labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                );
+                let held = escaped.entry(line).or_default();
+                if !held.iter().any(|h| same(*h, s)) {
+                    held.push(s);
+                }
+            }
+        }
+    }
+    for key in model.keys() {
+        if batch
+            .series
+            .iter()
+            .any(|u| u.key.traits.utf8() && batch.key(u) == *key)
+        {
+            utf8_live += 1;
+        }
+    }
+
     let mut page = Vec::new();
-    render(&store, &server.render, &mut page).expect("a Vec takes any page");
+    let stats = render(&store, &server.render, &mut page).expect("a Vec takes any page");
     let families = parse_text(&page).unwrap_or_else(|e| {
         panic!(
             "the page does not parse: {e}\n{}",
@@ -458,15 +492,26 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
         )
     });
     let mut seen = HashSet::new();
+    let mut utf8_lines = 0;
     for f in &families {
         if let Some(help) = &f.help {
-            let md = store
-                .metadata(&f.name)
-                .or_else(|| {
-                    f.name
-                        .strip_suffix("_total")
-                        .and_then(|n| store.metadata(n))
+            // The family's metadata: under its name, or under a name
+            // outside the legacy set that escapes to it.
+            let described = |family: &str| {
+                store.metadata(family).or_else(|| {
+                    batch.metadata.iter().find_map(|(n, _)| {
+                        let as_key = if is_legacy_metric_name(n) {
+                            n.clone()
+                        } else {
+                            format!("\"{n}\"")
+                        };
+                        let escaped = escape_key(&as_key, server.render.escaping).ok()?;
+                        (escaped == family).then(|| store.metadata(n)).flatten()
+                    })
                 })
+            };
+            let md = described(&f.name)
+                .or_else(|| f.name.strip_suffix("_total").and_then(described))
                 .unwrap_or_else(|| panic!("HELP of {} without metadata", f.name));
             // The text format cannot carry a HELP's leading blanks.
             assert_eq!(
@@ -483,9 +528,28 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
             let mut key = String::new();
             build_key(labels, &server.limits.series, &mut Vec::new(), &mut key)
                 .unwrap_or_else(|r| panic!("a line of the page is no valid series: {r}: {s:?}"));
-            let want = *model
-                .get(key.as_str())
-                .unwrap_or_else(|| panic!("{key} is on the page but not stored"));
+            let want = match model.get(key.as_str()) {
+                Some(want) => *want,
+                None => {
+                    // An escaped line: its value is one of the series
+                    // escaping to it.
+                    let line = key_line(&s.name, pairs.iter().map(|(n, v)| (*n, &**v)));
+                    let held = escaped
+                        .get(&line)
+                        .unwrap_or_else(|| panic!("{line} is on the page but not stored"));
+                    assert!(
+                        held.iter().any(|h| s.timestamp_ms == Some(h.timestamp_ms)
+                            && (h.value.to_bits() == s.value.to_bits()
+                                || (h.value.is_nan() && s.value.is_nan()))),
+                        "{line}: page has {} at {:?}, stored {held:?}",
+                        s.value,
+                        s.timestamp_ms
+                    );
+                    assert!(seen.insert(line), "a series twice on the page");
+                    utf8_lines += 1;
+                    continue;
+                }
+            };
             let got_value = s.value.to_bits() == want.value.to_bits()
                 || (s.value.is_nan() && want.value.is_nan());
             assert!(
@@ -498,8 +562,32 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
         }
     }
     assert_eq!(
-        seen.len(),
-        model.len(),
+        seen.len() - utf8_lines,
+        model.len() - utf8_live,
         "stored series missing from the page"
     );
+    assert_eq!(
+        utf8_lines + stats.dropped as usize,
+        utf8_live,
+        "escaped series missing from the page, and not counted as dropped"
+    );
+}
+
+/// The line prefix of a parsed sample as the page writes it: the name, then
+/// its labels sorted, values escaped.
+fn key_line<'a>(name: &str, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut pairs: Vec<_> = pairs.filter(|(_, v)| !v.is_empty()).collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let mut line = name.to_string();
+    for (i, (n, v)) in pairs.iter().enumerate() {
+        line.push(if i == 0 { '{' } else { ',' });
+        line.push_str(n);
+        line.push_str("=\"");
+        promgate::model::escape_label_value(&mut line, v);
+        line.push('"');
+    }
+    if !pairs.is_empty() {
+        line.push('}');
+    }
+    line
 }

@@ -25,19 +25,34 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::escaping::{self, Escaping};
 use crate::model::{Metadata, MetricType, SeriesTraits};
 use crate::store::{MetricView, Store};
 
 /// One family of the page.
 pub(super) struct Family {
-    /// The family name, as HELP and TYPE name it.
+    /// The family name, as HELP and TYPE name it (escaped for the page).
     pub name: Box<str>,
     /// The HELP text, unescaped, when pushed and non-empty.
     pub help: Option<String>,
     /// The TYPE word, when the family is typed.
     pub type_name: Option<&'static str>,
-    /// The metric names of the family, sorted.
-    pub members: Vec<MetricView>,
+    /// The metric names of the family, sorted by their name on the page,
+    /// a name that needed no escaping before those escaped to it.
+    pub members: Vec<Member>,
+    /// Does some series of the family have a name outside the legacy set
+    /// that the page escapes? Then two series may escape alike, and the
+    /// renderer keeps the first (see `render`).
+    pub escapes: bool,
+}
+
+/// A metric name of the store as one page shows it.
+#[derive(Clone)]
+pub(super) struct Member {
+    /// The name on the page (the store's, escaped by the page's scheme).
+    pub name: Box<str>,
+    /// The store's series of that name.
+    pub view: MetricView,
 }
 
 impl Family {
@@ -61,19 +76,55 @@ impl Family {
 /// in one or two.
 const MAX_PASSES: usize = 16;
 
-/// The families of the page, sorted by name: from the metric names (a few
-/// thousand at most) and their metadata, never from the series.
-pub(super) fn plan(store: &Store) -> Vec<Family> {
-    let mut metrics = store.metrics();
-    metrics.sort_by(|a, b| a.name().cmp(b.name()));
+/// The families of the page escaped by `scheme`, sorted by name: from the
+/// metric names (a few thousand at most) and their metadata, never from the
+/// series. Names that escape to one name are one family, its metadata the
+/// unescaped name's if it has any, else the first escaped one's.
+pub(super) fn plan(store: &Store, scheme: Escaping) -> Vec<Family> {
+    let mut metrics: Vec<Member> = store
+        .metrics()
+        .into_iter()
+        .map(|view| Member {
+            name: escaping::metric_name(view.name(), scheme).into(),
+            view,
+        })
+        .collect();
+    // The name that needed no escaping first among those escaping alike.
+    metrics.sort_by(|a, b| {
+        (&a.name, &*a.name != a.view.name(), a.view.name()).cmp(&(
+            &b.name,
+            &*b.name != b.view.name(),
+            b.view.name(),
+        ))
+    });
+    // Where the metadata of an escaped name (a metric's, or a family's that
+    // its `_bucket`, `_count`, `_sum` or `_total` names) is looked up: the
+    // name as it is first, then the store's names escaping to it.
+    let mut sources: HashMap<Box<str>, Vec<Box<str>>> = HashMap::new();
+    for m in metrics.iter().filter(|m| &*m.name != m.view.name()) {
+        let name = m.view.name();
+        let bases = ["", "_bucket", "_count", "_sum", "_total"]
+            .into_iter()
+            .filter_map(|suffix| name.strip_suffix(suffix).filter(|b| !b.is_empty()));
+        for base in bases {
+            let escaped: Box<str> = escaping::metric_name(base, scheme).into();
+            let names = sources
+                .entry(escaped.clone())
+                .or_insert_with(|| vec![escaped]);
+            if !names.iter().any(|n| **n == *base) {
+                names.push(base.into());
+            }
+        }
+    }
     let mut metadata = MetadataCache {
         store,
+        sources,
         known: HashMap::new(),
     };
     let mut settled = Settled::default();
     let mut passes = 0;
     loop {
-        let families = group(&metrics, &mut metadata, &settled);
+        let families = group(&metrics, &mut metadata, &settled, scheme);
         let found = check(&families);
         if found.is_empty() {
             return families;
@@ -88,7 +139,7 @@ pub(super) fn plan(store: &Store) -> Vec<Family> {
         }
     }
     settled.no_headers = true;
-    group(&metrics, &mut metadata, &settled)
+    group(&metrics, &mut metadata, &settled, scheme)
 }
 
 /// Families whose typing [`check`] found unsafe.
@@ -123,16 +174,22 @@ impl Settled {
     }
 }
 
-/// Metadata looked up once per name per scrape.
+/// Metadata looked up once per name (as the page names it) per scrape.
 struct MetadataCache<'s> {
     store: &'s Store,
+    /// The store's names of each escaped name on the page, in the order
+    /// their metadata is preferred.
+    sources: HashMap<Box<str>, Vec<Box<str>>>,
     known: HashMap<String, Option<Metadata>>,
 }
 
 impl MetadataCache<'_> {
     fn get(&mut self, name: &str) -> Option<&Metadata> {
         if !self.known.contains_key(name) {
-            let md = self.store.metadata(name);
+            let md = match self.sources.get(name) {
+                Some(names) => names.iter().find_map(|n| self.store.metadata(n)),
+                None => self.store.metadata(name),
+            };
             self.known.insert(name.to_string(), md);
         }
         self.known[name].as_ref()
@@ -144,10 +201,15 @@ impl MetadataCache<'_> {
 }
 
 /// Groups the sorted `metrics` into families with their HELP and TYPE.
-fn group(metrics: &[MetricView], md: &mut MetadataCache<'_>, settled: &Settled) -> Vec<Family> {
-    let mut families: BTreeMap<Box<str>, Vec<MetricView>> = BTreeMap::new();
+fn group(
+    metrics: &[Member],
+    md: &mut MetadataCache<'_>,
+    settled: &Settled,
+    scheme: Escaping,
+) -> Vec<Family> {
+    let mut families: BTreeMap<Box<str>, Vec<Member>> = BTreeMap::new();
     for metric in metrics {
-        let family = family_of(metric.name(), md);
+        let family = family_of(&metric.name, md);
         families
             .entry(family.into())
             .or_default()
@@ -169,11 +231,14 @@ fn group(metrics: &[MetricView], md: &mut MetadataCache<'_>, settled: &Settled) 
             if settled.no_headers || settled.headerless.contains(&name) {
                 (help, type_name) = (None, None);
             }
+            let escapes = scheme != Escaping::AllowUtf8
+                && members.iter().any(|m| m.view.any_with(SeriesTraits::UTF8));
             Family {
                 name,
                 help,
                 type_name,
                 members,
+                escapes,
             }
         })
         .collect()
@@ -273,15 +338,16 @@ fn structure_ok(family: &Family) -> bool {
     let name = &*family.name;
     let histogram = family.kind() == Kind::Histogram;
     family.members.iter().all(|m| {
-        let suffix = m.name().strip_prefix(name).unwrap_or("?");
+        let suffix = m.name.strip_prefix(name).unwrap_or("?");
+        let any = |traits| m.view.any_with(traits);
         match (histogram, suffix) {
             // Every bucket has a readable bound.
-            (true, "_bucket") => !m.any_with(SeriesTraits::NO_LE | SeriesTraits::BAD_LE),
+            (true, "_bucket") => !any(SeriesTraits::NO_LE | SeriesTraits::BAD_LE),
             // A count or sum with an `le` would merge with its neighbour.
-            (true, "_count" | "_sum") => !m.any_with(SeriesTraits::HAS_LE),
+            (true, "_count" | "_sum") => !any(SeriesTraits::HAS_LE),
             // Every quantile line has a readable quantile.
-            (false, "") => !m.any_with(SeriesTraits::NO_QUANTILE | SeriesTraits::BAD_QUANTILE),
-            (false, "_count" | "_sum") => !m.any_with(SeriesTraits::HAS_QUANTILE),
+            (false, "") => !any(SeriesTraits::NO_QUANTILE | SeriesTraits::BAD_QUANTILE),
+            (false, "_count" | "_sum") => !any(SeriesTraits::HAS_QUANTILE),
             // Anything else (a bare histogram name) would be dropped.
             _ => false,
         }
@@ -308,8 +374,8 @@ fn check(families: &[Family]) -> Vec<Finding> {
             created.insert(&family.name, kind);
         }
         for m in &family.members {
-            let own = m.name() == &*family.name;
-            let filed = match route(m.name(), &created) {
+            let own = m.name == family.name;
+            let filed = match route(&m.name, &created) {
                 // Its own name, created by its header (or a duplicate line).
                 Route::Exact => own,
                 Route::Into(b) if b == &*family.name => typed,
@@ -320,7 +386,7 @@ fn check(families: &[Family]) -> Vec<Finding> {
                     continue 'families;
                 }
                 Route::New if !typed => {
-                    created.insert(m.name(), Kind::Other);
+                    created.insert(&m.name, Kind::Other);
                     true
                 }
                 Route::New => false,

@@ -25,7 +25,7 @@ pub(super) fn write_header(
 ) {
     if let Some(help) = help {
         buf.extend_from_slice(b"# HELP ");
-        buf.extend_from_slice(family.as_bytes());
+        super::escaping::write_family_name(buf, family);
         buf.push(b' ');
         for &c in help.as_bytes() {
             match c {
@@ -38,7 +38,7 @@ pub(super) fn write_header(
     }
     if let Some(t) = type_name {
         buf.extend_from_slice(b"# TYPE ");
-        buf.extend_from_slice(family.as_bytes());
+        super::escaping::write_family_name(buf, family);
         buf.push(b' ');
         buf.extend_from_slice(t.as_bytes());
         buf.push(b'\n');

@@ -36,8 +36,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{AppState, Error};
-use crate::exposition::{self, CONTENT_TYPE};
-use crate::self_metrics::ReasonLabels;
+use crate::exposition;
+use crate::self_metrics::{PageLabels, ReasonLabels};
 
 /// Chunks in flight between the renderer and the connection.
 const CHANNEL_CHUNKS: usize = 2;
@@ -202,7 +202,21 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
     let permit = slot(app).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_CHUNKS);
     let store = Arc::clone(&app.store);
-    let opts = app.settings.render;
+    let mut opts = app.settings.render;
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let page_format = exposition::negotiate(accept, opts.escaping);
+    opts.escaping = page_format.escaping;
+    let metrics = Arc::clone(&app.metrics);
+    metrics
+        .exposition_pages
+        .get_or_create(&PageLabels {
+            format: page_format.format.as_str(),
+            escaping: page_format.escaping.as_str(),
+        })
+        .inc();
     let gzip = accepts_gzip(headers);
     let runtime = tokio::runtime::Handle::current();
     let timeout = app.settings.write_timeout;
@@ -228,14 +242,27 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
             // Level 1: most of the size reduction for a fraction of the CPU of
             // the default level; scrape throughput matters more here.
             let mut gz = Yielding(GzEncoder::new(out, Compression::fast()));
-            exposition::render(&store, &opts, &mut gz)
-                .and_then(|()| gz.0.finish())
-                .and_then(|mut out| out.flush())
+            exposition::render(&store, &opts, &mut gz).and_then(|stats| {
+                gz.0.finish()?.flush()?;
+                Ok(stats)
+            })
         } else {
             let mut out = Yielding(out);
-            exposition::render(&store, &opts, &mut out).and_then(|()| out.flush())
+            exposition::render(&store, &opts, &mut out).and_then(|stats| {
+                out.flush()?;
+                Ok(stats)
+            })
         };
-        if rendered.is_ok() {
+        if let Ok(stats) = rendered {
+            if stats.dropped > 0 {
+                let reason = ReasonLabels {
+                    reason: "escaping_collision",
+                };
+                metrics
+                    .exposition_series_dropped
+                    .get_or_create(&reason)
+                    .inc_by(stats.dropped);
+            }
             complete.store(true, Ordering::Release);
         }
         drop(last);
@@ -252,12 +279,16 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
         return Err(Error::RenderUnavailable);
     }
     let mut response = (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        [(header::CONTENT_TYPE, page_format.content_type())],
         Body::from_stream(page),
     )
         .into_response();
     let h = response.headers_mut();
-    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    // The page depends on both: a cache must key it on them.
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, accept-encoding"),
+    );
     if gzip {
         // Set here, so the router's compression layer leaves the body alone.
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

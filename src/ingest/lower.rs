@@ -253,10 +253,16 @@ impl<'l, 'a> Lowering<'l, 'a> {
 
     /// Records the metadata of family `name`, or its rejection.
     pub fn metadata(&mut self, name: &str, metric_type: MetricType, help: &str, unit: &str) {
-        if !model::is_valid_metric_name(name) {
+        // Any non-empty UTF-8 name, as for series (`model::key`), within
+        // the length a `__name__` value may have.
+        if name.is_empty() || name.len() > self.rules.series.max_value_len {
             let rejection = Rejection {
                 reason: RejectReason::InvalidMetricName,
-                detail: format!("invalid metric family name {name:?} in metadata"),
+                detail: format!(
+                    "metric family name of {} bytes in metadata: empty or over the limit of {}",
+                    name.len(),
+                    self.rules.series.max_value_len
+                ),
             };
             self.batch.rejected.add_metadata(rejection);
             return;
@@ -280,7 +286,10 @@ impl<'l, 'a> Lowering<'l, 'a> {
             help: help.to_string(),
             unit: unit.to_string(),
         };
-        self.batch.metadata.push((name.to_string(), md));
+        // Keyed as the store names the family's series (`model::key_name`).
+        self.batch
+            .metadata
+            .push((model::store_name(name).into_owned(), md));
     }
 
     /// The batch built.

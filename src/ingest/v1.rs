@@ -563,7 +563,7 @@ mod tests {
         let req = WriteRequest {
             timeseries: vec![
                 series(&[("__name__", "ok")], &[(1.0, 1)]),
-                series(&[("__name__", "bad-name")], &[(1.0, 1), (2.0, 2)]),
+                series(&[("__name__", "m"), ("", "x")], &[(1.0, 1), (2.0, 2)]),
                 series(&[("job", "x")], &[(1.0, 1)]),
             ],
             ..Default::default()
@@ -575,7 +575,7 @@ mod tests {
         assert_eq!(batch.rejected.samples_total(), 3);
         assert_eq!(
             batch.rejected.first.unwrap().reason,
-            crate::model::RejectReason::InvalidMetricName
+            crate::model::RejectReason::InvalidLabelName
         );
     }
 }

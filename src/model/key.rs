@@ -41,8 +41,12 @@ impl SeriesTraits {
     /// exposed without a timestamp, kept until its group goes rather than
     /// for `--series.ttl`.
     pub const PUSHED: u8 = 64;
+    /// The key has a metric or label name outside the legacy character set
+    /// (written quoted): a scraper that did not negotiate UTF-8 names gets
+    /// it escaped.
+    pub const UTF8: u8 = 128;
     /// How many traits there are (bits `0..COUNT`).
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 
     /// The traits of a label set whose `le` and `quantile` labels (if any)
     /// were seen as `le` and `quantile`.
@@ -93,6 +97,12 @@ impl SeriesTraits {
     pub fn pushed(self) -> bool {
         self.0 & Self::PUSHED != 0
     }
+
+    /// Has the key a name outside the legacy character set
+    /// ([`SeriesTraits::UTF8`])?
+    pub fn utf8(self) -> bool {
+        self.0 & Self::UTF8 != 0
+    }
 }
 
 /// Where a canonical key was written in the caller's buffer.
@@ -109,36 +119,26 @@ pub struct KeySpan {
 }
 
 /// Reads a canonical key (as [`build_key`] writes it) back into its metric
-/// name and labels, values unescaped. A string that is not a canonical key
-/// yields what could be read of it.
+/// name and labels, names and values unescaped. A string that is not a
+/// canonical key yields what could be read of it.
 pub fn parse_key(key: &str) -> (String, Vec<(String, String)>) {
-    let Some((name, rest)) = key.split_once('{') else {
+    let Some((name, labels)) = split_key(key) else {
         return (key.to_string(), Vec::new());
     };
-    let mut labels = Vec::new();
-    let mut rest = rest;
-    while let Some((label, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, c)) => value.push(c),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        labels.push((label.to_string(), value));
-        rest = after[end..].trim_start_matches(',');
+    let labels = labels
+        .map(|(n, v)| (n.chars().collect(), unescape_value(v)))
+        .collect();
+    (name.chars().collect(), labels)
+}
+
+/// A label value as a key writes it (`\\`, `\"`, `\n` escaped), unescaped.
+pub fn unescape_value(escaped: &str) -> String {
+    KeyName {
+        text: escaped,
+        quoted: true,
     }
-    (name.to_string(), labels)
+    .chars()
+    .collect()
 }
 
 /// Which bytes may appear in names: bit 0 — first byte of a label name,
@@ -172,13 +172,18 @@ fn is_name(s: &[u8], first: u8, rest: u8) -> bool {
     }
 }
 
-/// Is `s` a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
-pub fn is_valid_metric_name(s: &str) -> bool {
+/// Is `s` a metric name in the legacy character set
+/// (`[a-zA-Z_:][a-zA-Z0-9_:]*`), one every text-format parser reads
+/// unquoted? Any other non-empty UTF-8 name is valid too (Remote-Write,
+/// Prometheus 3), but is quoted in keys and escaped for scrapers that did
+/// not negotiate UTF-8 names.
+pub fn is_legacy_metric_name(s: &str) -> bool {
     is_name(s.as_bytes(), 0b0100, 0b1000)
 }
 
-/// Is `s` a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`)?
-pub fn is_valid_label_name(s: &str) -> bool {
+/// Is `s` a label name in the legacy character set (`[a-zA-Z_][a-zA-Z0-9_]*`)?
+/// See [`is_legacy_metric_name`].
+pub fn is_legacy_label_name(s: &str) -> bool {
     is_name(s.as_bytes(), 0b0001, 0b0010)
 }
 
@@ -387,23 +392,18 @@ fn write_key<'a, const ESCAPED: bool>(
         );
     };
     check_lengths("__name__", name, limits)?;
-    if !is_valid_metric_name(name) {
-        return reject(
-            RejectReason::InvalidMetricName,
-            format!("invalid metric name {name:?}"),
-        );
-    }
 
     let start = out.len();
     out.reserve(
         name.len()
-            + 2
+            + 4
             + scratch
                 .iter()
-                .map(|(n, v)| n.len() + v.len() + 4)
+                .map(|(n, v)| n.len() + v.len() + 6)
                 .sum::<usize>(),
     );
-    out.push_str(name);
+    let mut utf8 = !is_legacy_metric_name(name);
+    let name_len = write_name(out, name, !utf8);
     let (mut le, mut quantile) = (None, None);
     let mut open = false;
     for &(n, v) in scratch.iter() {
@@ -416,10 +416,10 @@ fn write_key<'a, const ESCAPED: bool>(
             check_lengths(n, v, limits)
         };
         let valid = lengths.and_then(|()| {
-            if !is_valid_label_name(n) {
+            if n.is_empty() {
                 Err(Rejection {
                     reason: RejectReason::InvalidLabelName,
-                    detail: format!("invalid label name {n:?}"),
+                    detail: "empty label name".to_string(),
                 })
             } else if n.starts_with("__") {
                 Err(reserved(n))
@@ -433,7 +433,9 @@ fn write_key<'a, const ESCAPED: bool>(
         }
         out.push(if open { ',' } else { '{' });
         open = true;
-        out.push_str(n);
+        let legacy = is_legacy_label_name(n);
+        utf8 |= !legacy;
+        write_name(out, n, legacy);
         out.push_str("=\"");
         if ESCAPED {
             out.push_str(v);
@@ -452,12 +454,159 @@ fn write_key<'a, const ESCAPED: bool>(
     if open {
         out.push('}');
     }
+    let mut traits = SeriesTraits::of(le, quantile);
+    if utf8 {
+        traits.0 |= SeriesTraits::UTF8;
+    }
     Ok(KeySpan {
         start: start as u32,
         len: (out.len() - start) as u32,
-        name_len: name.len() as u32,
-        traits: SeriesTraits::of(le, quantile),
+        name_len: name_len as u32,
+        traits,
     })
+}
+
+/// Writes a metric or label name as a key holds it: a name in the legacy
+/// character set (`legacy`) as it is, any other quoted and escaped as a
+/// label value is (`"http.server.duration"`), the quoted form of the UTF-8
+/// text exposition. Returns the length of what is between the quotes (the
+/// name as the store knows it, see [`key_name`]).
+#[inline]
+fn write_name(out: &mut String, name: &str, legacy: bool) -> usize {
+    if legacy {
+        out.push_str(name);
+        return name.len();
+    }
+    out.push('"');
+    let at = out.len();
+    escape_label_value(out, name);
+    let len = out.len() - at;
+    out.push('"');
+    len
+}
+
+/// The metric name of a canonical key as the store knows it: the name in
+/// the legacy character set as it is, any other without its quotes, still
+/// escaped (`\\`, `\"`, `\n`: the raw name for every name without those
+/// three). `name_len` is [`KeySpan::name_len`].
+#[inline]
+pub fn key_name(key: &str, name_len: u32) -> &str {
+    let at = usize::from(key.as_bytes().first() == Some(&b'"'));
+    &key[at..at + name_len as usize]
+}
+
+/// The metric name of a canonical key, found by reading it (see
+/// [`key_name`]); the whole string when it is no key.
+pub fn name_in_key(key: &str) -> &str {
+    match split_key(key) {
+        Some((name, _)) => name.text,
+        None => key,
+    }
+}
+
+/// The store's name of a metric family named `name` by a sender (in
+/// metadata): the name as a key holds it, less any quotes (see
+/// [`key_name`]): borrowed unless it holds a `\\`, `"` or newline.
+pub fn store_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if has_escapable(name.as_bytes()) {
+        let mut out = String::with_capacity(name.len() + 2);
+        escape_slow(&mut out, name);
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// A name read from a canonical key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyName<'k> {
+    /// The name as the key writes it, less any quotes: escaped (`\\`,
+    /// `\"`, `\n`) when `quoted`.
+    pub text: &'k str,
+    /// Was it quoted (a name outside the legacy character set)?
+    pub quoted: bool,
+}
+
+impl KeyName<'_> {
+    /// The name's characters, unescaped.
+    pub fn chars(&self) -> impl Iterator<Item = char> + '_ {
+        let quoted = self.quoted;
+        let mut it = self.text.chars();
+        std::iter::from_fn(move || {
+            let c = it.next()?;
+            if quoted && c == '\\' {
+                return Some(match it.next() {
+                    Some('n') => '\n',
+                    Some(c) => c,
+                    None => '\\',
+                });
+            }
+            Some(c)
+        })
+    }
+}
+
+/// The labels of a canonical key after its name, in key order: each label's
+/// name and its value as written (escaped).
+#[derive(Clone, Debug)]
+pub struct KeyLabels<'k> {
+    rest: &'k str,
+}
+
+impl<'k> Iterator for KeyLabels<'k> {
+    type Item = (KeyName<'k>, &'k str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest.strip_prefix([',', '{'])?;
+        let (name, after) = read_name(rest, '=')?;
+        let after = after.strip_prefix("=\"")?;
+        let end = closing_quote(after.as_bytes())?;
+        self.rest = &after[end + 1..];
+        Some((name, &after[..end]))
+    }
+}
+
+/// Splits a canonical key into its metric name and labels; `None` if it is
+/// no key (an empty name, an unterminated quote).
+pub fn split_key(key: &str) -> Option<(KeyName<'_>, KeyLabels<'_>)> {
+    let (name, rest) = read_name(key, '{')?;
+    Some((name, KeyLabels { rest }))
+}
+
+/// Reads a name at the start of `s`: quoted, or up to `end` (or the end of
+/// `s`); the rest of `s` after it.
+fn read_name(s: &str, end: char) -> Option<(KeyName<'_>, &str)> {
+    if let Some(quoted) = s.strip_prefix('"') {
+        let close = closing_quote(quoted.as_bytes())?;
+        let name = KeyName {
+            text: &quoted[..close],
+            quoted: true,
+        };
+        return Some((name, &quoted[close + 1..]));
+    }
+    let at = s.find(end).unwrap_or(s.len());
+    (at > 0).then(|| {
+        let name = KeyName {
+            text: &s[..at],
+            quoted: false,
+        };
+        (name, &s[at..])
+    })
+}
+
+/// The index of the first `"` in `s` not escaped by a backslash.
+fn closing_quote(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let j = i + memchr::memchr2(b'"', b'\\', &s[i..])?;
+        if s[j] == b'"' {
+            return Some(j);
+        }
+        i = j + 2;
+        if i > s.len() {
+            return None;
+        }
+    }
 }
 
 /// The order of label names (bytewise), deciding on the first byte inline:
@@ -767,6 +916,82 @@ mod tests {
     }
 
     #[test]
+    fn names_outside_the_legacy_set_are_quoted_and_flagged() {
+        let span = |labels: &[(&str, &str)]| {
+            let (mut out, mut scratch) = (String::new(), Vec::new());
+            let span = build_key(labels.iter().copied(), &limits(), &mut scratch, &mut out);
+            (out, span.unwrap())
+        };
+        let (k, s) = span(&[
+            ("__name__", "http.server.duration"),
+            ("service.name", "api"),
+            ("job", "j"),
+        ]);
+        assert_eq!(k, r#""http.server.duration"{job="j","service.name"="api"}"#);
+        assert_eq!(key_name(&k, s.name_len), "http.server.duration");
+        assert!(s.traits.utf8());
+        // A legacy name with one UTF-8 label name: the name stays bare.
+        let (k, s) = span(&[("__name__", "up"), ("a b", "x")]);
+        assert_eq!(k, r#"up{"a b"="x"}"#);
+        assert_eq!(key_name(&k, s.name_len), "up");
+        assert!(s.traits.utf8());
+        // Legacy names keep today's bytes and no flag.
+        let (k, s) = span(&[("__name__", "up"), ("a", "x")]);
+        assert_eq!(k, r#"up{a="x"}"#);
+        assert!(!s.traits.utf8());
+        // Names starting with a digit, and the delimiters themselves.
+        let (k, s) = span(&[("__name__", "1up{\"\\"), ("é", "{}")]);
+        assert_eq!(k, r#""1up{\"\\"{"é"="{}"}"#);
+        assert_eq!(key_name(&k, s.name_len), r#"1up{\"\\"#);
+        assert_eq!(name_in_key(&k), r#"1up{\"\\"#);
+        assert_eq!(
+            parse_key(&k),
+            (
+                "1up{\"\\".to_string(),
+                vec![("é".to_string(), "{}".to_string())]
+            )
+        );
+    }
+
+    #[test]
+    fn split_key_reads_every_form_back() {
+        let k = r#""a.b"{"c\"d"="x\"y",e="z"}"#;
+        let (name, labels) = split_key(k).unwrap();
+        assert_eq!(
+            name,
+            KeyName {
+                text: "a.b",
+                quoted: true
+            }
+        );
+        let labels: Vec<_> = labels.collect();
+        assert_eq!(
+            labels,
+            [
+                (
+                    KeyName {
+                        text: r#"c\"d"#,
+                        quoted: true
+                    },
+                    r#"x\"y"#
+                ),
+                (
+                    KeyName {
+                        text: "e",
+                        quoted: false
+                    },
+                    "z"
+                )
+            ]
+        );
+        assert_eq!(labels[0].0.chars().collect::<String>(), "c\"d");
+        assert_eq!(split_key("up").unwrap().0.text, "up");
+        assert_eq!(split_key("up").unwrap().1.count(), 0);
+        assert!(split_key("").is_none());
+        assert!(split_key(r#""open"#).is_none());
+    }
+
+    #[test]
     fn key_escapes_values() {
         let k = key(&[("__name__", "m"), ("p", "a\\b\"c\nd é")]).unwrap();
         assert_eq!(k, r#"m{p="a\\b\"c\nd é"}"#);
@@ -777,15 +1002,10 @@ mod tests {
         use RejectReason::*;
         assert_eq!(key(&[("job", "x")]), Err(MissingMetricName));
         assert_eq!(key(&[("__name__", "")]), Err(MissingMetricName));
-        assert_eq!(key(&[("__name__", "1up")]), Err(InvalidMetricName));
-        assert_eq!(key(&[("__name__", "up-1")]), Err(InvalidMetricName));
+        assert_eq!(key(&[("__name__", "up"), ("", "x")]), Err(InvalidLabelName));
         assert_eq!(
-            key(&[("__name__", "up"), ("a:b", "x")]),
-            Err(InvalidLabelName)
-        );
-        assert_eq!(
-            key(&[("__name__", "up"), ("é", "x")]),
-            Err(InvalidLabelName)
+            key(&[("__name__", "up"), ("__é", "x")]),
+            Err(ReservedLabelName)
         );
         assert_eq!(
             key(&[("__name__", "up"), ("a", "x"), ("a", "y")]),
@@ -975,15 +1195,15 @@ mod tests {
     #[test]
     fn name_rules() {
         for ok in ["a", "_", "A_1", "__name__", "z9"] {
-            assert!(is_valid_label_name(ok), "{ok}");
-            assert!(is_valid_metric_name(ok), "{ok}");
+            assert!(is_legacy_label_name(ok), "{ok}");
+            assert!(is_legacy_metric_name(ok), "{ok}");
         }
         for bad in ["", "1a", "a-b", "a b", "é", "a.b"] {
-            assert!(!is_valid_label_name(bad), "{bad}");
-            assert!(!is_valid_metric_name(bad), "{bad}");
+            assert!(!is_legacy_label_name(bad), "{bad}");
+            assert!(!is_legacy_metric_name(bad), "{bad}");
         }
-        assert!(is_valid_metric_name(":a:b"));
-        assert!(!is_valid_label_name(":a"));
-        assert!(!is_valid_label_name("a:b"));
+        assert!(is_legacy_metric_name(":a:b"));
+        assert!(!is_legacy_label_name(":a"));
+        assert!(!is_legacy_label_name("a:b"));
     }
 }

@@ -12,9 +12,10 @@ pub use float::{
     go_float, parse_go_float, parse_go_float_str, parse_short_decimal, write_go_float,
 };
 pub use key::{
-    KeySpan, KeyWriter, SeriesTraits, SymbolFacts, build_key, build_pushed_key,
-    build_pushed_key_escaped, escape_label_value, is_text_format_float, is_valid_label_name,
-    is_valid_metric_name, name_order, parse_key,
+    KeyLabels, KeyName, KeySpan, KeyWriter, SeriesTraits, SymbolFacts, build_key, build_pushed_key,
+    build_pushed_key_escaped, escape_label_value, is_legacy_label_name, is_legacy_metric_name,
+    is_text_format_float, key_name, name_in_key, name_order, parse_key, split_key, store_name,
+    unescape_value,
 };
 
 use std::fmt;
@@ -339,8 +340,7 @@ impl WriteBatch {
 
     /// The metric name of `update`.
     pub fn name(&self, update: &SeriesUpdate) -> &str {
-        let s = update.key.start as usize;
-        &self.keys[s..s + update.key.name_len as usize]
+        key_name(self.key(update), update.key.name_len)
     }
 }
 

@@ -707,7 +707,7 @@ impl Store {
     fn remove_pushed<'k>(&self, keys: impl Iterator<Item = &'k str>) -> usize {
         let mut removed = 0;
         for key in keys {
-            let name = key.split_once('{').map_or(key, |(n, _)| n);
+            let name = crate::model::name_in_key(key);
             let Some(metric) = self.metrics.get(name) else {
                 continue;
             };

@@ -184,7 +184,7 @@ impl Store {
     /// `f` of the entry of the series with canonical key `key`, if live,
     /// under its shard's read lock.
     fn find<R>(&self, key: &str, f: impl FnOnce(&Entry) -> R) -> Option<R> {
-        let name = key.split_once('{').map_or(key, |(n, _)| n);
+        let name = crate::model::name_in_key(key);
         let metric = self.metrics.get(name)?;
         let hash = self.hasher.hash(key.as_bytes());
         let table = read(&metric.shards[shard_of(hash)]);

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use super::{Labels, ParsedFamily, ParsedSample};
 use crate::ingest::Error;
-use crate::model::{MetricType, go_float, is_valid_label_name, is_valid_metric_name};
+use crate::model::{MetricType, go_float, is_legacy_label_name, is_legacy_metric_name};
 use crate::proto::client::{self, MetricType as ProtoType};
 
 /// Go reads the length prefix as a varint32: at most five bytes.
@@ -113,7 +113,7 @@ fn length_prefix(rest: &[u8], index: usize) -> Result<(u64, usize), Error> {
 
 fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily<'static>, Error> {
     let bad = |why: String| Error::MetricFamily(format!("family {name:?}: {why}"));
-    if !is_valid_metric_name(&name) {
+    if !is_legacy_metric_name(&name) {
         return Err(bad(
             "invalid metric name: names must match [a-zA-Z_:][a-zA-Z0-9_:]* (UTF-8 names are not supported)".to_string(),
         ));
@@ -257,7 +257,7 @@ fn labels(label: Vec<client::LabelPair>, t: ProtoType) -> Result<Labels<'static>
     let mut names: HashSet<&str, RandomState> = HashSet::default();
     for (i, lp) in label.iter().enumerate() {
         let name = lp.name.as_deref().unwrap_or_default();
-        if !is_valid_label_name(name) {
+        if !is_legacy_label_name(name) {
             return Err(format!(
                 "invalid label name {name:?}: names must match [a-zA-Z_][a-zA-Z0-9_]* (UTF-8 names are not supported)"
             ));

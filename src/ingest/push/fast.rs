@@ -178,7 +178,7 @@ impl<'a, 'g> OnePass<'a, 'g> {
     ) -> Option<usize> {
         // A sample's name is its family's, or that with a suffix of its
         // type (checked per sample): valid when the family's is.
-        if !model::is_valid_metric_name(name) {
+        if !model::is_legacy_metric_name(name) {
             return None;
         }
         match samples {

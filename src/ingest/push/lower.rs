@@ -57,7 +57,7 @@ impl Grouping {
         }
         let mut all: Vec<(String, String)> = Vec::with_capacity(labels.len() + 1);
         for (name, value) in labels {
-            if !model::is_valid_label_name(&name) || name.starts_with("__") {
+            if !model::is_legacy_label_name(&name) || name.starts_with("__") {
                 return Err(Error::InvalidGrouping(format!(
                     "improper label name {name:?}"
                 )));
@@ -488,7 +488,7 @@ impl<'p> KeyPlan<'p> {
         entries.sort_by(|a, b| name_order(a.0, b.0));
         let valid = entries.windows(2).all(|w| w[0].0 != w[1].0)
             && entries.iter().all(|&(n, _)| {
-                model::is_valid_label_name(n)
+                model::is_legacy_label_name(n)
                     && !n.starts_with("__")
                     && n.len() <= limits.max_name_len
             });
@@ -617,7 +617,7 @@ impl<'p> KeyPlan<'p> {
         if !self.valid
             || name.len() > limits.max_value_len
             || "__name__".len() > limits.max_name_len
-            || !model::is_valid_metric_name(name)
+            || !model::is_legacy_metric_name(name)
         {
             return None;
         }

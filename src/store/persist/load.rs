@@ -423,7 +423,12 @@ fn add_series(
     traits: u8,
     sample: crate::model::Sample,
 ) -> Result<(), LoadError> {
-    let name_len = key.find('{').unwrap_or(key.len()) as u32;
+    let Some((name, _)) = crate::model::split_key(key) else {
+        return Err(LoadError::Malformed(format!(
+            "series key {key:?} has no name"
+        )));
+    };
+    let name_len = name.text.len() as u32;
     if name_len == 0 {
         return Err(LoadError::Malformed(format!(
             "series key {key:?} has no name"
