@@ -234,6 +234,77 @@ mod tests {
         ));
     }
 
+    /// The 2.0 message of a raw histogram.
+    fn message_of(raw: &RawHistogram) -> proto::v2::Histogram {
+        use proto::v2::histogram::{Count, ZeroCount};
+        let spans = |s: &[Span]| {
+            s.iter()
+                .map(|s| proto::v2::BucketSpan {
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect()
+        };
+        proto::v2::Histogram {
+            count: raw.count.map(|c| match c {
+                WireCount::Int(c) => Count::CountInt(c),
+                WireCount::Float(c) => Count::CountFloat(c),
+            }),
+            zero_count: raw.zero_count.map(|c| match c {
+                WireCount::Int(c) => ZeroCount::ZeroCountInt(c),
+                WireCount::Float(c) => ZeroCount::ZeroCountFloat(c),
+            }),
+            sum: raw.sum,
+            schema: raw.schema,
+            zero_threshold: raw.zero_threshold,
+            negative_spans: spans(&raw.negative_spans),
+            negative_deltas: raw.negative_deltas.clone(),
+            negative_counts: raw.negative_counts.clone(),
+            positive_spans: spans(&raw.positive_spans),
+            positive_deltas: raw.positive_deltas.clone(),
+            positive_counts: raw.positive_counts.clone(),
+            reset_hint: raw.reset_hint,
+            timestamp: raw.timestamp_ms,
+            custom_values: raw.custom_values.clone(),
+            start_timestamp: raw.start_timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn a_histogram_survives_the_trip_through_its_wire_form() {
+        let bytes = [
+            message_of(&RawHistogram {
+                count: Some(WireCount::Int(12)),
+                sum: 7.0,
+                schema: 3,
+                zero_threshold: 2f64.powi(-128),
+                zero_count: Some(WireCount::Int(2)),
+                negative_spans: spans(&[(-5, 2), (3, 1)]),
+                negative_deltas: vec![1, 0, 2],
+                positive_spans: spans(&[(7, 1)]),
+                positive_deltas: vec![5],
+                reset_hint: 2,
+                timestamp_ms: 99,
+                ..RawHistogram::default()
+            }),
+            message_of(&RawHistogram {
+                count: Some(WireCount::Float(3.0)),
+                schema: -53,
+                positive_spans: spans(&[(1, 1)]),
+                positive_counts: vec![3.0],
+                custom_values: vec![-1.0, 1.0],
+                start_timestamp_ms: 5,
+                ..RawHistogram::default()
+            }),
+        ]
+        .map(|m| m.encode_to_vec());
+        for b in bytes {
+            let h = NativeHistogram::decode(&b, true).unwrap();
+            let again = message_of(&h.to_raw()).encode_to_vec();
+            assert_eq!(NativeHistogram::decode(&again, true).unwrap(), h);
+        }
+    }
+
     /// A field key.
     fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
         prost::encoding::encode_varint(u64::from(field << 3 | u32::from(wire)), out);

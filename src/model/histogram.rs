@@ -501,6 +501,20 @@ fn decode_deltas(deltas: &[i64], side: Side, out: &mut Vec<u64>) -> Result<u64, 
     Ok(total)
 }
 
+/// Absolute counts as the deltas the wire carries (wrapping, as Go's
+/// int64 arithmetic does).
+fn to_deltas(counts: &[u64]) -> Vec<i64> {
+    let mut last = 0i64;
+    counts
+        .iter()
+        .map(|&c| {
+            let d = (c as i64).wrapping_sub(last);
+            last = c as i64;
+            d
+        })
+        .collect()
+}
+
 /// Checks float counts (NaN passes, as in Prometheus), appended to `out`.
 fn check_float_counts(
     counts: &[f64],
@@ -797,6 +811,53 @@ impl NativeHistogram {
     /// Buckets inside a span count even when empty.
     pub fn bucket_count(&self) -> usize {
         self.counts.len()
+    }
+
+    /// The histogram in wire form again: integer counts as deltas, float
+    /// counts as they are, every field as [`NativeHistogram::from_raw`]
+    /// reads it, so that the histogram can be sent or exposed unchanged
+    /// (`from_raw(&h.to_raw())` is `h`).
+    ///
+    /// Integer counts travel as 64-bit signed deltas, as in Prometheus: a
+    /// bucket above `i64::MAX`, which only merging buckets can make, does
+    /// not survive the trip.
+    pub fn to_raw(&self) -> RawHistogram {
+        let n = self.negative_buckets;
+        let mut raw = RawHistogram {
+            sum: self.sum,
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            negative_spans: self.negative_spans().to_vec(),
+            positive_spans: self.positive_spans().to_vec(),
+            reset_hint: self.reset_hint.to_wire(),
+            timestamp_ms: self.timestamp_ms,
+            custom_values: self.custom_values.to_vec(),
+            start_timestamp_ms: self.start_timestamp_ms,
+            ..RawHistogram::default()
+        };
+        match &self.counts {
+            Counts::Int {
+                count,
+                zero_count,
+                buckets,
+            } => {
+                raw.count = Some(WireCount::Int(*count));
+                raw.zero_count = Some(WireCount::Int(*zero_count));
+                raw.negative_deltas = to_deltas(&buckets[..n]);
+                raw.positive_deltas = to_deltas(&buckets[n..]);
+            }
+            Counts::Float {
+                count,
+                zero_count,
+                buckets,
+            } => {
+                raw.count = Some(WireCount::Float(*count));
+                raw.zero_count = Some(WireCount::Float(*zero_count));
+                raw.negative_counts = buckets[..n].to_vec();
+                raw.positive_counts = buckets[n..].to_vec();
+            }
+        }
+        raw
     }
 
     /// The upper bound of bucket `index` of this histogram's schema, as
@@ -1167,12 +1228,19 @@ impl Classic<'_> {
 ///
 /// For schemas below 0 it is `2^(index << -schema)`; from 0 up,
 /// `frac * 2^exp` with `exp = (index >> schema) + 1` and `frac` read from
-/// [`FRACS`] (Prometheus' table, not a fresh computation, because its
+/// `FRACS` (Prometheus' table, not a fresh computation, because its
 /// entries are not all correctly rounded). The bucket that would end at
 /// 2^1024 ends at `f64::MAX` instead, as in Prometheus, leaving the bucket
 /// above it (upper bound +Inf) for observations of ±Inf.
+///
+/// # Panics
+///
+/// If `schema` is not an exponential one, -4 to 8.
 pub fn exponential_bound(schema: i32, index: i32) -> f64 {
-    debug_assert!((MIN_SCHEMA..=MAX_SCHEMA).contains(&schema));
+    assert!(
+        (MIN_SCHEMA..=MAX_SCHEMA).contains(&schema),
+        "schema {schema} has no exponential bounds"
+    );
     if schema < 0 {
         let exp = i64::from(index) << -schema;
         if exp == 1024 {
@@ -1306,18 +1374,6 @@ mod tests {
             .collect()
     }
 
-    fn deltas(counts: &[u64]) -> Vec<i64> {
-        let mut last = 0i64;
-        counts
-            .iter()
-            .map(|&c| {
-                let d = c as i64 - last;
-                last = c as i64;
-                d
-            })
-            .collect()
-    }
-
     /// A valid integer histogram from absolute counts; count is their total.
     fn int_raw(
         schema: i32,
@@ -1334,9 +1390,9 @@ mod tests {
             zero_threshold,
             zero_count: Some(WireCount::Int(zero_count)),
             negative_spans: spans(negative.0),
-            negative_deltas: deltas(negative.1),
+            negative_deltas: to_deltas(negative.1),
             positive_spans: spans(positive.0),
-            positive_deltas: deltas(positive.1),
+            positive_deltas: to_deltas(positive.1),
             timestamp_ms: 1_700_000_000_000,
             ..RawHistogram::default()
         }
@@ -2274,7 +2330,7 @@ mod tests {
                 prop_assert_eq!(c, cumulative_at(&classic, le), "at le={} ({:?})", le, r);
             }
             // A reduced histogram is a valid one.
-            prop_assert_eq!(NativeHistogram::from_raw(&to_raw(&r)), Ok(r));
+            prop_assert_eq!(NativeHistogram::from_raw(&r.to_raw()), Ok(r));
             Ok(())
         }
 
@@ -2291,49 +2347,5 @@ mod tests {
                 check(&raw, max)?;
             }
         }
-    }
-
-    /// The raw form of a histogram (deltas re-encoded), to validate again.
-    fn to_raw(h: &NativeHistogram) -> RawHistogram {
-        let mut raw = RawHistogram {
-            sum: h.sum(),
-            schema: h.schema(),
-            zero_threshold: h.zero_threshold(),
-            negative_spans: h.negative_spans().to_vec(),
-            positive_spans: h.positive_spans().to_vec(),
-            reset_hint: h.reset_hint().to_wire(),
-            timestamp_ms: h.timestamp_ms(),
-            custom_values: h.custom_values().to_vec(),
-            start_timestamp_ms: h.start_timestamp_ms(),
-            ..RawHistogram::default()
-        };
-        match (h.counts(), h.negative_buckets(), h.positive_buckets()) {
-            (
-                Counts::Int {
-                    count, zero_count, ..
-                },
-                BucketCounts::Int(n),
-                BucketCounts::Int(p),
-            ) => {
-                raw.count = Some(WireCount::Int(*count));
-                raw.zero_count = Some(WireCount::Int(*zero_count));
-                raw.negative_deltas = deltas(n);
-                raw.positive_deltas = deltas(p);
-            }
-            (
-                Counts::Float {
-                    count, zero_count, ..
-                },
-                BucketCounts::Float(n),
-                BucketCounts::Float(p),
-            ) => {
-                raw.count = Some(WireCount::Float(*count));
-                raw.zero_count = Some(WireCount::Float(*zero_count));
-                raw.negative_counts = n.to_vec();
-                raw.positive_counts = p.to_vec();
-            }
-            _ => unreachable!("one flavour"),
-        }
-        raw
     }
 }
