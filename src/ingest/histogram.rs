@@ -4,9 +4,13 @@
 //! [`read`] walks the wire format with the same [`Reader`] as the request
 //! decoders, into a [`RawHistogram`]; the model validates it
 //! ([`NativeHistogram::from_raw`]). Both messages share field numbers 1 to
-//! 15; 2.0 adds `custom_values` (16) and `start_timestamp` (17), which a 1.0
-//! message skips as unknown fields. Repeated scalars are read packed or one
-//! by one, as protobuf parsers must.
+//! 15; 2.0 adds `custom_values` (16) and `start_timestamp` (17). A 1.0
+//! message's field 17 is skipped as unknown, but its field 16 is read as
+//! custom bounds, as Prometheus' receiver reads it: Prometheus' own copy of
+//! the 1.0 message (`prompb/types.proto`) carries `custom_values = 16`
+//! outside the specification, for its internal conversions, so a 1.0
+//! custom-bucket histogram with bounds is accepted there and here. Repeated
+//! scalars are read packed or one by one, as protobuf parsers must.
 
 use super::Error;
 use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
@@ -14,7 +18,7 @@ use crate::model::histogram::{HistogramError, NativeHistogram, RawHistogram, Spa
 
 impl NativeHistogram {
     /// Decodes and validates one `Histogram` message; `v2` reads it as 2.0's
-    /// (with custom bounds and a start timestamp).
+    /// (with a start timestamp).
     ///
     /// # Errors
     ///
@@ -58,7 +62,7 @@ pub fn read(buf: &[u8], v2: bool) -> Result<RawHistogram, Error> {
             // An enum: int32 on the wire, so truncated as protobuf does.
             14 => h.reset_hint = varint(&mut r, wire)? as i32,
             15 => h.timestamp_ms = varint(&mut r, wire)? as i64,
-            16 if v2 => doubles(&mut r, wire, &mut h.custom_values)?,
+            16 => doubles(&mut r, wire, &mut h.custom_values)?,
             17 if v2 => h.start_timestamp_ms = varint(&mut r, wire)? as i64,
             _ => r.skip(field, wire)?,
         }
@@ -224,12 +228,16 @@ mod tests {
         assert_eq!(h.start_timestamp_ms(), 1_699_999_000_000);
         assert_eq!(h.timestamp_ms(), 1_700_000_000_123);
         assert_eq!(h.classic_buckets(), [(0.1, 1.5), (0.5, 5.5), (1.0, 5.5)]);
-        // Read as 1.0, fields 16 and 17 are unknown: the spans then reach
-        // past the (no) custom bounds.
-        let raw = read(&bytes, false).unwrap();
-        assert!(raw.custom_values.is_empty() && raw.start_timestamp_ms == 0);
+        // Read as 1.0, field 17 is unknown; field 16 is read, as
+        // Prometheus' receiver reads it.
+        let v1 = NativeHistogram::decode(&bytes, false).unwrap();
+        assert_eq!(v1.start_timestamp_ms(), 0);
+        assert_eq!(v1.custom_values(), [0.1, 0.5, 1.0]);
+        // Without field 16, the spans reach past the (no) custom bounds.
+        let mut no_bounds = msg.clone();
+        no_bounds.custom_values.clear();
         assert!(matches!(
-            NativeHistogram::decode(&bytes, false),
+            NativeHistogram::decode(&no_bounds.encode_to_vec(), false),
             Err(HistogramError::CustomBoundsTooFew { bounds: 0, .. })
         ));
     }
@@ -420,11 +428,7 @@ mod tests {
             positive_counts: m.positive_counts.clone(),
             reset_hint: m.reset_hint,
             timestamp_ms: m.timestamp,
-            custom_values: if v2 {
-                m.custom_values.clone()
-            } else {
-                Vec::new()
-            },
+            custom_values: m.custom_values.clone(),
             start_timestamp_ms: if v2 { m.start_timestamp } else { 0 },
         }
     }

@@ -126,7 +126,8 @@ pub struct RawHistogram {
     pub reset_hint: i32,
     /// Field 15, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
-    /// Field 16 (2.0 only): the custom bucket boundaries.
+    /// Field 16: the custom bucket boundaries (in 1.0, outside the
+    /// specification, but read by Prometheus).
     pub custom_values: Vec<f64>,
     /// Field 17 (2.0 only): when the histogram started counting, 0 if unset.
     pub start_timestamp_ms: i64,
