@@ -1456,7 +1456,7 @@ mod tests {
     }
 
     #[test]
-    fn bounds_of_schemas_3_and_8_are_prometheus_values() {
+    fn bounds_are_the_values_prometheus_prints() {
         // What Prometheus prints for these bounds (getBound, then
         // strconv.FormatFloat(v, 'g', -1, 64)). Its 2^(1/2) is one unit in
         // the last place below the correctly rounded one.
@@ -1474,6 +1474,20 @@ mod tests {
             (8, 256, 2.0),
             (8, 255, 1.9945921121709396),
             (8, -255, 0.5013556375251013),
+            // Printed in Prometheus' own tests (model/histogram/
+            // histogram_test.go, generic_test.go, web/api/v1/
+            // json_codec_test.go).
+            (3, 3, 1.2968395546510096),
+            (3, 5, 1.5422108254079407),
+            (2, -1, 0.8408964152537144),
+            (2, 1, 1.189207115002721),
+            (2, 3, 1.6817928305074288),
+            (2, 5, 2.378414230005442),
+            (2, 7, 3.3635856610148576),
+            (2, 4096, f64::MAX),
+            (2, 4097, f64::INFINITY),
+            (-1, -1, 0.25),
+            (-1, 513, f64::INFINITY),
         ];
         for (schema, index, want) in cases {
             assert_eq!(exponential_bound(schema, index), want, "{schema} {index}");
