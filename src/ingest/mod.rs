@@ -14,6 +14,7 @@
 
 mod decompress;
 mod error;
+pub mod histogram;
 pub mod lower;
 pub mod push;
 pub mod v1;

@@ -1,16 +1,19 @@
 //! The protocol-independent model: samples, metadata, the decoded batch and
-//! the reasons a series can be rejected; canonical keys in [`key`].
+//! the reasons a series can be rejected; canonical keys in [`key`]; native
+//! histograms, their validation and their classic form in [`histogram`].
 //!
 //! Everything here is pure and synchronous: every protocol's decoder lowers
 //! into these types, the store applies them, and nothing here knows about
 //! HTTP or a runtime.
 
 mod float;
+pub mod histogram;
 mod key;
 
 pub use float::{
     go_float, parse_go_float, parse_go_float_str, parse_short_decimal, write_go_float,
 };
+pub use histogram::{HistogramError, NativeHistogram};
 pub use key::{
     KeyLabels, KeyName, KeySpan, KeyWriter, SeriesTraits, SymbolFacts, build_key, build_pushed_key,
     build_pushed_key_escaped, escape_label_value, is_legacy_label_name, is_legacy_metric_name,
