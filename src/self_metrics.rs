@@ -54,7 +54,7 @@ pub struct ResultLabels {
 /// A /metrics page's format.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PageLabels {
-    /// `text-0.0.4` or `text-1.0.0`.
+    /// `text-0.0.4`, `text-1.0.0`, `openmetrics-1.0.0` or `openmetrics-0.0.1`.
     pub format: &'static str,
     /// The escaping scheme of names outside the legacy set.
     pub escaping: &'static str,
@@ -337,12 +337,12 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_pages",
-            "/metrics pages rendered, by format (text-0.0.4, text-1.0.0) and escaping scheme of names outside the legacy character set",
+            "/metrics pages rendered, by format (text-0.0.4, text-1.0.0, openmetrics-1.0.0, openmetrics-0.0.1) and escaping scheme of names outside the legacy character set",
             m.exposition_pages.clone(),
         );
         r.register(
             "exposition_series_dropped",
-            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, or two of its label names became one)",
+            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page)",
             m.exposition_series_dropped.clone(),
         );
         r.register(

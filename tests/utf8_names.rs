@@ -27,6 +27,10 @@ const VMAGENT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
 const PROMETHEUS_3_UNDERSCORES: &str = "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=underscores;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
 
+/// Prometheus 3 with `scrape_protocols: [PrometheusText1.0.0, PrometheusText0.0.4]`.
+const PROMETHEUS_3_TEXT: &str =
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
 const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A series as the test sends it and as a parser reads it back.
@@ -60,19 +64,31 @@ async fn scrape(app: &Router, accept: Option<&str>) -> (String, String) {
 /// The page as `prometheus_client`'s text parser reads it: every sample as
 /// (name, labels, value), sorted; the families' (name, type, help).
 fn python_parse(page: &str) -> (Vec<Owned>, Vec<(String, String, String)>) {
-    const READ: &str = r#"
+    parse_with(page, "prometheus_client.parser")
+}
+
+/// The page as `prometheus_client`'s OpenMetrics parser (the strict one)
+/// reads it.
+pub fn openmetrics_parse(page: &str) -> (Vec<Owned>, Vec<(String, String, String)>) {
+    parse_with(page, "prometheus_client.openmetrics.parser")
+}
+
+fn parse_with(page: &str, module: &str) -> (Vec<Owned>, Vec<(String, String, String)>) {
+    let read = format!(
+        r#"
 import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = {"samples": [], "families": []}
+from {module} import text_string_to_metric_families
+out = {{"samples": [], "families": []}}
 for f in text_string_to_metric_families(sys.stdin.read()):
     out["families"].append([f.name, f.type, f.documentation])
     for s in f.samples:
         out["samples"].append([s.name, s.labels, s.value])
 print(json.dumps(out))
-"#;
+"#
+    );
     use std::io::Write;
     let mut child = Command::new("python3")
-        .args(["-c", READ])
+        .args(["-c", &read])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -87,7 +103,7 @@ print(json.dumps(out))
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "prometheus_client could not parse the page: {}\n--- page ---\n{page}",
+        "{module} could not parse the page: {}\n--- page ---\n{page}",
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -218,13 +234,7 @@ async fn every_scraper_gets_the_names_it_negotiated() {
     assert_eq!(status, 204, "{body}");
 
     // No escaping named: underscores, as text 0.0.4, read by promtool.
-    for accept in [
-        None,
-        Some("*/*"),
-        Some(PROMETHEUS_2),
-        Some(PROMETHEUS_2_PROTOBUF_FIRST),
-        Some(VMAGENT),
-    ] {
+    for accept in [None, Some("*/*"), Some(VMAGENT)] {
         let (ct, page) = scrape(&app, accept).await;
         assert_eq!(ct, TEXT_004, "{accept:?}");
         assert_eq!(
@@ -241,17 +251,47 @@ async fn every_scraper_gets_the_names_it_negotiated() {
         );
     }
 
-    // Prometheus 3 configured for underscores: the same page, labelled 1.0.0.
-    let (ct, page) = scrape(&app, Some(PROMETHEUS_3_UNDERSCORES)).await;
+    // Prometheus 2 (either header) and Prometheus 3 configured for
+    // underscores ask for OpenMetrics first: the same names, on a page the
+    // strict OpenMetrics parser reads.
+    for (accept, ct_want) in [
+        (
+            PROMETHEUS_2,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
+        ),
+        (
+            PROMETHEUS_2_PROTOBUF_FIRST,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
+        ),
+        (
+            PROMETHEUS_3_UNDERSCORES,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
+        ),
+    ] {
+        let (ct, page) = scrape(&app, Some(accept)).await;
+        assert_eq!(ct, ct_want);
+        let (samples, families) = openmetrics_parse(&page);
+        assert_eq!(samples, sorted(sent_as_underscores()), "{page}");
+        assert!(families.contains(&(
+            "http_server_request_duration".into(),
+            "gauge".into(),
+            "Duration of HTTP server requests.".into()
+        )));
+    }
+
+    // Prometheus 3 (UTF-8 names allowed), OpenMetrics: quoted names, read
+    // back to exactly what was sent.
+    let (ct, page) = scrape(&app, Some(PROMETHEUS_3)).await;
     assert_eq!(
         ct,
-        "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"
+        "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
     );
-    assert_eq!(promtool_read(&page), sorted(sent_as_underscores()));
+    let (samples, _) = openmetrics_parse(&page);
+    assert_eq!(samples, sorted(sent()), "{page}");
 
-    // Prometheus 3 (UTF-8 names allowed): the quoted syntax, read back by
-    // prometheus_client to exactly what was sent, HELP and TYPE too.
-    let (ct, page) = scrape(&app, Some(PROMETHEUS_3)).await;
+    // The same in the text format (OpenMetrics refused): the quoted
+    // syntax, read back by prometheus_client, HELP and TYPE too.
+    let (ct, page) = scrape(&app, Some(PROMETHEUS_3_TEXT)).await;
     assert_eq!(
         ct,
         "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
@@ -309,7 +349,11 @@ async fn every_scraper_gets_the_names_it_negotiated() {
     };
     assert_eq!(
         self_metric(&app, &pages("text-0.0.4", "underscores")).await,
-        5.0
+        3.0
+    );
+    assert_eq!(
+        self_metric(&app, &pages("openmetrics-1.0.0", "underscores")).await,
+        3.0
     );
     assert_eq!(
         self_metric(&app, &pages("text-1.0.0", "allow-utf-8")).await,
@@ -335,7 +379,7 @@ async fn remote_write_2_carries_utf8_names_and_their_metadata() {
     let answer = write2(&app, &req).await;
     assert_eq!(answer.status, 204, "{}", answer.body);
     assert_eq!(answer.written, Some((1, 0, 0)));
-    let (_, page) = scrape(&app, Some(PROMETHEUS_3)).await;
+    let (_, page) = scrape(&app, Some(PROMETHEUS_3_TEXT)).await;
     let (samples, families) = python_parse(&page);
     assert_eq!(
         samples,
@@ -412,7 +456,7 @@ async fn names_escaping_alike_are_one_family_with_no_series_twice() {
     );
 
     // allow-utf-8 keeps all five, in two families of their own.
-    let (_, page) = scrape(&app, Some(PROMETHEUS_3)).await;
+    let (_, page) = scrape(&app, Some(PROMETHEUS_3_TEXT)).await;
     let (samples, families) = python_parse(&page);
     assert_eq!(samples.len(), 5, "{page}");
     assert!(families.contains(&("a.b".into(), "counter".into(), "the dotted one".into())));

@@ -136,6 +136,10 @@ pub(super) fn write_family_name(buf: &mut Vec<u8>, name: &str) {
 pub enum Dropped {
     /// Two of its label names escape to the same name.
     LabelCollision,
+    /// A label name escapes to one starting with `__`, which scrapers drop
+    /// after relabelling (so series differing in it would merge), as
+    /// promgate refuses such names on ingest.
+    ReservedLabelName,
 }
 
 /// Appends the series line prefix of canonical key `key` (a key with a name
@@ -143,9 +147,9 @@ pub enum Dropped {
 ///
 /// # Errors
 ///
-/// [`Dropped::LabelCollision`] when two label names escape alike (only
-/// [`Escaping::Underscores`] and [`Escaping::Dots`] can do that); `out` is
-/// then left as it was.
+/// [`Dropped::LabelCollision`] when two label names escape alike, and
+/// [`Dropped::ReservedLabelName`] when one escapes to a `__` name (`..x`
+/// with underscores, `_.x` with dots); `out` is then left as it was.
 pub(super) fn write_key(out: &mut Vec<u8>, key: &str, scheme: Escaping) -> Result<(), Dropped> {
     let Some((name, labels)) = split_key(key) else {
         // Never: the store holds only keys `model::key` wrote.
@@ -178,6 +182,9 @@ pub(super) fn write_key(out: &mut Vec<u8>, key: &str, scheme: Escaping) -> Resul
         line.push(if names.is_empty() { '{' } else { ',' });
         let at = line.len();
         escape(&mut line, label, Kind::Label, scheme);
+        if line[at..].starts_with("__") {
+            return Err(Dropped::ReservedLabelName);
+        }
         names.push((at, line.len()));
         line.push_str("=\"");
         line.push_str(value);
@@ -274,6 +281,26 @@ mod tests {
         assert_eq!(
             page_key(r#"up{"a:b"="1"}"#, Escaping::Underscores).unwrap(),
             r#"up{a_b="1"}"#
+        );
+    }
+
+    #[test]
+    fn label_names_escaping_to_reserved_ones_drop_the_series() {
+        assert_eq!(
+            page_key(r#"up{"..f"="1"}"#, Escaping::Underscores),
+            Err(Dropped::ReservedLabelName)
+        );
+        assert_eq!(
+            page_key(r#"up{"_.f"="1"}"#, Escaping::Dots),
+            Err(Dropped::ReservedLabelName)
+        );
+        assert_eq!(
+            page_key(r#"up{"_.f"="1"}"#, Escaping::Values).unwrap(),
+            r#"up{U_____2e_f="1"}"#
+        );
+        assert_eq!(
+            page_key(r#"up{"..f"="1"}"#, Escaping::AllowUtf8).unwrap(),
+            r#"up{"..f"="1"}"#
         );
     }
 

@@ -37,6 +37,8 @@ pub(super) struct Family {
     pub help: Option<String>,
     /// The TYPE word, when the family is typed.
     pub type_name: Option<&'static str>,
+    /// The unit, when the sender gave one (Remote-Write 2.0, 1.0's metadata).
+    pub unit: Option<String>,
     /// The metric names of the family, sorted by their name on the page,
     /// a name that needed no escaping before those escaped to it.
     pub members: Vec<Member>,
@@ -218,11 +220,12 @@ fn group(
     families
         .into_iter()
         .map(|(name, members)| {
-            let (mut help, mut type_name) = match family_metadata(&name, md) {
-                None => (None, None),
+            let (mut help, mut type_name, unit) = match family_metadata(&name, md) {
+                None => (None, None, None),
                 Some(m) => (
                     Some(m.help).filter(|h| !h.is_empty()),
                     m.metric_type.text_format_name(),
+                    Some(m.unit).filter(|u| !u.is_empty()),
                 ),
             };
             if matches!(type_name, Some("histogram" | "summary")) && settled.untyped(&name) {
@@ -237,6 +240,7 @@ fn group(
                 name,
                 help,
                 type_name,
+                unit,
                 members,
                 escapes,
             }

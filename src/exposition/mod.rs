@@ -17,16 +17,18 @@
 mod escaping;
 mod family;
 mod negotiate;
+mod openmetrics;
 mod text;
 
 pub use escaping::{Dropped, Escaping, escape_key};
 pub use negotiate::{Format, Negotiated, negotiate};
+pub use openmetrics::render as render_openmetrics;
 pub use text::write_float;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::model::SeriesTraits;
+use crate::model::{Sample, SeriesTraits};
 use crate::store::{SeriesRef, Store};
 
 /// Whether exposed samples carry the timestamps they were pushed with.
@@ -59,12 +61,18 @@ pub struct PageStats {
     pub series: u64,
     /// Series left off because their escaped form was another series' (the
     /// first kept: a series whose names needed no escaping, else the first
-    /// met) or had two label names alike ([`Dropped::LabelCollision`]).
+    /// met), had two label names alike or a label name starting with `__`
+    /// ([`Dropped`]).
     pub dropped: u64,
+    /// Samples left off an OpenMetrics page because the format forbids
+    /// their value there (a NaN or negative counter).
+    pub invalid: u64,
 }
 
-/// Renders every live series into `out`, in writes of about
-/// `opts.chunk_bytes` bytes (the last one shorter). Does not flush `out`.
+/// Renders every live series into `out` in the text format (0.0.4, or
+/// 1.0.0 with quoted names when `opts.escaping` is
+/// [`Escaping::AllowUtf8`]), in writes of about `opts.chunk_bytes` bytes
+/// (the last one shorter). Does not flush `out`.
 ///
 /// Names outside the legacy set are written as `opts.escaping` says. Where
 /// a family's escaped series could collide (a family with such a series, on
@@ -77,39 +85,31 @@ pub struct PageStats {
 /// The first error `out` returns (e.g. the client went away); rendering
 /// stops there.
 pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::Result<PageStats> {
-    let mut page = Page {
-        buf: Vec::with_capacity(opts.chunk_bytes + 4096),
-        ts: itoa::Buffer::new(),
-        opts,
-        stats: PageStats::default(),
-    };
+    let mut page = Page::new(opts);
+    let mut dropped = 0;
     for family in family::plan(store, opts.escaping) {
         let mut header_pending = true;
-        if family.escapes {
-            page.escaped_family(&family, &mut header_pending, out)?;
-            continue;
-        }
-        for metric in &family.members {
-            let mut parts = metric.view.parts();
-            while parts.visit_next(|s: SeriesRef<'_>| {
-                page.header(&family, &mut header_pending);
-                if opts.escaping == Escaping::AllowUtf8 && s.key.first() == Some(&b'"') {
-                    // Keys are UTF-8: `model::key` writes them as `String`s.
-                    let key = std::str::from_utf8(s.key).unwrap_or_default();
-                    let _ = escaping::write_key(&mut page.buf, key, Escaping::AllowUtf8);
-                } else {
-                    page.buf.extend_from_slice(s.key);
+        visit_family(&family, opts.escaping, &mut dropped, |event| {
+            match event {
+                Event::Series(line) => {
+                    if std::mem::take(&mut header_pending) {
+                        text::write_header(
+                            &mut page.buf,
+                            &family.name,
+                            family.help.as_deref(),
+                            family.type_name,
+                        );
+                    }
+                    page.buf.extend_from_slice(line.prefix);
+                    page.sample(line.sample, line.traits);
                 }
-                page.sample(s.sample, s.traits);
-            }) {
-                page.flush_if_full(out)?;
+                Event::PartEnd => page.flush_if_full(out)?,
             }
-        }
+            Ok(())
+        })?;
     }
-    if !page.buf.is_empty() {
-        out.write_all(&page.buf)?;
-    }
-    Ok(page.stats)
+    page.stats.dropped = dropped;
+    page.finish(out)
 }
 
 /// A page being written: its buffer and what it held.
@@ -120,21 +120,19 @@ struct Page<'o> {
     stats: PageStats,
 }
 
-impl Page<'_> {
-    /// Writes the family's HELP and TYPE before its first series.
-    fn header(&mut self, family: &family::Family, pending: &mut bool) {
-        if std::mem::take(pending) {
-            text::write_header(
-                &mut self.buf,
-                &family.name,
-                family.help.as_deref(),
-                family.type_name,
-            );
+impl<'o> Page<'o> {
+    fn new(opts: &'o RenderOptions) -> Self {
+        Page {
+            buf: Vec::with_capacity(opts.chunk_bytes + 4096),
+            ts: itoa::Buffer::new(),
+            opts,
+            stats: PageStats::default(),
         }
     }
 
-    /// Ends a series line: the value, the timestamp, the newline.
-    fn sample(&mut self, sample: crate::model::Sample, traits: SeriesTraits) {
+    /// Ends a series line of the text format: the value, the timestamp
+    /// (milliseconds), the newline.
+    fn sample(&mut self, sample: Sample, traits: SeriesTraits) {
         let buf = &mut self.buf;
         buf.push(b' ');
         write_float(buf, sample.value);
@@ -156,69 +154,151 @@ impl Page<'_> {
         Ok(())
     }
 
-    /// A family some of whose series are escaped: their lines are made
-    /// first (bounded by the number of such series), then the others are
-    /// written as they are, each taking the place of an escaped line equal
-    /// to it, then the escaped lines left.
-    fn escaped_family(
-        &mut self,
-        family: &family::Family,
-        header_pending: &mut bool,
-        out: &mut impl Write,
-    ) -> io::Result<()> {
-        let scheme = self.opts.escaping;
-        let mut escaped: Vec<(Vec<u8>, crate::model::Sample, SeriesTraits)> = Vec::new();
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut dropped = 0;
-        for metric in &family.members {
-            let mut parts = metric.view.parts();
-            while parts.visit_next(|s: SeriesRef<'_>| {
-                if !s.traits.utf8() {
-                    return;
-                }
-                let mut line = Vec::with_capacity(s.key.len() + 16);
-                let key = std::str::from_utf8(s.key).unwrap_or_default();
-                if escaping::write_key(&mut line, key, scheme).is_err() {
-                    dropped += 1;
-                    return;
-                }
-                if index.contains_key(&line) {
-                    dropped += 1;
-                    return;
-                }
-                index.insert(line.clone(), escaped.len());
-                escaped.push((line, s.sample, s.traits));
-            }) {}
+    fn finish(self, out: &mut impl Write) -> io::Result<PageStats> {
+        if !self.buf.is_empty() {
+            out.write_all(&self.buf)?;
         }
-        let mut taken = vec![false; escaped.len()];
-        for metric in &family.members {
-            let mut parts = metric.view.parts();
-            while parts.visit_next(|s: SeriesRef<'_>| {
-                if s.traits.utf8() {
-                    return;
-                }
-                if let Some(&i) = index.get(s.key)
-                    && !std::mem::replace(&mut taken[i], true)
-                {
-                    dropped += 1;
-                }
-                self.header(family, header_pending);
-                self.buf.extend_from_slice(s.key);
-                self.sample(s.sample, s.traits);
-            }) {
-                self.flush_if_full(out)?;
-            }
-        }
-        for ((line, sample, traits), taken) in escaped.into_iter().zip(taken) {
-            if taken {
-                continue;
-            }
-            self.header(family, header_pending);
-            self.buf.extend_from_slice(&line);
-            self.sample(sample, traits);
-            self.flush_if_full(out)?;
-        }
-        self.stats.dropped += dropped;
-        Ok(())
+        Ok(self.stats)
     }
+}
+
+/// One series of a family as a page writes it.
+struct Line<'a> {
+    /// The series as the page names it (escaped, or in the quoted syntax).
+    pub prefix: &'a [u8],
+    /// The store's canonical key.
+    pub key: &'a [u8],
+    /// Which of the family's members it is.
+    pub member: usize,
+    pub sample: Sample,
+    pub traits: SeriesTraits,
+}
+
+/// What [`visit_family`] hands its caller.
+enum Event<'a> {
+    /// A series.
+    Series(Line<'a>),
+    /// A part of the store was read (and its lock released): a place to
+    /// write out.
+    PartEnd,
+}
+
+/// Hands `f` every series of `family` as a page escaped by `scheme` shows
+/// it: keys in the legacy character set as they are; a quoted metric name
+/// moved into the braces for [`Escaping::AllowUtf8`]; names escaped for
+/// the other schemes, where the family's series without escaped names come
+/// first, and an escaped series that equals one already handed over (or
+/// breaks a label rule, [`Dropped`]) is left out and counted in `dropped`.
+/// Stops at the first error `f` returns.
+fn visit_family(
+    family: &family::Family,
+    scheme: Escaping,
+    dropped: &mut u64,
+    mut f: impl FnMut(Event<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    if !family.escapes {
+        let mut quoted = Vec::new();
+        for (member, metric) in family.members.iter().enumerate() {
+            let mut parts = metric.view.parts();
+            while parts.visit_next(|s: SeriesRef<'_>| {
+                if result.is_err() {
+                    return;
+                }
+                let prefix = if scheme == Escaping::AllowUtf8 && s.key.first() == Some(&b'"') {
+                    quoted.clear();
+                    // Keys are UTF-8: `model::key` writes them as `String`s.
+                    let key = std::str::from_utf8(s.key).unwrap_or_default();
+                    let _ = escaping::write_key(&mut quoted, key, Escaping::AllowUtf8);
+                    &quoted[..]
+                } else {
+                    s.key
+                };
+                result = f(Event::Series(Line {
+                    prefix,
+                    key: s.key,
+                    member,
+                    sample: s.sample,
+                    traits: s.traits,
+                }));
+            }) {
+                std::mem::replace(&mut result, Ok(()))?;
+                f(Event::PartEnd)?;
+            }
+        }
+        return result;
+    }
+    // Escaped lines are made first (bounded by the number of such series),
+    // then the others go out as they are, each taking the place of an
+    // escaped line equal to it, then the escaped lines left.
+    struct Escaped {
+        prefix: Vec<u8>,
+        key: Box<[u8]>,
+        member: usize,
+        sample: Sample,
+        traits: SeriesTraits,
+    }
+    let mut escaped: Vec<Escaped> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    for (member, metric) in family.members.iter().enumerate() {
+        let mut parts = metric.view.parts();
+        while parts.visit_next(|s: SeriesRef<'_>| {
+            if !s.traits.utf8() {
+                return;
+            }
+            let mut prefix = Vec::with_capacity(s.key.len() + 16);
+            let key = std::str::from_utf8(s.key).unwrap_or_default();
+            if escaping::write_key(&mut prefix, key, scheme).is_err() || index.contains_key(&prefix)
+            {
+                *dropped += 1;
+                return;
+            }
+            index.insert(prefix.clone(), escaped.len());
+            escaped.push(Escaped {
+                prefix,
+                key: s.key.into(),
+                member,
+                sample: s.sample,
+                traits: s.traits,
+            });
+        }) {}
+    }
+    let mut taken = vec![false; escaped.len()];
+    for (member, metric) in family.members.iter().enumerate() {
+        let mut parts = metric.view.parts();
+        while parts.visit_next(|s: SeriesRef<'_>| {
+            if s.traits.utf8() || result.is_err() {
+                return;
+            }
+            if let Some(&i) = index.get(s.key)
+                && !std::mem::replace(&mut taken[i], true)
+            {
+                *dropped += 1;
+            }
+            result = f(Event::Series(Line {
+                prefix: s.key,
+                key: s.key,
+                member,
+                sample: s.sample,
+                traits: s.traits,
+            }));
+        }) {
+            std::mem::replace(&mut result, Ok(()))?;
+            f(Event::PartEnd)?;
+        }
+    }
+    for (e, taken) in escaped.iter().zip(taken) {
+        if taken {
+            continue;
+        }
+        f(Event::Series(Line {
+            prefix: &e.prefix,
+            key: &e.key,
+            member: e.member,
+            sample: e.sample,
+            traits: e.traits,
+        }))?;
+        f(Event::PartEnd)?;
+    }
+    Ok(())
 }

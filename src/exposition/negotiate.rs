@@ -13,6 +13,11 @@ pub enum Format {
     /// `text/plain; version=1.0.0`: the same syntax, plus quoted names when
     /// the escaping is `allow-utf-8`.
     Text100,
+    /// `application/openmetrics-text; version=1.0.0` (quoted names with
+    /// `allow-utf-8`, as Prometheus 3 reads them).
+    OpenMetrics100,
+    /// `application/openmetrics-text; version=0.0.1`: the same page.
+    OpenMetrics001,
 }
 
 impl Format {
@@ -21,7 +26,14 @@ impl Format {
         match self {
             Format::Text004 => "text-0.0.4",
             Format::Text100 => "text-1.0.0",
+            Format::OpenMetrics100 => "openmetrics-1.0.0",
+            Format::OpenMetrics001 => "openmetrics-0.0.1",
         }
+    }
+
+    /// Is this an OpenMetrics page?
+    pub fn is_openmetrics(self) -> bool {
+        matches!(self, Format::OpenMetrics100 | Format::OpenMetrics001)
     }
 }
 
@@ -40,6 +52,21 @@ impl Negotiated {
     pub fn content_type(self) -> &'static str {
         match (self.format, self.escaping) {
             (Format::Text004, _) => super::CONTENT_TYPE,
+            (Format::OpenMetrics001, _) => {
+                "application/openmetrics-text; version=0.0.1; charset=utf-8"
+            }
+            (Format::OpenMetrics100, Escaping::AllowUtf8) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+            }
+            (Format::OpenMetrics100, Escaping::Underscores) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+            }
+            (Format::OpenMetrics100, Escaping::Dots) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=dots"
+            }
+            (Format::OpenMetrics100, Escaping::Values) => {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=values"
+            }
             (Format::Text100, Escaping::AllowUtf8) => {
                 "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
             }
@@ -62,13 +89,15 @@ impl Negotiated {
 ///
 /// - `text/plain` with `version=1.0.0` is [`Format::Text100`]; without a
 ///   version, with `version=0.0.4`, or `text/*` or `*/*`, it is
-///   [`Format::Text004`].
+///   [`Format::Text004`]; `application/openmetrics-text` is
+///   [`Format::OpenMetrics100`] (no version, or `1.0.0`) or
+///   [`Format::OpenMetrics001`].
 /// - An `escaping` parameter with a scheme's name sets the escaping; an
 ///   unknown value counts as none (the scheme "MUST be validated").
 /// - A page escaped `allow-utf-8` is labelled 1.0.0 whatever version was
-///   asked, since 0.0.4 has no quoted names.
+///   asked, since 0.0.4 (0.0.1) has no quoted names.
 /// - `q=0` excludes a range; a malformed `q` counts as 1. Other media types
-///   (OpenMetrics, protobuf, JSON) are not supported and skipped.
+///   (protobuf, JSON) are not supported and skipped.
 pub fn negotiate<'h>(accept: impl IntoIterator<Item = &'h str>, default: Escaping) -> Negotiated {
     let mut best: Option<(f32, Negotiated)> = None;
     for range in accept.into_iter().flat_map(|v| v.split(',')) {
@@ -96,15 +125,18 @@ pub fn negotiate<'h>(accept: impl IntoIterator<Item = &'h str>, default: Escapin
         let format = match (media.to_ascii_lowercase().as_str(), version) {
             ("text/plain", Some("1.0.0")) => Format::Text100,
             ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => Format::Text004,
+            ("application/openmetrics-text", None | Some("1.0.0")) => Format::OpenMetrics100,
+            ("application/openmetrics-text", Some("0.0.1")) => Format::OpenMetrics001,
             _ => continue,
         };
         if q <= 0.0 || best.is_some_and(|(b, _)| b >= q) {
             continue;
         }
         let escaping = escaping.unwrap_or(default);
-        let format = match escaping {
-            Escaping::AllowUtf8 => Format::Text100,
-            _ => format,
+        let format = match (escaping, format) {
+            (Escaping::AllowUtf8, Format::Text004) => Format::Text100,
+            (Escaping::AllowUtf8, Format::OpenMetrics001) => Format::OpenMetrics100,
+            (_, format) => format,
         };
         best = Some((q, Negotiated { format, escaping }));
     }
@@ -134,16 +166,23 @@ mod tests {
     fn real_scrapers_get_what_they_ask_for() {
         // Prometheus 3, UTF-8 names allowed (its default).
         let p3 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
-        assert_eq!(page(p3), (Format::Text100, Escaping::AllowUtf8));
+        assert_eq!(page(p3), (Format::OpenMetrics100, Escaping::AllowUtf8));
         // Prometheus 3 with metric_name_escaping_scheme: underscores.
         let p3u = "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=underscores;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
-        assert_eq!(page(p3u), (Format::Text100, Escaping::Underscores));
+        assert_eq!(page(p3u), (Format::OpenMetrics100, Escaping::Underscores));
         // Prometheus 2.42.
         let p2 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(page(p2), (Format::Text004, Escaping::Underscores));
+        assert_eq!(page(p2), (Format::OpenMetrics100, Escaping::Underscores));
         // Prometheus 2.42 with native histograms: protobuf first.
         let p2pb = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,application/openmetrics-text;version=0.0.1;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
-        assert_eq!(page(p2pb), (Format::Text004, Escaping::Underscores));
+        assert_eq!(page(p2pb), (Format::OpenMetrics100, Escaping::Underscores));
+        // OpenMetrics refused: Prometheus 3's text choice.
+        let p3_text = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2";
+        assert_eq!(page(p3_text), (Format::Text100, Escaping::AllowUtf8));
+        assert_eq!(
+            page("application/openmetrics-text;version=0.0.1"),
+            (Format::OpenMetrics001, Escaping::Underscores)
+        );
         // vmagent 1.79.
         assert_eq!(
             page("text/plain;version=0.0.4;q=1,*/*;q=0.1"),

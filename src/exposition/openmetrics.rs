@@ -1,0 +1,496 @@
+//! Store → OpenMetrics 1.0 (`application/openmetrics-text`), for scrapers
+//! that ask for it: Prometheus 2 and 3 put it first in their `Accept`.
+//!
+//! The page is the text page's plan ([`super::family`]) held to the
+//! OpenMetrics rules, as its strictest parser (PyPI's `prometheus_client`,
+//! `openmetrics/parser.py`) checks them:
+//!
+//! - A counter family is named without `_total` and its samples end in
+//!   `_total`; a counter family whose samples lack the suffix is exposed as
+//!   `unknown`. A counter sample that is NaN or negative (the spec forbids
+//!   both) is left off the page and counted.
+//! - A histogram (summary) family is typed only when every one of its
+//!   label sets is a valid MetricPoint: its samples together, buckets in
+//!   increasing `le` ending in `le="+Inf"`, integral and non-decreasing,
+//!   `_count` equal to the `+Inf` bucket, `_count` and `_sum` together, one
+//!   timestamp (quantiles in 0..=1, non-negative). Otherwise each of its
+//!   metric names is a family of its own, typed `unknown`: the samples are
+//!   all there, only the type is lost.
+//! - A family name one family claims with its suffixes (`x` counter claims
+//!   `x_total` and `x_created`) is never another family's: the typed
+//!   family that would clash is exposed as `unknown` names instead.
+//! - `# UNIT` only where the family name ends in `_<unit>`; HELP escapes
+//!   `\`, newline and `"`; timestamps in seconds; `# EOF` last.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use super::family::Family;
+use super::{Event, PageStats, RenderOptions, TimestampPolicy, visit_family, write_float};
+use crate::model::{Sample, split_key};
+use crate::store::Store;
+
+/// How a planned family goes on an OpenMetrics page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Shape {
+    /// A counter family named `base`, its samples `base_total`.
+    Counter { base: Box<str> },
+    /// A gauge family; one metric name, the family's.
+    Gauge,
+    /// One metric name, the family's, of no known type.
+    Unknown,
+    /// A classic histogram, if its MetricPoints hold up.
+    Histogram,
+    /// A summary, if its MetricPoints hold up.
+    Summary,
+    /// Each metric name a family of its own, typed `unknown`.
+    Members,
+}
+
+impl Shape {
+    fn of(family: &Family) -> Shape {
+        let single = family.members.iter().all(|m| m.name == family.name);
+        match family.type_name {
+            Some("counter") => match family.name.strip_suffix("_total") {
+                Some(base) if single && !base.is_empty() => Shape::Counter { base: base.into() },
+                _ if single => Shape::Unknown,
+                _ => Shape::Members,
+            },
+            Some("gauge") if single => Shape::Gauge,
+            Some("histogram") => Shape::Histogram,
+            Some("summary") => Shape::Summary,
+            _ if single => Shape::Unknown,
+            _ => Shape::Members,
+        }
+    }
+
+    /// The sample names a family of this shape claims (the parser's
+    /// "Clashing name" check).
+    fn claims(&self, family: &Family) -> Vec<String> {
+        let with = |base: &str, suffixes: &[&str]| {
+            suffixes
+                .iter()
+                .map(|s| format!("{base}{s}"))
+                .collect::<Vec<_>>()
+        };
+        match self {
+            Shape::Counter { base } => with(base, &["", "_total", "_created"]),
+            Shape::Histogram => with(&family.name, &["", "_bucket", "_count", "_sum", "_created"]),
+            Shape::Summary => with(&family.name, &["", "_count", "_sum", "_created"]),
+            Shape::Gauge | Shape::Unknown => vec![family.name.to_string()],
+            Shape::Members => family.members.iter().map(|m| m.name.to_string()).collect(),
+        }
+    }
+
+    fn typed(&self) -> bool {
+        matches!(
+            self,
+            Shape::Counter { .. } | Shape::Histogram | Shape::Summary
+        )
+    }
+}
+
+/// The shape of each family, with every clash settled by exposing the
+/// typed families involved as plain names.
+fn shapes(families: &[Family]) -> Vec<Shape> {
+    let mut shapes: Vec<Shape> = families.iter().map(Shape::of).collect();
+    loop {
+        let mut owners: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (shape, family)) in shapes.iter().zip(families).enumerate() {
+            for name in shape.claims(family) {
+                owners.entry(name).or_default().push(i);
+            }
+        }
+        let mut changed = false;
+        for sharing in owners.values().filter(|o| o.len() > 1) {
+            for &i in sharing {
+                if shapes[i].typed() {
+                    shapes[i] = Shape::Members;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return shapes;
+        }
+    }
+}
+
+/// Renders every live series into `out` as an OpenMetrics 1.0 page, in
+/// writes of about `opts.chunk_bytes` bytes; names as `opts.escaping` says
+/// (see [`super::render`]).
+///
+/// # Errors
+///
+/// The first error `out` returns; rendering stops there.
+pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::Result<PageStats> {
+    let families = super::family::plan(store, opts.escaping);
+    let shapes = shapes(&families);
+    let mut page = Om {
+        buf: Vec::with_capacity(opts.chunk_bytes + 4096),
+        opts,
+        stats: PageStats::default(),
+    };
+    for (family, shape) in families.iter().zip(shapes) {
+        match shape {
+            Shape::Counter { base } => page.counter(family, &base, out)?,
+            Shape::Gauge => page.single(family, "gauge", out)?,
+            Shape::Unknown => page.single(family, "unknown", out)?,
+            Shape::Histogram | Shape::Summary => {
+                let histogram = shape == Shape::Histogram;
+                let lines = page.gather(family);
+                match points(family, &lines, histogram) {
+                    Some(order) => {
+                        let type_name = if histogram { "histogram" } else { "summary" };
+                        page.header(&family.name, family, type_name);
+                        for i in order {
+                            page.line(&lines[i]);
+                            page.flush_if_full(out)?;
+                        }
+                    }
+                    None => page.members(family, lines, out)?,
+                }
+            }
+            Shape::Members => {
+                let lines = page.gather(family);
+                page.members(family, lines, out)?;
+            }
+        }
+    }
+    page.buf.extend_from_slice(b"# EOF\n");
+    out.write_all(&page.buf)?;
+    Ok(page.stats)
+}
+
+/// A series line gathered from the store.
+struct Gathered {
+    prefix: Vec<u8>,
+    key: Box<str>,
+    member: usize,
+    sample: Sample,
+    pushed: bool,
+}
+
+struct Om<'o> {
+    buf: Vec<u8>,
+    opts: &'o RenderOptions,
+    stats: PageStats,
+}
+
+impl Om<'_> {
+    fn flush_if_full(&mut self, out: &mut impl Write) -> io::Result<()> {
+        if self.buf.len() >= self.opts.chunk_bytes {
+            out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// HELP, TYPE and (when the name ends in it) UNIT of a family named
+    /// `name` on the page, with `family`'s metadata.
+    fn header(&mut self, name: &str, family: &Family, type_name: &str) {
+        let buf = &mut self.buf;
+        if let Some(help) = &family.help {
+            buf.extend_from_slice(b"# HELP ");
+            super::escaping::write_family_name(buf, name);
+            buf.push(b' ');
+            for &c in help.as_bytes() {
+                match c {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'"' => buf.extend_from_slice(b"\\\""),
+                    _ => buf.push(c),
+                }
+            }
+            buf.push(b'\n');
+        }
+        buf.extend_from_slice(b"# TYPE ");
+        super::escaping::write_family_name(buf, name);
+        buf.push(b' ');
+        buf.extend_from_slice(type_name.as_bytes());
+        buf.push(b'\n');
+        if let Some(unit) = &family.unit
+            && name.len() > unit.len()
+            && name.ends_with(unit.as_str())
+            && name.as_bytes()[name.len() - unit.len() - 1] == b'_'
+            && !unit.contains(['\n', ' ', '"', '\\'])
+        {
+            buf.extend_from_slice(b"# UNIT ");
+            super::escaping::write_family_name(buf, name);
+            buf.push(b' ');
+            buf.extend_from_slice(unit.as_bytes());
+            buf.push(b'\n');
+        }
+    }
+
+    /// A sample line: prefix, value, timestamp in seconds.
+    fn write(&mut self, prefix: &[u8], sample: Sample, pushed: bool) {
+        let buf = &mut self.buf;
+        buf.extend_from_slice(prefix);
+        buf.push(b' ');
+        write_float(buf, sample.value);
+        if self.opts.timestamps == TimestampPolicy::Original && !pushed {
+            buf.push(b' ');
+            let ms = sample.timestamp_ms;
+            let mut digits = itoa::Buffer::new();
+            buf.extend_from_slice(digits.format(ms.div_euclid(1000)).as_bytes());
+            let frac = ms.rem_euclid(1000);
+            if frac != 0 {
+                let f = format!(".{frac:03}");
+                buf.extend_from_slice(f.trim_end_matches('0').as_bytes());
+            }
+        }
+        buf.push(b'\n');
+        self.stats.series += 1;
+    }
+
+    fn line(&mut self, g: &Gathered) {
+        self.write(&g.prefix, g.sample, g.pushed);
+    }
+
+    /// A counter: family `base`, samples `base_total` that are neither NaN
+    /// nor negative (the others left off, counted).
+    fn counter(&mut self, family: &Family, base: &str, out: &mut impl Write) -> io::Result<()> {
+        let mut header_pending = true;
+        let mut dropped = 0;
+        let mut invalid = 0;
+        visit_family(family, self.opts.escaping, &mut dropped, |event| {
+            match event {
+                Event::Series(line) => {
+                    let v = line.sample.value;
+                    if v.is_nan() || v < 0.0 {
+                        invalid += 1;
+                        return Ok(());
+                    }
+                    if std::mem::take(&mut header_pending) {
+                        self.header(base, family, "counter");
+                    }
+                    self.write(line.prefix, line.sample, line.traits.pushed());
+                }
+                Event::PartEnd => self.flush_if_full(out)?,
+            }
+            Ok(())
+        })?;
+        self.stats.dropped += dropped;
+        self.stats.invalid += invalid;
+        Ok(())
+    }
+
+    /// A family of one metric name, its own.
+    fn single(&mut self, family: &Family, type_name: &str, out: &mut impl Write) -> io::Result<()> {
+        let mut header_pending = true;
+        let mut dropped = 0;
+        visit_family(family, self.opts.escaping, &mut dropped, |event| {
+            match event {
+                Event::Series(line) => {
+                    if std::mem::take(&mut header_pending) {
+                        self.header(&family.name, family, type_name);
+                    }
+                    self.write(line.prefix, line.sample, line.traits.pushed());
+                }
+                Event::PartEnd => self.flush_if_full(out)?,
+            }
+            Ok(())
+        })?;
+        self.stats.dropped += dropped;
+        Ok(())
+    }
+
+    /// Every series of `family`, in memory (a histogram's or summary's
+    /// MetricPoints must be checked, and their samples put together).
+    fn gather(&mut self, family: &Family) -> Vec<Gathered> {
+        let mut lines = Vec::new();
+        let mut dropped = 0;
+        let _ = visit_family(family, self.opts.escaping, &mut dropped, |event| {
+            if let Event::Series(line) = event {
+                lines.push(Gathered {
+                    prefix: line.prefix.to_vec(),
+                    key: String::from_utf8_lossy(line.key).into(),
+                    member: line.member,
+                    sample: line.sample,
+                    pushed: line.traits.pushed(),
+                });
+            }
+            Ok(())
+        });
+        self.stats.dropped += dropped;
+        lines
+    }
+
+    /// Each metric name of `family` as a family of its own, typed
+    /// `unknown`; the HELP goes with the name that is the family's.
+    fn members(
+        &mut self,
+        family: &Family,
+        lines: Vec<Gathered>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let mut by_member: Vec<Vec<Gathered>> = family.members.iter().map(|_| Vec::new()).collect();
+        for g in lines {
+            by_member[g.member].push(g);
+        }
+        // Members escaping to one name are one family on the page.
+        let mut written: Vec<&str> = Vec::new();
+        for (i, m) in family.members.iter().enumerate() {
+            if written.contains(&&*m.name) {
+                continue;
+            }
+            written.push(&m.name);
+            let same: Vec<usize> = (i..family.members.len())
+                .filter(|&j| family.members[j].name == m.name)
+                .collect();
+            if same.iter().all(|&j| by_member[j].is_empty()) {
+                continue;
+            }
+            let help = if m.name == family.name {
+                family.help.clone()
+            } else {
+                None
+            };
+            let own = Family {
+                name: m.name.clone(),
+                help,
+                type_name: None,
+                unit: family.unit.clone().filter(|_| m.name == family.name),
+                members: Vec::new(),
+                escapes: false,
+            };
+            self.header(&m.name, &own, "unknown");
+            for j in same {
+                for g in std::mem::take(&mut by_member[j]) {
+                    self.line(&g);
+                    self.flush_if_full(out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A line's place in its MetricPoint: which kind of sample, and its bound.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Part {
+    /// A bucket (its `le`), or a quantile (its `quantile`).
+    Bound(f64),
+    Count,
+    Sum,
+}
+
+/// The order in which `lines` make valid MetricPoints of a histogram
+/// (`histogram`) or summary family, or `None` if some label set cannot be
+/// one (the family is then exposed untyped).
+fn points(family: &Family, lines: &[Gathered], histogram: bool) -> Option<Vec<usize>> {
+    let bound_label = if histogram { "le" } else { "quantile" };
+    // (label set without the bound, part, line) for every line.
+    let mut keyed: Vec<(String, Part, usize)> = Vec::with_capacity(lines.len());
+    for (i, g) in lines.iter().enumerate() {
+        let suffix = family.members[g.member]
+            .name
+            .strip_prefix(&*family.name)
+            .unwrap_or("?");
+        let (_, labels) = split_key(&g.key)?;
+        let mut group = String::new();
+        let mut bound = None;
+        for (name, value) in labels {
+            if !name.quoted && name.text == bound_label {
+                bound = Some(value);
+            } else {
+                group.push_str(name.text);
+                group.push('\u{0}');
+                group.push_str(value);
+                group.push('\u{0}');
+            }
+        }
+        let part = match (suffix, histogram) {
+            ("_bucket", true) => {
+                let le = bound?;
+                let v = crate::model::parse_go_float_str(le)?;
+                // The one bound the parser holds to its canonical form.
+                if v == f64::INFINITY && le != "+Inf" {
+                    return None;
+                }
+                Part::Bound(v)
+            }
+            ("", false) => {
+                let q = crate::model::parse_go_float_str(bound?)?;
+                if !(0.0..=1.0).contains(&q) {
+                    return None;
+                }
+                Part::Bound(q)
+            }
+            ("_count", _) if bound.is_none() => Part::Count,
+            ("_sum", _) if bound.is_none() => Part::Sum,
+            _ => return None,
+        };
+        keyed.push((group, part, i));
+    }
+    keyed.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal))
+    });
+    for point in keyed.chunk_by(|a, b| a.0 == b.0) {
+        if !valid_point(point, lines, histogram) {
+            return None;
+        }
+    }
+    Some(keyed.into_iter().map(|(_, _, i)| i).collect())
+}
+
+/// Is one label set's lines (sorted by part) a valid MetricPoint?
+fn valid_point(point: &[(String, Part, usize)], lines: &[Gathered], histogram: bool) -> bool {
+    let first = &lines[point[0].2];
+    let same_time = point.iter().all(|p| {
+        let g = &lines[p.2];
+        g.pushed == first.pushed && (g.pushed || g.sample.timestamp_ms == first.sample.timestamp_ms)
+    });
+    if !same_time {
+        return false;
+    }
+    let integral = |v: f64| v.is_finite() && v >= 0.0 && v.fract() == 0.0;
+    let (mut count, mut sum) = (None, None);
+    let (mut last_bound, mut last_value, mut negative_bound) = (None::<f64>, 0.0, false);
+    for &(_, part, i) in point {
+        let v = lines[i].sample.value;
+        match part {
+            Part::Bound(b) => {
+                if last_bound.is_some_and(|l| b <= l) {
+                    return false;
+                }
+                if histogram {
+                    if !integral(v) || v < last_value {
+                        return false;
+                    }
+                    negative_bound |= b < 0.0;
+                    last_value = v;
+                } else if v < 0.0 {
+                    return false;
+                }
+                last_bound = Some(b);
+            }
+            Part::Count => {
+                if !integral(v) {
+                    return false;
+                }
+                count = Some(v);
+            }
+            Part::Sum => {
+                if v.is_nan() {
+                    return false;
+                }
+                sum = Some(v);
+            }
+        }
+    }
+    if count.is_some() != sum.is_some() {
+        return false;
+    }
+    if histogram {
+        if last_bound != Some(f64::INFINITY) {
+            return false;
+        }
+        if count.is_some_and(|c| c != last_value) || (negative_bound && sum.is_some()) {
+            return false;
+        }
+    }
+    true
+}
