@@ -1,0 +1,505 @@
+//! OpenMetrics 1.0 pages (`Accept: application/openmetrics-text`), each
+//! read by the strictest parser of the format, PyPI's `prometheus_client`
+//! (`openmetrics.parser`), and compared with what was sent: the rules of
+//! `exposition/openmetrics.rs`, one test each, and a property test over
+//! random accepted requests (awkward values, histograms torn or whole,
+//! counters NaN or negative, names that clash).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use common::*;
+use http_body_util::BodyExt;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
+use tower::ServiceExt;
+
+const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
+
+/// A sample as the parser reads it: name, labels, value, timestamp (s).
+type Parsed = (String, BTreeMap<String, String>, f64, Option<f64>);
+
+/// A family as the parser reads it: name, type, help, unit.
+type ParsedFamily = (String, String, String, String);
+
+/// Parses each page with `prometheus_client.openmetrics.parser` in one
+/// Python process; per page its families and samples, or the parser's error.
+fn parse_pages(pages: &[String]) -> Vec<Result<(Vec<ParsedFamily>, Vec<Parsed>), String>> {
+    const READ: &str = r#"
+import json, math, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = []
+for page in json.load(sys.stdin):
+    try:
+        fams, samples = [], []
+        for f in text_string_to_metric_families(page):
+            fams.append([f.name, f.type, f.documentation, f.unit])
+            for s in f.samples:
+                v = s.value
+                v = "NaN" if math.isnan(v) else ("+Inf" if v == math.inf else ("-Inf" if v == -math.inf else v))
+                ts = None if s.timestamp is None else float(s.timestamp)
+                samples.append([s.name, s.labels, v, ts])
+        out.append({"ok": [fams, samples]})
+    except Exception as e:
+        out.append({"err": repr(e)})
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", READ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(pages).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            if let Some(e) = r.get("err") {
+                return Err(e.as_str().unwrap().to_string());
+            }
+            let ok = &r["ok"];
+            let fams = ok[0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    let s = |i: usize| f[i].as_str().unwrap().to_string();
+                    (s(0), s(1), s(2), s(3))
+                })
+                .collect();
+            let samples = ok[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let labels = s[1]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                        .collect();
+                    let value = match &s[2] {
+                        serde_json::Value::String(t) => match t.as_str() {
+                            "NaN" => f64::NAN,
+                            "+Inf" => f64::INFINITY,
+                            _ => f64::NEG_INFINITY,
+                        },
+                        v => v.as_f64().unwrap(),
+                    };
+                    (
+                        s[0].as_str().unwrap().to_string(),
+                        labels,
+                        value,
+                        s[3].as_f64(),
+                    )
+                })
+                .collect();
+            Ok((fams, samples))
+        })
+        .collect()
+}
+
+fn parse_page(page: &str) -> (Vec<ParsedFamily>, Vec<Parsed>) {
+    parse_pages(&[page.to_string()])
+        .pop()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the OpenMetrics parser refused the page: {e}\n{page}"))
+}
+
+/// GETs /metrics as an OpenMetrics scraper; (Content-Type, page).
+async fn scrape(app: &Router) -> (String, String) {
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/metrics")
+                .header("accept", OPENMETRICS)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (ct, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn family<'a>(fams: &'a [ParsedFamily], name: &str) -> &'a ParsedFamily {
+    fams.iter()
+        .find(|f| f.0 == name)
+        .unwrap_or_else(|| panic!("no family {name} in {fams:?}"))
+}
+
+#[tokio::test]
+async fn counters_are_families_without_total_and_never_nan_or_negative() {
+    let (app, _) = app(&[]);
+    let req = request(
+        &[
+            (
+                &[("__name__", "requests_total"), ("code", "200")],
+                &[(7.0, 5000)],
+            ),
+            (
+                &[("__name__", "requests_total"), ("code", "500")],
+                &[(f64::NAN, 5000)],
+            ),
+            (
+                &[("__name__", "requests_total"), ("code", "503")],
+                &[(-1.0, 5000)],
+            ),
+            // A counter named without the suffix cannot be one here.
+            (&[("__name__", "jobs_done")], &[(3.0, 5000)]),
+        ],
+        &[
+            (
+                "requests_total",
+                MetricType::Counter,
+                "Requests \"served\".",
+            ),
+            ("jobs_done", MetricType::Counter, "Jobs."),
+        ],
+    );
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 204, "{body}");
+    let (ct, page) = scrape(&app).await;
+    assert_eq!(
+        ct,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+    );
+    assert!(page.ends_with("# EOF\n"), "{page}");
+    let (fams, samples) = parse_page(&page);
+    assert_eq!(
+        family(&fams, "requests").1,
+        "counter",
+        "the family is named without _total"
+    );
+    assert_eq!(family(&fams, "requests").2, "Requests \"served\".");
+    assert_eq!(family(&fams, "jobs_done").1, "unknown");
+    let got: Vec<_> = samples
+        .iter()
+        .map(|s| (s.0.as_str(), s.1.get("code").map(String::as_str), s.2, s.3))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("jobs_done", None, 3.0, Some(5.0)),
+            ("requests_total", Some("200"), 7.0, Some(5.0)),
+        ]
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_exposition_series_dropped_total{reason=\"openmetrics_invalid\"}"
+        )
+        .await,
+        2.0
+    );
+    // The text page keeps them all.
+    let (_, text) = get(&app, "/metrics").await;
+    assert_eq!(sample_lines(&text).len(), 4, "{text}");
+}
+
+#[tokio::test]
+async fn whole_histograms_and_summaries_are_typed_and_torn_ones_are_not() {
+    let (app, _) = app(&[]);
+    const T: i64 = 1_700_000_000_123;
+    let b = |le: &'static str, v: f64, job: &'static str| -> Series<'static> {
+        let labels: &'static [(&str, &str)] = Box::leak(Box::new([
+            ("__name__", "lat_seconds_bucket"),
+            ("job", job),
+            ("le", le),
+        ]));
+        (labels, Box::leak(Box::new([(v, T)])))
+    };
+    let mut series: Vec<Series> = vec![
+        // Job a: whole (buckets sent out of order).
+        b("+Inf", 4.0, "a"),
+        b("0.1", 1.0, "a"),
+        b("1", 3.0, "a"),
+        (
+            &[("__name__", "lat_seconds_count"), ("job", "a")],
+            &[(4.0, T)],
+        ),
+        (
+            &[("__name__", "lat_seconds_sum"), ("job", "a")],
+            &[(2.5, T)],
+        ),
+        // A summary, whole.
+        (&[("__name__", "rpc"), ("quantile", "0.5")], &[(0.2, T)]),
+        (&[("__name__", "rpc"), ("quantile", "0.99")], &[(0.9, T)]),
+        (&[("__name__", "rpc_count")], &[(10.0, T)]),
+        (&[("__name__", "rpc_sum")], &[(3.0, T)]),
+    ];
+    let md = [
+        ("lat_seconds", MetricType::Histogram, "Latency."),
+        ("rpc", MetricType::Summary, "RPCs."),
+    ];
+    let (status, body) = write(&app, &request(&series, &md)).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, page) = scrape(&app).await;
+    let (fams, samples) = parse_page(&page);
+    assert_eq!(family(&fams, "lat_seconds").1, "histogram");
+    assert_eq!(family(&fams, "rpc").1, "summary");
+    // Buckets in order of le, then count and sum; timestamps in seconds.
+    let lat: Vec<_> = samples
+        .iter()
+        .filter(|s| s.0.starts_with("lat_seconds"))
+        .map(|s| (s.0.as_str(), s.1.get("le").cloned(), s.2, s.3))
+        .collect();
+    assert_eq!(
+        lat,
+        [
+            (
+                "lat_seconds_bucket",
+                Some("0.1".into()),
+                1.0,
+                Some(1_700_000_000.123)
+            ),
+            (
+                "lat_seconds_bucket",
+                Some("1".into()),
+                3.0,
+                Some(1_700_000_000.123)
+            ),
+            (
+                "lat_seconds_bucket",
+                Some("+Inf".into()),
+                4.0,
+                Some(1_700_000_000.123)
+            ),
+            ("lat_seconds_count", None, 4.0, Some(1_700_000_000.123)),
+            ("lat_seconds_sum", None, 2.5, Some(1_700_000_000.123)),
+        ]
+    );
+
+    // Job b torn: its count disagrees with its +Inf bucket. The family is
+    // then its three names, each unknown, every sample still there.
+    series = vec![
+        b("+Inf", 9.0, "b"),
+        (
+            &[("__name__", "lat_seconds_count"), ("job", "b")],
+            &[(8.0, T)],
+        ),
+        (
+            &[("__name__", "lat_seconds_sum"), ("job", "b")],
+            &[(1.0, T)],
+        ),
+    ];
+    let (status, body) = write(&app, &request(&series, &[])).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, page) = scrape(&app).await;
+    let (fams, samples) = parse_page(&page);
+    for name in ["lat_seconds_bucket", "lat_seconds_count", "lat_seconds_sum"] {
+        assert_eq!(family(&fams, name).1, "unknown", "{page}");
+    }
+    assert!(fams.iter().all(|f| f.0 != "lat_seconds"), "{fams:?}");
+    assert_eq!(
+        samples
+            .iter()
+            .filter(|s| s.0.starts_with("lat_seconds"))
+            .count(),
+        8
+    );
+    assert_eq!(family(&fams, "rpc").1, "summary");
+}
+
+#[tokio::test]
+async fn names_a_typed_family_claims_are_never_another_familys() {
+    let (app, _) = app(&[]);
+    let req = request(
+        &[
+            // Counter `x` claims `x`, which is also a gauge here.
+            (&[("__name__", "x_total")], &[(1.0, 5000)]),
+            (&[("__name__", "x")], &[(2.0, 5000)]),
+            // Histogram `h` claims `h_created`, another metric here.
+            (&[("__name__", "h_bucket"), ("le", "+Inf")], &[(1.0, 5000)]),
+            (&[("__name__", "h_created")], &[(3.0, 5000)]),
+        ],
+        &[
+            ("x_total", MetricType::Counter, ""),
+            ("x", MetricType::Gauge, ""),
+            ("h", MetricType::Histogram, ""),
+        ],
+    );
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, page) = scrape(&app).await;
+    let (fams, samples) = parse_page(&page);
+    assert_eq!(family(&fams, "x").1, "gauge");
+    assert_eq!(family(&fams, "x_total").1, "unknown");
+    assert_eq!(family(&fams, "h_bucket").1, "unknown");
+    assert_eq!(samples.len(), 4, "{page}");
+}
+
+#[tokio::test]
+async fn a_unit_is_written_where_the_family_name_ends_in_it() {
+    use common::v2::{Builder, write2};
+    use promgate::proto::v2::metadata::MetricType as V2Type;
+    let (app, _) = app(&[]);
+    let mut b = Builder::new();
+    let with_unit = |b: &mut Builder, name: &str| {
+        let md = b.metadata(V2Type::Gauge, "Temperature.", "celsius");
+        let refs = b.refs(&[("__name__", name)]);
+        promgate::proto::v2::TimeSeries {
+            labels_refs: refs,
+            samples: vec![common::v2::sample(21.5, 5000)],
+            metadata: Some(md),
+            ..Default::default()
+        }
+    };
+    let a = with_unit(&mut b, "room_temperature_celsius");
+    let c = with_unit(&mut b, "room_temperature");
+    let req = b.raw(a).raw(c).build();
+    let answer = write2(&app, &req).await;
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    let (_, page) = scrape(&app).await;
+    let (fams, _) = parse_page(&page);
+    assert_eq!(family(&fams, "room_temperature_celsius").3, "celsius");
+    // The spec forbids a unit the name does not end in: left out.
+    assert_eq!(family(&fams, "room_temperature").3, "");
+    assert!(
+        page.contains("# UNIT room_temperature_celsius celsius\n"),
+        "{page}"
+    );
+}
+
+/// Random requests, each page parsed: every page the strict parser takes,
+/// holding every series sent (torn histograms untyped, NaN or negative
+/// counter samples left off and counted), with values and timestamps.
+#[test]
+fn any_accepted_request_renders_a_page_the_parser_reads_back() {
+    use promgate::exposition::{Escaping, RenderOptions, TimestampPolicy, render_openmetrics};
+    use promgate::ingest::{Decoder, Encoding, Format, Protocol};
+    use promgate::store::Store;
+    const NOW_MS: i64 = 1_700_000_000_000;
+    let names = [
+        "up",
+        "c_total",
+        "c",
+        "h_bucket",
+        "h_count",
+        "h_sum",
+        "h",
+        "s",
+        "s_count",
+        "s_sum",
+        "g.dotted",
+        "h_created",
+    ];
+    let types = [
+        ("c_total", MetricType::Counter),
+        ("c", MetricType::Gauge),
+        ("h", MetricType::Histogram),
+        ("s", MetricType::Summary),
+        ("up", MetricType::Counter),
+    ];
+    let label = prop_oneof![
+        Just(("job", "a")),
+        Just(("job", "b")),
+        Just(("le", "1")),
+        Just(("le", "+Inf")),
+        Just(("le", "0.5")),
+        Just(("quantile", "0.5")),
+        Just(("quantile", "1")),
+        Just(("path", "\"q\\\n")),
+        Just(("service.name", "x")),
+    ];
+    let value = prop_oneof![
+        (0u32..5).prop_map(f64::from),
+        Just(f64::NAN),
+        Just(-1.0),
+        Just(2.5),
+        Just(f64::INFINITY),
+    ];
+    let series = (
+        0..names.len(),
+        proptest::collection::vec(label, 0..3),
+        value,
+        0i64..3,
+    );
+    let strategy = (
+        proptest::collection::vec(series, 1..25),
+        proptest::collection::vec(0..types.len(), 0..5),
+    );
+    let config = promgate::config::Config::default();
+    let limits = config.decode_limits();
+    let opts = RenderOptions {
+        timestamps: TimestampPolicy::Original,
+        chunk_bytes: 1024,
+        escaping: Escaping::Underscores,
+    };
+    let mut runner = TestRunner::deterministic();
+    let mut pages = Vec::new();
+    let mut expected = Vec::new();
+    for _ in 0..200 {
+        let (series, md) = strategy.new_tree(&mut runner).unwrap().current();
+        let mut owned: Vec<(Vec<(String, String)>, f64, i64)> = Vec::new();
+        for (name, labels, value, ts) in series {
+            let mut l = vec![("__name__".to_string(), names[name].to_string())];
+            for (n, v) in labels {
+                if !l.iter().any(|(k, _)| k == n) {
+                    l.push((n.to_string(), v.to_string()));
+                }
+            }
+            owned.push((l, value, NOW_MS - 1000 * ts));
+        }
+        let req_series: Vec<(Vec<(&str, &str)>, [(f64, i64); 1])> = owned
+            .iter()
+            .map(|(l, v, t)| {
+                (
+                    l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect(),
+                    [(*v, *t)],
+                )
+            })
+            .collect();
+        let req_series: Vec<Series> = req_series.iter().map(|(l, s)| (&l[..], &s[..])).collect();
+        let metadata: Vec<(&str, MetricType, &str)> = md
+            .iter()
+            .map(|&i| (types[i].0, types[i].1, "help"))
+            .collect();
+        let body = snappy(&request(&req_series, &metadata));
+        let store = Store::new(config.store_limits());
+        let format = Format {
+            protocol: Protocol::RemoteWrite1,
+            encoding: Encoding::Snappy,
+        };
+        let batch = Decoder::default()
+            .decode(format, &body, &limits, NOW_MS)
+            .expect("decodes")
+            .clone();
+        store.apply(&batch);
+        let mut page = Vec::new();
+        let stats = render_openmetrics(&store, &opts, &mut page).unwrap();
+        expected.push((store.live_series() as u64, stats));
+        pages.push(String::from_utf8(page).unwrap());
+    }
+    for (i, parsed) in parse_pages(&pages).into_iter().enumerate() {
+        let (_, samples) =
+            parsed.unwrap_or_else(|e| panic!("the parser refused a page: {e}\n{}", pages[i]));
+        let (live, stats) = expected[i];
+        assert_eq!(
+            samples.len() as u64 + stats.dropped + stats.invalid,
+            live,
+            "every series on the page or counted:\n{}",
+            pages[i]
+        );
+        assert_eq!(samples.len() as u64, stats.series, "{}", pages[i]);
+    }
+}
