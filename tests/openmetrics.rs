@@ -28,9 +28,15 @@ type Parsed = (String, BTreeMap<String, String>, f64, Option<f64>);
 /// A family as the parser reads it: name, type, help, unit.
 type ParsedFamily = (String, String, String, String);
 
+/// A page as the parser reads it, or its error.
+type ParsedPage = Result<(Vec<ParsedFamily>, Vec<Parsed>), String>;
+
+/// A series sent: labels, value, timestamp.
+type Sent = (Vec<(String, String)>, f64, i64);
+
 /// Parses each page with `prometheus_client.openmetrics.parser` in one
 /// Python process; per page its families and samples, or the parser's error.
-fn parse_pages(pages: &[String]) -> Vec<Result<(Vec<ParsedFamily>, Vec<Parsed>), String>> {
+fn parse_pages(pages: &[String]) -> Vec<ParsedPage> {
     const READ: &str = r#"
 import json, math, sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -450,7 +456,7 @@ fn any_accepted_request_renders_a_page_the_parser_reads_back() {
     let mut expected = Vec::new();
     for _ in 0..200 {
         let (series, md) = strategy.new_tree(&mut runner).unwrap().current();
-        let mut owned: Vec<(Vec<(String, String)>, f64, i64)> = Vec::new();
+        let mut owned: Vec<Sent> = Vec::new();
         for (name, labels, value, ts) in series {
             let mut l = vec![("__name__".to_string(), names[name].to_string())];
             for (n, v) in labels {
@@ -460,7 +466,8 @@ fn any_accepted_request_renders_a_page_the_parser_reads_back() {
             }
             owned.push((l, value, NOW_MS - 1000 * ts));
         }
-        let req_series: Vec<(Vec<(&str, &str)>, [(f64, i64); 1])> = owned
+        type Borrowed<'a> = (Vec<(&'a str, &'a str)>, [(f64, i64); 1]);
+        let req_series: Vec<Borrowed> = owned
             .iter()
             .map(|(l, v, t)| {
                 (
