@@ -22,7 +22,7 @@ use tower::ServiceExt;
 
 /// The `Accept` headers real scrapers send.
 const PROMETHEUS_2: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-const PROMETHEUS_2_PROTOBUF_FIRST: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,application/openmetrics-text;version=0.0.1;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+const PROMETHEUS_2_PROTOBUF_FIRST: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 const VMAGENT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
 const PROMETHEUS_3_UNDERSCORES: &str = "application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=underscores;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
@@ -530,4 +530,87 @@ async fn real_scrapers_store_the_escaped_names() {
             .await;
         }
     }
+}
+
+/// The headers above are the ones the real scrapers send: Debian's
+/// Prometheus 2.42 (and with native histograms enabled) and vmagent 1.79,
+/// pointed at a listener that records what they ask for.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_accept_headers_tested_are_the_real_scrapers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                let _ = tx.send((header("user-agent"), header("accept")));
+                let body = "up 1\n";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let config = format!(
+        "scrape_configs:\n  - job_name: probe\n    scrape_interval: 1s\n    static_configs: [{{targets: ['{addr}']}}]\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), &config).unwrap();
+    let mut procs = Vec::new();
+    for (sub, feature) in [
+        ("p2", None),
+        ("p2nh", Some("--enable-feature=native-histograms")),
+    ] {
+        let d = dir.path().join(sub);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::copy(dir.path().join("prometheus.yml"), d.join("prometheus.yml")).unwrap();
+        let mut args = vec![
+            "--config.file=prometheus.yml".to_string(),
+            "--storage.tsdb.path=data".to_string(),
+            format!("--web.listen-address=127.0.0.1:{}", free_port()),
+        ];
+        args.extend(feature.map(str::to_string));
+        procs.push(spawn(&tool("prometheus"), &args, &d));
+    }
+    let (_vm, vm_port) = spawn_victoria_metrics(dir.path());
+    let (_agent, _) = spawn_vmagent(dir.path(), &config, vm_port);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 3 {
+        let got = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("scrapes seen so far: {seen:?}"))
+            .unwrap();
+        let (agent, accept) = got;
+        let who = if agent.starts_with("vm_promscrape") || agent.contains("vmagent") {
+            "vmagent".to_string()
+        } else {
+            format!("prometheus {accept:.30}")
+        };
+        seen.insert(who, accept);
+    }
+    server.abort();
+    let accepts: Vec<&String> = seen.values().collect();
+    assert!(accepts.contains(&&PROMETHEUS_2.to_string()), "{seen:#?}");
+    assert!(
+        accepts.contains(&&PROMETHEUS_2_PROTOBUF_FIRST.to_string()),
+        "{seen:#?}"
+    );
+    assert_eq!(seen.get("vmagent"), Some(&VMAGENT.to_string()), "{seen:#?}");
 }

@@ -174,7 +174,7 @@ mod tests {
         let p2 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(page(p2), (Format::OpenMetrics100, Escaping::Underscores));
         // Prometheus 2.42 with native histograms: protobuf first.
-        let p2pb = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,application/openmetrics-text;version=0.0.1;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+        let p2pb = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(page(p2pb), (Format::OpenMetrics100, Escaping::Underscores));
         // OpenMetrics refused: Prometheus 3's text choice.
         let p3_text = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2";
