@@ -120,6 +120,8 @@ pub struct SelfMetrics {
     pub exposition_pages: Family<PageLabels, Counter>,
     /// Series left off `/metrics` pages, by reason (`escaping_collision`).
     pub exposition_series_dropped: Family<ReasonLabels, Counter>,
+    /// Series written on `/metrics` pages with escaped names.
+    pub exposition_series_escaped: Counter,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
     /// Pushes stored, by method (`PUT`, `POST`).
@@ -191,6 +193,7 @@ impl SelfMetrics {
             decoded_bytes: Counter::default(),
             exposition_pages: Family::default(),
             exposition_series_dropped: Family::default(),
+            exposition_series_escaped: Counter::default(),
             push_groups: Gauge::default(),
             pushes: Family::default(),
             groups_expired: Counter::default(),
@@ -344,6 +347,11 @@ impl SelfMetrics {
             "exposition_series_dropped",
             "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page)",
             m.exposition_series_dropped.clone(),
+        );
+        r.register(
+            "exposition_series_escaped",
+            "Series written on /metrics pages with their names outside the legacy character set escaped (underscores, dots or values), for scrapers that did not ask for UTF-8 names",
+            m.exposition_series_escaped.clone(),
         );
         r.register(
             "push_groups",

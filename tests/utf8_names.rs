@@ -343,6 +343,11 @@ async fn every_scraper_gets_the_names_it_negotiated() {
         "{dots:?}"
     );
 
+    // Escaped series are counted: 4 of the 5 on each of the 8 escaped pages.
+    assert_eq!(
+        self_metric(&app, "promgate_exposition_series_escaped_total").await,
+        32.0
+    );
     // Pages are counted by format and escaping.
     let pages = |f: &str, e: &str| {
         format!("promgate_exposition_pages_total{{format=\"{f}\",escaping=\"{e}\"}}")

@@ -67,6 +67,23 @@ pub struct PageStats {
     /// Samples left off an OpenMetrics page because the format forbids
     /// their value there (a NaN or negative counter).
     pub invalid: u64,
+    /// Series written with escaped names (a scheme other than
+    /// [`Escaping::AllowUtf8`]).
+    pub escaped: u64,
+}
+
+/// What [`visit_family`] left off or rewrote.
+#[derive(Clone, Copy, Debug, Default)]
+struct Visited {
+    dropped: u64,
+    escaped: u64,
+}
+
+impl PageStats {
+    fn add(&mut self, v: Visited) {
+        self.dropped += v.dropped;
+        self.escaped += v.escaped;
+    }
 }
 
 /// Renders every live series into `out` in the text format (0.0.4, or
@@ -86,10 +103,10 @@ pub struct PageStats {
 /// stops there.
 pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::Result<PageStats> {
     let mut page = Page::new(opts);
-    let mut dropped = 0;
+    let mut visited = Visited::default();
     for family in family::plan(store, opts.escaping) {
         let mut header_pending = true;
-        visit_family(&family, opts.escaping, &mut dropped, |event| {
+        visit_family(&family, opts.escaping, &mut visited, |event| {
             match event {
                 Event::Series(line) => {
                     if std::mem::take(&mut header_pending) {
@@ -108,7 +125,7 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
             Ok(())
         })?;
     }
-    page.stats.dropped = dropped;
+    page.stats.add(visited);
     page.finish(out)
 }
 
@@ -188,12 +205,12 @@ enum Event<'a> {
 /// moved into the braces for [`Escaping::AllowUtf8`]; names escaped for
 /// the other schemes, where the family's series without escaped names come
 /// first, and an escaped series that equals one already handed over (or
-/// breaks a label rule, [`Dropped`]) is left out and counted in `dropped`.
+/// breaks a label rule, [`Dropped`]) is left out; both counted in `visited`.
 /// Stops at the first error `f` returns.
 fn visit_family(
     family: &family::Family,
     scheme: Escaping,
-    dropped: &mut u64,
+    visited: &mut Visited,
     mut f: impl FnMut(Event<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut result = Ok(());
@@ -250,7 +267,7 @@ fn visit_family(
             let key = std::str::from_utf8(s.key).unwrap_or_default();
             if escaping::write_key(&mut prefix, key, scheme).is_err() || index.contains_key(&prefix)
             {
-                *dropped += 1;
+                visited.dropped += 1;
                 return;
             }
             index.insert(prefix.clone(), escaped.len());
@@ -273,7 +290,7 @@ fn visit_family(
             if let Some(&i) = index.get(s.key)
                 && !std::mem::replace(&mut taken[i], true)
             {
-                *dropped += 1;
+                visited.dropped += 1;
             }
             result = f(Event::Series(Line {
                 prefix: s.key,
@@ -291,6 +308,7 @@ fn visit_family(
         if taken {
             continue;
         }
+        visited.escaped += 1;
         f(Event::Series(Line {
             prefix: &e.prefix,
             key: &e.key,

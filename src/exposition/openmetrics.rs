@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::family::Family;
-use super::{Event, PageStats, RenderOptions, TimestampPolicy, visit_family, write_float};
+use super::{Event, PageStats, RenderOptions, TimestampPolicy, Visited, visit_family, write_float};
 use crate::model::{Sample, split_key};
 use crate::store::Store;
 
@@ -252,9 +252,9 @@ impl Om<'_> {
     /// nor negative (the others left off, counted).
     fn counter(&mut self, family: &Family, base: &str, out: &mut impl Write) -> io::Result<()> {
         let mut header_pending = true;
-        let mut dropped = 0;
+        let mut visited = Visited::default();
         let mut invalid = 0;
-        visit_family(family, self.opts.escaping, &mut dropped, |event| {
+        visit_family(family, self.opts.escaping, &mut visited, |event| {
             match event {
                 Event::Series(line) => {
                     let v = line.sample.value;
@@ -271,7 +271,7 @@ impl Om<'_> {
             }
             Ok(())
         })?;
-        self.stats.dropped += dropped;
+        self.stats.add(visited);
         self.stats.invalid += invalid;
         Ok(())
     }
@@ -279,8 +279,8 @@ impl Om<'_> {
     /// A family of one metric name, its own.
     fn single(&mut self, family: &Family, type_name: &str, out: &mut impl Write) -> io::Result<()> {
         let mut header_pending = true;
-        let mut dropped = 0;
-        visit_family(family, self.opts.escaping, &mut dropped, |event| {
+        let mut visited = Visited::default();
+        visit_family(family, self.opts.escaping, &mut visited, |event| {
             match event {
                 Event::Series(line) => {
                     if std::mem::take(&mut header_pending) {
@@ -292,7 +292,7 @@ impl Om<'_> {
             }
             Ok(())
         })?;
-        self.stats.dropped += dropped;
+        self.stats.add(visited);
         Ok(())
     }
 
@@ -300,8 +300,8 @@ impl Om<'_> {
     /// MetricPoints must be checked, and their samples put together).
     fn gather(&mut self, family: &Family) -> Vec<Gathered> {
         let mut lines = Vec::new();
-        let mut dropped = 0;
-        let _ = visit_family(family, self.opts.escaping, &mut dropped, |event| {
+        let mut visited = Visited::default();
+        let _ = visit_family(family, self.opts.escaping, &mut visited, |event| {
             if let Event::Series(line) = event {
                 lines.push(Gathered {
                     prefix: line.prefix.to_vec(),
@@ -313,7 +313,7 @@ impl Om<'_> {
             }
             Ok(())
         });
-        self.stats.dropped += dropped;
+        self.stats.add(visited);
         lines
     }
 

@@ -276,6 +276,7 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
                         .inc_by(n);
                 }
             }
+            metrics.exposition_series_escaped.inc_by(stats.escaped);
             complete.store(true, Ordering::Release);
         }
         drop(last);
