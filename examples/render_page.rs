@@ -67,15 +67,27 @@ fn main() {
     }
     let opts = config.render_options();
     let start = Instant::now();
+    let bytes = render_pages(&store, &opts, reps, &format);
+    let per = start.elapsed() / reps as u32;
+    println!("{format}: {series} series, {bytes} bytes, {per:?} per page");
+}
+
+/// The pages alone, for `callgrind --toggle-collect=render_page::render_pages`.
+#[inline(never)]
+fn render_pages(
+    store: &Store,
+    opts: &promgate::exposition::RenderOptions,
+    reps: usize,
+    format: &str,
+) -> usize {
     let mut bytes = 0;
     for _ in 0..reps {
         let mut page = Vec::with_capacity(16 << 20);
-        let _ = match format.as_str() {
-            "openmetrics" => exposition::render_openmetrics(&store, &opts, &mut page),
-            _ => exposition::render(&store, &opts, &mut page),
+        let _ = match format {
+            "openmetrics" => exposition::render_openmetrics(store, opts, &mut page),
+            _ => exposition::render(store, opts, &mut page),
         };
         bytes = page.len();
     }
-    let per = start.elapsed() / reps as u32;
-    println!("{format}: {series} series, {bytes} bytes, {per:?} per page");
+    bytes
 }

@@ -105,28 +105,44 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
     let mut page = Page::new(opts);
     let mut visited = Visited::default();
     for family in family::plan(store, opts.escaping) {
-        let mut header_pending = true;
-        visit_family(&family, opts.escaping, &mut visited, |event| {
-            match event {
-                Event::Series(line) => {
-                    if std::mem::take(&mut header_pending) {
-                        text::write_header(
-                            &mut page.buf,
-                            &family.name,
-                            family.help.as_deref(),
-                            family.type_name,
-                        );
-                    }
-                    page.buf.extend_from_slice(line.prefix);
-                    page.sample(line.sample, line.traits);
-                }
-                Event::PartEnd => page.flush_if_full(out)?,
-            }
-            Ok(())
-        })?;
+        let mut sink = TextFamily {
+            page: &mut page,
+            out,
+            family: &family,
+            header_pending: true,
+        };
+        visit_family(&family, opts.escaping, &mut visited, &mut sink)?;
     }
     page.stats.add(visited);
     page.finish(out)
+}
+
+/// One family of a text page being written.
+struct TextFamily<'a, 'o, W> {
+    page: &'a mut Page<'o>,
+    out: &'a mut W,
+    family: &'a family::Family,
+    header_pending: bool,
+}
+
+impl<W: Write> Sink for TextFamily<'_, '_, W> {
+    #[inline(always)]
+    fn series(&mut self, line: Line<'_>) {
+        if std::mem::take(&mut self.header_pending) {
+            text::write_header(
+                &mut self.page.buf,
+                &self.family.name,
+                self.family.help.as_deref(),
+                self.family.type_name,
+            );
+        }
+        self.page.buf.extend_from_slice(line.prefix);
+        self.page.sample(line.sample, line.traits);
+    }
+
+    fn part_end(&mut self) -> io::Result<()> {
+        self.page.flush_if_full(self.out)
+    }
 }
 
 /// A page being written: its buffer and what it held.
@@ -149,6 +165,7 @@ impl<'o> Page<'o> {
 
     /// Ends a series line of the text format: the value, the timestamp
     /// (milliseconds), the newline.
+    #[inline(always)]
     fn sample(&mut self, sample: Sample, traits: SeriesTraits) {
         let buf = &mut self.buf;
         buf.push(b' ');
@@ -191,37 +208,33 @@ struct Line<'a> {
     pub traits: SeriesTraits,
 }
 
-/// What [`visit_family`] hands its caller.
-enum Event<'a> {
-    /// A series.
-    Series(Line<'a>),
-    /// A part of the store was read (and its lock released): a place to
+/// What a renderer does with what [`visit_family`] hands it.
+trait Sink {
+    /// One series. Infallible: it only goes into the page's buffer.
+    fn series(&mut self, line: Line<'_>);
+    /// A part of the store was read and its lock released: a place to
     /// write out.
-    PartEnd,
+    fn part_end(&mut self) -> io::Result<()>;
 }
 
-/// Hands `f` every series of `family` as a page escaped by `scheme` shows
-/// it: keys in the legacy character set as they are; a quoted metric name
-/// moved into the braces for [`Escaping::AllowUtf8`]; names escaped for
-/// the other schemes, where the family's series without escaped names come
-/// first, and an escaped series that equals one already handed over (or
-/// breaks a label rule, [`Dropped`]) is left out; both counted in `visited`.
-/// Stops at the first error `f` returns.
+/// Hands `sink` every series of `family` as a page escaped by `scheme`
+/// shows it: keys in the legacy character set as they are; a quoted metric
+/// name moved into the braces for [`Escaping::AllowUtf8`]; names escaped
+/// for the other schemes, where the family's series without escaped names
+/// come first, and an escaped series that equals one already handed over
+/// (or breaks a label rule, [`Dropped`]) is left out; both counted in
+/// `visited`. Stops at the first error `part_end` returns.
 fn visit_family(
     family: &family::Family,
     scheme: Escaping,
     visited: &mut Visited,
-    mut f: impl FnMut(Event<'_>) -> io::Result<()>,
+    sink: &mut impl Sink,
 ) -> io::Result<()> {
-    let mut result = Ok(());
     if !family.escapes {
         let mut quoted = Vec::new();
         for (member, metric) in family.members.iter().enumerate() {
             let mut parts = metric.view.parts();
             while parts.visit_next(|s: SeriesRef<'_>| {
-                if result.is_err() {
-                    return;
-                }
                 let prefix = if scheme == Escaping::AllowUtf8 && s.key.first() == Some(&b'"') {
                     quoted.clear();
                     // Keys are UTF-8: `model::key` writes them as `String`s.
@@ -231,19 +244,18 @@ fn visit_family(
                 } else {
                     s.key
                 };
-                result = f(Event::Series(Line {
+                sink.series(Line {
                     prefix,
                     key: s.key,
                     member,
                     sample: s.sample,
                     traits: s.traits,
-                }));
+                });
             }) {
-                std::mem::replace(&mut result, Ok(()))?;
-                f(Event::PartEnd)?;
+                sink.part_end()?;
             }
         }
-        return result;
+        return Ok(());
     }
     // Escaped lines are made first (bounded by the number of such series),
     // then the others go out as they are, each taking the place of an
@@ -284,7 +296,7 @@ fn visit_family(
     for (member, metric) in family.members.iter().enumerate() {
         let mut parts = metric.view.parts();
         while parts.visit_next(|s: SeriesRef<'_>| {
-            if s.traits.utf8() || result.is_err() {
+            if s.traits.utf8() {
                 return;
             }
             if let Some(&i) = index.get(s.key)
@@ -292,16 +304,15 @@ fn visit_family(
             {
                 visited.dropped += 1;
             }
-            result = f(Event::Series(Line {
+            sink.series(Line {
                 prefix: s.key,
                 key: s.key,
                 member,
                 sample: s.sample,
                 traits: s.traits,
-            }));
+            });
         }) {
-            std::mem::replace(&mut result, Ok(()))?;
-            f(Event::PartEnd)?;
+            sink.part_end()?;
         }
     }
     for (e, taken) in escaped.iter().zip(taken) {
@@ -309,14 +320,14 @@ fn visit_family(
             continue;
         }
         visited.escaped += 1;
-        f(Event::Series(Line {
+        sink.series(Line {
             prefix: &e.prefix,
             key: &e.key,
             member: e.member,
             sample: e.sample,
             traits: e.traits,
-        }))?;
-        f(Event::PartEnd)?;
+        });
+        sink.part_end()?;
     }
     Ok(())
 }

@@ -26,7 +26,9 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::family::Family;
-use super::{Event, PageStats, RenderOptions, TimestampPolicy, Visited, visit_family, write_float};
+use super::{
+    Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family, write_float,
+};
 use crate::model::{Sample, split_key};
 use crate::store::Store;
 
@@ -234,10 +236,19 @@ impl Om<'_> {
             let ms = sample.timestamp_ms;
             let mut digits = itoa::Buffer::new();
             buf.extend_from_slice(digits.format(ms.div_euclid(1000)).as_bytes());
-            let frac = ms.rem_euclid(1000);
+            let frac = ms.rem_euclid(1000) as u32;
             if frac != 0 {
-                let f = format!(".{frac:03}");
-                buf.extend_from_slice(f.trim_end_matches('0').as_bytes());
+                let digits = [
+                    b'.',
+                    b'0' + (frac / 100) as u8,
+                    b'0' + (frac / 10 % 10) as u8,
+                    b'0' + (frac % 10) as u8,
+                ];
+                let mut n = 4;
+                while digits[n - 1] == b'0' {
+                    n -= 1;
+                }
+                buf.extend_from_slice(&digits[..n]);
             }
         }
         buf.push(b'\n');
@@ -251,70 +262,52 @@ impl Om<'_> {
     /// A counter: family `base`, samples `base_total` that are neither NaN
     /// nor negative (the others left off, counted).
     fn counter(&mut self, family: &Family, base: &str, out: &mut impl Write) -> io::Result<()> {
-        let mut header_pending = true;
-        let mut visited = Visited::default();
-        let mut invalid = 0;
-        visit_family(family, self.opts.escaping, &mut visited, |event| {
-            match event {
-                Event::Series(line) => {
-                    let v = line.sample.value;
-                    if v.is_nan() || v < 0.0 {
-                        invalid += 1;
-                        return Ok(());
-                    }
-                    if std::mem::take(&mut header_pending) {
-                        self.header(base, family, "counter");
-                    }
-                    self.write(line.prefix, line.sample, line.traits.pushed());
-                }
-                Event::PartEnd => self.flush_if_full(out)?,
-            }
-            Ok(())
-        })?;
-        self.stats.add(visited);
-        self.stats.invalid += invalid;
-        Ok(())
+        self.stream(family, base, "counter", out)
     }
 
     /// A family of one metric name, its own.
-    fn single(&mut self, family: &Family, type_name: &str, out: &mut impl Write) -> io::Result<()> {
-        let mut header_pending = true;
+    fn single(
+        &mut self,
+        family: &Family,
+        type_name: &'static str,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        self.stream(family, &family.name, type_name, out)
+    }
+
+    /// A family written as the store's cursor reads it.
+    fn stream(
+        &mut self,
+        family: &Family,
+        name: &str,
+        type_name: &'static str,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
         let mut visited = Visited::default();
-        visit_family(family, self.opts.escaping, &mut visited, |event| {
-            match event {
-                Event::Series(line) => {
-                    if std::mem::take(&mut header_pending) {
-                        self.header(&family.name, family, type_name);
-                    }
-                    self.write(line.prefix, line.sample, line.traits.pushed());
-                }
-                Event::PartEnd => self.flush_if_full(out)?,
-            }
-            Ok(())
-        })?;
+        let mut sink = Streamed {
+            om: self,
+            out,
+            family,
+            name,
+            type_name,
+            header_pending: true,
+            invalid: 0,
+        };
+        visit_family(family, sink.om.opts.escaping, &mut visited, &mut sink)?;
+        let invalid = sink.invalid;
         self.stats.add(visited);
+        self.stats.invalid += invalid;
         Ok(())
     }
 
     /// Every series of `family`, in memory (a histogram's or summary's
     /// MetricPoints must be checked, and their samples put together).
     fn gather(&mut self, family: &Family) -> Vec<Gathered> {
-        let mut lines = Vec::new();
         let mut visited = Visited::default();
-        let _ = visit_family(family, self.opts.escaping, &mut visited, |event| {
-            if let Event::Series(line) = event {
-                lines.push(Gathered {
-                    prefix: line.prefix.to_vec(),
-                    key: String::from_utf8_lossy(line.key).into(),
-                    member: line.member,
-                    sample: line.sample,
-                    pushed: line.traits.pushed(),
-                });
-            }
-            Ok(())
-        });
+        let mut sink = GatheredLines(Vec::new());
+        let _ = visit_family(family, self.opts.escaping, &mut visited, &mut sink);
         self.stats.add(visited);
-        lines
+        sink.0
     }
 
     /// Each metric name of `family` as a family of its own, typed
@@ -363,6 +356,58 @@ impl Om<'_> {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// A family of one metric name (a counter's or another), written as read.
+struct Streamed<'a, 'o, W> {
+    om: &'a mut Om<'o>,
+    out: &'a mut W,
+    family: &'a Family,
+    /// The family's name on the page (a counter's without `_total`).
+    name: &'a str,
+    type_name: &'static str,
+    header_pending: bool,
+    /// Counter samples left off: NaN or negative.
+    invalid: u64,
+}
+
+impl<W: Write> Sink for Streamed<'_, '_, W> {
+    #[inline(always)]
+    fn series(&mut self, line: Line<'_>) {
+        let v = line.sample.value;
+        if self.type_name == "counter" && (v.is_nan() || v < 0.0) {
+            self.invalid += 1;
+            return;
+        }
+        if std::mem::take(&mut self.header_pending) {
+            self.om.header(self.name, self.family, self.type_name);
+        }
+        self.om
+            .write(line.prefix, line.sample, line.traits.pushed());
+    }
+
+    fn part_end(&mut self) -> io::Result<()> {
+        self.om.flush_if_full(self.out)
+    }
+}
+
+/// Every line of a family, collected.
+struct GatheredLines(Vec<Gathered>);
+
+impl Sink for GatheredLines {
+    fn series(&mut self, line: Line<'_>) {
+        self.0.push(Gathered {
+            prefix: line.prefix.to_vec(),
+            key: String::from_utf8_lossy(line.key).into(),
+            member: line.member,
+            sample: line.sample,
+            pushed: line.traits.pushed(),
+        });
+    }
+
+    fn part_end(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
