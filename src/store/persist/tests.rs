@@ -189,9 +189,13 @@ fn sample_store() -> Store {
             ("up", "quote\"back\\slash\nnewline", f64::NAN, 1),
             ("temp", "ünï", f64::NEG_INFINITY, i64::MAX),
             ("temp", "tiny", f64::from_bits(1), 5),
+            // Names outside the legacy set: quoted keys, the delimiters in them.
+            ("http.server.duration", "x", 2.0, 1_700_000_000_000),
+            ("a\"b{c}\\", "y", 3.0, 5),
         ],
         &[
             ("up", MetricType::Gauge, "Up."),
+            ("http.server.duration", MetricType::Gauge, "UTF-8."),
             ("temp", MetricType::Unknown, "Temperature, \"quoted\"."),
         ],
     ));
@@ -323,7 +327,8 @@ fn the_limits_hold_for_a_loaded_store() {
     let (loaded, report) = load_bytes(&file, &opts).unwrap();
     assert_eq!(loaded.live_series(), 9);
     assert_eq!(loaded.group_count(), 1);
-    assert_eq!(report.over_limit_series, 7 + 2);
+    // The second group (7) and 4 of the 6 remote-written series.
+    assert_eq!(report.over_limit_series, 7 + 4);
     assert_eq!(loaded.metadata_len(), 1);
     assert!(report.over_limit_metadata > 0);
 }
