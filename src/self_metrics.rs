@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::model::{RejectReason, Rejections};
+use crate::model::{ExemplarRejectReason, RejectReason, Rejections};
 use crate::store::ApplyOutcome;
 
 /// Labels of the HTTP request counter.
@@ -80,6 +80,12 @@ pub struct SelfMetrics {
     pub samples_rejected: Family<ReasonLabels, Counter>,
     /// Series (and metadata entries) rejected, by reason.
     pub series_rejected: Family<ReasonLabels, Counter>,
+    /// Exemplars accepted with the series updates accepted into the store
+    /// (what Remote-Write 2.0 reports as written; the store keeps the
+    /// latest of each series).
+    pub exemplars_received: Counter,
+    /// Exemplars refused, by reason (their series stored all the same).
+    pub exemplars_rejected: Family<ReasonLabels, Counter>,
     /// Series created.
     pub series_created: Counter,
     /// Series removed by Prometheus stale markers.
@@ -122,6 +128,8 @@ pub struct SelfMetrics {
     pub exposition_series_dropped: Family<ReasonLabels, Counter>,
     /// Series written on `/metrics` pages with escaped names.
     pub exposition_series_escaped: Counter,
+    /// Exemplars written on OpenMetrics pages.
+    pub exposition_exemplars: Counter,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
     /// Pushes stored, by method (`PUT`, `POST`).
@@ -183,6 +191,8 @@ impl SelfMetrics {
             series_received: Counter::default(),
             samples_rejected: Family::default(),
             series_rejected: Family::default(),
+            exemplars_received: Counter::default(),
+            exemplars_rejected: Family::default(),
             series_created: Counter::default(),
             series_stale_removed: Counter::default(),
             series_expired: Counter::default(),
@@ -194,6 +204,7 @@ impl SelfMetrics {
             exposition_pages: Family::default(),
             exposition_series_dropped: Family::default(),
             exposition_series_escaped: Counter::default(),
+            exposition_exemplars: Counter::default(),
             push_groups: Gauge::default(),
             pushes: Family::default(),
             groups_expired: Counter::default(),
@@ -252,6 +263,16 @@ impl SelfMetrics {
             "series_rejected",
             "Series and metadata entries rejected, by reason",
             m.series_rejected.clone(),
+        );
+        r.register(
+            "exemplars_received",
+            "Exemplars accepted with the series updates accepted into the store",
+            m.exemplars_received.clone(),
+        );
+        r.register(
+            "exemplars_rejected",
+            "Exemplars refused (their series stored), by reason",
+            m.exemplars_rejected.clone(),
         );
         r.register(
             "series_created",
@@ -345,13 +366,18 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_series_dropped",
-            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page)",
+            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page), exemplar_escaping (an exemplar, not its series, left off because its label names escaped for the scraper broke a rule)",
             m.exposition_series_dropped.clone(),
         );
         r.register(
             "exposition_series_escaped",
             "Series written on /metrics pages with their names outside the legacy character set escaped (underscores, dots or values), for scrapers that did not ask for UTF-8 names",
             m.exposition_series_escaped.clone(),
+        );
+        r.register(
+            "exposition_exemplars",
+            "Exemplars written on OpenMetrics /metrics pages (the latest of each counter and histogram bucket series that has one)",
+            m.exposition_exemplars.clone(),
         );
         r.register(
             "push_groups",
@@ -442,6 +468,12 @@ impl SelfMetrics {
             m.series_rejected.get_or_create(&labels).inc_by(0);
             m.samples_rejected.get_or_create(&labels).inc_by(0);
         }
+        for reason in ExemplarRejectReason::ALL {
+            let labels = ReasonLabels {
+                reason: reason.as_str(),
+            };
+            m.exemplars_rejected.get_or_create(&labels).inc_by(0);
+        }
         SelfMetrics { registry, ..m }
     }
 
@@ -449,6 +481,13 @@ impl SelfMetrics {
     pub fn record(&self, decoded: &Rejections, applied: &ApplyOutcome) {
         self.samples_received.inc_by(applied.samples);
         self.series_received.inc_by(applied.series);
+        self.exemplars_received.inc_by(applied.exemplars);
+        for &(reason, n) in &decoded.exemplars {
+            let labels = ReasonLabels {
+                reason: reason.as_str(),
+            };
+            self.exemplars_rejected.get_or_create(&labels).inc_by(n);
+        }
         self.series_created.inc_by(applied.created);
         self.series_stale_removed.inc_by(applied.stale_removed);
         self.out_of_order.inc_by(applied.out_of_order_samples);

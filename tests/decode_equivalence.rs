@@ -39,6 +39,18 @@ fn label() -> impl Strategy<Value = Label> {
     })
 }
 
+/// An exemplar's label: any series label, or one over the 128 characters
+/// an exemplar's labels may hold.
+fn exemplar_label() -> impl Strategy<Value = Label> {
+    prop_oneof![
+        4 => label(),
+        1 => Just(Label {
+            name: "trace_id".into(),
+            value: "é".repeat(121),
+        }),
+    ]
+}
+
 fn float() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>(),
@@ -53,7 +65,14 @@ fn series() -> impl Strategy<Value = TimeSeries> {
         prop::collection::vec(label(), 0..6),
         prop::collection::vec((float(), -5i64..5_000_000_000_000), 0..4),
         prop::collection::vec(any::<(u64, i32, f64)>(), 0..2),
-        prop::collection::vec((label(), float()), 0..2),
+        prop::collection::vec(
+            (
+                prop::collection::vec(exemplar_label(), 0..4),
+                float(),
+                prop::sample::select(&[0i64, 7, 8][..]),
+            ),
+            0..3,
+        ),
     )
         .prop_map(|(labels, samples, histograms, exemplars)| TimeSeries {
             labels,
@@ -78,10 +97,10 @@ fn series() -> impl Strategy<Value = TimeSeries> {
                 .collect(),
             exemplars: exemplars
                 .into_iter()
-                .map(|(l, value)| Exemplar {
-                    labels: vec![l],
+                .map(|(labels, value, timestamp)| Exemplar {
+                    labels,
                     value,
-                    timestamp: 7,
+                    timestamp,
                 })
                 .collect(),
         })
@@ -324,6 +343,9 @@ mod v2 {
         b"help text",
         b"seconds",
         b"__tmp",
+        // With `__name__`, `job` or `le` as its name: over the 128
+        // characters an exemplar's labels may hold.
+        b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
     ];
 
     fn refs(max: u32) -> impl Strategy<Value = Vec<u32>> {
@@ -341,7 +363,10 @@ mod v2 {
             refs(max),
             prop::collection::vec((float(), -5i64..5_000_000_000_000, any::<i64>()), 0..3),
             prop::collection::vec((any::<u64>(), -4i32..9, any::<i64>()), 0..2),
-            prop::collection::vec((refs(max), float()), 0..2),
+            prop::collection::vec(
+                (refs(max), float(), prop::sample::select(&[0i64, 7, 8][..])),
+                0..3,
+            ),
             prop::option::of((0i32..9, 0u32..max + 1, 0u32..max + 1)),
             any::<i64>(),
         )
@@ -368,10 +393,10 @@ mod v2 {
                         .collect(),
                     exemplars: exemplars
                         .into_iter()
-                        .map(|(labels_refs, value)| Exemplar {
+                        .map(|(labels_refs, value, timestamp)| Exemplar {
                             labels_refs,
                             value,
-                            timestamp: 7,
+                            timestamp,
                         })
                         .collect(),
                     metadata: md.map(|(t, help_ref, unit_ref)| Metadata {

@@ -22,8 +22,18 @@ use tower::ServiceExt;
 
 const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
 
-/// A sample as the parser reads it: name, labels, value, timestamp (s).
-type Parsed = (String, BTreeMap<String, String>, f64, Option<f64>);
+/// A sample as the parser reads it: name, labels, value, timestamp (s),
+/// exemplar (labels, value, timestamp).
+type Parsed = (
+    String,
+    BTreeMap<String, String>,
+    f64,
+    Option<f64>,
+    Option<ParsedExemplar>,
+);
+
+/// An exemplar as the parser reads it.
+type ParsedExemplar = (BTreeMap<String, String>, f64, Option<f64>);
 
 /// A family as the parser reads it: name, type, help, unit.
 type ParsedFamily = (String, String, String, String);
@@ -50,7 +60,11 @@ for page in json.load(sys.stdin):
                 v = s.value
                 v = "NaN" if math.isnan(v) else ("+Inf" if v == math.inf else ("-Inf" if v == -math.inf else v))
                 ts = None if s.timestamp is None else float(s.timestamp)
-                samples.append([s.name, s.labels, v, ts])
+                ex = None
+                if s.exemplar is not None:
+                    ets = None if s.exemplar.timestamp is None else float(s.exemplar.timestamp)
+                    ex = [s.exemplar.labels, s.exemplar.value, ets]
+                samples.append([s.name, s.labels, v, ts, ex])
         out.append({"ok": [fams, samples]})
     except Exception as e:
         out.append({"err": repr(e)})
@@ -109,11 +123,21 @@ print(json.dumps(out))
                         },
                         v => v.as_f64().unwrap(),
                     };
+                    let exemplar = s[4].as_array().map(|e| {
+                        let labels = e[0]
+                            .as_object()
+                            .unwrap()
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                            .collect();
+                        (labels, e[1].as_f64().unwrap(), e[2].as_f64())
+                    });
                     (
                         s[0].as_str().unwrap().to_string(),
                         labels,
                         value,
                         s[3].as_f64(),
+                        exemplar,
                     )
                 })
                 .collect();
@@ -509,4 +533,122 @@ fn any_accepted_request_renders_a_page_the_parser_reads_back() {
         );
         assert_eq!(samples.len() as u64, stats.series, "{}", pages[i]);
     }
+}
+
+/// The latest exemplar of a counter's series and of a histogram's buckets
+/// is on the OpenMetrics page, as sent; a gauge's is not (the format allows
+/// none there), and the text page has none.
+#[tokio::test]
+async fn exemplars_ride_on_counters_and_histogram_buckets() {
+    use promgate::proto::{Exemplar, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    let label = |n: &str, v: &str| Label {
+        name: n.into(),
+        value: v.into(),
+    };
+    let series = |labels: Vec<Label>, value: f64, exemplars: Vec<Exemplar>| TimeSeries {
+        labels,
+        samples: vec![Sample {
+            value,
+            timestamp: 1_700_000_000_500,
+        }],
+        exemplars,
+        ..Default::default()
+    };
+    let exemplar = |trace: &str, value: f64, ts: i64| Exemplar {
+        labels: vec![label("trace_id", trace), label("service.name", "api")],
+        value,
+        timestamp: ts,
+    };
+    let bucket = |le: &str, v: f64, ex: Vec<Exemplar>| {
+        series(
+            vec![label("__name__", "lat_bucket"), label("le", le)],
+            v,
+            ex,
+        )
+    };
+    let md = |name: &str, t: MetricType| MetricMetadata {
+        r#type: t as i32,
+        metric_family_name: name.into(),
+        help: String::new(),
+        unit: String::new(),
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            series(
+                vec![label("__name__", "req_total")],
+                5.0,
+                // The latest of two is kept.
+                vec![
+                    exemplar("old", 1.0, 1_700_000_000_000),
+                    exemplar("new", 2.0, 1_700_000_000_250),
+                ],
+            ),
+            bucket("0.5", 1.0, vec![exemplar("b1", 0.3, 0)]),
+            bucket("+Inf", 2.0, vec![]),
+            series(vec![label("__name__", "lat_count")], 2.0, vec![]),
+            series(vec![label("__name__", "lat_sum")], 0.9, vec![]),
+            series(
+                vec![label("__name__", "temp")],
+                20.0,
+                vec![exemplar("g", 1.0, 0)],
+            ),
+        ],
+        metadata: vec![
+            md("req_total", MetricType::Counter),
+            md("lat", MetricType::Histogram),
+        ],
+    };
+    let (app, _) = app(&[]);
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 204, "{body}");
+    for (accept, names) in [
+        (OPENMETRICS, ("service_name", "trace_id")),
+        (
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
+            ("service.name", "trace_id"),
+        ),
+    ] {
+        let resp = app
+            .clone()
+            .oneshot(
+                Request::get("/metrics")
+                    .header("accept", accept)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8(bytes.to_vec()).unwrap();
+        let (fams, samples) = parse_page(&page);
+        assert_eq!(family(&fams, "lat").1, "histogram", "{page}");
+        let exemplars: BTreeMap<&str, &ParsedExemplar> = samples
+            .iter()
+            .filter_map(|s| Some((s.0.as_str(), s.4.as_ref()?)))
+            .collect();
+        let ex = |trace: &str, value: f64, ts: Option<f64>| -> ParsedExemplar {
+            let labels = [(names.0, "api"), (names.1, trace)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (labels, value, ts)
+        };
+        assert_eq!(
+            exemplars.get("req_total").copied(),
+            Some(&ex("new", 2.0, Some(1_700_000_000.25))),
+            "{page}"
+        );
+        assert_eq!(
+            exemplars.get("lat_bucket").copied(),
+            Some(&ex("b1", 0.3, None)),
+            "{page}"
+        );
+        assert_eq!(exemplars.len(), 2, "a gauge carries none: {page}");
+    }
+    let (_, text) = get(&app, "/metrics").await;
+    assert!(!text.contains(" # {"), "{text}");
+    assert_eq!(
+        self_metric(&app, "promgate_exposition_exemplars_total").await,
+        4.0
+    );
 }

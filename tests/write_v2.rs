@@ -722,14 +722,33 @@ async fn a_start_timestamp_of_0_means_unset() {
     );
 }
 
+/// The exemplar the store keeps for the series with canonical key `key`:
+/// (label text, value, timestamp).
+fn stored_exemplar(
+    state: &promgate::http::AppState,
+    key: &str,
+) -> Option<(String, f64, Option<i64>)> {
+    let mut found = None;
+    for m in state.store.metrics() {
+        let mut parts = m.parts();
+        while parts.visit_next(|r| {
+            if r.key == key.as_bytes() {
+                found = r
+                    .exemplar
+                    .map(|e| (e.labels.to_string(), e.value, e.timestamp_ms));
+            }
+        }) {}
+    }
+    found
+}
+
 /// Spec 2.0, `Exemplar.timestamp` (an exemplar MUST have one): promgate
 /// does as Prometheus' receiver does (`Exemplar.ToExemplar` reads 0 as "no
-/// timestamp" and appends it): an exemplar stamped 0 is accepted and
-/// counted as written. promgate stores no exemplar, so nothing depends on
-/// its timestamp (README "Protocols").
+/// timestamp" and appends it): an exemplar stamped 0 is accepted, counted
+/// as written, and kept without a timestamp (README "Protocols").
 #[tokio::test]
 async fn an_exemplar_without_a_timestamp_is_written_as_prometheus_does() {
-    let (app, _) = app(&[]);
+    let (app, state) = app(&[]);
     let t = now();
     let mut b = Builder::new();
     let labels_refs = b.refs(&[("__name__", "m")]);
@@ -749,4 +768,52 @@ async fn an_exemplar_without_a_timestamp_is_written_as_prometheus_does() {
         "{}",
         a.body
     );
+    assert_eq!(
+        stored_exemplar(&state, "m"),
+        Some((r#"trace_id="t1""#.to_string(), 1.0, None))
+    );
+}
+
+/// OpenMetrics 1.0, "Exemplars": an exemplar's label names and values
+/// MUST NOT exceed 128 UTF-8 characters. One over is refused as
+/// Prometheus' receiver refuses it (`ErrExemplarLabelLength`, logged, the
+/// request still `2xx`): its series and samples are written, it is not,
+/// and `-Exemplars-Written` counts only the one kept; the refusal is
+/// counted by reason.
+#[tokio::test]
+async fn an_exemplar_over_128_characters_is_not_written_and_its_series_is() {
+    let (app, state) = app(&[]);
+    let t = now();
+    let mut b = Builder::new();
+    let labels_refs = b.refs(&[("__name__", "m")]);
+    let long = "é".repeat(120);
+    let fits = b.exemplar(&[("trace_id", long.as_str())], 1.0, t);
+    let too_long = b.exemplar(&[("trace_id", format!("{long}x").as_str())], 2.0, t);
+    let req = b
+        .raw(TimeSeries {
+            labels_refs,
+            samples: vec![common::v2::sample(1.0, t)],
+            exemplars: vec![fits, too_long],
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(
+        (a.status, a.written),
+        (StatusCode::NO_CONTENT, Some((1, 0, 1))),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        stored_exemplar(&state, "m"),
+        Some((format!(r#"trace_id="{long}""#), 1.0, Some(t)))
+    );
+    let page = get(&app, "/-/metrics").await.1;
+    for line in [
+        "promgate_exemplars_received_total 1\n",
+        "promgate_exemplars_rejected_total{reason=\"exemplar_labels_too_long\"} 1\n",
+        "promgate_exemplars_rejected_total{reason=\"invalid_exemplar_labels\"} 0\n",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
 }

@@ -32,9 +32,13 @@
 //!   valid name and sorted, unique, valid, non-empty labels within the
 //!   limits, and writing that label set again gives the same key and
 //!   traits; each deciding sample is inside the accepted time range;
+//! - exemplars: each one kept reads back with `parse_key` into labels
+//!   sorted by name, unique, non-empty, within OpenMetrics' 128 characters,
+//!   and written the same way again;
 //! - store and page: the batch applied to a fresh store leaves exactly what
 //!   an independent replay of its updates says (latest timestamp wins,
-//!   later wins ties, a stale marker removes), and the page rendered from
+//!   later wins ties, a stale marker removes; the same for each series'
+//!   exemplar, by its own timestamp), and the page rendered from
 //!   it reads back, with the push API's Go-compatible text parser, to
 //!   exactly the stored series, values (bit for bit, NaN as NaN) and
 //!   timestamps, each family's HELP as stored.
@@ -48,8 +52,9 @@ use promgate::config::Config;
 use promgate::exposition::{RenderOptions, TimestampPolicy, escape_key, render};
 use promgate::ingest::{self, Decoder, Encoding, Error, Limits, Protocol, parse_text, v1, v2};
 use promgate::model::{
-    RejectReason, Sample, WriteBatch, build_key, is_stale_marker, is_legacy_label_name,
-    is_legacy_metric_name, parse_key, store_name,
+    EXEMPLAR_MAX_LABEL_CHARS, ExemplarRejectReason, RejectReason, Sample, WriteBatch, build_key,
+    is_legacy_label_name, is_legacy_metric_name, is_stale_marker, parse_key, store_name,
+    write_label_text,
 };
 use promgate::proto;
 use promgate::store::{Store, StoreLimits};
@@ -264,6 +269,7 @@ fn check(
 
     counts(protocol, &raw, batch);
     keys(batch, server);
+    exemplars(batch);
     store_and_page(batch, server);
 }
 
@@ -273,13 +279,14 @@ fn check(
 /// on the wire: the fast decoder meets them in wire order, the reference
 /// lowers every series before any metadata).
 type Summary<'b> = (
-    Vec<(&'b str, u64, i64, u32, u32, u8)>,
+    Vec<(&'b str, u64, i64, u32, u32, u8, Option<(&'b str, u64, i64)>)>,
     String,
     (
         Vec<(RejectReason, u64)>,
         u64,
         Vec<(RejectReason, u64)>,
         bool,
+        Vec<(ExemplarRejectReason, u64)>,
     ),
 );
 
@@ -295,20 +302,23 @@ fn summary(b: &WriteBatch) -> Summary<'_> {
                 u.samples,
                 u.exemplars,
                 u.key.traits.bits(),
+                b.exemplar(u)
+                    .map(|(e, labels)| (labels, e.value.to_bits(), e.timestamp_ms)),
             )
         })
         .collect();
-    let sorted = |counts: &[(RejectReason, u64)]| {
+    fn sorted<R: Ord + Copy>(counts: &[(R, u64)]) -> Vec<(R, u64)> {
         let mut counts = counts.to_vec();
         counts.sort();
         counts
-    };
+    }
     let r = &b.rejected;
     let rejected = (
         sorted(&r.series),
         r.metadata,
         sorted(&r.samples),
         r.first.is_some(),
+        sorted(&r.exemplars),
     );
     (series, format!("{:?}", b.metadata), rejected)
 }
@@ -420,13 +430,51 @@ fn same(a: Sample, b: Sample) -> bool {
     a.value.to_bits() == b.value.to_bits() && a.timestamp_ms == b.timestamp_ms
 }
 
+/// Each exemplar kept reads back into labels sorted by name, unique,
+/// non-empty, within OpenMetrics' bound, that write back to the same text;
+/// a series counts at least the exemplar it keeps.
+fn exemplars(batch: &WriteBatch) {
+    for u in &batch.series {
+        let Some((_, text)) = batch.exemplar(u) else {
+            continue;
+        };
+        assert!(u.exemplars >= 1, "an exemplar kept but none counted");
+        if text.is_empty() {
+            continue;
+        }
+        // Read as the labels of a key (the same escaping and quoting).
+        let (_, labels) = parse_key(&format!("x{{{text}}}"));
+        let chars: usize = labels
+            .iter()
+            .map(|(n, v)| n.chars().count() + v.chars().count())
+            .sum();
+        assert!(
+            chars <= EXEMPLAR_MAX_LABEL_CHARS,
+            "{text}: {chars} characters"
+        );
+        assert!(
+            labels.windows(2).all(|w| w[0].0 < w[1].0) && !labels[0].0.is_empty(),
+            "{text}: names not sorted, unique and non-empty"
+        );
+        let mut again = String::new();
+        write_label_text(
+            &mut again,
+            labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        assert_eq!(again, text, "exemplar labels do not write back the same");
+    }
+}
+
 /// The batch applied to a fresh store leaves what replaying its updates one
 /// by one says, and the page of that store reads back to exactly it.
 fn store_and_page(batch: &WriteBatch, server: &Server) {
     // The replay: in request order, the newer timestamp wins (the later
     // update among equals), and a stale marker not older than the stored
     // sample removes the series.
+    // Each series' exemplar: the newer timestamp wins (the later among
+    // equals), whether or not its sample was; it leaves with its series.
     let mut model: HashMap<&str, Sample> = HashMap::new();
+    let mut kept: HashMap<&str, (&str, u64, i64)> = HashMap::new();
     for u in &batch.series {
         let key = batch.key(u);
         let s = u.latest;
@@ -434,11 +482,19 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
         match (is_stale_marker(s.value), stored) {
             (true, Some(true)) => {
                 model.remove(key);
+                kept.remove(key);
+                continue;
             }
+            (true, None) => continue,
             (false, None | Some(true)) => {
                 model.insert(key, s);
             }
             _ => {}
+        }
+        if let Some((e, labels)) = batch.exemplar(u)
+            && kept.get(key).is_none_or(|k| e.timestamp_ms >= k.2)
+        {
+            kept.insert(key, (labels, e.value.to_bits(), e.timestamp_ms));
         }
     }
 
@@ -452,6 +508,23 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
             .unwrap_or_else(|| panic!("{key} missing from the store"));
         assert!(same(got, *want), "{key}: stored {got:?}, want {want:?}");
     }
+    let mut stored_exemplars: HashMap<String, (String, u64, i64)> = HashMap::new();
+    for m in store.metrics() {
+        let mut parts = m.parts();
+        while parts.visit_next(|r| {
+            if let Some(e) = r.exemplar {
+                let key = String::from_utf8(r.key.to_vec()).expect("keys are UTF-8");
+                let t = e.timestamp_ms.unwrap_or(0);
+                assert_ne!(e.timestamp_ms, Some(0), "a timestamp of 0 reads as none");
+                stored_exemplars.insert(key, (e.labels.to_string(), e.value.to_bits(), t));
+            }
+        }) {}
+    }
+    let want: HashMap<String, (String, u64, i64)> = kept
+        .iter()
+        .map(|(k, (l, v, t))| (k.to_string(), (l.to_string(), *v, *t)))
+        .collect();
+    assert_eq!(stored_exemplars, want, "stored exemplars");
 
     // Series with names outside the legacy set are on the (underscores)
     // page escaped: each line is one of them, or left off as a collision.

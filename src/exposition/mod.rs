@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crate::model::{Sample, SeriesTraits};
-use crate::store::{SeriesRef, Store};
+use crate::store::{ExemplarRef, SeriesRef, Store};
 
 /// Whether exposed samples carry the timestamps they were pushed with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +70,12 @@ pub struct PageStats {
     /// Series written with escaped names (a scheme other than
     /// [`Escaping::AllowUtf8`]).
     pub escaped: u64,
+    /// Exemplars written (OpenMetrics pages, on counters and typed
+    /// histograms' buckets).
+    pub exemplars: u64,
+    /// Exemplars left off because escaping their label names for the page
+    /// broke a rule (two names alike, a `__` name, over 128 characters).
+    pub exemplars_dropped: u64,
 }
 
 /// What [`visit_family`] left off or rewrote.
@@ -206,6 +212,8 @@ struct Line<'a> {
     pub member: usize,
     pub sample: Sample,
     pub traits: SeriesTraits,
+    /// The series' latest exemplar, labels as the store keeps them.
+    pub exemplar: Option<ExemplarRef<'a>>,
 }
 
 /// What a renderer does with what [`visit_family`] hands it.
@@ -250,6 +258,7 @@ fn visit_family(
                     member,
                     sample: s.sample,
                     traits: s.traits,
+                    exemplar: s.exemplar,
                 });
             }) {
                 sink.part_end()?;
@@ -266,6 +275,7 @@ fn visit_family(
         member: usize,
         sample: Sample,
         traits: SeriesTraits,
+        exemplar: Option<(Box<str>, f64, Option<i64>)>,
     }
     let mut escaped: Vec<Escaped> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -289,6 +299,9 @@ fn visit_family(
                 member,
                 sample: s.sample,
                 traits: s.traits,
+                exemplar: s
+                    .exemplar
+                    .map(|e| (e.labels.into(), e.value, e.timestamp_ms)),
             });
         }) {}
     }
@@ -310,6 +323,7 @@ fn visit_family(
                 member,
                 sample: s.sample,
                 traits: s.traits,
+                exemplar: s.exemplar,
             });
         }) {
             sink.part_end()?;
@@ -326,6 +340,11 @@ fn visit_family(
             member: e.member,
             sample: e.sample,
             traits: e.traits,
+            exemplar: e.exemplar.as_ref().map(|(labels, value, ts)| ExemplarRef {
+                labels,
+                value: *value,
+                timestamp_ms: *ts,
+            }),
         });
         sink.part_end()?;
     }

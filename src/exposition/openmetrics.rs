@@ -27,10 +27,11 @@ use std::io::{self, Write};
 
 use super::family::Family;
 use super::{
-    Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family, write_float,
+    Escaping, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family,
+    write_float,
 };
 use crate::model::{Sample, split_key};
-use crate::store::Store;
+use crate::store::{ExemplarRef, Store};
 
 /// How a planned family goes on an OpenMetrics page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,7 +147,10 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
                         let type_name = if histogram { "histogram" } else { "summary" };
                         page.header(&family.name, family, type_name);
                         for i in order {
-                            page.line(&lines[i]);
+                            let g = &lines[i];
+                            let bucket =
+                                histogram && family.members[g.member].name.ends_with("_bucket");
+                            page.line(g, bucket);
                             page.flush_if_full(out)?;
                         }
                     }
@@ -171,6 +175,19 @@ struct Gathered {
     member: usize,
     sample: Sample,
     pushed: bool,
+    exemplar: Option<(Box<str>, f64, Option<i64>)>,
+}
+
+impl Gathered {
+    fn exemplar(&self) -> Option<ExemplarRef<'_>> {
+        self.exemplar
+            .as_ref()
+            .map(|(labels, value, ts)| ExemplarRef {
+                labels,
+                value: *value,
+                timestamp_ms: *ts,
+            })
+    }
 }
 
 struct Om<'o> {
@@ -225,38 +242,69 @@ impl Om<'_> {
         }
     }
 
-    /// A sample line: prefix, value, timestamp in seconds.
-    fn write(&mut self, prefix: &[u8], sample: Sample, pushed: bool) {
+    /// A sample line: prefix, value, timestamp in seconds, and the
+    /// exemplar when given (only counters' and histogram buckets' lines
+    /// may carry one).
+    fn write(
+        &mut self,
+        prefix: &[u8],
+        sample: Sample,
+        pushed: bool,
+        exemplar: Option<ExemplarRef<'_>>,
+    ) {
         let buf = &mut self.buf;
         buf.extend_from_slice(prefix);
         buf.push(b' ');
         write_float(buf, sample.value);
         if self.opts.timestamps == TimestampPolicy::Original && !pushed {
             buf.push(b' ');
-            let ms = sample.timestamp_ms;
-            let mut digits = itoa::Buffer::new();
-            buf.extend_from_slice(digits.format(ms.div_euclid(1000)).as_bytes());
-            let frac = ms.rem_euclid(1000) as u32;
-            if frac != 0 {
-                let digits = [
-                    b'.',
-                    b'0' + (frac / 100) as u8,
-                    b'0' + (frac / 10 % 10) as u8,
-                    b'0' + (frac % 10) as u8,
-                ];
-                let mut n = 4;
-                while digits[n - 1] == b'0' {
-                    n -= 1;
-                }
-                buf.extend_from_slice(&digits[..n]);
-            }
+            write_seconds(buf, sample.timestamp_ms);
         }
-        buf.push(b'\n');
+        if let Some(e) = exemplar {
+            self.exemplar(e);
+        }
+        self.buf.push(b'\n');
         self.stats.series += 1;
     }
 
-    fn line(&mut self, g: &Gathered) {
-        self.write(&g.prefix, g.sample, g.pushed);
+    /// ` # {labels} value [timestamp]`, the labels escaped for the page;
+    /// left out (counted) when escaping makes them break a rule.
+    fn exemplar(&mut self, e: ExemplarRef<'_>) {
+        let escaping = self.opts.escaping;
+        let mut rewritten = Vec::new();
+        let labels = if escaping == Escaping::AllowUtf8 || !has_quoted_name(e.labels) {
+            e.labels.as_bytes()
+        } else {
+            // The key writer's escaping, on a key of these labels.
+            let key = format!("x{{{}}}", e.labels);
+            if super::escaping::write_key(&mut rewritten, &key, escaping).is_err() {
+                self.stats.exemplars_dropped += 1;
+                return;
+            }
+            let inner = &rewritten[2..rewritten.len() - 1];
+            if label_chars(inner) > crate::model::EXEMPLAR_MAX_LABEL_CHARS {
+                self.stats.exemplars_dropped += 1;
+                return;
+            }
+            inner
+        };
+        let buf = &mut self.buf;
+        buf.extend_from_slice(b" # {");
+        buf.extend_from_slice(labels);
+        buf.extend_from_slice(b"} ");
+        write_float(buf, e.value);
+        if let Some(ts) = e.timestamp_ms {
+            buf.push(b' ');
+            write_seconds(buf, ts);
+        }
+        self.stats.exemplars += 1;
+    }
+
+    /// A gathered line; with its exemplar when `exemplar` (a typed
+    /// histogram's bucket).
+    fn line(&mut self, g: &Gathered, exemplar: bool) {
+        let e = g.exemplar().filter(|_| exemplar);
+        self.write(&g.prefix, g.sample, g.pushed, e);
     }
 
     /// A counter: family `base`, samples `base_total` that are neither NaN
@@ -351,7 +399,7 @@ impl Om<'_> {
             self.header(&m.name, &own, "unknown");
             for j in same {
                 for g in std::mem::take(&mut by_member[j]) {
-                    self.line(&g);
+                    self.line(&g, false);
                     self.flush_if_full(out)?;
                 }
             }
@@ -384,8 +432,10 @@ impl<W: Write> Sink for Streamed<'_, '_, W> {
         if std::mem::take(&mut self.header_pending) {
             self.om.header(self.name, self.family, self.type_name);
         }
+        // Only a counter's samples (`_total`) may carry one here.
+        let exemplar = line.exemplar.filter(|_| self.type_name == "counter");
         self.om
-            .write(line.prefix, line.sample, line.traits.pushed());
+            .write(line.prefix, line.sample, line.traits.pushed(), exemplar);
     }
 
     fn part_end(&mut self) -> io::Result<()> {
@@ -404,6 +454,9 @@ impl Sink for GatheredLines {
             member: line.member,
             sample: line.sample,
             pushed: line.traits.pushed(),
+            exemplar: line
+                .exemplar
+                .map(|e| (e.labels.into(), e.value, e.timestamp_ms)),
         });
     }
 
@@ -538,4 +591,42 @@ fn valid_point(point: &[(String, Part, usize)], lines: &[Gathered], histogram: b
         }
     }
     true
+}
+
+/// Does an exemplar's label text hold a quoted (non-legacy) label name?
+fn has_quoted_name(labels: &str) -> bool {
+    let key = format!("x{{{labels}}}");
+    split_key(&key).is_some_and(|(_, mut l)| l.any(|(name, _)| name.quoted))
+}
+
+/// Characters of label names and values in `name="value",…` text, values
+/// unescaped (OpenMetrics' 128-character rule counts those).
+fn label_chars(text: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(text);
+    let key = format!("x{{{text}}}");
+    split_key(&key).map_or(usize::MAX, |(_, labels)| {
+        labels
+            .map(|(n, v)| n.chars().count() + crate::model::unescape_value(v).chars().count())
+            .sum()
+    })
+}
+
+/// Milliseconds since the epoch as OpenMetrics' seconds: `1700000000.123`.
+fn write_seconds(buf: &mut Vec<u8>, ms: i64) {
+    let mut digits = itoa::Buffer::new();
+    buf.extend_from_slice(digits.format(ms.div_euclid(1000)).as_bytes());
+    let frac = ms.rem_euclid(1000) as u32;
+    if frac != 0 {
+        let digits = [
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let mut n = 4;
+        while digits[n - 1] == b'0' {
+            n -= 1;
+        }
+        buf.extend_from_slice(&digits[..n]);
+    }
 }

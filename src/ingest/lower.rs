@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use crate::model::{
-    self, KeySpan, KeyWriter, Metadata, MetricType, RejectReason, Rejection, Sample, SeriesLimits,
-    SeriesUpdate, WriteBatch,
+    self, EXEMPLAR_MAX_LABEL_CHARS, Exemplar, ExemplarRejectReason, KeySpan, KeyWriter, Metadata,
+    MetricType, NO_EXEMPLAR, RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate, TextSpan,
+    WriteBatch,
 };
 
 /// The sample timestamps a request may carry, in milliseconds since the
@@ -154,16 +155,77 @@ impl<'l, 'a> Lowering<'l, 'a> {
             latest,
             samples,
             exemplars: 0,
+            exemplar: NO_EXEMPLAR,
         });
     }
 
-    /// Counts `n` valid exemplars with the series recorded last, if the last
-    /// series given was recorded.
-    pub fn exemplars_of_last(&mut self, n: u32, recorded_before: usize) {
-        if self.batch.series.len() > recorded_before
-            && let Some(last) = self.batch.series.last_mut()
-        {
-            last.exemplars = n;
+    /// Takes one exemplar of the series recorded last; the caller gives a
+    /// series' exemplars, in the order sent, right after recording it
+    /// (when [`Lowering::recorded`] grew), and gives none of a series it
+    /// did not record.
+    ///
+    /// An exemplar whose label names and values hold more than
+    /// [`EXEMPLAR_MAX_LABEL_CHARS`] characters, or whose label set has an
+    /// empty name or a name twice, is refused and counted
+    /// ([`ExemplarRejectReason`]); its series stays. Any other is counted as
+    /// written, and kept when its timestamp is the greatest so far (the
+    /// later among equals, as for samples): its labels sorted by name
+    /// (as Prometheus' receiver sorts them) and rendered into the arena,
+    /// replacing the series' exemplar kept before, which is the last text
+    /// written there.
+    pub fn exemplar(
+        &mut self,
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
+        value: f64,
+        timestamp_ms: i64,
+    ) {
+        let scratch = &mut self.scratch;
+        scratch.clear();
+        scratch.extend(labels);
+        let b = &mut self.batch;
+        let Some(last) = b.series.last_mut() else {
+            return;
+        };
+        let chars: usize = scratch
+            .iter()
+            .map(|(n, v)| n.chars().count() + v.chars().count())
+            .sum();
+        if chars > EXEMPLAR_MAX_LABEL_CHARS {
+            b.rejected.add_exemplar(ExemplarRejectReason::LabelsTooLong);
+            return;
+        }
+        scratch.sort_unstable_by(|x, y| x.0.cmp(y.0));
+        let empty_name = scratch.first().is_some_and(|(n, _)| n.is_empty());
+        if empty_name || scratch.windows(2).any(|w| w[0].0 == w[1].0) {
+            b.rejected.add_exemplar(ExemplarRejectReason::InvalidLabels);
+            return;
+        }
+        last.exemplars += 1;
+        let kept = b.exemplars.get(last.exemplar as usize);
+        if kept.is_some_and(|e| timestamp_ms < e.timestamp_ms) {
+            return;
+        }
+        if let Some(e) = kept {
+            // The text of the exemplar it replaces is the arena's tail.
+            debug_assert_eq!((e.labels.start + e.labels.len) as usize, b.keys.len());
+            b.keys.truncate(e.labels.start as usize);
+        }
+        let start = b.keys.len();
+        model::write_label_text(&mut b.keys, scratch.iter().copied());
+        let exemplar = Exemplar {
+            labels: TextSpan {
+                start: start as u32,
+                len: (b.keys.len() - start) as u32,
+            },
+            value,
+            timestamp_ms,
+        };
+        match b.exemplars.get_mut(last.exemplar as usize) {
+            Some(e) => *e = exemplar,
+            None => {
+                last.exemplar = b.exemplars.len() as u32;
+                b.exemplars.push(exemplar);
+            }
         }
     }
 
@@ -200,6 +262,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
                 latest,
                 samples: s.samples,
                 exemplars: 0,
+                exemplar: NO_EXEMPLAR,
             }),
             Err(rejection) => b.rejected.add(rejection, u64::from(s.samples)),
         }

@@ -36,8 +36,9 @@ pub fn decode_into(buf: &[u8], rules: &Rules, batch: &mut WriteBatch) -> Result<
 }
 
 fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(), Error> {
-    // Only the general path needs a label list: allocated on its first use.
+    // Only the general path needs label lists: allocated on their first use.
     let mut labels: Vec<(&str, &str)> = Vec::new();
+    let mut exemplars = Exemplars::default();
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
@@ -47,9 +48,16 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
                 let series = r.bytes()?;
                 if !canonical_series(lowering, series) {
                     labels.clear();
+                    exemplars.clear();
                     let range = *lowering.time_range();
-                    match time_series(series, &mut labels, &range)? {
-                        Ok(summary) => lowering.series(labels.iter().copied(), summary),
+                    match time_series(series, &mut labels, &mut exemplars, &range)? {
+                        Ok(summary) => {
+                            let before = lowering.recorded();
+                            lowering.series(labels.iter().copied(), summary);
+                            if lowering.recorded() > before {
+                                exemplars.lower(lowering);
+                            }
+                        }
                         Err(samples) => lowering.reject(not_utf8("a label of a series"), samples),
                     }
                 }
@@ -67,6 +75,30 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The exemplars of one series as read: every exemplar's labels in one list.
+#[derive(Default)]
+struct Exemplars<'a> {
+    labels: Vec<(&'a str, &'a str)>,
+    /// Per exemplar: the end of its labels in `labels`, its value and timestamp.
+    each: Vec<(usize, f64, i64)>,
+}
+
+impl<'a> Exemplars<'a> {
+    fn clear(&mut self) {
+        self.labels.clear();
+        self.each.clear();
+    }
+
+    /// Hands every exemplar, in the order sent, to the series recorded last.
+    fn lower(&self, lowering: &mut Lowering<'_, 'a>) {
+        let mut start = 0;
+        for &(end, value, timestamp) in &self.each {
+            lowering.exemplar(self.labels[start..end].iter().copied(), value, timestamp);
+            start = end;
+        }
+    }
 }
 
 /// The rejection of a series or metadata entry holding `what` that is not UTF-8.
@@ -105,7 +137,19 @@ fn lower(req: &lenient::WriteRequest, rules: &Rules) -> WriteBatch {
             .flat_map(|e| &e.labels)
             .all(|l| utf8(&l.name).is_some() && utf8(&l.value).is_some());
         match labels {
-            Some(labels) if exemplars_utf8 => lowering.series(labels.into_iter(), summary),
+            Some(labels) if exemplars_utf8 => {
+                let before = lowering.recorded();
+                lowering.series(labels.into_iter(), summary);
+                if lowering.recorded() > before {
+                    for e in &ts.exemplars {
+                        let labels = e
+                            .labels
+                            .iter()
+                            .filter_map(|l| utf8(&l.name).zip(utf8(&l.value)));
+                        lowering.exemplar(labels, e.value, e.timestamp);
+                    }
+                }
+            }
             _ => lowering.reject(
                 not_utf8("a label of a series"),
                 (ts.samples.len() + ts.histograms.len()) as u64,
@@ -206,6 +250,7 @@ pub(super) fn metric_type_of(wire: i32) -> MetricType {
 fn time_series<'a>(
     buf: &'a [u8],
     labels: &mut Vec<(&'a str, &'a str)>,
+    exemplars: &mut Exemplars<'a>,
     range: &super::lower::TimeRange,
 ) -> Result<Result<SeriesSummary, u64>, Error> {
     let mut s = SeriesSummary::default();
@@ -228,7 +273,10 @@ fn time_series<'a>(
             }
             3 => {
                 expect(wire, LEN)?;
-                utf8_ok &= exemplar(r.bytes()?)?;
+                let (value, timestamp) = exemplar(r.bytes()?, &mut exemplars.labels, &mut utf8_ok)?;
+                exemplars
+                    .each
+                    .push((exemplars.labels.len(), value, timestamp));
             }
             4 => {
                 expect(wire, LEN)?;
@@ -330,30 +378,38 @@ pub(super) fn sample(buf: &[u8], start_timestamp: bool) -> Result<Sample, Error>
     Ok(s)
 }
 
-/// Validates an `Exemplar` (unused, but a malformed one fails the request
-/// as in prost); `false` when one of its label strings is not UTF-8.
-fn exemplar(buf: &[u8]) -> Result<bool, Error> {
-    let mut utf8_ok = true;
+/// Reads an `Exemplar`, field by field as prost would decode it: its
+/// labels appended to `labels`, its value and timestamp returned;
+/// `utf8_ok` cleared when one of its label strings is not UTF-8.
+fn exemplar<'a>(
+    buf: &'a [u8],
+    labels: &mut Vec<(&'a str, &'a str)>,
+    utf8_ok: &mut bool,
+) -> Result<(f64, i64), Error> {
+    let (mut value, mut timestamp) = (0.0, 0);
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
         match field {
             1 => {
                 expect(wire, LEN)?;
-                utf8_ok &= label(r.bytes()?)?.is_some();
+                match label(r.bytes()?)? {
+                    Some(l) => labels.push(l),
+                    None => *utf8_ok = false,
+                }
             }
             2 => {
                 expect(wire, FIXED64)?;
-                r.fixed64()?;
+                value = f64::from_bits(r.fixed64()?);
             }
             3 => {
                 expect(wire, VARINT)?;
-                r.varint()?;
+                timestamp = r.varint()? as i64;
             }
             _ => r.skip(field, wire)?,
         }
     }
-    Ok(utf8_ok)
+    Ok((value, timestamp))
 }
 
 /// Validates a native `Histogram`, field by field as prost would decode it;
@@ -481,7 +537,8 @@ fn metadata(buf: &[u8]) -> Result<Option<MetadataFields<'_>>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Label, Sample as PbSample, TimeSeries, WriteRequest};
+    use crate::model::ExemplarRejectReason;
+    use crate::proto::{Exemplar, Label, Sample as PbSample, TimeSeries, WriteRequest};
 
     fn rules() -> Rules {
         crate::config::Config::default()
@@ -535,6 +592,133 @@ mod tests {
                 "{other:?}"
             );
         }
+    }
+
+    fn exemplar(labels: &[(&str, &str)], value: f64, timestamp: i64) -> Exemplar {
+        Exemplar {
+            labels: series(labels, &[]).labels,
+            value,
+            timestamp,
+        }
+    }
+
+    /// Both decoders' batch of `req`, checked equal: (kept exemplar as
+    /// (labels, value, timestamp), exemplars counted, exemplars refused).
+    type Kept = Option<(String, f64, i64)>;
+    fn exemplars_of(req: &WriteRequest) -> Vec<(Kept, u32)> {
+        let bytes = req.encode_to_vec();
+        let fast = decode(&bytes, &rules()).unwrap();
+        let reference = decode_with_prost(&bytes, &rules()).unwrap();
+        let view = |b: &WriteBatch| -> Vec<(Kept, u32)> {
+            b.series
+                .iter()
+                .map(|u| {
+                    let kept = b
+                        .exemplar(u)
+                        .map(|(e, l)| (l.to_string(), e.value, e.timestamp_ms));
+                    (kept, u.exemplars)
+                })
+                .collect()
+        };
+        assert_eq!(view(&fast), view(&reference));
+        assert_eq!(fast.rejected.exemplars, reference.rejected.exemplars);
+        view(&fast)
+    }
+
+    #[test]
+    fn the_latest_exemplar_is_kept_as_openmetrics_label_text() {
+        let mut ts = series(&[("__name__", "req_total"), ("job", "x")], &[(1.0, 5)]);
+        ts.exemplars = vec![
+            exemplar(&[("trace_id", "old")], 1.0, 3),
+            // Sorted by name, values escaped, a UTF-8 name quoted.
+            exemplar(
+                &[
+                    ("trace_id", "a\\b\"c\nd"),
+                    ("service.name", "api"),
+                    ("span_id", "é"),
+                ],
+                2.5,
+                4,
+            ),
+            exemplar(&[("trace_id", "older")], 3.0, 2),
+        ];
+        let plain = series(&[("__name__", "up")], &[(1.0, 5)]);
+        let req = WriteRequest {
+            timeseries: vec![ts, plain],
+            ..Default::default()
+        };
+        let got = exemplars_of(&req);
+        assert_eq!(
+            got,
+            [
+                (
+                    Some((
+                        r#""service.name"="api",span_id="é",trace_id="a\\b\"c\nd""#.to_string(),
+                        2.5,
+                        4
+                    )),
+                    3
+                ),
+                (None, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn equal_timestamps_keep_the_later_and_no_timestamp_is_zero() {
+        let mut ts = series(&[("__name__", "m")], &[(1.0, 5)]);
+        ts.exemplars = vec![exemplar(&[("a", "1")], 1.0, 0), exemplar(&[], 2.0, 0)];
+        let req = WriteRequest {
+            timeseries: vec![ts],
+            ..Default::default()
+        };
+        assert_eq!(exemplars_of(&req), [(Some((String::new(), 2.0, 0)), 2)]);
+    }
+
+    #[test]
+    fn an_exemplar_over_128_characters_is_refused_and_its_series_kept() {
+        // 128 characters of names and values, in more bytes: kept.
+        let at_limit = "é".repeat(127);
+        let over = "x".repeat(128);
+        let mut ts = series(&[("__name__", "m")], &[(1.0, 5)]);
+        ts.exemplars = vec![
+            exemplar(&[("t", &at_limit)], 1.0, 1),
+            exemplar(&[("t", &over)], 2.0, 2),
+            exemplar(&[("", "x")], 3.0, 3),
+            exemplar(&[("a", "1"), ("a", "2")], 4.0, 4),
+        ];
+        let req = WriteRequest {
+            timeseries: vec![ts],
+            ..Default::default()
+        };
+        let bytes = req.encode_to_vec();
+        let batch = decode(&bytes, &rules()).unwrap();
+        assert_eq!(
+            exemplars_of(&req),
+            [(Some((format!(r#"t="{at_limit}""#), 1.0, 1)), 1)]
+        );
+        assert_eq!(
+            batch.rejected.exemplars,
+            [
+                (ExemplarRejectReason::LabelsTooLong, 1),
+                (ExemplarRejectReason::InvalidLabels, 2)
+            ]
+        );
+        assert!(batch.rejected.first.is_none());
+        assert_eq!(batch.series.len(), 1);
+    }
+
+    #[test]
+    fn exemplars_of_a_refused_series_are_neither_counted_nor_kept() {
+        let mut ts = series(&[("job", "x")], &[(1.0, 5)]);
+        ts.exemplars = vec![exemplar(&[("t", "x".repeat(200).as_str())], 1.0, 1)];
+        let req = WriteRequest {
+            timeseries: vec![ts],
+            ..Default::default()
+        };
+        let batch = decode(&req.encode_to_vec(), &rules()).unwrap();
+        assert!(batch.series.is_empty() && batch.exemplars.is_empty());
+        assert!(batch.rejected.exemplars.is_empty());
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //! - metadata comes with every series: its type, help and unit feed the
 //!   family (see [`crate::model::family_name`]) as 1.0's separate metadata
 //!   does;
-//! - exemplars are validated and counted (written with their series; the
-//!   text format 0.0.4 cannot show them); native histograms are decoded,
+//! - exemplars are validated and counted (written with their series), and
+//!   the latest of each series kept (see [`Lowering::exemplar`]); native histograms are decoded,
 //!   counted and refused (`native_histogram`), the float samples of the same
 //!   request still stored;
 //! - start timestamps (rc.4's `Sample.start_timestamp` and
@@ -189,6 +189,7 @@ fn decode_fields<'a>(
     let mut refs = Refs {
         labels: Vec::new(),
         exemplars: Vec::new(),
+        each: Vec::new(),
     };
     let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
     // Metadata repeats with every series: each (family, type, help, unit)
@@ -232,7 +233,14 @@ fn decode_fields<'a>(
         if lowering.recorded() == before {
             continue;
         }
-        lowering.exemplars_of_last(series.exemplars, before);
+        let mut start = 0;
+        for &(end, value, timestamp) in &refs.each {
+            // Every reference was resolved with the series.
+            let text = |i: &u32| symbols.get(*i).and_then(Result::ok).unwrap_or_default();
+            let pairs = refs.exemplars[start..end].chunks_exact(2);
+            lowering.exemplar(pairs.map(|p| (text(&p[0]), text(&p[1]))), value, timestamp);
+            start = end;
+        }
         let (metric_type, help, unit) = series.metadata;
         if metric_type != 0 || help != 0 || unit != 0 {
             let t = metric_type_of(metric_type);
@@ -312,6 +320,9 @@ struct SeriesRead {
 struct Refs {
     labels: Vec<u32>,
     exemplars: Vec<u32>,
+    /// Per exemplar: the end of its references in `exemplars`, its value
+    /// and its timestamp.
+    each: Vec<(usize, f64, i64)>,
 }
 
 /// Resolves a series' label references into `labels`, and checks its
@@ -409,6 +420,7 @@ fn uint32s(r: &mut Reader<'_>, wire: u8, out: &mut Vec<u32>) -> Result<(), Error
 fn time_series(buf: &[u8], refs: &mut Refs, range: &TimeRange) -> Result<SeriesRead, Error> {
     refs.labels.clear();
     refs.exemplars.clear();
+    refs.each.clear();
     let mut s = SeriesRead {
         summary: SeriesSummary::default(),
         exemplars: 0,
@@ -432,7 +444,8 @@ fn time_series(buf: &[u8], refs: &mut Refs, range: &TimeRange) -> Result<SeriesR
             4 => {
                 expect(wire, LEN)?;
                 let start = refs.exemplars.len();
-                exemplar(r.bytes()?, &mut refs.exemplars)?;
+                let (value, timestamp) = exemplar(r.bytes()?, &mut refs.exemplars)?;
+                refs.each.push((refs.exemplars.len(), value, timestamp));
                 let n = refs.exemplars.len() - start;
                 if !n.is_multiple_of(2) && s.exemplar_fault.is_none() {
                     s.exemplar_fault = Some(odd("an exemplar", n));
@@ -453,8 +466,10 @@ fn time_series(buf: &[u8], refs: &mut Refs, range: &TimeRange) -> Result<SeriesR
     Ok(s)
 }
 
-/// Reads one `Exemplar`: its label references, appended to `refs`.
-fn exemplar(buf: &[u8], refs: &mut Vec<u32>) -> Result<(), Error> {
+/// Reads one `Exemplar`: its label references, appended to `refs`, and
+/// its value and timestamp (the last of each sent, as prost reads them).
+fn exemplar(buf: &[u8], refs: &mut Vec<u32>) -> Result<(f64, i64), Error> {
+    let (mut value, mut timestamp) = (0.0, 0);
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
@@ -462,16 +477,16 @@ fn exemplar(buf: &[u8], refs: &mut Vec<u32>) -> Result<(), Error> {
             1 => uint32s(&mut r, wire, refs)?,
             2 => {
                 expect(wire, FIXED64)?;
-                r.fixed64()?;
+                value = f64::from_bits(r.fixed64()?);
             }
             3 => {
                 expect(wire, VARINT)?;
-                r.varint()?;
+                timestamp = r.varint()? as i64;
             }
             _ => r.skip(field, wire)?,
         }
     }
-    Ok(())
+    Ok((value, timestamp))
 }
 
 /// Reads one `Metadata` into `(type, help_ref, unit_ref)`; a field sent twice
@@ -564,7 +579,15 @@ pub fn decode_with_prost(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error>
         if lowering.recorded() == before {
             continue;
         }
-        lowering.exemplars_of_last(ts.exemplars.len() as u32, before);
+        for e in &ts.exemplars {
+            let text = |i: u32| symbols[i as usize].unwrap_or_default();
+            let pairs = e.labels_refs.chunks_exact(2);
+            lowering.exemplar(
+                pairs.map(|p| (text(p[0]), text(p[1]))),
+                e.value,
+                e.timestamp,
+            );
+        }
         let name = labels
             .iter()
             .find(|(n, _)| *n == "__name__")
@@ -692,5 +715,136 @@ mod tests {
         let bad = request(&bad);
         assert!(matches!(decode(&bad, &rules()), Err(Error::ProtobufV2(_))));
         assert!(decode_with_prost(&bad, &rules()).is_err());
+    }
+
+    /// An exemplar to send: (name, value) labels, value, timestamp.
+    type ExemplarIn<'a> = (&'a [(&'a str, &'a str)], f64, i64);
+
+    /// What both decoders make of one series' exemplars: the one kept
+    /// (labels, value, timestamp), how many counted, how many refused.
+    type ExemplarsOut = (
+        Option<(String, f64, i64)>,
+        u32,
+        Vec<(model::ExemplarRejectReason, u64)>,
+    );
+
+    /// A 2.0 request of one series `m` with one sample at 5 and these
+    /// exemplars ((name, value) labels, value, timestamp), its symbols
+    /// in order of first use.
+    fn with_exemplars(exemplars: &[ExemplarIn<'_>]) -> Vec<u8> {
+        use crate::proto::v2;
+        let mut symbols = vec![String::new()];
+        let mut refs = |labels: &[(&str, &str)]| -> Vec<u32> {
+            let mut out = Vec::new();
+            for s in labels.iter().flat_map(|(n, v)| [*n, *v]) {
+                let i = symbols.iter().position(|x| x == s).unwrap_or_else(|| {
+                    symbols.push(s.to_string());
+                    symbols.len() - 1
+                });
+                out.push(i as u32);
+            }
+            out
+        };
+        let labels_refs = refs(&[("__name__", "m")]);
+        let exemplars = exemplars
+            .iter()
+            .map(|(labels, value, timestamp)| v2::Exemplar {
+                labels_refs: refs(labels),
+                value: *value,
+                timestamp: *timestamp,
+            })
+            .collect();
+        let ts = v2::TimeSeries {
+            labels_refs,
+            samples: vec![v2::Sample {
+                value: 1.0,
+                timestamp: 5,
+                ..Default::default()
+            }],
+            exemplars,
+            ..Default::default()
+        };
+        v2::Request {
+            symbols,
+            timeseries: vec![ts],
+        }
+        .encode_to_vec()
+    }
+
+    /// The exemplar kept (labels, value, timestamp), the exemplars counted
+    /// and refused, the same by both decoders.
+    fn kept(bytes: &[u8]) -> ExemplarsOut {
+        let view = |b: WriteBatch| {
+            assert_eq!(b.series.len(), 1);
+            let u = &b.series[0];
+            let kept = b
+                .exemplar(u)
+                .map(|(e, l)| (l.to_string(), e.value, e.timestamp_ms));
+            (kept, u.exemplars, b.rejected.exemplars.clone())
+        };
+        let fast = view(decode(bytes, &rules()).unwrap());
+        assert_eq!(fast, view(decode_with_prost(bytes, &rules()).unwrap()));
+        fast
+    }
+
+    #[test]
+    fn the_latest_exemplar_is_kept_as_openmetrics_label_text() {
+        let bytes = with_exemplars(&[
+            (&[("trace_id", "old")], 1.0, 3),
+            (
+                &[
+                    ("trace_id", "a\\b\"c\nd"),
+                    ("service.name", "api"),
+                    ("span_id", "é"),
+                ],
+                2.5,
+                4,
+            ),
+            (&[("trace_id", "tie")], 3.0, 4),
+            (&[("trace_id", "older")], 4.0, 2),
+        ]);
+        assert_eq!(
+            kept(&bytes),
+            (Some((r#"trace_id="tie""#.to_string(), 3.0, 4)), 4, vec![])
+        );
+        let bytes = with_exemplars(&[(
+            &[
+                ("trace_id", "a\\b\"c\nd"),
+                ("service.name", "api"),
+                ("span_id", "é"),
+            ],
+            2.5,
+            0,
+        )]);
+        assert_eq!(
+            kept(&bytes).0,
+            Some((
+                r#""service.name"="api",span_id="é",trace_id="a\\b\"c\nd""#.to_string(),
+                2.5,
+                0
+            ))
+        );
+        assert_eq!(
+            kept(&with_exemplars(&[(&[], 1.0, 9)])).0,
+            Some((String::new(), 1.0, 9))
+        );
+    }
+
+    #[test]
+    fn an_exemplar_over_128_characters_is_refused_and_its_series_kept() {
+        use model::ExemplarRejectReason::*;
+        let at_limit = "é".repeat(124);
+        let over = "x".repeat(125);
+        let bytes = with_exemplars(&[
+            (&[("span", &at_limit)], 1.0, 1),
+            (&[("span", &over)], 2.0, 2),
+            (&[("a", "1"), ("a", "2")], 3.0, 3),
+            (&[("", "1")], 4.0, 4),
+        ]);
+        let (kept, counted, refused) = kept(&bytes);
+        assert_eq!(kept, Some((format!(r#"span="{at_limit}""#), 1.0, 1)));
+        assert_eq!(counted, 1);
+        assert_eq!(refused, [(LabelsTooLong, 1), (InvalidLabels, 2)]);
+        assert!(decode(&bytes, &rules()).unwrap().rejected.first.is_none());
     }
 }

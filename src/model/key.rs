@@ -485,6 +485,26 @@ fn write_name(out: &mut String, name: &str, legacy: bool) -> usize {
     len
 }
 
+/// Appends a label set as OpenMetrics label text without braces, in the
+/// order given: `trace_id="abc",span_id="x"`, each value escaped as in keys
+/// (`\\`, `\"`, `\n`), each name outside the legacy set quoted as keys
+/// write it (`"service.name"="api"`); nothing for no labels. What an
+/// exemplar's `# {…}` holds.
+pub fn write_label_text<'a>(
+    out: &mut String,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    for (i, (name, value)) in labels.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_name(out, name, is_legacy_label_name(name));
+        out.push_str("=\"");
+        escape_label_value(out, value);
+        out.push('"');
+    }
+}
+
 /// The metric name of a canonical key as the store knows it: the name in
 /// the legacy character set as it is, any other without its quotes, still
 /// escaped (`\\`, `\"`, `\n`: the raw name for every name without those

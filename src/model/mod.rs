@@ -18,7 +18,7 @@ pub use key::{
     KeyLabels, KeyName, KeySpan, KeyWriter, SeriesTraits, SymbolFacts, build_key, build_pushed_key,
     build_pushed_key_escaped, escape_label_value, is_legacy_label_name, is_legacy_metric_name,
     is_text_format_float, key_name, name_in_key, name_order, parse_key, split_key, store_name,
-    unescape_value,
+    unescape_value, write_label_text,
 };
 
 use std::fmt;
@@ -245,8 +245,81 @@ pub struct SeriesUpdate {
     /// How many float samples the request carried for this series.
     pub samples: u32,
     /// How many valid exemplars came with them (Remote-Write 2.0 counts
-    /// them as written when the series is; they are not exposed yet).
+    /// them as written when the series is).
     pub exemplars: u32,
+    /// The latest of those exemplars: its index in [`WriteBatch::exemplars`],
+    /// or [`NO_EXEMPLAR`]. An index rather than the exemplar itself, so
+    /// that the series that carry none (nearly all) stay as small as before
+    /// for the store's walk over the batch.
+    pub exemplar: u32,
+}
+
+/// [`SeriesUpdate::exemplar`] of a series that carried no valid exemplar.
+pub const NO_EXEMPLAR: u32 = u32::MAX;
+
+/// The most label characters an exemplar may carry: OpenMetrics 1.0,
+/// "Exemplars": "The combined length of the label names and values of an
+/// Exemplar's LabelSet MUST NOT exceed 128 UTF-8 characters." Counted in
+/// characters (code points), not bytes, and without the quotes, `=` and
+/// `,` of the text, as Prometheus' `exemplar.ExemplarMaxLabelSetLength`.
+pub const EXEMPLAR_MAX_LABEL_CHARS: usize = 128;
+
+/// The exemplar a series update keeps: the one with the greatest timestamp
+/// (the later among equals) of those the request carried that passed the
+/// rules ([`ExemplarRejectReason`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exemplar {
+    /// Where its label text is in [`WriteBatch::keys`]: OpenMetrics label
+    /// text without braces (`trace_id="abc",span_id="x"`), names sorted as
+    /// Prometheus sorts them, values escaped as in keys, a name outside the
+    /// legacy set quoted (`"service.name"="api"`); empty for no labels.
+    pub labels: TextSpan,
+    /// The exemplar's value.
+    pub value: f64,
+    /// Milliseconds since the epoch; `0` is "no timestamp", as Prometheus'
+    /// receiver reads it (`HasTs: timestamp != 0`).
+    pub timestamp_ms: i64,
+}
+
+/// A run of text in [`WriteBatch::keys`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TextSpan {
+    /// Byte offset in the arena.
+    pub start: u32,
+    /// Byte length.
+    pub len: u32,
+}
+
+/// Why an exemplar was not kept. Its series and samples are stored all the
+/// same and the request is not failed for it, as Prometheus' receiver only
+/// logs a refused exemplar; it is not counted as written.
+///
+/// Each reason is a label value of `promgate_exemplars_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExemplarRejectReason {
+    /// Label names and values of more than [`EXEMPLAR_MAX_LABEL_CHARS`]
+    /// characters in all (OpenMetrics 1.0, "Exemplars").
+    LabelsTooLong,
+    /// An empty label name, or a name twice: not an OpenMetrics label set
+    /// ("Label names MUST be unique within a LabelSet"), so no page could
+    /// show it.
+    InvalidLabels,
+}
+
+impl ExemplarRejectReason {
+    /// Every reason, in a stable order.
+    pub const ALL: [ExemplarRejectReason; 2] = [
+        ExemplarRejectReason::LabelsTooLong,
+        ExemplarRejectReason::InvalidLabels,
+    ];
+
+    /// The snake_case label value used in self-metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExemplarRejectReason::LabelsTooLong => "exemplar_labels_too_long",
+            ExemplarRejectReason::InvalidLabels => "invalid_exemplar_labels",
+        }
+    }
 }
 
 /// Counts of what a request could not store, and the first reason why.
@@ -260,6 +333,9 @@ pub struct Rejections {
     pub samples: Vec<(RejectReason, u64)>,
     /// The first rejection, for the response body.
     pub first: Option<Rejection>,
+    /// Exemplars not kept, per reason (their series were stored; these
+    /// never fail a request, so they have no place in `first`).
+    pub exemplars: Vec<(ExemplarRejectReason, u64)>,
 }
 
 impl Rejections {
@@ -298,9 +374,14 @@ impl Rejections {
     pub fn samples_total(&self) -> u64 {
         self.samples.iter().map(|(_, n)| n).sum()
     }
+
+    /// Records one exemplar not kept.
+    pub fn add_exemplar(&mut self, reason: ExemplarRejectReason) {
+        bump(&mut self.exemplars, reason, 1);
+    }
 }
 
-fn bump(counts: &mut Vec<(RejectReason, u64)>, reason: RejectReason, n: u64) {
+fn bump<R: PartialEq>(counts: &mut Vec<(R, u64)>, reason: R, n: u64) {
     match counts.iter_mut().find(|(r, _)| *r == reason) {
         Some((_, c)) => *c += n,
         None => counts.push((reason, n)),
@@ -311,10 +392,14 @@ fn bump(counts: &mut Vec<(RejectReason, u64)>, reason: RejectReason, n: u64) {
 /// one arena, metadata, and what was rejected on the way.
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
-    /// Arena holding every canonical key of `series`.
+    /// Arena holding every canonical key of `series`, and the label text
+    /// of `exemplars`.
     pub keys: String,
     /// Valid series, in request order.
     pub series: Vec<SeriesUpdate>,
+    /// The exemplar each series keeps, for the few that carry one
+    /// ([`SeriesUpdate::exemplar`]).
+    pub exemplars: Vec<Exemplar>,
     /// Metadata entries by family name.
     pub metadata: Vec<(String, Metadata)>,
     /// What the decoder rejected.
@@ -326,6 +411,7 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.keys.clear();
         self.series.clear();
+        self.exemplars.clear();
         self.metadata.clear();
         self.rejected = Rejections::default();
     }
@@ -336,9 +422,23 @@ impl WriteBatch {
         &self.keys[s..s + update.key.len as usize]
     }
 
-    /// Bytes held by the batch's two large buffers (key arena and series list).
+    /// The exemplar `update` keeps, with its label text.
+    pub fn exemplar(&self, update: &SeriesUpdate) -> Option<(&Exemplar, &str)> {
+        let e = self.exemplars.get(update.exemplar as usize)?;
+        Some((e, self.text(e.labels)))
+    }
+
+    /// The text of `span` in the arena.
+    pub fn text(&self, span: TextSpan) -> &str {
+        let s = span.start as usize;
+        &self.keys[s..s + span.len as usize]
+    }
+
+    /// Bytes held by the batch's large buffers (arena, series and exemplar lists).
     pub fn capacity_bytes(&self) -> usize {
-        self.keys.capacity() + self.series.capacity() * std::mem::size_of::<SeriesUpdate>()
+        self.keys.capacity()
+            + self.series.capacity() * std::mem::size_of::<SeriesUpdate>()
+            + self.exemplars.capacity() * std::mem::size_of::<Exemplar>()
     }
 
     /// The metric name of `update`.

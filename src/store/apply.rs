@@ -9,10 +9,11 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
 use super::Store;
-use super::entry::{Effect, Entry};
-use super::table::{Metric, SHARDS, shard_of, write};
+use super::entry::{Effect, Entry, Exemplars};
+use super::table::{Metric, SHARDS, Shard, shard_of, write};
 use crate::model::{
-    Metadata, RejectReason, Rejection, Rejections, SeriesUpdate, WriteBatch, is_stale_marker,
+    Metadata, NO_EXEMPLAR, RejectReason, Rejection, Rejections, SeriesUpdate, WriteBatch,
+    is_stale_marker,
 };
 
 /// Asks the CPU to bring `block` into the cache; a hint that reads nothing.
@@ -71,6 +72,19 @@ impl Probes {
             self.ctrl
                 .wrapping_sub(bucket.wrapping_add(1).wrapping_mul(size_of::<Entry>())),
         );
+    }
+}
+
+/// Keeps the exemplar `update` carries as the one of `e`, unless `e`'s is newer.
+#[cold]
+fn keep_exemplar(
+    exemplars: &mut Exemplars,
+    e: &mut Entry,
+    batch: &WriteBatch,
+    update: &SeriesUpdate,
+) {
+    if let Some((x, labels)) = batch.exemplar(update) {
+        exemplars.set(e, labels, x.value, x.timestamp_ms);
     }
 }
 
@@ -492,8 +506,8 @@ impl Store {
             }
             // First, the tables' lines the lookups read, for every member:
             // at a million series the slots alone are 24 MiB.
-            for (_, members, table) in &tables {
-                if let Some(probes) = Probes::of(table) {
+            for (_, members, shard) in &tables {
+                if let Some(probes) = Probes::of(&shard.series) {
                     for &(_, hash) in &plan.members[members.clone()] {
                         probes.prefetch(hash);
                     }
@@ -504,7 +518,8 @@ impl Store {
             // on one another, so their cache misses overlap.
             let hints = &mut plan.hints;
             hints.clear();
-            for (_, members, table) in &tables {
+            for (_, members, shard) in &tables {
+                let table = &shard.series;
                 for &(_, hash) in &plan.members[members.clone()] {
                     let hint = table.find_bucket_index(hash, |e| e.hash() == hash);
                     if let Some(e) = hint.and_then(|b| table.get_bucket(b)) {
@@ -518,19 +533,24 @@ impl Store {
             // in a table, wherever an insert since has moved things);
             // anything else takes the full lookup.
             let mut next = hints.iter();
-            for (rank, members, table) in &mut tables {
+            for (rank, members, shard) in &mut tables {
                 let metric = metrics[*rank as usize];
+                let shard = &mut **shard;
                 for &(i, hash) in &plan.members[members.clone()] {
                     let u = &series[i as usize];
                     let key = batch.key(u);
                     let hint = *next.next().expect("one hint per member");
-                    let result = match table.get_bucket_mut(hint as usize) {
+                    let result = match shard.series.get_bucket_mut(hint as usize) {
                         Some(e)
                             if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) =>
                         {
-                            Ok(e.update(u.latest, now))
+                            let effect = e.update(u.latest, now);
+                            if u.exemplar != NO_EXEMPLAR {
+                                keep_exemplar(&mut shard.exemplars, e, batch, u);
+                            }
+                            Ok(effect)
                         }
-                        _ => self.upsert(metric, table, hash, key, u, now),
+                        _ => self.upsert(metric, shard, hash, batch, u, now),
                     };
                     out.record(u, result);
                     plan.applied[i as usize] = true;
@@ -558,45 +578,56 @@ impl Store {
         }
     }
 
-    /// Applies one update to its shard's `table`, locked by the caller.
+    /// Applies one update to its `shard`, locked by the caller.
     fn upsert(
         &self,
         metric: &Metric,
-        table: &mut HashTable<Entry>,
+        shard: &mut Shard,
         hash: u64,
-        key: &str,
+        batch: &WriteBatch,
         update: &SeriesUpdate,
         now: u32,
     ) -> Result<Effect, Rejection> {
+        let key = batch.key(update);
         let sample = update.latest;
         let stale = is_stale_marker(sample.value);
-        let entry = table.entry(
+        let Shard { series, exemplars } = shard;
+        let entry = series.entry(
             hash,
             |e| e.hash() == hash && e.key() == key.as_bytes(),
             Entry::hash,
         );
-        match entry {
-            TableEntry::Occupied(mut occupied) => {
-                let e = occupied.get_mut();
-                if !stale || sample.timestamp_ms < e.sample().timestamp_ms {
-                    return Ok(e.update(sample, now));
+        let e = match entry {
+            TableEntry::Occupied(occupied) => {
+                if !stale || sample.timestamp_ms < occupied.get().sample().timestamp_ms {
+                    let e = occupied.into_mut();
+                    let effect = e.update(sample, now);
+                    if update.exemplar != NO_EXEMPLAR {
+                        keep_exemplar(exemplars, e, batch, update);
+                    }
+                    return Ok(effect);
                 }
                 let (e, _) = occupied.remove();
+                exemplars.forget(&e);
                 metric.removed(e.traits());
                 self.live.fetch_sub(1, Ordering::Relaxed);
-                Ok(Effect::Removed)
+                return Ok(Effect::Removed);
             }
-            TableEntry::Vacant(_) if stale => Ok(Effect::Ignored),
+            TableEntry::Vacant(_) if stale => return Ok(Effect::Ignored),
             TableEntry::Vacant(vacant) => {
                 if self.live.fetch_add(1, Ordering::Relaxed) >= self.limits.max_series {
                     self.live.fetch_sub(1, Ordering::Relaxed);
                     return Err(self.series_limit(key));
                 }
-                vacant.insert(Entry::new(key, hash, sample, now, update.key.traits));
+                let e = vacant.insert(Entry::new(key, hash, sample, now, update.key.traits));
                 metric.added(update.key.traits);
-                Ok(Effect::Created)
+                e
             }
+        };
+        if update.exemplar != NO_EXEMPLAR {
+            keep_exemplar(exemplars, e.into_mut(), batch, update);
         }
+        Ok(Effect::Created)
     }
 
     fn series_limit(&self, key: &str) -> Rejection {

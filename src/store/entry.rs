@@ -1,9 +1,14 @@
-//! The layout of one live series: a single heap block.
+//! The layout of one live series: a single heap block; and the side table
+//! of the few series' exemplars.
+
+use std::collections::HashMap;
 
 use crate::model::{Sample, SeriesTraits};
+use crate::store::view::ExemplarRef;
 
 /// One live series: a single heap block holding a fixed header — the latest
-/// sample, the TTL clock, the traits — and then the canonical key; and, in
+/// sample, the TTL clock, the traits, whether it has an exemplar — and then
+/// the canonical key; and, in
 /// the table slot beside the block's pointer and length, the key's hash.
 ///
 /// One block, not a struct with a boxed key: an update touches one cache
@@ -22,8 +27,11 @@ const VALUE: usize = 0;
 const TIMESTAMP: usize = 8;
 const TOUCHED: usize = 16;
 const TRAITS: usize = 20;
+/// Bit 0: the series has an exemplar in its shard's [`Exemplars`].
+const FLAGS: usize = 21;
+const HAS_EXEMPLAR: u8 = 1;
 /// Bytes before the key.
-pub(super) const HEADER: usize = 21;
+pub(super) const HEADER: usize = 22;
 
 /// What applying one series update did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,5 +133,110 @@ impl Entry {
 
     pub(super) fn traits(&self) -> SeriesTraits {
         SeriesTraits::from_bits(self.block[TRAITS])
+    }
+
+    /// Has the series an exemplar in its shard's [`Exemplars`]?
+    #[inline]
+    pub(super) fn has_exemplar(&self) -> bool {
+        self.block[FLAGS] & HAS_EXEMPLAR != 0
+    }
+
+    /// The block's address: the series' identity in its shard's
+    /// [`Exemplars`]. A block never moves while its entry lives (the table
+    /// moves the slot, not the block), and no two live blocks share an
+    /// address (none is empty).
+    #[inline]
+    fn address(&self) -> usize {
+        self.block.as_ptr() as usize
+    }
+}
+
+/// The latest exemplar of each series of one shard that has one, by its
+/// entry's block address, beside the shard's table and under the same lock.
+///
+/// A side table, not a field of every entry: series with exemplars are few
+/// (a histogram's buckets, a few counters), and a series without one pays
+/// one bit of its header's flags byte, which every reader and remover
+/// checks before looking here. *Invariant:* an entry's `HAS_EXEMPLAR` bit
+/// is set exactly when this table holds its address; whoever removes an
+/// entry from the shard's table calls [`Exemplars::forget`] with it.
+///
+/// Boxed, and only once a series of the shard has an exemplar: an empty
+/// map is 40 bytes, and a name has 64 shards whether or not any of its
+/// series ever carries one; a `None` is 8.
+#[derive(Default)]
+pub(super) struct Exemplars {
+    #[expect(
+        clippy::box_collection,
+        reason = "the box is the point: 8 bytes in every shard, not 40"
+    )]
+    by_block: Option<Box<HashMap<usize, Stored, foldhash::fast::FixedState>>>,
+}
+
+/// One series' exemplar as stored.
+struct Stored {
+    /// OpenMetrics label text (see `model::Exemplar::labels`); a `String`
+    /// so that a replacement that fits reuses its allocation.
+    labels: String,
+    value: f64,
+    timestamp_ms: i64,
+}
+
+impl Exemplars {
+    /// The exemplar of `e`, if it has one.
+    #[inline]
+    pub(super) fn get(&self, e: &Entry) -> Option<ExemplarRef<'_>> {
+        if !e.has_exemplar() {
+            return None;
+        }
+        let s = self.by_block.as_ref()?.get(&e.address())?;
+        Some(ExemplarRef {
+            labels: &s.labels,
+            value: s.value,
+            // Remote write's 0 is "no timestamp" (Prometheus' `HasTs`).
+            timestamp_ms: (s.timestamp_ms != 0).then_some(s.timestamp_ms),
+        })
+    }
+
+    /// Keeps `labels`, `value` and `timestamp_ms` as the exemplar of `e`
+    /// unless the one it has is newer (a greater timestamp; the later wins
+    /// among equals, as for samples). An exemplar sent without a timestamp
+    /// (0) therefore never replaces one sent with one, as Prometheus'
+    /// exemplar storage refuses it as out of order.
+    pub(super) fn set(&mut self, e: &mut Entry, labels: &str, value: f64, timestamp_ms: i64) {
+        let by_block = self.by_block.get_or_insert_default();
+        let stored = by_block.entry(e.address()).or_insert_with(|| Stored {
+            labels: String::new(),
+            value,
+            timestamp_ms: i64::MIN,
+        });
+        if timestamp_ms < stored.timestamp_ms {
+            return;
+        }
+        stored.labels.clear();
+        stored.labels.push_str(labels);
+        stored.value = value;
+        stored.timestamp_ms = timestamp_ms;
+        e.block[FLAGS] |= HAS_EXEMPLAR;
+    }
+
+    /// Drops the exemplar of `e`, an entry being removed, if it has one.
+    #[inline]
+    pub(super) fn forget(&mut self, e: &Entry) {
+        if e.has_exemplar()
+            && let Some(by_block) = self.by_block.as_mut()
+        {
+            by_block.remove(&e.address());
+            if by_block.is_empty() {
+                // A shard whose exemplars all left gives their memory back.
+                self.by_block = None;
+            }
+        }
+    }
+
+    /// How many series have an exemplar here.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.by_block.as_ref().map_or(0, |m| m.len())
     }
 }

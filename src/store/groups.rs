@@ -595,6 +595,7 @@ impl Store {
                 },
                 samples: 1,
                 exemplars: 0,
+                exemplar: crate::model::NO_EXEMPLAR,
             });
             batch.metadata.push((
                 name.to_string(),
@@ -712,9 +713,11 @@ impl Store {
                 continue;
             };
             let hash = self.hasher.hash(key.as_bytes());
-            let mut table = write(&metric.shards[super::table::shard_of(hash)]);
-            if let Ok(entry) = table.find_entry(hash, |e| e.key() == key.as_bytes()) {
+            let mut shard = write(&metric.shards[super::table::shard_of(hash)]);
+            let super::table::Shard { series, exemplars } = &mut *shard;
+            if let Ok(entry) = series.find_entry(hash, |e| e.key() == key.as_bytes()) {
                 let (e, _) = entry.remove();
+                exemplars.forget(&e);
                 metric.removed(e.traits());
                 removed += 1;
             }
@@ -1317,6 +1320,7 @@ mod tests {
             },
             samples: 1,
             exemplars: 0,
+            exemplar: crate::model::NO_EXEMPLAR,
         });
         s.apply(&b);
         assert_eq!(s.wipe_groups(), 2);

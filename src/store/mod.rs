@@ -27,6 +27,10 @@
 //!   writes out.
 //! - `live` equals the number of entries whenever no apply or sweep is in
 //!   flight (each adjusts it beside its own inserts and removals).
+//! - † A series' exemplar lives in its shard's side table
+//!   (`entry::Exemplars`) exactly while the series does: whoever removes
+//!   an entry (stale marker, sweep, pushed group) forgets its exemplar
+//!   under the shard lock it holds. Exemplars are not persisted.
 
 mod apply;
 mod entry;
@@ -37,7 +41,7 @@ mod view;
 
 pub use apply::ApplyOutcome;
 pub use groups::{FamilyView, GroupView, PushConflict, PushOutcome};
-pub use view::{MetricView, Parts, SeriesRef};
+pub use view::{ExemplarRef, MetricView, Parts, SeriesRef};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -128,9 +132,12 @@ impl Store {
             for metric in self.metrics() {
                 let metric = metric.metric();
                 for shard in metric.shards.iter() {
-                    write(shard).retain(|e| {
+                    let mut shard = write(shard);
+                    let table::Shard { series, exemplars } = &mut *shard;
+                    series.retain(|e| {
                         if expired(e.touched()) && !e.traits().pushed() {
                             metric.removed(e.traits());
+                            exemplars.forget(e);
                             removed += 1;
                             false
                         } else {
@@ -178,26 +185,39 @@ impl Store {
 
     /// The latest sample of the series with canonical key `key`, if live.
     pub fn get(&self, key: &str) -> Option<Sample> {
-        self.find(key, Entry::sample)
+        self.find(key, |e, _| e.sample())
+    }
+
+    /// The latest exemplar of the series with canonical key `key`, if live
+    /// and it has one: (label text, value, timestamp).
+    #[cfg(test)]
+    fn exemplar(&self, key: &str) -> Option<(String, f64, Option<i64>)> {
+        self.find(key, |e, exemplars| {
+            exemplars
+                .get(e)
+                .map(|x| (x.labels.to_string(), x.value, x.timestamp_ms))
+        })
+        .flatten()
     }
 
     /// `f` of the entry of the series with canonical key `key`, if live,
-    /// under its shard's read lock.
-    fn find<R>(&self, key: &str, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+    /// and its shard's exemplars, under its shard's read lock.
+    fn find<R>(&self, key: &str, f: impl FnOnce(&Entry, &entry::Exemplars) -> R) -> Option<R> {
         let name = crate::model::name_in_key(key);
         let metric = self.metrics.get(name)?;
         let hash = self.hasher.hash(key.as_bytes());
-        let table = read(&metric.shards[shard_of(hash)]);
-        table
+        let shard = read(&metric.shards[shard_of(hash)]);
+        shard
+            .series
             .find(hash, |e| e.hash() == hash && e.key() == key.as_bytes())
-            .map(f)
+            .map(|e| f(e, &shard.exemplars))
     }
 
     #[cfg(test)]
     fn backdate(&self, secs: u32) {
         for m in self.metrics() {
             for shard in m.metric().shards.iter() {
-                for e in write(shard).iter_mut() {
+                for e in write(shard).series.iter_mut() {
                     e.set_touched(e.touched().saturating_sub(secs));
                 }
             }
@@ -245,6 +265,7 @@ mod tests {
                 },
                 samples: 1,
                 exemplars: 0,
+                exemplar: crate::model::NO_EXEMPLAR,
             });
         }
         b
@@ -310,6 +331,189 @@ mod tests {
         assert_eq!(s.get(r#"m{i="a"}"#).unwrap().value, 5.0);
         assert!(s.get(r#"m{i="b"}"#).is_none());
         assert_eq!(s.live_series(), 1);
+    }
+
+    /// An exemplar of a test batch: label text, value, timestamp.
+    type ExemplarIn<'a> = (&'a str, f64, i64);
+
+    /// `batch(items)` with an exemplar (label text, value, timestamp) on
+    /// the updates that have one.
+    fn batch_with_exemplars(items: &[(Labels, f64, i64, Option<ExemplarIn<'_>>)]) -> WriteBatch {
+        let plain: Vec<(Labels, f64, i64)> = items.iter().map(|i| (i.0, i.1, i.2)).collect();
+        let mut b = batch(&plain);
+        for (u, item) in b.series.iter_mut().zip(items) {
+            if let Some((labels, value, timestamp_ms)) = item.3 {
+                let start = b.keys.len() as u32;
+                b.keys.push_str(labels);
+                u.exemplar = b.exemplars.len() as u32;
+                u.exemplars = 1;
+                b.exemplars.push(model::Exemplar {
+                    labels: model::TextSpan {
+                        start,
+                        len: labels.len() as u32,
+                    },
+                    value,
+                    timestamp_ms,
+                });
+            }
+        }
+        b
+    }
+
+    /// Exemplars held in every shard's side table.
+    fn exemplars_held(s: &Store) -> usize {
+        s.metrics()
+            .iter()
+            .flat_map(|m| m.metric().shards.iter().map(|sh| read(sh).exemplars.len()))
+            .sum()
+    }
+
+    #[test]
+    fn the_latest_exemplar_is_kept_across_plain_updates() {
+        let s = Store::new(LIMITS);
+        let ex = |labels, value, ts| Some((labels, value, ts));
+        let out = s.apply(&batch_with_exemplars(&[
+            (A, 1.0, 10, ex(r#"trace_id="a""#, 0.5, 10)),
+            (B, 1.0, 10, None),
+        ]));
+        assert_eq!(out.exemplars, 1);
+        let a = r#"m{i="a"}"#;
+        assert_eq!(
+            s.exemplar(a),
+            Some((r#"trace_id="a""#.into(), 0.5, Some(10)))
+        );
+        assert_eq!(s.exemplar(r#"m{i="b"}"#), None);
+        // A newer one replaces it, an equal timestamp too (the later wins);
+        // an older one does not.
+        s.apply(&batch_with_exemplars(&[(
+            A,
+            2.0,
+            20,
+            ex(r#"trace_id="b""#, 0.7, 20),
+        )]));
+        s.apply(&batch_with_exemplars(&[(
+            A,
+            3.0,
+            30,
+            ex(r#"trace_id="c""#, 0.8, 20),
+        )]));
+        s.apply(&batch_with_exemplars(&[(
+            A,
+            4.0,
+            40,
+            ex(r#"trace_id="d""#, 0.9, 15),
+        )]));
+        assert_eq!(
+            s.exemplar(a),
+            Some((r#"trace_id="c""#.into(), 0.8, Some(20)))
+        );
+        // Samples without an exemplar keep it; so does an out-of-order
+        // sample, whose newer exemplar still replaces it.
+        s.apply(&batch(&[(A, 5.0, 50)]));
+        assert_eq!(s.get(a).unwrap().value, 5.0);
+        assert_eq!(
+            s.exemplar(a),
+            Some((r#"trace_id="c""#.into(), 0.8, Some(20)))
+        );
+        let out = s.apply(&batch_with_exemplars(&[(A, 0.0, 45, ex("", 1.5, 45))]));
+        assert_eq!(out.out_of_order_samples, 1);
+        assert_eq!(s.get(a).unwrap().value, 5.0);
+        assert_eq!(s.exemplar(a), Some((String::new(), 1.5, Some(45))));
+        // Two updates of one series in a request: request order decides.
+        s.apply(&batch_with_exemplars(&[
+            (A, 6.0, 60, ex(r#"x="1""#, 1.0, 60)),
+            (A, 7.0, 60, ex(r#"x="2""#, 2.0, 60)),
+        ]));
+        assert_eq!(s.exemplar(a), Some((r#"x="2""#.into(), 2.0, Some(60))));
+        assert_eq!(exemplars_held(&s), 1);
+    }
+
+    #[test]
+    fn an_exemplar_without_a_timestamp_reads_as_none_and_never_replaces_a_stamped_one() {
+        let s = Store::new(LIMITS);
+        let a = r#"m{i="a"}"#;
+        s.apply(&batch_with_exemplars(&[(A, 1.0, 10, Some(("", 1.0, 0)))]));
+        assert_eq!(s.exemplar(a), Some((String::new(), 1.0, None)));
+        s.apply(&batch_with_exemplars(&[(A, 1.0, 11, Some(("", 2.0, 0)))]));
+        assert_eq!(s.exemplar(a), Some((String::new(), 2.0, None)));
+        s.apply(&batch_with_exemplars(&[(A, 1.0, 12, Some(("", 3.0, 12)))]));
+        s.apply(&batch_with_exemplars(&[(A, 1.0, 13, Some(("", 4.0, 0)))]));
+        assert_eq!(s.exemplar(a), Some((String::new(), 3.0, Some(12))));
+    }
+
+    #[test]
+    fn an_exemplar_leaves_with_its_series_by_stale_marker() {
+        let s = Store::with_hasher(LIMITS, SeriesHasher::Constant);
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        s.apply(&batch_with_exemplars(&[
+            (A, 1.0, 10, Some((r#"t="a""#, 1.0, 10))),
+            (B, 1.0, 10, Some((r#"t="b""#, 2.0, 10))),
+        ]));
+        assert_eq!(exemplars_held(&s), 2);
+        // A marker with an exemplar of its own removes both.
+        let out = s.apply(&batch_with_exemplars(&[(
+            A,
+            stale,
+            20,
+            Some(("", 9.0, 20)),
+        )]));
+        assert_eq!(out.stale_removed, 1);
+        assert_eq!(exemplars_held(&s), 1);
+        assert_eq!(
+            s.exemplar(r#"m{i="b"}"#),
+            Some((r#"t="b""#.into(), 2.0, Some(10)))
+        );
+        // The series created anew (its block maybe where the old one was)
+        // has none until one comes.
+        s.apply(&batch(&[(A, 1.0, 30)]));
+        assert_eq!(s.exemplar(r#"m{i="a"}"#), None);
+        // Its page shows the same, through the readers' cursor.
+        let mut seen = Vec::new();
+        for m in s.metrics() {
+            let mut parts = m.parts();
+            while parts.visit_next(|r| {
+                seen.push((
+                    String::from_utf8(r.key.to_vec()).unwrap(),
+                    r.exemplar.map(|e| e.labels.to_string()),
+                ));
+            }) {}
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                (r#"m{i="a"}"#.to_string(), None),
+                (r#"m{i="b"}"#.to_string(), Some(r#"t="b""#.to_string()))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_exemplar_leaves_with_its_series_by_the_ttl_sweep() {
+        let mut s = Store::new(LIMITS);
+        s.epoch = Instant::now()
+            .checked_sub(Duration::from_secs(1000))
+            .unwrap();
+        s.apply(&batch_with_exemplars(&[(
+            A,
+            1.0,
+            1,
+            Some((r#"t="a""#, 1.0, 1)),
+        )]));
+        s.backdate(120);
+        s.apply(&batch_with_exemplars(&[(
+            B,
+            1.0,
+            1,
+            Some((r#"t="b""#, 1.0, 1)),
+        )]));
+        assert_eq!(s.sweep(Some(Duration::from_secs(60))), 1);
+        assert_eq!(exemplars_held(&s), 1);
+        assert_eq!(s.exemplar(r#"m{i="a"}"#), None);
+        assert!(s.exemplar(r#"m{i="b"}"#).is_some());
+        s.backdate(120);
+        assert_eq!(s.sweep(Some(Duration::from_secs(60))), 1);
+        assert_eq!(exemplars_held(&s), 0);
     }
 
     #[test]

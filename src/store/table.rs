@@ -7,7 +7,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 
-use super::entry::Entry;
+use super::entry::{Entry, Exemplars};
 use crate::model::SeriesTraits;
 
 /// Shards per metric name. A power of two; small enough that thousands of
@@ -52,9 +52,17 @@ pub(super) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// One shard of a name: its series, and the exemplars of the few that
+/// have one, under one lock.
+#[derive(Default)]
+pub(super) struct Shard {
+    pub(super) series: HashTable<Entry>,
+    pub(super) exemplars: Exemplars,
+}
+
 /// All series of one metric name.
 pub(super) struct Metric {
-    pub(super) shards: Box<[RwLock<HashTable<Entry>>]>,
+    pub(super) shards: Box<[RwLock<Shard>]>,
     len: AtomicUsize,
     /// Live series per [`SeriesTraits`] bit.
     with_trait: [AtomicUsize; SeriesTraits::COUNT],
@@ -67,7 +75,7 @@ pub(super) struct Metric {
 impl Metric {
     pub(super) fn new() -> Self {
         Metric {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             len: AtomicUsize::new(0),
             with_trait: Default::default(),
             retired: AtomicBool::new(false),

@@ -23,6 +23,26 @@ pub struct SeriesRef<'a> {
     pub sample: Sample,
     /// Facts about the series, pushed or not among them.
     pub traits: SeriesTraits,
+    /// The series' latest exemplar, if one came with any of its updates
+    /// since it was created (exemplars are not persisted: none after a
+    /// restart until the next one arrives).
+    pub exemplar: Option<ExemplarRef<'a>>,
+}
+
+/// A series' latest exemplar as a reader sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExemplarRef<'a> {
+    /// Its labels as OpenMetrics label text without braces, ready to write
+    /// between `# {` and `}`: names sorted, each value escaped as in keys
+    /// (`\\`, `\"`, `\n`), a name outside `[a-zA-Z_][a-zA-Z0-9_]*` quoted
+    /// (`"service.name"="api"`); empty for an empty label set. At most 128
+    /// characters of names and values (OpenMetrics 1.0).
+    pub labels: &'a str,
+    /// The exemplar's value.
+    pub value: f64,
+    /// Milliseconds since the epoch; `None` when it was sent without one
+    /// (remote write's 0).
+    pub timestamp_ms: Option<i64>,
 }
 
 /// One metric name and its series, as of [`Store::metrics`]; series written
@@ -77,23 +97,30 @@ impl Parts<'_> {
     /// Calls `f` for every series of the next part, holding that part's read
     /// lock only meanwhile; `false` once every part has been visited.
     pub fn visit_next(&mut self, mut f: impl FnMut(SeriesRef<'_>)) -> bool {
-        self.visit_next_entries(|e| {
+        let Some(shard) = self.metric.shards.get(self.next) else {
+            return false;
+        };
+        self.next += 1;
+        let shard = read(shard);
+        for e in shard.series.iter() {
             f(SeriesRef {
                 key: e.key(),
                 sample: e.sample(),
                 traits: e.traits(),
+                exemplar: shard.exemplars.get(e),
             });
-        })
+        }
+        true
     }
 
     /// [`Parts::visit_next`] with the store's own view of each series (its
-    /// TTL clock too), for snapshots.
+    /// TTL clock too), for snapshots, which keep no exemplar.
     pub(super) fn visit_next_entries(&mut self, mut f: impl FnMut(&Entry)) -> bool {
         let Some(shard) = self.metric.shards.get(self.next) else {
             return false;
         };
         self.next += 1;
-        for e in read(shard).iter() {
+        for e in read(shard).series.iter() {
             f(e);
         }
         true

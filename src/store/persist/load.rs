@@ -446,6 +446,7 @@ fn add_series(
         latest: sample,
         samples: 1,
         exemplars: 0,
+        exemplar: crate::model::NO_EXEMPLAR,
     });
     Ok(())
 }

@@ -221,7 +221,7 @@ impl Store {
                     for key in &f.keys {
                         // A key a stale marker removed is no longer live:
                         // it is left out, as the query API leaves it out.
-                        let found = self.find(key, |e| {
+                        let found = self.find(key, |e, _| {
                             buf.series(e.key(), e.traits().bits(), e.sample(), age(g.touched));
                         });
                         count += u32::from(found.is_some());

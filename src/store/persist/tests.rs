@@ -47,6 +47,7 @@ fn batch(series: &[(&str, &str, f64, i64)], metadata: &[(&str, MetricType, &str)
             },
             samples: 1,
             exemplars: 0,
+            exemplar: crate::model::NO_EXEMPLAR,
         });
     }
     for &(name, metric_type, help) in metadata {
