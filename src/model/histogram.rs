@@ -1047,65 +1047,51 @@ impl NativeHistogram {
 
     /// The histogram with each bucket index `i` moved to `to(i)` (a
     /// monotonic map), buckets landing on the same index added up.
+    /// Both sides' `buckets` (negative first) mapped by `to`, their spans
+    /// appended to `spans`: the new counts, and where the negative side ends
+    /// in the new spans and counts.
+    fn remap_buckets<T: Copy + std::ops::AddAssign>(
+        &self,
+        buckets: &[T],
+        to: impl Fn(i64) -> i64 + Copy,
+        spans: &mut Vec<Span>,
+    ) -> (Box<[T]>, (usize, usize)) {
+        let n = self.negative_buckets;
+        let mut out = Vec::with_capacity(buckets.len());
+        merge(self.negative_spans(), &buckets[..n], to, spans, &mut out);
+        let ends = (spans.len(), out.len());
+        merge(self.positive_spans(), &buckets[n..], to, spans, &mut out);
+        (out.into_boxed_slice(), ends)
+    }
+
     fn remap(&self, to: impl Fn(i64) -> i64 + Copy) -> NativeHistogram {
         let mut spans = Vec::with_capacity(self.spans.len());
-        let n = self.negative_buckets;
-        let (counts, negative_spans, negative_buckets) = match &self.counts {
+        let (counts, (negative_spans, negative_buckets)) = match &self.counts {
             Counts::Int {
                 count,
                 zero_count,
                 buckets,
             } => {
-                let mut out = Vec::with_capacity(buckets.len());
-                merge(
-                    self.negative_spans(),
-                    &buckets[..n],
-                    to,
-                    &mut spans,
-                    &mut out,
-                );
-                let (ns, nb) = (spans.len(), out.len());
-                merge(
-                    self.positive_spans(),
-                    &buckets[n..],
-                    to,
-                    &mut spans,
-                    &mut out,
-                );
+                let (buckets, ends) = self.remap_buckets(buckets, to, &mut spans);
                 let counts = Counts::Int {
                     count: *count,
                     zero_count: *zero_count,
-                    buckets: out.into_boxed_slice(),
+                    buckets,
                 };
-                (counts, ns, nb)
+                (counts, ends)
             }
             Counts::Float {
                 count,
                 zero_count,
                 buckets,
             } => {
-                let mut out = Vec::with_capacity(buckets.len());
-                merge(
-                    self.negative_spans(),
-                    &buckets[..n],
-                    to,
-                    &mut spans,
-                    &mut out,
-                );
-                let (ns, nb) = (spans.len(), out.len());
-                merge(
-                    self.positive_spans(),
-                    &buckets[n..],
-                    to,
-                    &mut spans,
-                    &mut out,
-                );
+                let (buckets, ends) = self.remap_buckets(buckets, to, &mut spans);
                 let counts = Counts::Float {
                     count: *count,
                     zero_count: *zero_count,
-                    buckets: out.into_boxed_slice(),
+                    buckets,
                 };
-                (counts, ns, nb)
+                (counts, ends)
             }
         };
         NativeHistogram {
