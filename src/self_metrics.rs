@@ -130,6 +130,8 @@ pub struct SelfMetrics {
     pub exposition_series_escaped: Counter,
     /// Exemplars written on OpenMetrics pages.
     pub exposition_exemplars: Counter,
+    /// Exemplars left off OpenMetrics pages (their series still there).
+    pub exposition_exemplars_dropped: Counter,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
     /// Pushes stored, by method (`PUT`, `POST`).
@@ -178,6 +180,19 @@ impl SelfMetrics {
         "write_timeout",
     ];
 
+    /// Every reason of `promgate_exposition_series_dropped_total`.
+    pub const EXPOSITION_DROP_REASONS: [&'static str; 2] =
+        ["escaping_collision", "openmetrics_invalid"];
+
+    /// The pages scrapers ask for most, counted from zero: the default ones
+    /// of vmagent (text 0.0.4), Prometheus 2 (OpenMetrics, underscores)
+    /// and Prometheus 3 (OpenMetrics, allow-utf-8).
+    pub const PAGES: [(&'static str, &'static str); 3] = [
+        ("text-0.0.4", "underscores"),
+        ("openmetrics-1.0.0", "underscores"),
+        ("openmetrics-1.0.0", "allow-utf-8"),
+    ];
+
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("promgate");
@@ -205,6 +220,7 @@ impl SelfMetrics {
             exposition_series_dropped: Family::default(),
             exposition_series_escaped: Counter::default(),
             exposition_exemplars: Counter::default(),
+            exposition_exemplars_dropped: Counter::default(),
             push_groups: Gauge::default(),
             pushes: Family::default(),
             groups_expired: Counter::default(),
@@ -366,7 +382,7 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_series_dropped",
-            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page), exemplar_escaping (an exemplar, not its series, left off because its label names escaped for the scraper broke a rule)",
+            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page)",
             m.exposition_series_dropped.clone(),
         );
         r.register(
@@ -378,6 +394,11 @@ impl SelfMetrics {
             "exposition_exemplars",
             "Exemplars written on OpenMetrics /metrics pages (the latest of each counter and histogram bucket series that has one)",
             m.exposition_exemplars.clone(),
+        );
+        r.register(
+            "exposition_exemplars_dropped",
+            "Exemplars left off OpenMetrics /metrics pages, their series still there: label names that, escaped for the scraper, became alike, a reserved __ name or over 128 characters, or labels holding an escaped quote (which prometheus_client's parser cannot read there)",
+            m.exposition_exemplars_dropped.clone(),
         );
         r.register(
             "push_groups",
@@ -467,6 +488,16 @@ impl SelfMetrics {
             };
             m.series_rejected.get_or_create(&labels).inc_by(0);
             m.samples_rejected.get_or_create(&labels).inc_by(0);
+        }
+        for reason in Self::EXPOSITION_DROP_REASONS {
+            m.exposition_series_dropped
+                .get_or_create(&ReasonLabels { reason })
+                .inc_by(0);
+        }
+        for (format, escaping) in Self::PAGES {
+            m.exposition_pages
+                .get_or_create(&PageLabels { format, escaping })
+                .inc_by(0);
         }
         for reason in ExemplarRejectReason::ALL {
             let labels = ReasonLabels {

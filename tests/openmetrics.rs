@@ -652,3 +652,101 @@ async fn exemplars_ride_on_counters_and_histogram_buckets() {
         4.0
     );
 }
+
+/// `_sum` is counter-like in OpenMetrics (never negative): a histogram or
+/// summary with a negative sum is exposed untyped, the page still parses.
+#[tokio::test]
+async fn a_negative_sum_leaves_its_histogram_or_summary_untyped() {
+    let (app, _) = app(&[]);
+    let req = request(
+        &[
+            (&[("__name__", "h_bucket"), ("le", "+Inf")], &[(1.0, 5000)]),
+            (&[("__name__", "h_count")], &[(1.0, 5000)]),
+            (&[("__name__", "h_sum")], &[(-1.0, 5000)]),
+            (&[("__name__", "s"), ("quantile", "0.5")], &[(1.0, 5000)]),
+            (&[("__name__", "s_count")], &[(1.0, 5000)]),
+            (&[("__name__", "s_sum")], &[(f64::NEG_INFINITY, 5000)]),
+        ],
+        &[
+            ("h", MetricType::Histogram, ""),
+            ("s", MetricType::Summary, ""),
+        ],
+    );
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, page) = scrape(&app).await;
+    let (fams, samples) = parse_page(&page);
+    assert!(fams.iter().all(|f| f.1 == "unknown"), "{fams:?}");
+    assert_eq!(samples.len(), 6);
+}
+
+/// Exemplars a strict parser cannot read (an escaped quote in their labels)
+/// and exemplars stamped outside the range samples are accepted in are left
+/// out, counted; their series and samples are all there, the page parses.
+#[tokio::test]
+async fn exemplars_no_page_could_show_are_left_out_and_counted() {
+    use promgate::proto::{Exemplar, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    let now = promgate::ingest::now_ms();
+    let label = |n: &str, v: &str| Label {
+        name: n.into(),
+        value: v.into(),
+    };
+    let series = |name: &str, exemplars: Vec<Exemplar>| TimeSeries {
+        labels: vec![label("__name__", name)],
+        samples: vec![Sample {
+            value: 1.0,
+            timestamp: now,
+        }],
+        exemplars,
+        ..Default::default()
+    };
+    let exemplar = |trace: &str, ts: i64| Exemplar {
+        labels: vec![label("trace_id", trace)],
+        value: 1.0,
+        timestamp: ts,
+    };
+    let md = |name: &str| MetricMetadata {
+        r#type: MetricType::Counter as i32,
+        metric_family_name: name.into(),
+        help: String::new(),
+        unit: String::new(),
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            series("quoted_total", vec![exemplar("a\"b", now)]),
+            // A clock 30 days ahead, then a good one: the good one is shown.
+            series(
+                "clock_total",
+                vec![
+                    exemplar("bad", now + 30 * 86_400_000),
+                    exemplar("good", now),
+                ],
+            ),
+            series("before_total", vec![exemplar("negative", -5)]),
+        ],
+        metadata: vec![md("quoted_total"), md("clock_total"), md("before_total")],
+    };
+    let (app, _) = app(&[]);
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_exemplars_rejected_total{reason=\"exemplar_timestamp_out_of_range\"}"
+        )
+        .await,
+        2.0
+    );
+    let (_, page) = scrape(&app).await;
+    let (_, samples) = parse_page(&page);
+    assert_eq!(samples.len(), 3, "{page}");
+    let shown: Vec<(&str, &str)> = samples
+        .iter()
+        .filter_map(|s| Some((s.0.as_str(), s.4.as_ref()?.0.get("trace_id")?.as_str())))
+        .collect();
+    assert_eq!(shown, [("clock_total", "good")], "{page}");
+    assert_eq!(
+        self_metric(&app, "promgate_exposition_exemplars_dropped_total").await,
+        1.0
+    );
+}

@@ -74,7 +74,9 @@ pub struct PageStats {
     /// histograms' buckets).
     pub exemplars: u64,
     /// Exemplars left off because escaping their label names for the page
-    /// broke a rule (two names alike, a `__` name, over 128 characters).
+    /// broke a rule (two names alike, a `__` name, over 128 characters), or
+    /// their labels hold an escaped quote (which `prometheus_client`'s
+    /// parser cannot read there).
     pub exemplars_dropped: u64,
 }
 

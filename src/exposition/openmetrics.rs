@@ -272,6 +272,12 @@ impl Om<'_> {
     fn exemplar(&mut self, e: ExemplarRef<'_>) {
         let escaping = self.opts.escaping;
         let mut rewritten = Vec::new();
+        // prometheus_client's parser cannot read an escaped quote inside
+        // exemplar labels: such an exemplar would fail the whole page.
+        if e.labels.contains("\\\"") {
+            self.stats.exemplars_dropped += 1;
+            return;
+        }
         let labels = if escaping == Escaping::AllowUtf8 || !has_quoted_name(e.labels) {
             e.labels.as_bytes()
         } else {
@@ -572,7 +578,8 @@ fn valid_point(point: &[(String, Part, usize)], lines: &[Gathered], histogram: b
                 count = Some(v);
             }
             Part::Sum => {
-                if v.is_nan() {
+                // Counter-like: neither NaN nor negative.
+                if v.is_nan() || v < 0.0 {
                     return false;
                 }
                 sum = Some(v);
@@ -611,11 +618,16 @@ fn label_chars(text: &[u8]) -> usize {
     })
 }
 
-/// Milliseconds since the epoch as OpenMetrics' seconds: `1700000000.123`.
+/// Milliseconds since the epoch as OpenMetrics' seconds: `1700000000.123`,
+/// `-0.005`.
 fn write_seconds(buf: &mut Vec<u8>, ms: i64) {
+    if ms < 0 {
+        buf.push(b'-');
+    }
+    let ms = ms.unsigned_abs();
     let mut digits = itoa::Buffer::new();
-    buf.extend_from_slice(digits.format(ms.div_euclid(1000)).as_bytes());
-    let frac = ms.rem_euclid(1000) as u32;
+    buf.extend_from_slice(digits.format(ms / 1000).as_bytes());
+    let frac = (ms % 1000) as u32;
     if frac != 0 {
         let digits = [
             b'.',

@@ -266,10 +266,12 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
         };
         if let Ok(stats) = rendered {
             metrics.exposition_exemplars.inc_by(stats.exemplars);
+            metrics
+                .exposition_exemplars_dropped
+                .inc_by(stats.exemplars_dropped);
             for (reason, n) in [
                 ("escaping_collision", stats.dropped),
                 ("openmetrics_invalid", stats.invalid),
-                ("exemplar_escaping", stats.exemplars_dropped),
             ] {
                 if n > 0 {
                     metrics

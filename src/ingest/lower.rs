@@ -186,6 +186,11 @@ impl<'l, 'a> Lowering<'l, 'a> {
         let Some(last) = b.series.last_mut() else {
             return;
         };
+        if timestamp_ms != 0 && !self.rules.timestamps.contains(timestamp_ms) {
+            b.rejected
+                .add_exemplar(ExemplarRejectReason::TimestampOutOfRange);
+            return;
+        }
         let chars: usize = scratch
             .iter()
             .map(|(n, v)| n.chars().count() + v.chars().count())

@@ -304,13 +304,19 @@ pub enum ExemplarRejectReason {
     /// ("Label names MUST be unique within a LabelSet"), so no page could
     /// show it.
     InvalidLabels,
+    /// A timestamp (other than 0, "none") outside the range samples are
+    /// accepted in: at or before the epoch, or further ahead than
+    /// `--limits.future-time-window`. As for samples: one exemplar from a
+    /// bad clock would otherwise stay shown over every correct one.
+    TimestampOutOfRange,
 }
 
 impl ExemplarRejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [ExemplarRejectReason; 2] = [
+    pub const ALL: [ExemplarRejectReason; 3] = [
         ExemplarRejectReason::LabelsTooLong,
         ExemplarRejectReason::InvalidLabels,
+        ExemplarRejectReason::TimestampOutOfRange,
     ];
 
     /// The snake_case label value used in self-metrics.
@@ -318,6 +324,7 @@ impl ExemplarRejectReason {
         match self {
             ExemplarRejectReason::LabelsTooLong => "exemplar_labels_too_long",
             ExemplarRejectReason::InvalidLabels => "invalid_exemplar_labels",
+            ExemplarRejectReason::TimestampOutOfRange => "exemplar_timestamp_out_of_range",
         }
     }
 }
