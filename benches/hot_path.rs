@@ -11,6 +11,10 @@
 //! `cargo bench --bench hot_path -- shape`. `shape create` times the
 //! requests of each shape's first round, which create its series.
 //!
+//! The `decode+apply` group runs the same 100k series through Remote-Write
+//! 1.0 and 2.0 (the load generator's requests, 2.0 with metadata on every
+//! series), each request decoded and applied to a store holding them.
+//!
 //! The `push parse` group reads one realistic 100k-series push (1,000
 //! families: counters, gauges, histograms, summaries, with HELP and TYPE) in
 //! the text format, checks it, and reads the same families as delimited
@@ -331,6 +335,70 @@ fn shape_benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// The snappy bodies of round `round` of the contiguous shape, as
+/// rw_loadgen sends them in `protocol` (2.0: metadata with every series, as
+/// Prometheus 3 sends it).
+fn loadgen_round(generator: &mut Generator, round: usize, protocol: Protocol) -> Vec<Vec<u8>> {
+    generator
+        .requests(round, round, 1 + round as i64 * 15_000)
+        .iter()
+        .map(|req| match protocol {
+            Protocol::RemoteWrite1 => snappy(req),
+            Protocol::RemoteWrite2 => snap::raw::Encoder::new()
+                .compress_vec(
+                    &shapes::to_v2(
+                        req,
+                        v2::metadata::MetricType::Gauge,
+                        "A series of the load generator.",
+                    )
+                    .encode_to_vec(),
+                )
+                .unwrap(),
+        })
+        .collect()
+}
+
+/// Remote-Write 1.0 against 2.0 on the same 100k series (bench/run.py's
+/// contiguous shape), the write handler's work after the body is read:
+/// each iteration decodes the next request of round 1 with one `Decoder`
+/// and applies it to a store holding the series (round 0, written through
+/// the same protocol). `cargo bench --bench hot_path -- 'decode+apply'`.
+fn protocol_benches(c: &mut Criterion) {
+    let limits = Config::default().decode_limits();
+    let mut g = c.benchmark_group("decode+apply");
+    g.throughput(Throughput::Elements(SERIES_PER_REQUEST as u64));
+    g.sample_size(30);
+    for (protocol, name) in [
+        (Protocol::RemoteWrite1, "remote-write 1.0"),
+        (Protocol::RemoteWrite2, "remote-write 2.0"),
+    ] {
+        let format = Format {
+            protocol,
+            encoding: Encoding::Snappy,
+        };
+        let mut generator = Generator::new(Shape::Contiguous, SHAPE_SERIES, SERIES_PER_REQUEST);
+        let created = loadgen_round(&mut generator, 0, protocol);
+        let bodies = loadgen_round(&mut generator, 1, protocol);
+        let store = Store::new(Config::default().store_limits());
+        let mut decoder = Decoder::default();
+        let now = ingest::now_ms();
+        for body in &created {
+            store.apply(decoder.decode(format, body, &limits, now).unwrap());
+        }
+        let mut next = 0;
+        g.bench_function(format!("{name}: each 500 of 100k series in turn"), |b| {
+            b.iter(|| {
+                next = (next + 1) % bodies.len();
+                let batch = decoder
+                    .decode(format, black_box(&bodies[next]), &limits, now)
+                    .unwrap();
+                black_box(store.apply(batch))
+            })
+        });
+    }
+    g.finish();
+}
+
 /// Series of the push the `push parse` benches read.
 const PUSH_SERIES: usize = 100_000;
 
@@ -505,5 +573,11 @@ fn push_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(hot_path, benches, shape_benches, push_benches);
+criterion_group!(
+    hot_path,
+    benches,
+    shape_benches,
+    protocol_benches,
+    push_benches
+);
 criterion_main!(hot_path);

@@ -729,10 +729,23 @@ pub struct SymbolFacts {
 impl SymbolFacts {
     /// The facts of `s`.
     pub fn of(s: &[u8]) -> Self {
+        let Some((&first, tail)) = s.split_first() else {
+            return SymbolFacts::default();
+        };
+        // `is_name` for both name sets in one pass: the bits of the two
+        // "rest" sets that every byte after the first has.
+        let mut rest = 0b1010;
+        for &c in tail {
+            rest &= NAME_BYTES[usize::from(c)];
+            if rest == 0 {
+                break;
+            }
+        }
+        let first = NAME_BYTES[usize::from(first)];
         SymbolFacts {
-            label_name: is_name(s, 0b0001, 0b0010) && !s.starts_with(b"__"),
-            metric_name: is_name(s, 0b0100, 0b1000),
-            plain_value: !s.is_empty() && is_plain_value(s),
+            label_name: first & 0b0001 != 0 && rest & 0b0010 != 0 && !s.starts_with(b"__"),
+            metric_name: first & 0b0100 != 0 && rest & 0b1000 != 0,
+            plain_value: is_plain_value(s),
         }
     }
 }
