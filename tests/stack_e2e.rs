@@ -52,7 +52,7 @@ impl Stack {
             ("SCRAPE_TIMEOUT".into(), "2s".into()),
             ("EVALUATION_INTERVAL".into(), "5s".into()),
         ];
-        for var in [
+        let vars = [
             "VM_PORT",
             "VMALERT_PORT",
             "ALERTMANAGER_PORT",
@@ -62,15 +62,25 @@ impl Stack {
             "PROMGATE_PORT",
             "PROMGATE_2_PORT",
             "PORT_RECEIVER_SCRAPER",
-        ] {
-            env.push((var.into(), free_port().to_string()));
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(
+            CLUSTERS
+                .iter()
+                .map(|(c, _, _)| format!("PORT_{}", c.to_uppercase().replace('-', "_"))),
+        );
+        // Every listener is held until all are chosen: ports picked one by
+        // one and released at once can repeat (a stack run once found its
+        // promgate and one vmagent given the same port).
+        let held: Vec<(String, std::net::TcpListener)> = vars
+            .map(|var| (var, std::net::TcpListener::bind("127.0.0.1:0").unwrap()))
+            .collect();
+        for (var, listener) in &held {
+            let port = listener.local_addr().unwrap().port();
+            env.push((var.clone(), port.to_string()));
         }
-        for (c, _, _) in CLUSTERS {
-            env.push((
-                format!("PORT_{}", c.to_uppercase().replace('-', "_")),
-                free_port().to_string(),
-            ));
-        }
+        drop(held);
         Stack { dir, env }
     }
 
