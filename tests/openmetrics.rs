@@ -750,3 +750,97 @@ async fn exemplars_no_page_could_show_are_left_out_and_counted() {
         1.0
     );
 }
+
+/// Debian's Prometheus 2.42 with exemplar storage scrapes promgate's
+/// OpenMetrics page (its default `Accept` asks for it) and stores the
+/// exemplar that was remote-written, labels and value as sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_stores_the_exemplars_it_scrapes() {
+    use promgate::proto::{Exemplar, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let (_gate, addr) = spawn_promgate(&[]);
+    let now = promgate::ingest::now_ms();
+    let label = |n: &str, v: &str| Label {
+        name: n.into(),
+        value: v.into(),
+    };
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![label("__name__", "orders_total"), label("shop", "eu")],
+            samples: vec![Sample {
+                value: 42.0,
+                timestamp: now,
+            }],
+            exemplars: vec![Exemplar {
+                labels: vec![label("trace_id", "4bf92f3577b34da6")],
+                value: 1.5,
+                timestamp: now,
+            }],
+            ..Default::default()
+        }],
+        metadata: vec![MetricMetadata {
+            r#type: MetricType::Counter as i32,
+            metric_family_name: "orders_total".into(),
+            help: "Orders.".into(),
+            unit: String::new(),
+        }],
+    };
+    let resp = client
+        .post(format!("http://{addr}/api/v1/write"))
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .body(snappy(&req))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    let config = format!(
+        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let _prom = spawn(
+        &tool("prometheus"),
+        &[
+            "--config.file=prometheus.yml".into(),
+            "--storage.tsdb.path=data".into(),
+            "--enable-feature=exemplar-storage".into(),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir.path(),
+    );
+    eventually(
+        Duration::from_secs(60),
+        "the exemplar in Prometheus",
+        || async {
+            let secs = now / 1000;
+            let answer: serde_json::Value = client
+                .get(format!("http://127.0.0.1:{port}/api/v1/query_exemplars"))
+                .query(&[
+                    ("query", "orders_total".to_string()),
+                    ("start", (secs - 600).to_string()),
+                    ("end", (secs + 600).to_string()),
+                ])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let found = answer["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
+                .any(|e| e["labels"]["trace_id"] == "4bf92f3577b34da6" && e["value"] == "1.5");
+            if found {
+                Ok(())
+            } else {
+                Err(answer.to_string())
+            }
+        },
+    )
+    .await;
+}

@@ -619,3 +619,32 @@ async fn the_accept_headers_tested_are_the_real_scrapers() {
     );
     assert_eq!(seen.get("vmagent"), Some(&VMAGENT.to_string()), "{seen:#?}");
 }
+
+/// `--exposition.default-escaping allow-utf-8`: a scraper that names no
+/// scheme (vmagent's header) gets the quoted syntax, labelled 1.0.0; one
+/// that names a scheme still gets it; the answer varies by `Accept`.
+#[tokio::test]
+async fn the_default_escaping_applies_only_where_no_scheme_is_named() {
+    let (app, _) = app(&["--exposition.default-escaping", "allow-utf-8"]);
+    let (status, body) = write(&app, &to_request(&sent(), 5000)).await;
+    assert_eq!(status, 204, "{body}");
+    let (ct, page) = scrape(&app, Some(VMAGENT)).await;
+    assert_eq!(
+        ct,
+        "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+    );
+    let (samples, _) = python_parse(&page);
+    assert_eq!(samples, sorted(sent()), "{page}");
+    let (ct, page) = scrape(&app, Some("text/plain;version=1.0.0;escaping=underscores")).await;
+    assert_eq!(
+        ct,
+        "text/plain; version=1.0.0; charset=utf-8; escaping=underscores"
+    );
+    assert_eq!(promtool_read(&page), sorted(sent_as_underscores()));
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["vary"], "accept, accept-encoding");
+}
