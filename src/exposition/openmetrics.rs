@@ -27,8 +27,8 @@ use std::io::{self, Write};
 
 use super::family::Family;
 use super::{
-    Escaping, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family,
-    write_float,
+    Escaping, HistogramForm, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited,
+    visit_family, write_float,
 };
 use crate::model::{Sample, split_key};
 use crate::store::{ExemplarRef, Store};
@@ -53,14 +53,18 @@ enum Shape {
 impl Shape {
     fn of(family: &Family) -> Shape {
         let single = family.members.iter().all(|m| m.name == family.name);
+        let native = family.members.iter().any(|m| m.view.histograms() > 0);
         match family.type_name {
+            // A native histogram's classic form has `_bucket`, `_count` and
+            // `_sum` lines: only a histogram family may hold them as one.
+            Some("histogram") => Shape::Histogram,
+            _ if native => Shape::Members,
             Some("counter") => match family.name.strip_suffix("_total") {
                 Some(base) if single && !base.is_empty() => Shape::Counter { base: base.into() },
                 _ if single => Shape::Unknown,
                 _ => Shape::Members,
             },
             Some("gauge") if single => Shape::Gauge,
-            Some("histogram") => Shape::Histogram,
             Some("summary") => Shape::Summary,
             _ if single => Shape::Unknown,
             _ => Shape::Members,
@@ -148,8 +152,7 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
                         page.header(&family.name, family, type_name);
                         for i in order {
                             let g = &lines[i];
-                            let bucket =
-                                histogram && family.members[g.member].name.ends_with("_bucket");
+                            let bucket = histogram && g.name(family).ends_with("_bucket");
                             page.line(g, bucket);
                             page.flush_if_full(out)?;
                         }
@@ -173,12 +176,19 @@ struct Gathered {
     prefix: Vec<u8>,
     key: Box<str>,
     member: usize,
+    /// What a native histogram's classic form added to the member's name.
+    suffix: &'static str,
     sample: Sample,
     pushed: bool,
     exemplar: Option<(Box<str>, f64, Option<i64>)>,
 }
 
 impl Gathered {
+    /// The line's metric name on the page.
+    fn name(&self, family: &Family) -> String {
+        format!("{}{}", family.members[self.member].name, self.suffix)
+    }
+
     fn exemplar(&self) -> Option<ExemplarRef<'_>> {
         self.exemplar
             .as_ref()
@@ -347,7 +357,8 @@ impl Om<'_> {
             header_pending: true,
             invalid: 0,
         };
-        visit_family(family, sink.om.opts.escaping, &mut visited, &mut sink)?;
+        let form = HistogramForm::Classic(sink.om.opts.native_histogram_max_buckets);
+        visit_family(family, sink.om.opts.escaping, form, &mut visited, &mut sink)?;
         let invalid = sink.invalid;
         self.stats.add(visited);
         self.stats.invalid += invalid;
@@ -359,55 +370,42 @@ impl Om<'_> {
     fn gather(&mut self, family: &Family) -> Vec<Gathered> {
         let mut visited = Visited::default();
         let mut sink = GatheredLines(Vec::new());
-        let _ = visit_family(family, self.opts.escaping, &mut visited, &mut sink);
+        let form = HistogramForm::Classic(self.opts.native_histogram_max_buckets);
+        let _ = visit_family(family, self.opts.escaping, form, &mut visited, &mut sink);
         self.stats.add(visited);
         sink.0
     }
 
     /// Each metric name of `family` as a family of its own, typed
-    /// `unknown`; the HELP goes with the name that is the family's.
+    /// `unknown` (a native histogram's `_bucket`, `_count` and `_sum`
+    /// lines each under their own name); the HELP goes with the name that
+    /// is the family's.
     fn members(
         &mut self,
         family: &Family,
         lines: Vec<Gathered>,
         out: &mut impl Write,
     ) -> io::Result<()> {
-        let mut by_member: Vec<Vec<Gathered>> = family.members.iter().map(|_| Vec::new()).collect();
+        // Members escaping to one name are one family on the page, and so
+        // are a native histogram's `x_count` lines and a member `x_count`.
+        let mut by_name: std::collections::BTreeMap<String, Vec<Gathered>> = Default::default();
         for g in lines {
-            by_member[g.member].push(g);
+            by_name.entry(g.name(family)).or_default().push(g);
         }
-        // Members escaping to one name are one family on the page.
-        let mut written: Vec<&str> = Vec::new();
-        for (i, m) in family.members.iter().enumerate() {
-            if written.contains(&&*m.name) {
-                continue;
-            }
-            written.push(&m.name);
-            let same: Vec<usize> = (i..family.members.len())
-                .filter(|&j| family.members[j].name == m.name)
-                .collect();
-            if same.iter().all(|&j| by_member[j].is_empty()) {
-                continue;
-            }
-            let help = if m.name == family.name {
-                family.help.clone()
-            } else {
-                None
-            };
-            let own = Family {
-                name: m.name.clone(),
-                help,
+        for (name, lines) in by_name {
+            let own = name == *family.name;
+            let header = Family {
+                name: name.clone().into(),
+                help: family.help.clone().filter(|_| own),
                 type_name: None,
-                unit: family.unit.clone().filter(|_| m.name == family.name),
+                unit: family.unit.clone().filter(|_| own),
                 members: Vec::new(),
                 escapes: false,
             };
-            self.header(&m.name, &own, "unknown");
-            for j in same {
-                for g in std::mem::take(&mut by_member[j]) {
-                    self.line(&g, false);
-                    self.flush_if_full(out)?;
-                }
+            self.header(&name, &header, "unknown");
+            for g in lines {
+                self.line(&g, false);
+                self.flush_if_full(out)?;
             }
         }
         Ok(())
@@ -458,6 +456,7 @@ impl Sink for GatheredLines {
             prefix: line.prefix.to_vec(),
             key: String::from_utf8_lossy(line.key).into(),
             member: line.member,
+            suffix: line.suffix,
             sample: line.sample,
             pushed: line.traits.pushed(),
             exemplar: line
@@ -488,10 +487,8 @@ fn points(family: &Family, lines: &[Gathered], histogram: bool) -> Option<Vec<us
     // (label set without the bound, part, line) for every line.
     let mut keyed: Vec<(String, Part, usize)> = Vec::with_capacity(lines.len());
     for (i, g) in lines.iter().enumerate() {
-        let suffix = family.members[g.member]
-            .name
-            .strip_prefix(&*family.name)
-            .unwrap_or("?");
+        let name = g.name(family);
+        let suffix = name.strip_prefix(&*family.name).unwrap_or("?");
         let (_, labels) = split_key(&g.key)?;
         let mut group = String::new();
         let mut bound = None;
