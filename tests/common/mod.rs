@@ -2,6 +2,7 @@
 //! promgate binary, and the real peers (Prometheus, vmagent, VictoriaMetrics).
 #![allow(dead_code)]
 
+pub mod native;
 pub mod pki;
 pub mod v2;
 

@@ -1,0 +1,493 @@
+//! Native histograms received by remote write, as the real programs read
+//! them back: a vmagent scraping promgate's text page into
+//! VictoriaMetrics (the classic form, every `le` checked against the
+//! cumulative counts computed here from the buckets sent, with and without
+//! `--exposition.native-histogram-max-buckets`), and the classic form's
+//! text and OpenMetrics pages in promtool and `prometheus_client`'s strict
+//! OpenMetrics parser.
+//!
+//! The expected classic form is computed in this file from the buckets
+//! sent, not by promgate's model: bucket `i` of schema `s` ends at
+//! `2^(i·2^-s)`, every populated bucket contributes both its edges, the
+//! zero bucket its threshold, and the cumulative count at an edge is that
+//! of every bucket (and the zero bucket) lying wholly at or below it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::native::{Sent, count_of, sent, to_request};
+use common::*;
+use promgate::proto::histogram::{Count, ZeroCount};
+use promgate::proto::{BucketSpan, Histogram, WriteRequest};
+
+const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The upper bound of bucket `i` of exponential schema `schema`.
+fn bound(schema: i32, i: i32) -> f64 {
+    2f64.powf(f64::from(i) / 2f64.powi(schema))
+}
+
+/// The bucket indexes `spans` describe, in order.
+fn indexes(spans: &[BucketSpan]) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    for (n, s) in spans.iter().enumerate() {
+        next = if n == 0 { s.offset } else { next + s.offset };
+        for _ in 0..s.length {
+            out.push(next);
+            next += 1;
+        }
+    }
+    out
+}
+
+/// Absolute bucket counts of one side (deltas added up, or float counts).
+fn absolute(deltas: &[i64], counts: &[f64], float: bool) -> Vec<f64> {
+    if float {
+        return counts.to_vec();
+    }
+    let mut last = 0i64;
+    deltas
+        .iter()
+        .map(|d| {
+            last += d;
+            last as f64
+        })
+        .collect()
+}
+
+/// The classic form `h` must have: `(le, cumulative count)` ascending,
+/// `+Inf` (the count) last. Computed from the buckets sent, independently
+/// of promgate's model.
+fn expected_classic(h: &Histogram) -> Vec<(f64, f64)> {
+    let float = matches!(h.count, Some(Count::CountFloat(_)));
+    let neg = absolute(&h.negative_deltas, &h.negative_counts, float);
+    let pos = absolute(&h.positive_deltas, &h.positive_counts, float);
+    let mut out = Vec::new();
+    if h.schema == -53 {
+        let buckets: Vec<(i32, f64)> = indexes(&h.positive_spans).into_iter().zip(pos).collect();
+        for (k, &le) in h.custom_values.iter().enumerate() {
+            let cumulative = buckets
+                .iter()
+                .filter(|(i, _)| *i as usize <= k)
+                .map(|(_, c)| c)
+                .sum();
+            out.push((le, cumulative));
+        }
+    } else {
+        let zt = h.zero_threshold;
+        let zero = match h.zero_count {
+            Some(ZeroCount::ZeroCountInt(z)) => z as f64,
+            Some(ZeroCount::ZeroCountFloat(z)) => z,
+            None => 0.0,
+        };
+        // Every edge, and each bucket's count at its upper end (negative
+        // bucket i holds [-2^(i/2^s), -2^((i-1)/2^s))).
+        let mut edges = vec![zt];
+        let mut at_end = vec![(zt, zero)];
+        for (i, c) in indexes(&h.negative_spans).into_iter().zip(neg) {
+            let (lower, upper) = (bound(h.schema, i - 1), bound(h.schema, i));
+            assert!(lower >= zt, "a bucket straddling the zero threshold");
+            edges.extend([-upper, -lower]);
+            at_end.push((-lower, c));
+        }
+        for (i, c) in indexes(&h.positive_spans).into_iter().zip(pos) {
+            let (lower, upper) = (bound(h.schema, i - 1), bound(h.schema, i));
+            assert!(lower >= zt, "a bucket straddling the zero threshold");
+            edges.extend([lower, upper]);
+            at_end.push((upper, c));
+        }
+        edges.sort_by(f64::total_cmp);
+        edges.dedup();
+        for le in edges {
+            let cumulative = at_end
+                .iter()
+                .filter(|(end, _)| *end <= le)
+                .map(|(_, c)| c)
+                .sum();
+            out.push((le, cumulative));
+        }
+    }
+    out.push((f64::INFINITY, count_of(h)));
+    out
+}
+
+/// Two bounds written by different formatters: equal but maybe in the
+/// last digit.
+fn same_le(a: f64, b: f64) -> bool {
+    a == b || (a.is_finite() && b.is_finite() && (a - b).abs() <= 1e-12 * a.abs().max(b.abs()))
+}
+
+fn parse_le(le: &str) -> f64 {
+    match le {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        _ => le
+            .parse()
+            .unwrap_or_else(|_| panic!("le={le:?} is no number")),
+    }
+}
+
+/// Checks a classic form read back (`got`, ascending) against `want`:
+/// the same bounds (to 1e-12 relative) with exactly the same counts.
+fn compare_classic(got: &[(f64, f64)], want: &[(f64, f64)]) -> Result<(), String> {
+    let same = got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| same_le(g.0, w.0) && g.1 == w.1);
+    if same {
+        Ok(())
+    } else {
+        Err(format!("got {got:?}\nwant {want:?}"))
+    }
+}
+
+/// POSTs `req` to `url` as Prometheus does; asserts it is stored.
+async fn remote_write(client: &reqwest::Client, url: &str, req: &WriteRequest) {
+    let resp = client
+        .post(url)
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(snappy(req))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(status, 204, "{url}: {}", resp.text().await.unwrap());
+}
+
+/// A histogram's classic form as VictoriaMetrics holds it for the series
+/// with `labels`: its `_bucket` series by `le` (ascending),
+/// `_count` and `_sum`. Fails when any of them is missing, or when a
+/// series carries other labels.
+async fn classic_in_vm(
+    client: &reqwest::Client,
+    vm_port: u16,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<(Vec<(f64, f64)>, f64, f64), String> {
+    let mut parts = Vec::new();
+    for suffix in ["_bucket", "_count", "_sum"] {
+        let promql = format!("{name}{suffix}");
+        let result = query(client, vm_port, &promql).await?;
+        let mut got = Vec::new();
+        for r in &result {
+            let mut metric: BTreeMap<String, String> =
+                serde_json::from_value(r["metric"].clone()).map_err(|e| e.to_string())?;
+            metric.remove("__name__");
+            let le = metric.remove("le");
+            if &metric != labels || le.is_some() != (suffix == "_bucket") {
+                return Err(format!("{promql}: unexpected series {}", r["metric"]));
+            }
+            let value: f64 = r["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{promql}: bad value {r}"))?;
+            got.push((le.as_deref().map_or(0.0, parse_le), value));
+        }
+        got.sort_by(|a, b| a.0.total_cmp(&b.0));
+        parts.push(got);
+    }
+    let one = |v: &[(f64, f64)], what: &str| match v {
+        [(_, x)] => Ok(*x),
+        _ => Err(format!("{name}{what}: {v:?}")),
+    };
+    let count = one(&parts[1], "_count")?;
+    let sum = one(&parts[2], "_sum")?;
+    if parts[0].is_empty() {
+        return Err(format!("no {name}_bucket yet"));
+    }
+    Ok((parts.remove(0), count, sum))
+}
+
+/// A promgate started with `flags` holding the native histograms sent at
+/// `t`, scraped every second by a vmagent that writes to a
+/// VictoriaMetrics: the processes, and VictoriaMetrics' port.
+async fn scraped_into_vm(
+    dir: &std::path::Path,
+    client: &reqwest::Client,
+    flags: &[&str],
+    sent: &[Sent],
+) -> (Vec<Proc>, u16) {
+    let (gate, addr) = spawn_promgate(flags);
+    remote_write(
+        client,
+        &format!("http://{addr}/api/v1/write"),
+        &to_request(sent),
+    )
+    .await;
+    let (vm, vm_port) = spawn_victoria_metrics(dir);
+    let config = format!(
+        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
+    );
+    let (agent, _) = spawn_vmagent(dir, &config, vm_port);
+    (vec![agent, vm, gate], vm_port)
+}
+
+/// vmagent scrapes promgate's text page of the native histograms into
+/// VictoriaMetrics: every `_bucket` (by `le`), `_count` and `_sum` series
+/// there equals the classic form computed from the buckets sent, labelled
+/// as sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn vmagent_stores_the_classic_form_computed_from_the_buckets_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let sent = sent(now_ms());
+    let (_procs, vm_port) = scraped_into_vm(dir.path(), &client, &[], &sent).await;
+    for s in &sent {
+        let want = expected_classic(&s.histogram);
+        let labels = s.escaped_labels();
+        eventually(
+            Duration::from_secs(60),
+            &format!("{} in VictoriaMetrics as computed", s.name),
+            || async {
+                let (buckets, count, sum) =
+                    classic_in_vm(&client, vm_port, s.name, &labels).await?;
+                compare_classic(&buckets, &want)?;
+                if count != count_of(&s.histogram) || sum != s.histogram.sum {
+                    return Err(format!("_count {count}, _sum {sum}"));
+                }
+                Ok(())
+            },
+        )
+        .await;
+    }
+}
+
+/// With `--exposition.native-histogram-max-buckets 6`, the `le` bounds
+/// VictoriaMetrics gets through vmagent are fewer than the uncapped
+/// classic form's (computed from the buckets sent), a subset of them, each
+/// with the uncapped cumulative count; `_count` and `_sum` unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capped_classic_form_keeps_a_subset_of_the_bounds_with_their_counts() {
+    const CAP: &str = "6";
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let sent = sent(now_ms());
+    let flags = ["--exposition.native-histogram-max-buckets", CAP];
+    let (_procs, vm_port) = scraped_into_vm(dir.path(), &client, &flags, &sent).await;
+    let (mut wrong, mut capped_forms) = (Vec::new(), Vec::new());
+    for s in &sent {
+        let full = expected_classic(&s.histogram);
+        let labels = s.escaped_labels();
+        let (reduced, count, sum) = eventually(
+            Duration::from_secs(60),
+            &format!("{} in VictoriaMetrics", s.name),
+            || classic_in_vm(&client, vm_port, s.name, &labels),
+        )
+        .await;
+        if reduced.len() >= full.len() {
+            wrong.push(format!(
+                "{}: the cap of {CAP} left all {} bounds",
+                s.name,
+                full.len()
+            ));
+        }
+        for &(le, c) in &reduced {
+            match full.iter().find(|(b, _)| same_le(*b, le)) {
+                Some(&(_, uncapped)) if uncapped == c => {}
+                Some(&(_, uncapped)) => wrong.push(format!(
+                    "{}: le={le} has {c} capped, {uncapped} uncapped",
+                    s.name
+                )),
+                None => {
+                    // For the report: the uncapped count at the greatest
+                    // bound below le, which is the exact count at le
+                    // unless le falls inside a populated bucket.
+                    let below = full.iter().take_while(|(b, _)| *b < le).last();
+                    wrong.push(format!(
+                        "{}: le={le} (count {c}) is no uncapped bound; the uncapped bound below it: {below:?}",
+                        s.name
+                    ))
+                }
+            }
+        }
+        if (count, sum) != (count_of(&s.histogram), s.histogram.sum) {
+            wrong.push(format!("{}: capped _count {count}, _sum {sum}", s.name));
+        }
+        capped_forms.push(format!("{}: {reduced:?}", s.name));
+    }
+    assert!(
+        wrong.is_empty(),
+        "the capped classic forms (--exposition.native-histogram-max-buckets {CAP}) break the promise:\n{}\n--- capped forms in VictoriaMetrics ---\n{}",
+        wrong.join("\n"),
+        capped_forms.join("\n")
+    );
+}
+
+/// One sample as a Python parser reads it: name, labels, value, timestamp (ms).
+type PySample = (String, BTreeMap<String, String>, f64, Option<i64>);
+
+/// Parses `text` with `prometheus_client`'s text-format parser and `om`
+/// with its strict OpenMetrics parser; the samples of each, or the
+/// OpenMetrics parser's error.
+fn python_read(text: &str, om: &str) -> (Vec<PySample>, Result<Vec<PySample>, String>) {
+    const READ: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families as text_parse
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+pages = json.load(sys.stdin)
+def read(parse, page):
+    out = []
+    for f in parse(page):
+        for s in f.samples:
+            ts = None if s.timestamp is None else int(round(float(s.timestamp) * 1000))
+            out.append([s.name, s.labels, repr(float(s.value)), ts])
+    return out
+result = {"text": read(text_parse, pages[0])}
+try:
+    result["om"] = read(om_parse, pages[1])
+except Exception as e:
+    result["om_error"] = repr(e)
+print(json.dumps(result))
+"#;
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", READ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(&[text, om]).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let samples = |v: &serde_json::Value| -> Vec<PySample> {
+        let mut s: Vec<PySample> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s[0].as_str().unwrap().to_string(),
+                    serde_json::from_value(s[1].clone()).unwrap(),
+                    s[2].as_str().unwrap().parse().unwrap(),
+                    s[3].as_i64(),
+                )
+            })
+            .collect();
+        s.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        s
+    };
+    let om = match json.get("om") {
+        Some(v) => Ok(samples(v)),
+        None => Err(json["om_error"].to_string()),
+    };
+    (samples(&json["text"]), om)
+}
+
+/// A sample with its `le` label as a number, so that two encoders'
+/// spellings of one bound compare equal.
+type Key = (
+    String,
+    BTreeMap<String, String>,
+    Option<u64>,
+    u64,
+    Option<i64>,
+);
+
+fn key(s: &PySample) -> Key {
+    let mut labels = s.1.clone();
+    let le = labels.remove("le").map(|le| parse_le(&le).to_bits());
+    (s.0.clone(), labels, le, s.2.to_bits(), s.3)
+}
+
+/// The in-process app holding the native histograms sent at `t`.
+async fn app_with_histograms(t: i64) -> axum::Router {
+    let (app, _) = app(&[]);
+    let (status, body) = write(&app, &to_request(&sent(t))).await;
+    assert_eq!(status, 204, "{body}");
+    app
+}
+
+/// The text page of the native histograms passes `promtool check metrics`:
+/// it parses, and client_golang's linter finds nothing to say.
+#[tokio::test]
+async fn the_text_page_passes_promtool_check_metrics() {
+    let app = app_with_histograms(now_ms()).await;
+    let (status, text) = get(&app, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_parses(&text);
+    let (code, lint) = promtool_check(&text);
+    assert_eq!(
+        code, 0,
+        "promtool check metrics: {lint}\n--- page ---\n{text}"
+    );
+}
+
+/// The text page holds each native histogram's classic form as computed
+/// from the buckets sent (read by `prometheus_client`'s text parser); the
+/// OpenMetrics page reads in `prometheus_client`'s strict OpenMetrics
+/// parser, with the same samples as the text page.
+#[tokio::test]
+async fn the_openmetrics_page_reads_in_the_strict_parser_with_the_text_pages_samples() {
+    let t = now_ms();
+    let sent = sent(t);
+    let app = app_with_histograms(t).await;
+    let (status, text) = get(&app, "/metrics").await;
+    assert_eq!(status, 200);
+    let (status, om) = send(&app, "GET", "/metrics", &[("accept", OPENMETRICS)], vec![]).await;
+    assert_eq!(status, 200);
+    let (text_samples, om_samples) = python_read(&text, &om);
+    let om_samples =
+        om_samples.unwrap_or_else(|e| panic!("the OpenMetrics parser refused the page: {e}\n{om}"));
+
+    // The text page: each histogram's classic form, as computed.
+    for s in &sent {
+        let labels = s.escaped_labels();
+        let of = |suffix: &str| -> Vec<&PySample> {
+            text_samples
+                .iter()
+                .filter(|x| x.0 == format!("{}{suffix}", s.name))
+                .collect()
+        };
+        let mut buckets = Vec::new();
+        for b in of("_bucket") {
+            let mut l = b.1.clone();
+            let le = l.remove("le").expect("a _bucket without le");
+            assert_eq!(l, labels, "{b:?}");
+            assert_eq!(b.3, Some(t), "{b:?}");
+            buckets.push((parse_le(&le), b.2));
+        }
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Err(e) = compare_classic(&buckets, &expected_classic(&s.histogram)) {
+            panic!("{}_bucket on the text page: {e}\n{text}", s.name);
+        }
+        for (suffix, want) in [
+            ("_count", count_of(&s.histogram)),
+            ("_sum", s.histogram.sum),
+        ] {
+            let got: Vec<_> = of(suffix).iter().map(|x| (&x.1, x.2, x.3)).collect();
+            assert_eq!(got, [(&labels, want, Some(t))], "{}{suffix}", s.name);
+        }
+    }
+
+    // The OpenMetrics page: the same samples.
+    let text_keys: Vec<Key> = text_samples.iter().map(key).collect();
+    let mut om_keys: Vec<Key> = om_samples.iter().map(key).collect();
+    let mut sorted_text = text_keys.clone();
+    sorted_text.sort();
+    om_keys.sort();
+    assert_eq!(
+        om_keys, sorted_text,
+        "the OpenMetrics page's samples differ from the text page's\n--- text ---\n{text}\n--- OpenMetrics ---\n{om}"
+    );
+}
