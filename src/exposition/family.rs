@@ -46,6 +46,10 @@ pub(super) struct Family {
     /// that the page escapes? Then two series may escape alike, and the
     /// renderer keeps the first (see `render`).
     pub escapes: bool,
+    /// Has the family a `<name>_bucket` metric of its own, beside native
+    /// histograms? Then their sender writes the classic form too, and the
+    /// text pages show that one only.
+    pub classic_sent: bool,
 }
 
 /// A metric name of the store as one page shows it.
@@ -249,6 +253,10 @@ fn group(
             }
             let escapes = scheme != Escaping::AllowUtf8
                 && members.iter().any(|m| m.view.any_with(SeriesTraits::UTF8));
+            let classic_sent = md.natives.contains(&name)
+                && members
+                    .iter()
+                    .any(|m| m.name.strip_prefix(&*name) == Some("_bucket"));
             Family {
                 name,
                 help,
@@ -256,6 +264,7 @@ fn group(
                 unit,
                 members,
                 escapes,
+                classic_sent,
             }
         })
         .collect()

@@ -89,6 +89,11 @@ pub struct PageStats {
     /// Native histograms left off a text or OpenMetrics page: their labels
     /// hold an `le`, which their classic form's buckets need.
     pub histograms_dropped: u64,
+    /// Native histograms left off a text or OpenMetrics page because their
+    /// sender wrote the classic form too (`_bucket` series of the family,
+    /// as Prometheus does with `always_scrape_classic_histograms`): the
+    /// page shows the sender's, never two of one series.
+    pub histograms_hidden: u64,
 }
 
 /// What [`visit_family`] left off or rewrote.
@@ -98,6 +103,7 @@ struct Visited {
     escaped: u64,
     histograms: u64,
     histograms_dropped: u64,
+    histograms_hidden: u64,
 }
 
 impl PageStats {
@@ -106,6 +112,7 @@ impl PageStats {
         self.escaped += v.escaped;
         self.histograms += v.histograms;
         self.histograms_dropped += v.histograms_dropped;
+        self.histograms_hidden += v.histograms_hidden;
     }
 }
 
@@ -119,6 +126,20 @@ enum HistogramForm {
     /// boundaries (at most this many, 0 for all, `+Inf` aside), `_count`
     /// and `_sum` (the text formats).
     Classic(usize),
+    /// Not at all: the family's sender wrote their classic form itself.
+    Hidden,
+}
+
+impl HistogramForm {
+    /// The classic form on a text page of `family`, hidden where its
+    /// sender wrote one ([`family::Family::classic_sent`]).
+    fn classic(family: &family::Family, opts: &RenderOptions) -> Self {
+        if family.classic_sent {
+            HistogramForm::Hidden
+        } else {
+            HistogramForm::Classic(opts.native_histogram_max_buckets)
+        }
+    }
 }
 
 /// Renders every live series into `out` in the text format (0.0.4, or
@@ -146,7 +167,7 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
             family: &family,
             header_pending: true,
         };
-        let form = HistogramForm::Classic(opts.native_histogram_max_buckets);
+        let form = HistogramForm::classic(&family, opts);
         visit_family(&family, opts.escaping, form, &mut visited, &mut sink)?;
     }
     page.stats.add(visited);
@@ -278,10 +299,18 @@ fn emit(
     scratch: &mut ClassicScratch,
     visited: &mut Visited,
 ) {
-    let (Some(h), HistogramForm::Classic(max)) = (histogram, form) else {
-        sink.series(Line { histogram, ..line });
-        return;
+    let max = match (histogram, form) {
+        (Some(_), HistogramForm::Classic(max)) => max,
+        (Some(_), HistogramForm::Hidden) => {
+            visited.histograms_hidden += 1;
+            return;
+        }
+        _ => {
+            sink.series(Line { histogram, ..line });
+            return;
+        }
     };
+    let Some(h) = histogram else { return };
     if line.traits.bits() & SeriesTraits::HAS_LE != 0 {
         visited.histograms_dropped += 1;
         return;

@@ -357,7 +357,7 @@ impl Om<'_> {
             header_pending: true,
             invalid: 0,
         };
-        let form = HistogramForm::Classic(sink.om.opts.native_histogram_max_buckets);
+        let form = HistogramForm::classic(family, sink.om.opts);
         visit_family(family, sink.om.opts.escaping, form, &mut visited, &mut sink)?;
         let invalid = sink.invalid;
         self.stats.add(visited);
@@ -370,7 +370,7 @@ impl Om<'_> {
     fn gather(&mut self, family: &Family) -> Vec<Gathered> {
         let mut visited = Visited::default();
         let mut sink = GatheredLines(Vec::new());
-        let form = HistogramForm::Classic(self.opts.native_histogram_max_buckets);
+        let form = HistogramForm::classic(family, self.opts);
         let _ = visit_family(family, self.opts.escaping, form, &mut visited, &mut sink);
         self.stats.add(visited);
         sink.0
@@ -401,6 +401,7 @@ impl Om<'_> {
                 unit: family.unit.clone().filter(|_| own),
                 members: Vec::new(),
                 escapes: false,
+                classic_sent: false,
             };
             self.header(&name, &header, "unknown");
             for g in lines {

@@ -273,6 +273,7 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
                 ("escaping_collision", stats.dropped),
                 ("openmetrics_invalid", stats.invalid),
                 ("native_histogram_le_label", stats.histograms_dropped),
+                ("native_histogram_classic_sent", stats.histograms_hidden),
             ] {
                 if n > 0 {
                     metrics
