@@ -307,8 +307,14 @@ async fn a_capped_classic_form_keeps_a_subset_of_the_bounds_with_their_counts() 
                     // bound below le, which is the exact count at le
                     // unless le falls inside a populated bucket.
                     let below = full.iter().take_while(|(b, _)| *b < le).last();
+                    let count_there = below.map_or(0.0, |b| b.1);
+                    let verdict = if count_there == c {
+                        "its count is exact"
+                    } else {
+                        "its count is WRONG"
+                    };
                     wrong.push(format!(
-                        "{}: le={le} (count {c}) is no uncapped bound; the uncapped bound below it: {below:?}",
+                        "{}: le={le} (count {c}) is no uncapped bound ({verdict}; the uncapped bound below it: {below:?})",
                         s.name
                     ))
                 }
