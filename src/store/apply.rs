@@ -79,7 +79,9 @@ impl Probes {
 /// exemplar or a native histogram to keep, or a histogram a float replaces?
 #[inline(always)]
 fn has_extras(e: &Entry, update: &SeriesUpdate) -> bool {
-    (update.exemplar != NO_EXEMPLAR) | (update.histogram != NO_HISTOGRAM) | e.has_histogram()
+    // Both "none"s are `u32::MAX`: one compare tells whether either is set.
+    const _: () = assert!(NO_EXEMPLAR == u32::MAX && NO_HISTOGRAM == u32::MAX);
+    (update.exemplar & update.histogram) != u32::MAX || e.has_histogram()
 }
 
 /// Keeps what `update` carries besides its sample, `effect` being what the
@@ -144,12 +146,10 @@ impl ApplyOutcome {
         update: &SeriesUpdate,
         result: Result<Effect, Rejection>,
     ) {
-        let histograms = u64::from(batch.histogram(update).map_or(0, |h| h.written));
         match result {
             Ok(effect) => {
                 self.series += 1;
                 self.samples += u64::from(update.samples);
-                self.histograms += histograms;
                 self.exemplars += u64::from(update.exemplars);
                 match effect {
                     Effect::Created => self.created += 1,
@@ -158,9 +158,13 @@ impl ApplyOutcome {
                     Effect::Updated | Effect::Ignored => {}
                 }
             }
-            Err(rejection) => self
-                .rejected
-                .add(rejection, u64::from(update.samples) + histograms),
+            Err(rejection) => {
+                // Counted as written when the batch began applying.
+                let histograms = u64::from(batch.histogram(update).map_or(0, |h| h.written));
+                self.histograms = self.histograms.saturating_sub(histograms);
+                self.rejected
+                    .add(rejection, u64::from(update.samples) + histograms);
+            }
         }
     }
 }
@@ -397,7 +401,13 @@ impl Store {
     /// [`Store::apply`] as if at store-clock second `now`: what a loaded
     /// snapshot uses to give each entry the age it had.
     pub(super) fn apply_at(&self, batch: &WriteBatch, now: u32) -> ApplyOutcome {
-        let mut out = ApplyOutcome::default();
+        // Every histogram of the batch is written unless its series is
+        // refused (`ApplyOutcome::record` takes those off): no per-update
+        // cost for the batches without any.
+        let mut out = ApplyOutcome {
+            histograms: batch.histograms.iter().map(|h| u64::from(h.written)).sum(),
+            ..ApplyOutcome::default()
+        };
         self.apply_series(batch, now, &mut out);
         for (name, md) in &batch.metadata {
             self.apply_metadata(name, md, now, &mut out);
