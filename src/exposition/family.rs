@@ -251,6 +251,16 @@ fn group(
             if settled.no_headers || settled.headerless.contains(&name) {
                 (help, type_name) = (None, None);
             }
+            // An untyped family (a gauge histogram's) whose lines are all a
+            // native histogram's `_bucket`, `_count` and `_sum`: a parser
+            // files none of them under the family's own name, so its HELP
+            // would describe nothing (client_golang drops it).
+            let plain_own = members
+                .iter()
+                .any(|m| m.name == name && m.view.histograms() < m.view.len());
+            if type_name.is_none() && md.natives.contains(&name) && !plain_own {
+                help = None;
+            }
             let escapes = scheme != Escaping::AllowUtf8
                 && members.iter().any(|m| m.view.any_with(SeriesTraits::UTF8));
             let classic_sent = md.natives.contains(&name)
