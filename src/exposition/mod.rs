@@ -18,6 +18,7 @@ mod escaping;
 mod family;
 mod negotiate;
 mod openmetrics;
+mod points;
 mod text;
 
 pub use escaping::{Dropped, Escaping, escape_key};
