@@ -19,11 +19,13 @@ mod family;
 mod negotiate;
 mod openmetrics;
 mod points;
+mod protobuf;
 mod text;
 
 pub use escaping::{Dropped, Escaping, escape_key};
 pub use negotiate::{Format, Negotiated, negotiate};
 pub use openmetrics::render as render_openmetrics;
+pub use protobuf::render as render_protobuf;
 pub use text::write_float;
 
 use std::collections::HashMap;
