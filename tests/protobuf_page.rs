@@ -327,6 +327,20 @@ fn request(now: i64) -> WriteRequest {
         value: 0.5,
         timestamp: now - 10,
     }];
+    // A bucket's exemplar: `latency_seconds_bucket{path="/a",le="1"}`.
+    let bucket = timeseries
+        .iter_mut()
+        .find(|s| {
+            s.labels.iter().any(|l| l.value == "latency_seconds_bucket")
+                && s.labels.iter().any(|l| l.value == "/a")
+                && s.labels.iter().any(|l| l.name == "le" && l.value == "1")
+        })
+        .unwrap();
+    bucket.exemplars = vec![Exemplar {
+        labels: vec![label("trace_id", "def")],
+        value: 0.7,
+        timestamp: now - 20,
+    }];
     WriteRequest {
         timeseries,
         metadata: vec![
@@ -485,6 +499,15 @@ async fn families_are_typed_and_labelled_as_sent() {
         .map(|b| (b.upper_bound(), b.cumulative_count()))
         .collect();
     assert_eq!(buckets, vec![(0.1, 1), (1.0, 3), (f64::INFINITY, 4)]);
+    let exemplars: Vec<Option<(&str, f64)>> = h
+        .bucket
+        .iter()
+        .map(|b| {
+            let e = b.exemplar.as_ref()?;
+            Some((e.label[0].value(), e.value()))
+        })
+        .collect();
+    assert_eq!(exemplars, vec![None, Some(("def", 0.7)), None]);
     assert_eq!((h.sample_count(), h.sample_sum()), (4, 2.5));
     assert_eq!(h.schema, None, "a classic histogram");
 
@@ -527,7 +550,7 @@ async fn families_are_typed_and_labelled_as_sent() {
     );
     assert_eq!(
         self_metric(&app, "promgate_exposition_exemplars_total").await,
-        2.0
+        4.0
     );
     assert_eq!(
         self_metric(
@@ -792,13 +815,17 @@ async fn a_real_prometheus_with_native_histograms_reads_the_protobuf_page() {
     les.sort();
     assert_eq!(les, ["+Inf", "0.1", "1.0"]);
 
-    // The counter's exemplar came through the protobuf page.
-    eventually(Duration::from_secs(30), "the exemplar", || async {
+    // The counter's and the bucket's exemplars came through the protobuf
+    // page.
+    eventually(Duration::from_secs(30), "the exemplars", || async {
         let secs = now / 1000;
         let answer: serde_json::Value = client
             .get(format!("http://127.0.0.1:{port}/api/v1/query_exemplars"))
             .query(&[
-                ("query", "requests_total".to_string()),
+                (
+                    "query",
+                    "{__name__=~\"requests_total|latency_seconds_bucket\"}".to_string(),
+                ),
                 ("start", (secs - 600).to_string()),
                 ("end", (secs + 600).to_string()),
             ])
@@ -808,13 +835,15 @@ async fn a_real_prometheus_with_native_histograms_reads_the_protobuf_page() {
             .json()
             .await
             .map_err(|e| e.to_string())?;
-        let found = answer["data"]
+        let found: Vec<(String, String)> = answer["data"]
             .as_array()
             .into_iter()
             .flatten()
             .flat_map(|s| s["exemplars"].as_array().cloned().unwrap_or_default())
-            .any(|e| e["labels"]["trace_id"] == "abc" && e["value"] == "0.5");
-        if found {
+            .map(|e| (e["labels"]["trace_id"].to_string(), e["value"].to_string()))
+            .collect();
+        let want = |id: &str, v: &str| found.contains(&(format!("\"{id}\""), format!("\"{v}\"")));
+        if want("abc", "0.5") && want("def", "0.7") {
             Ok(())
         } else {
             Err(answer.to_string())

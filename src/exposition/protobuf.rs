@@ -73,6 +73,8 @@ enum Shape {
 
 impl Shape {
     fn of(family: &Family) -> Shape {
+        // A name holding native histograms will be `Shape::Plain` (see
+        // `Plain::series`), before the classic `histogram` arm below.
         let single = family.members.iter().all(|m| m.name == family.name);
         match family.type_name {
             Some("histogram") => Shape::Histogram,
@@ -99,6 +101,7 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
         buf: Vec::with_capacity(opts.chunk_bytes + 4096),
         opts,
         stats: PageStats::default(),
+        scratch: Vec::with_capacity(256),
     };
     for family in super::family::plan(store, opts.escaping) {
         match Shape::of(&family) {
@@ -192,6 +195,8 @@ struct Page<'o> {
     buf: Vec<u8>,
     opts: &'o RenderOptions,
     stats: PageStats,
+    /// One metric being encoded (its length goes before it).
+    scratch: Vec<u8>,
 }
 
 impl Page<'_> {
@@ -210,10 +215,10 @@ impl Page<'_> {
             .then_some(sample.timestamp_ms)
     }
 
-    /// The labels of a series as the page shows it: from the key with
-    /// `allow-utf-8` (names as they are), else from the escaped prefix;
-    /// `bound` (`le`, `quantile`) left out when given.
-    fn labels(&self, key: &[u8], prefix: &[u8], bound: Option<&str>) -> Vec<pb::LabelPair> {
+    /// The text the labels of a series are read from, as the page shows
+    /// them: the key with `allow-utf-8` (names as they are), else the
+    /// escaped prefix.
+    fn label_text<'k>(&self, key: &'k [u8], prefix: &'k [u8]) -> &'k str {
         let text = if self.opts.escaping == Escaping::AllowUtf8 {
             key
         } else {
@@ -221,8 +226,13 @@ impl Page<'_> {
         };
         // Keys are UTF-8 (`model::key` writes them as `String`s), and so
         // are the prefixes escaping makes of them.
-        let text = std::str::from_utf8(text).unwrap_or_default();
-        label_pairs(text, bound)
+        std::str::from_utf8(text).unwrap_or_default()
+    }
+
+    /// The labels of a series as the page shows it ([`Page::label_text`]),
+    /// `bound` (`le`, `quantile`) left out when given.
+    fn labels(&self, key: &[u8], prefix: &[u8], bound: Option<&str>) -> Vec<pb::LabelPair> {
+        label_pairs(self.label_text(key, prefix), bound)
     }
 
     /// The exemplar as the page carries it, its label names escaped for
@@ -373,15 +383,14 @@ impl Page<'_> {
                 family.unit.as_deref().filter(|_| own),
             );
             for g in lines {
-                let metric = pb::Metric {
-                    label: self.labels(g.key.as_bytes(), &g.prefix, None),
-                    untyped: Some(pb::Untyped {
-                        value: Some(g.sample.value),
-                    }),
+                let metric = PlainMetric {
+                    labels: self.label_text(g.key.as_bytes(), &g.prefix),
+                    kind: pb::MetricType::Untyped,
+                    value: g.sample.value,
+                    exemplar: None,
                     timestamp_ms: self.timestamp(g.sample, g.pushed),
-                    ..Default::default()
                 };
-                open.push(&metric);
+                metric.encode(&mut self.scratch, &mut open.metrics);
                 self.stats.series += 1;
                 if open.metrics.len() >= self.opts.chunk_bytes {
                     open.close_into(&mut self.buf);
@@ -404,26 +413,30 @@ struct Plain<'a, 'o, W> {
 }
 
 impl<W: Write> Sink for Plain<'_, '_, W> {
+    // Native histograms plug in here, once `Line` carries the store's
+    // `histogram: Option<&NativeHistogram>`: such a line's metric takes
+    // `histogram: Some(native_histogram(h))` in place of the value, in a
+    // message of type `native_histogram_type(h)` (close `self.open` and
+    // open one of that type whenever the type changes from one series to
+    // the next: several messages of one name are one family to
+    // Prometheus). The family reaches this sink as `Shape::Plain` once
+    // `Shape::of` tells a metric name holding native histograms (it must
+    // not go to `Shape::Histogram`, whose MetricPoint check expects
+    // classic `_bucket`/`_count`/`_sum` names).
     fn series(&mut self, line: Line<'_>) {
         let page = &mut *self.page;
-        let value = Some(line.sample.value);
-        let mut metric = pb::Metric {
-            label: page.labels(line.key, line.prefix, None),
-            timestamp_ms: page.timestamp(line.sample, line.traits.pushed()),
-            ..Default::default()
+        let exemplar = match self.kind {
+            pb::MetricType::Counter => line.exemplar.and_then(|e| page.exemplar(e)),
+            _ => None,
         };
-        match self.kind {
-            pb::MetricType::Counter => {
-                metric.counter = Some(pb::Counter {
-                    value,
-                    exemplar: line.exemplar.and_then(|e| page.exemplar(e)),
-                    ..Default::default()
-                })
-            }
-            pb::MetricType::Gauge => metric.gauge = Some(pb::Gauge { value }),
-            _ => metric.untyped = Some(pb::Untyped { value }),
-        }
-        self.open.push(&metric);
+        let metric = PlainMetric {
+            labels: page.label_text(line.key, line.prefix),
+            kind: self.kind,
+            value: line.sample.value,
+            exemplar,
+            timestamp_ms: page.timestamp(line.sample, line.traits.pushed()),
+        };
+        metric.encode(&mut page.scratch, &mut self.open.metrics);
         page.stats.series += 1;
     }
 
@@ -432,6 +445,83 @@ impl<W: Write> Sink for Plain<'_, '_, W> {
             self.open.close_into(&mut self.page.buf);
         }
         self.page.flush_if_full(self.out)
+    }
+}
+
+/// A counter's, gauge's or untyped series' `Metric`, encoded straight from
+/// its key, with no allocation for a key without escapes: this is the
+/// page's hot path (prost's structs would take a `String` per label name
+/// and value). The bytes are prost's for the same message (fields in tag
+/// order: labels, the value's message, `timestamp_ms`), as the tests check.
+struct PlainMetric<'a> {
+    /// The key (or escaped prefix) the labels are read from.
+    labels: &'a str,
+    kind: pb::MetricType,
+    value: f64,
+    /// A counter's exemplar.
+    exemplar: Option<pb::Exemplar>,
+    timestamp_ms: Option<i64>,
+}
+
+impl PlainMetric<'_> {
+    /// Appends the metric as field 4 of a `MetricFamily` to `out`, built in
+    /// `scratch` (cleared first).
+    fn encode(self, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+        use prost::encoding::{encode_varint, encoded_len_varint};
+        let m = scratch;
+        m.clear();
+        if let Some((_, labels)) = split_key(self.labels) {
+            for (name, value) in labels {
+                let name: std::borrow::Cow<'_, str> = if name.quoted && name.text.contains('\\') {
+                    name.chars().collect::<String>().into()
+                } else {
+                    name.text.into()
+                };
+                let value: std::borrow::Cow<'_, str> = if value.contains('\\') {
+                    unescape_value(value).into()
+                } else {
+                    value.into()
+                };
+                let (n, v) = (name.len() as u64, value.len() as u64);
+                let pair = 2 + encoded_len_varint(n) as u64 + n + encoded_len_varint(v) as u64 + v;
+                // Metric.label (1), LabelPair.name (1), LabelPair.value (2).
+                m.push(0x0a);
+                encode_varint(pair, m);
+                m.push(0x0a);
+                encode_varint(n, m);
+                m.extend_from_slice(name.as_bytes());
+                m.push(0x12);
+                encode_varint(v, m);
+                m.extend_from_slice(value.as_bytes());
+            }
+        }
+        let field = match self.kind {
+            pb::MetricType::Counter => 3,
+            pb::MetricType::Gauge => 2,
+            _ => 5,
+        };
+        match self.exemplar {
+            Some(exemplar) => {
+                let counter = pb::Counter {
+                    value: Some(self.value),
+                    exemplar: Some(exemplar),
+                    ..Default::default()
+                };
+                prost::encoding::message::encode(field, &counter, m);
+            }
+            None => {
+                // Counter, Gauge and Untyped alike: `double value = 1`.
+                m.extend_from_slice(&[(field << 3 | 2) as u8, 9, 0x09]);
+                m.extend_from_slice(&self.value.to_le_bytes());
+            }
+        }
+        if let Some(ts) = self.timestamp_ms {
+            m.push(0x30);
+            encode_varint(ts as u64, m);
+        }
+        out.push(0x22);
+        encode_varint(m.len() as u64, out);
+        out.extend_from_slice(m);
     }
 }
 
@@ -826,6 +916,72 @@ mod tests {
             .map(|b| b.cumulative_count_float())
             .collect();
         assert_eq!(cumulative, vec![0.5, 1.5, 1.5]);
+    }
+
+    /// The direct encoding of a plain metric is prost's, byte for byte.
+    #[test]
+    fn plain_metrics_encode_as_prost_does() {
+        let keys = [
+            "up",
+            "x{a=\"1\",b=\"\"}",
+            "x{a=\"q\\\"\\\\\\n\",\"b.c\"=\"ü\"}",
+            "\"a.b\"{\"c\\\"d\"=\"e\"}",
+        ];
+        let exemplar = pb::Exemplar {
+            label: label_pairs("x{trace_id=\"abc\"}", None),
+            value: Some(0.5),
+            timestamp: Some(timestamp(1_700_000_000_123)),
+        };
+        for key in keys {
+            for kind in [
+                pb::MetricType::Counter,
+                pb::MetricType::Gauge,
+                pb::MetricType::Untyped,
+            ] {
+                for ts in [None, Some(0), Some(-5), Some(1_700_000_000_123)] {
+                    for ex in [None, Some(exemplar.clone())] {
+                        if ex.is_some() && kind != pb::MetricType::Counter {
+                            continue;
+                        }
+                        let value = Some(-2.5);
+                        let mut expected = pb::Metric {
+                            label: label_pairs(key, None),
+                            timestamp_ms: ts,
+                            ..Default::default()
+                        };
+                        match kind {
+                            pb::MetricType::Counter => {
+                                expected.counter = Some(pb::Counter {
+                                    value,
+                                    exemplar: ex.clone(),
+                                    ..Default::default()
+                                })
+                            }
+                            pb::MetricType::Gauge => expected.gauge = Some(pb::Gauge { value }),
+                            _ => expected.untyped = Some(pb::Untyped { value }),
+                        }
+                        let mut want = Vec::new();
+                        prost::encoding::message::encode(4, &expected, &mut want);
+                        let mut got = Vec::new();
+                        PlainMetric {
+                            labels: key,
+                            kind,
+                            value: -2.5,
+                            exemplar: ex,
+                            timestamp_ms: ts,
+                        }
+                        .encode(&mut Vec::new(), &mut got);
+                        assert_eq!(got, want, "{key} {kind:?} {ts:?}");
+                    }
+                }
+            }
+        }
+        let labels = label_pairs(keys[2], None);
+        assert_eq!(
+            (labels[0].value(), labels[1].name(), labels[1].value()),
+            ("q\"\\\n", "b.c", "ü")
+        );
+        assert_eq!(label_pairs(keys[3], None)[0].name(), "c\"d");
     }
 
     /// A family written in pieces is, piece by piece, what prost makes of
