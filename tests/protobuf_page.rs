@@ -851,3 +851,170 @@ async fn a_real_prometheus_with_native_histograms_reads_the_protobuf_page() {
     })
     .await;
 }
+
+/// A series sent: labels, one sample.
+type Sent = (Vec<(String, String)>, [(f64, i64); 1]);
+
+/// Random stores (names that join families or not, torn and whole
+/// histograms and summaries, NaN, negative and infinite values, awkward
+/// label values, a UTF-8 label name), each rendered as text and as
+/// protobuf under each scheme in small chunks: the same series and values,
+/// and the same counts.
+#[test]
+fn any_accepted_request_gives_the_text_pages_series_in_protobuf() {
+    use promgate::exposition::{render, render_protobuf};
+    use promgate::ingest::{Decoder, Encoding, Format, Protocol};
+    use promgate::store::Store;
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    const NOW_MS: i64 = 1_700_000_000_000;
+    let names = [
+        "up", "c_total", "c", "h_bucket", "h_count", "h_sum", "h", "s", "s_count", "s_sum",
+        "g.dotted", "g_dotted",
+    ];
+    let types = [
+        ("c_total", MetricType::Counter),
+        ("c", MetricType::Gauge),
+        ("h", MetricType::Histogram),
+        ("s", MetricType::Summary),
+        ("up", MetricType::Counter),
+        ("g.dotted", MetricType::Gauge),
+    ];
+    let label = prop_oneof![
+        Just(("job", "a")),
+        Just(("job", "b")),
+        Just(("le", "1")),
+        Just(("le", "+Inf")),
+        Just(("le", "0.5")),
+        Just(("quantile", "0.5")),
+        Just(("quantile", "1")),
+        Just(("path", "\"q\\\n")),
+        Just(("service.name", "x")),
+    ];
+    let value = prop_oneof![
+        (0u32..5).prop_map(f64::from),
+        Just(f64::NAN),
+        Just(-1.0),
+        Just(2.5),
+        Just(f64::INFINITY),
+    ];
+    let series = (
+        0..names.len(),
+        proptest::collection::vec(label, 0..3),
+        value,
+        0i64..3,
+    );
+    let strategy = (
+        proptest::collection::vec(series, 1..25),
+        proptest::collection::vec(0..types.len(), 0..5),
+    );
+    let config = promgate::config::Config::default();
+    let limits = config.decode_limits();
+    let schemes = [
+        Escaping::Underscores,
+        Escaping::Dots,
+        Escaping::Values,
+        Escaping::AllowUtf8,
+    ];
+    let mut runner = TestRunner::deterministic();
+    let mut typed: BTreeMap<PbType, usize> = BTreeMap::new();
+    for round in 0..200 {
+        let (series, md) = strategy.new_tree(&mut runner).unwrap().current();
+        let mut owned: Vec<Sent> = Vec::new();
+        for (name, labels, value, ts) in series {
+            let mut l = vec![("__name__".to_string(), names[name].to_string())];
+            for (n, v) in labels {
+                if !l.iter().any(|(k, _)| k == n) {
+                    l.push((n.to_string(), v.to_string()));
+                }
+            }
+            owned.push((l, [(value, NOW_MS - 1000 * ts)]));
+        }
+        // Every other round, a whole histogram point and a whole summary
+        // point beside the random series (which may tear them or not).
+        let mut md = md;
+        if round % 2 == 0 {
+            // Few random series beside them, so that some stay whole.
+            owned.truncate(3);
+            let whole = |name: &str, extra: Option<(&str, &str)>, v: f64| {
+                let mut l = vec![
+                    ("__name__".to_string(), name.to_string()),
+                    ("job".to_string(), "w".to_string()),
+                ];
+                l.extend(extra.map(|(n, v)| (n.to_string(), v.to_string())));
+                (l, [(v, NOW_MS)])
+            };
+            owned.extend([
+                whole("h_bucket", Some(("le", "0.5")), 1.0),
+                whole("h_bucket", Some(("le", "1")), 3.0),
+                whole("h_bucket", Some(("le", "+Inf")), 4.0),
+                whole("h_count", None, 4.0),
+                whole("h_sum", None, 2.25),
+                whole("s", Some(("quantile", "0.5")), 0.125),
+                whole("s_count", None, 7.0),
+                whole("s_sum", None, 1.5),
+            ]);
+            md.extend([2, 3]);
+        }
+        let borrowed: Vec<Vec<(&str, &str)>> = owned
+            .iter()
+            .map(|(l, _)| l.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect())
+            .collect();
+        let req_series: Vec<Series> = borrowed
+            .iter()
+            .zip(&owned)
+            .map(|(l, (_, s))| (&l[..], &s[..]))
+            .collect();
+        let metadata: Vec<(&str, MetricType, &str)> = md
+            .iter()
+            .map(|&i| (types[i].0, types[i].1, "help"))
+            .collect();
+        let body = snappy(&common::request(&req_series, &metadata));
+        let store = Store::new(config.store_limits());
+        let format = Format {
+            protocol: Protocol::RemoteWrite1,
+            encoding: Encoding::Snappy,
+        };
+        let batch = Decoder::default()
+            .decode(format, &body, &limits, NOW_MS)
+            .expect("decodes")
+            .clone();
+        store.apply(&batch);
+        let opts = RenderOptions {
+            timestamps: TimestampPolicy::Original,
+            chunk_bytes: 64,
+            escaping: schemes[round % schemes.len()],
+        };
+        let mut text = Vec::new();
+        let text_stats = render(&store, &opts, &mut text).unwrap();
+        let mut page = Vec::new();
+        let stats = render_protobuf(&store, &opts, &mut page).unwrap();
+        let page = Bytes::from(page);
+        let text = String::from_utf8(text).unwrap();
+        let what = format!("round {round}, {:?}:\n{text}", opts.escaping);
+        assert_same(
+            &parse_text(&text),
+            &samples_of(&decode(page.clone())),
+            &what,
+        );
+        assert_eq!(
+            (stats.series, stats.dropped, stats.escaped),
+            (text_stats.series, text_stats.dropped, text_stats.escaped),
+            "{what}"
+        );
+        for f in decode(page) {
+            *typed.entry(f.r#type()).or_insert(0) += 1;
+        }
+    }
+    // The rounds met every shape.
+    for t in [
+        PbType::Counter,
+        PbType::Gauge,
+        PbType::Untyped,
+        PbType::Histogram,
+        PbType::Summary,
+    ] {
+        assert!(typed.get(&t).is_some_and(|&n| n >= 10), "{typed:?}");
+    }
+}
