@@ -704,6 +704,23 @@ async fn a_real_prometheus_with_native_histograms_reads_the_protobuf_page() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    // A family bigger than a chunk (64 KiB), so several messages.
+    let is: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    let many: Vec<[(&str, &str); 2]> = is
+        .iter()
+        .map(|i| [("__name__", "many"), ("i", i)])
+        .collect();
+    let sample = [(0.5, now)];
+    let series: Vec<Series> = many.iter().map(|l| (&l[..], &sample[..])).collect();
+    let resp = client
+        .post(format!("http://{addr}/api/v1/write"))
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .body(snappy(&common::request(&series, &[])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
     let resp = client
         .put(format!("http://{addr}/metrics/job/batch"))
         .body(PUSHED)
@@ -766,7 +783,20 @@ async fn a_real_prometheus_with_native_histograms_reads_the_protobuf_page() {
             ((name, labels), v)
         })
         .collect();
-    let names: Vec<&str> = text.keys().map(|(n, _)| n.as_str()).collect();
+    let page = client
+        .get(format!("http://{addr}/metrics"))
+        .header("accept", PROMETHEUS_2_PROTOBUF_FIRST)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let split = decode(page).iter().filter(|f| f.name() == "many").count();
+    assert!(split > 1, "{split} message(s) for the big family");
+    let mut names: Vec<&str> = text.keys().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    assert!(text.len() > 3000);
     let promql = format!("{{__name__=~\"{}\"}}", names.join("|"));
     let target = addr.to_string();
     let stored = eventually(
