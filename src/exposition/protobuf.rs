@@ -563,11 +563,12 @@ fn timestamp(ms: i64) -> pb::Timestamp {
 /// - Prometheus' parser (`isNativeHistogram` in `protobufparse.go`) takes
 ///   a histogram with no span, a zero threshold of 0 and no integer zero
 ///   count for a classic one, so such a histogram gets a no-op span
-///   (offset 0, length 0), as client_golang adds one. Prometheus 2.40-2.4x
-///   (2.42 among them) decide by the deltas instead (native if there are
-///   any, or a zero count or threshold): there a histogram with no bucket
-///   and threshold 0, and a float histogram with threshold 0, read as
-///   classic histograms (their `_count`, `_sum` and `+Inf` bucket).
+///   (offset 0, length 0), as client_golang adds one (Prometheus 2.47 and
+///   later). Prometheus 2.40 to 2.46 (2.42 among them) decide by the
+///   deltas instead (native if there are any, or a zero count or
+///   threshold): there a histogram with no bucket and threshold 0, and a
+///   float histogram with threshold 0, read as classic histograms (their
+///   `_count`, `_sum` and `+Inf` bucket).
 /// - Custom buckets (schema -53) have no field in the client model, and
 ///   Prometheus 2.42 predates them: they go as a classic histogram, a
 ///   `Bucket{upper_bound, cumulative_count}` per custom bound
