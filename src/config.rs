@@ -98,6 +98,14 @@ pub struct Config {
     )]
     pub default_escaping: Escaping,
 
+    /// Most `le` buckets a native histogram shows on text and OpenMetrics pages (its classic form): a histogram with more is shown at a lower resolution, neighbouring buckets merged, which keeps the cumulative counts exact at the bounds that remain. 0 shows every bucket. The protobuf page always carries native histograms unchanged.
+    #[arg(
+        long = "exposition.native-histogram-max-buckets",
+        env = "PROMGATE_EXPOSITION_NATIVE_HISTOGRAM_MAX_BUCKETS",
+        default_value_t = 0
+    )]
+    pub native_histogram_max_buckets: usize,
+
     /// Most /metrics pages rendered at once; a scrape beyond waits for a slot.
     #[arg(
         long = "exposition.max-concurrent-scrapes",
@@ -338,6 +346,7 @@ impl Config {
             timestamps: self.timestamps,
             chunk_bytes: 64 * 1024,
             escaping: self.default_escaping,
+            native_histogram_max_buckets: self.native_histogram_max_buckets,
         }
     }
 

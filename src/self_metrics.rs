@@ -84,6 +84,9 @@ pub struct SelfMetrics {
     /// (what Remote-Write 2.0 reports as written; the store keeps the
     /// latest of each series).
     pub exemplars_received: Counter,
+    /// Native histogram samples accepted with the series updates accepted
+    /// into the store (Remote-Write 2.0's histograms written).
+    pub native_histograms_received: Counter,
     /// Exemplars refused, by reason (their series stored all the same).
     pub exemplars_rejected: Family<ReasonLabels, Counter>,
     /// Series created.
@@ -130,6 +133,8 @@ pub struct SelfMetrics {
     pub exposition_series_escaped: Counter,
     /// Exemplars written on OpenMetrics and protobuf pages.
     pub exposition_exemplars: Counter,
+    /// Native histograms shown on `/metrics` pages (classic form or native).
+    pub exposition_native_histograms: Counter,
     /// Exemplars left off OpenMetrics and protobuf pages (their series
     /// still there).
     pub exposition_exemplars_dropped: Counter,
@@ -182,8 +187,11 @@ impl SelfMetrics {
     ];
 
     /// Every reason of `promgate_exposition_series_dropped_total`.
-    pub const EXPOSITION_DROP_REASONS: [&'static str; 2] =
-        ["escaping_collision", "openmetrics_invalid"];
+    pub const EXPOSITION_DROP_REASONS: [&'static str; 3] = [
+        "escaping_collision",
+        "openmetrics_invalid",
+        "native_histogram_le_label",
+    ];
 
     /// The pages scrapers ask for most, counted from zero: the default ones
     /// of vmagent (text 0.0.4), Prometheus 2 (OpenMetrics, underscores)
@@ -211,6 +219,7 @@ impl SelfMetrics {
             samples_rejected: Family::default(),
             series_rejected: Family::default(),
             exemplars_received: Counter::default(),
+            native_histograms_received: Counter::default(),
             exemplars_rejected: Family::default(),
             series_created: Counter::default(),
             series_stale_removed: Counter::default(),
@@ -225,6 +234,7 @@ impl SelfMetrics {
             exposition_series_escaped: Counter::default(),
             exposition_exemplars: Counter::default(),
             exposition_exemplars_dropped: Counter::default(),
+            exposition_native_histograms: Counter::default(),
             push_groups: Gauge::default(),
             pushes: Family::default(),
             groups_expired: Counter::default(),
@@ -288,6 +298,11 @@ impl SelfMetrics {
             "exemplars_received",
             "Exemplars accepted with the series updates accepted into the store",
             m.exemplars_received.clone(),
+        );
+        r.register(
+            "native_histograms_received",
+            "Native histogram samples accepted with the series updates accepted into the store",
+            m.native_histograms_received.clone(),
         );
         r.register(
             "exemplars_rejected",
@@ -386,7 +401,7 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_series_dropped",
-            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page)",
+            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page); native_histogram_le_label (a native histogram with an le label, which its classic form's buckets need, left off a text or OpenMetrics page); native_histogram_classic_sent (a native histogram left off a text or OpenMetrics page because its sender wrote the family's classic form too, which the page shows)",
             m.exposition_series_dropped.clone(),
         );
         r.register(
@@ -398,6 +413,11 @@ impl SelfMetrics {
             "exposition_exemplars",
             "Exemplars written on OpenMetrics and protobuf /metrics pages (the latest of each counter and histogram bucket series that has one)",
             m.exposition_exemplars.clone(),
+        );
+        r.register(
+            "exposition_native_histograms",
+            "Native histograms shown on /metrics pages: in their classic form (_bucket, _count, _sum) on text and OpenMetrics pages, unchanged on protobuf pages",
+            m.exposition_native_histograms.clone(),
         );
         r.register(
             "exposition_exemplars_dropped",
@@ -517,6 +537,7 @@ impl SelfMetrics {
         self.samples_received.inc_by(applied.samples);
         self.series_received.inc_by(applied.series);
         self.exemplars_received.inc_by(applied.exemplars);
+        self.native_histograms_received.inc_by(applied.histograms);
         for &(reason, n) in &decoded.exemplars {
             let labels = ReasonLabels {
                 reason: reason.as_str(),

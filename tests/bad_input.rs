@@ -1406,7 +1406,7 @@ async fn metadata_beyond_the_cap() {
 }
 
 #[tokio::test]
-async fn native_histogram() {
+async fn invalid_native_histogram() {
     use promgate::proto::{Histogram, Label, TimeSeries, WriteRequest};
     let gate = Gate::router(&[]).await;
     let mut req = request(&[(GOOD, &[(7.0, 5000)])], &[]);
@@ -1415,9 +1415,10 @@ async fn native_histogram() {
             name: "__name__".into(),
             value: "latency".into(),
         }],
+        // Schema 100: neither exponential (-4..=52) nor custom (-53).
         histograms: vec![Histogram {
             timestamp: 5000,
-            schema: 3,
+            schema: 100,
             ..Default::default()
         }],
         ..Default::default()
@@ -1427,11 +1428,11 @@ async fn native_histogram() {
         post(PROMETHEUS_HEADERS, snappy(&req)),
         Expect {
             status: 400,
-            says: "stored 1 series, rejected 1 series (1 samples); first error: ",
+            says: "stored 1 series, rejected 1 series (1 samples); first error: native histogram refused: ",
             counts: vec![
                 (requests("invalid_series"), 1.0),
-                (series("native_histogram"), 1.0),
-                (samples("native_histogram"), 1.0),
+                (series("invalid_native_histogram"), 1.0),
+                (samples("invalid_native_histogram"), 1.0),
             ],
             page: lines(&[SEED, GOOD_LINE]),
         },

@@ -64,7 +64,12 @@ fn series() -> impl Strategy<Value = TimeSeries> {
     (
         prop::collection::vec(label(), 0..6),
         prop::collection::vec((float(), -5i64..5_000_000_000_000), 0..4),
-        prop::collection::vec(any::<(u64, i32, f64)>(), 0..2),
+        // Valid when the count covers the buckets' 5 and the schema is
+        // known; stamped within the time range or not.
+        prop::collection::vec(
+            (0u64..12, -6i32..10, float(), -5i64..5_000_000_000_000),
+            0..3,
+        ),
         prop::collection::vec(
             (
                 prop::collection::vec(exemplar_label(), 0..4),
@@ -82,7 +87,7 @@ fn series() -> impl Strategy<Value = TimeSeries> {
                 .collect(),
             histograms: histograms
                 .into_iter()
-                .map(|(count, schema, sum)| Histogram {
+                .map(|(count, schema, sum, timestamp)| Histogram {
                     count: Some(histogram::Count::CountInt(count)),
                     sum,
                     schema,
@@ -90,8 +95,8 @@ fn series() -> impl Strategy<Value = TimeSeries> {
                         offset: schema,
                         length: 3,
                     }],
-                    positive_deltas: vec![1, -2, 3],
-                    negative_counts: vec![sum, 1.5],
+                    positive_deltas: vec![1, 0, 2],
+                    timestamp,
                     ..Default::default()
                 })
                 .collect(),
@@ -362,7 +367,15 @@ mod v2 {
         (
             refs(max),
             prop::collection::vec((float(), -5i64..5_000_000_000_000, any::<i64>()), 0..3),
-            prop::collection::vec((any::<u64>(), -4i32..9, any::<i64>()), 0..2),
+            prop::collection::vec(
+                (
+                    any::<u64>(),
+                    -4i32..9,
+                    any::<i64>(),
+                    -5i64..5_000_000_000_000,
+                ),
+                0..2,
+            ),
             prop::collection::vec(
                 (refs(max), float(), prop::sample::select(&[0i64, 7, 8][..])),
                 0..3,
@@ -383,11 +396,12 @@ mod v2 {
                         .collect(),
                     histograms: histograms
                         .into_iter()
-                        .map(|(count, schema, start_timestamp)| Histogram {
+                        .map(|(count, schema, start_timestamp, timestamp)| Histogram {
                             count: Some(histogram::Count::CountInt(count)),
                             schema,
                             custom_values: vec![0.5, 1.0],
                             start_timestamp,
+                            timestamp,
                             ..Default::default()
                         })
                         .collect(),

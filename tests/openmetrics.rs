@@ -474,6 +474,7 @@ fn any_accepted_request_renders_a_page_the_parser_reads_back() {
         timestamps: TimestampPolicy::Original,
         chunk_bytes: 1024,
         escaping: Escaping::Underscores,
+        native_histogram_max_buckets: 0,
     };
     let mut runner = TestRunner::deterministic();
     let mut pages = Vec::new();

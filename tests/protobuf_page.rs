@@ -607,6 +607,7 @@ async fn a_family_bigger_than_a_chunk_goes_out_in_several_messages() {
             timestamps: TimestampPolicy::Original,
             chunk_bytes,
             escaping: Escaping::Underscores,
+            native_histogram_max_buckets: 0,
         };
         let mut out = Writes::default();
         let stats = promgate::exposition::render_protobuf(&state.store, &opts, &mut out).unwrap();
@@ -1015,6 +1016,7 @@ fn any_accepted_request_gives_the_text_pages_series_in_protobuf() {
             timestamps: TimestampPolicy::Original,
             chunk_bytes: 64,
             escaping: schemes[round % schemes.len()],
+            native_histogram_max_buckets: 0,
         };
         let mut text = Vec::new();
         let text_stats = render(&store, &opts, &mut text).unwrap();

@@ -293,6 +293,7 @@ fn page_of(reqs: &GenRequests) -> (Store, String) {
         timestamps: TimestampPolicy::Original,
         chunk_bytes: config.render_options().chunk_bytes,
         escaping: Escaping::Underscores,
+        native_histogram_max_buckets: 0,
     };
     let mut page = Vec::new();
     render(&store, &opts, &mut page).unwrap();

@@ -222,7 +222,53 @@ async fn a_series_must_carry_samples_or_histograms() {
 }
 
 #[tokio::test]
-async fn native_histograms_are_refused_and_float_samples_of_the_request_stored() {
+async fn native_histograms_are_written_beside_the_float_samples_of_the_request() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let mut b = Builder::new().series(&[("__name__", "floats")], &[(3.0, t)], None);
+    let labels_refs = b.refs(&[("__name__", "latency_seconds")]);
+    // Schema 0: bucket 1 is (1, 2], bucket 2 is (2, 4].
+    let histogram = |count: u64, sum: f64, at: i64| Histogram {
+        count: Some(v2::histogram::Count::CountInt(count)),
+        sum,
+        schema: 0,
+        positive_spans: vec![v2::BucketSpan {
+            offset: 1,
+            length: 2,
+        }],
+        positive_deltas: vec![1, i64::try_from(count).unwrap() - 2],
+        timestamp: at,
+        ..Default::default()
+    };
+    let req = b
+        .raw(TimeSeries {
+            labels_refs,
+            // Two in one series: both written, the later one shown.
+            histograms: vec![histogram(3, 7.5, t), histogram(2, 1.5, t - 1000)],
+            ..Default::default()
+        })
+        .build();
+    let a = write2(&app, &req).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(a.written, Some((1, 2, 0)));
+    assert_eq!(
+        get(&app, "/metrics").await.1,
+        format!(
+            "floats 3 {t}\n\
+             # TYPE latency_seconds histogram\n\
+             latency_seconds_bucket{{le=\"0\"}} 0 {t}\n\
+             latency_seconds_bucket{{le=\"1\"}} 0 {t}\n\
+             latency_seconds_bucket{{le=\"2\"}} 1 {t}\n\
+             latency_seconds_bucket{{le=\"4\"}} 3 {t}\n\
+             latency_seconds_bucket{{le=\"+Inf\"}} 3 {t}\n\
+             latency_seconds_count 3 {t}\n\
+             latency_seconds_sum 7.5 {t}\n"
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_native_histogram_is_refused_with_its_reason_and_the_rest_stored() {
     let (app, _) = app(&[]);
     let t = now();
     let mut b = Builder::new().series(&[("__name__", "floats")], &[(3.0, t)], None);
@@ -234,6 +280,12 @@ async fn native_histograms_are_refused_and_float_samples_of_the_request_stored()
                 count: Some(v2::histogram::Count::CountInt(3)),
                 sum: 1.5,
                 schema: 3,
+                // A span of two buckets, one bucket sent.
+                positive_spans: vec![v2::BucketSpan {
+                    offset: 0,
+                    length: 2,
+                }],
+                positive_deltas: vec![3],
                 timestamp: t,
                 ..Default::default()
             }],
@@ -243,12 +295,13 @@ async fn native_histograms_are_refused_and_float_samples_of_the_request_stored()
     let a = write2(&app, &req).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.written, Some((1, 0, 0)));
-    assert!(
-        a.body.contains("native histograms are not supported"),
-        "{}",
-        a.body
-    );
+    assert!(a.body.contains("native histogram refused: "), "{}", a.body);
     assert_eq!(get(&app, "/metrics").await.1, format!("floats 3 {t}\n"));
+    let (_, metrics) = get(&app, "/-/metrics").await;
+    assert!(
+        metrics.contains("promgate_series_rejected_total{reason=\"invalid_native_histogram\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -533,35 +586,44 @@ async fn a_refused_help_text_is_not_a_refused_series() {
 /// them, the histogram as a rejected sample), and its samples are stored:
 /// 400, and the written headers count the samples only.
 #[tokio::test]
-async fn a_series_with_both_samples_and_histograms_keeps_its_samples_only() {
-    let (app, _) = app(&[]);
+async fn a_series_with_both_samples_and_histograms_shows_the_later_and_writes_both() {
     let t = now();
-    let mut b = Builder::new();
-    let labels_refs = b.refs(&[("__name__", "both")]);
-    let req = b
-        .raw(TimeSeries {
-            labels_refs,
-            samples: vec![common::v2::sample(2.0, t)],
-            histograms: vec![Histogram {
-                count: Some(v2::histogram::Count::CountInt(1)),
-                sum: 0.5,
-                timestamp: t,
+    let histogram = |at| Histogram {
+        count: Some(v2::histogram::Count::CountInt(1)),
+        sum: 0.5,
+        positive_spans: vec![v2::BucketSpan {
+            offset: 0,
+            length: 1,
+        }],
+        positive_deltas: vec![1],
+        timestamp: at,
+        ..Default::default()
+    };
+    for (float_at, histogram_at, shown) in [
+        (t, t - 1000, format!("both 2 {t}\n")),
+        (t - 1000, t, format!("both_count 1 {t}\n")),
+        // A tie goes to the histogram, sent after the samples.
+        (t, t, format!("both_count 1 {t}\n")),
+    ] {
+        let (app, _) = app(&[]);
+        let mut b = Builder::new();
+        let labels_refs = b.refs(&[("__name__", "both")]);
+        let req = b
+            .raw(TimeSeries {
+                labels_refs,
+                samples: vec![common::v2::sample(2.0, float_at)],
+                histograms: vec![histogram(histogram_at)],
                 ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .build();
-    let a = write2(&app, &req).await;
-    assert_eq!(
-        (a.status, a.written),
-        (StatusCode::BAD_REQUEST, Some((1, 0, 0)))
-    );
-    assert!(
-        a.body.starts_with("stored 1 series, rejected 1 series (1 samples); first error: native histograms are not supported"),
-        "{}",
-        a.body
-    );
-    assert_eq!(get(&app, "/metrics").await.1, format!("both 2 {t}\n"));
+            })
+            .build();
+        let a = write2(&app, &req).await;
+        assert_eq!(
+            (a.status, a.written),
+            (StatusCode::NO_CONTENT, Some((1, 1, 0)))
+        );
+        let page = get(&app, "/metrics").await.1;
+        assert!(page.contains(&shown), "{shown:?} in\n{page}");
+    }
 }
 
 /// Spec 2.0, `TimeSeries.labels_refs` ("the underlying labels should be

@@ -560,8 +560,37 @@ async fn metadata_of_every_type_is_taken_with_its_sample() {
         ..Default::default()
     };
     let a = write2(&app, &b.raw(ts).build()).await;
-    assert_eq!(outcome(&a), (BAD_REQUEST, Some((0, 0, 0))), "{}", a.body);
-    assert_eq!(get(&app, "/metrics").await.1, "");
+    assert_eq!(outcome(&a), (NO_CONTENT, Some((0, 1, 0))), "{}", a.body);
+    assert_eq!(
+        get(&app, "/metrics").await.1,
+        classic_page(
+            "request_duration_seconds",
+            "Request duration in seconds",
+            1.0,
+            t
+        )
+    );
+}
+
+/// The text page of one [`native_histogram`] as a classic histogram:
+/// schema 2's bounds are powers of 2^(1/4) (-1 and -2^(-1/4) below zero,
+/// 2^(-1/4), 1, 2^(1/4) above), the zero bucket's at its threshold; the
+/// counts (2 negative, 1 zero, 2 and 1 positive) cumulated.
+fn classic_page(name: &str, help: &str, sum: f64, t: i64) -> String {
+    let q = 2f64.powf(0.25);
+    let mut page = format!("# HELP {name} {help}\n# TYPE {name} histogram\n");
+    for (le, n) in [
+        ("-1".to_string(), 0),
+        (format!("{}", -(2f64.powf(-0.25))), 2),
+        ("1e-128".to_string(), 3),
+        (format!("{}", 2f64.powf(-0.25)), 3),
+        ("1".to_string(), 5),
+        (format!("{q}"), 6),
+        ("+Inf".to_string(), 6),
+    ] {
+        page += &format!("{name}_bucket{{le=\"{le}\"}} {n} {t}\n");
+    }
+    page + &format!("{name}_count 6 {t}\n{name}_sum {sum} {t}\n")
 }
 
 /// `TestMetadataValidation`: metadata of a series without a name, or with
@@ -587,11 +616,10 @@ async fn metadata_of_a_series_without_a_name_is_refused() {
 }
 
 /// `TestHistogramWithMetadataAndExemplar` (and
-/// `TestHistogramsWithMetadataAndExemplars`): native histograms are
-/// refused, so the exemplar with one is not written either: 400 and
-/// nothing written, where the suite expects the histogram written.
+/// `TestHistogramsWithMetadataAndExemplars`): the histogram and its
+/// exemplar are written, the page shows its classic form.
 #[tokio::test]
-async fn a_histogram_with_metadata_and_an_exemplar_is_refused_whole() {
+async fn a_histogram_with_metadata_and_an_exemplar_is_written() {
     let (app, _) = app(&[]);
     let t = now();
     let mut b = Builder::new();
@@ -607,13 +635,17 @@ async fn a_histogram_with_metadata_and_an_exemplar_is_refused_whole() {
         ..Default::default()
     };
     let a = write2(&app, &b.raw(ts).build()).await;
-    assert_eq!(outcome(&a), (BAD_REQUEST, Some((0, 0, 0))), "{}", a.body);
-    assert!(
-        a.body.contains("native histograms are not supported"),
-        "{}",
-        a.body
-    );
-    assert_eq!(get(&app, "/metrics").await.1, "");
+    assert_eq!(outcome(&a), (NO_CONTENT, Some((0, 1, 1))), "{}", a.body);
+    let page = classic_page(
+        "response_size_bytes",
+        "HTTP response size in bytes",
+        10_485_760.0,
+        t,
+    )
+    .replace("_bucket{", "_bucket{service=\"upload\",")
+    .replace("_count ", "_count{service=\"upload\"} ")
+    .replace("_sum ", "_sum{service=\"upload\"} ");
+    assert_eq!(get(&app, "/metrics").await.1, page);
 }
 
 /// `TestSamplesWithMetadataAndExemplars` and `TestManySamples`: fifty

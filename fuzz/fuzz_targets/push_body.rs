@@ -94,7 +94,10 @@ fuzz_target!(|data: &[u8]| {
         .then(|| push::lower_text(&decoded, &grouping, &rules, NOW_MS))
         .flatten();
     let Ok(pushed) = push::lower(&families, &grouping, &rules, NOW_MS) else {
-        assert!(one_pass.is_none(), "one pass lowers what the two steps refuse");
+        assert!(
+            one_pass.is_none(),
+            "one pass lowers what the two steps refuse"
+        );
         return;
     };
     if let Some(one_pass) = one_pass {
@@ -102,15 +105,35 @@ fuzz_target!(|data: &[u8]| {
             p.batch
                 .series
                 .iter()
-                .map(|u| (p.batch.key(u).to_string(), u.key.traits.bits(), u.latest.value.to_bits()))
+                .map(|u| {
+                    (
+                        p.batch.key(u).to_string(),
+                        u.key.traits.bits(),
+                        u.latest.value.to_bits(),
+                    )
+                })
                 .collect()
         };
         let families = |p: &push::PushBatch| -> Vec<(String, std::ops::Range<usize>)> {
-            p.families.iter().map(|f| (f.name.clone(), f.series.clone())).collect()
+            p.families
+                .iter()
+                .map(|f| (f.name.clone(), f.series.clone()))
+                .collect()
         };
-        assert_eq!(series(&one_pass), series(&pushed), "one pass wrote other series");
-        assert_eq!(families(&one_pass), families(&pushed), "one pass placed families otherwise");
-        assert_eq!(one_pass.batch.metadata, pushed.batch.metadata, "one pass wrote other metadata");
+        assert_eq!(
+            series(&one_pass),
+            series(&pushed),
+            "one pass wrote other series"
+        );
+        assert_eq!(
+            families(&one_pass),
+            families(&pushed),
+            "one pass placed families otherwise"
+        );
+        assert_eq!(
+            one_pass.batch.metadata, pushed.batch.metadata,
+            "one pass wrote other metadata"
+        );
     }
     check_push(&families).expect("a push that lowers passes the check of one push");
 

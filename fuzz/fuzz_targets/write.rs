@@ -52,9 +52,9 @@ use promgate::config::Config;
 use promgate::exposition::{RenderOptions, TimestampPolicy, escape_key, render};
 use promgate::ingest::{self, Decoder, Encoding, Error, Limits, Protocol, parse_text, v1, v2};
 use promgate::model::{
-    EXEMPLAR_MAX_LABEL_CHARS, ExemplarRejectReason, RejectReason, Sample, WriteBatch, build_key,
-    is_legacy_label_name, is_legacy_metric_name, is_stale_marker, parse_key, store_name,
-    write_label_text,
+    EXEMPLAR_MAX_LABEL_CHARS, ExemplarRejectReason, NativeHistogram, RejectReason, Sample,
+    WriteBatch, build_key, is_legacy_label_name, is_legacy_metric_name, is_stale_marker, parse_key,
+    store_name, write_label_text,
 };
 use promgate::proto;
 use promgate::store::{Store, StoreLimits};
@@ -349,7 +349,11 @@ fn counts(protocol: Protocol, raw: &[u8], batch: &WriteBatch) {
             (carried, None)
         }
     };
-    let accepted: u64 = batch.series.iter().map(|u| u64::from(u.samples)).sum();
+    let accepted: u64 = batch
+        .series
+        .iter()
+        .map(|u| u64::from(u.samples + batch.histogram(u).map_or(0, |h| h.written)))
+        .sum();
     assert_eq!(
         accepted + batch.rejected.samples_total(),
         carried.iter().sum::<u64>(),
@@ -390,8 +394,8 @@ fn keys(batch: &WriteBatch, server: &Server) {
         assert_eq!(store_name(&name), batch.name(u), "key {key:?}");
         assert!(!name.is_empty(), "key {key:?}");
         // A name outside the legacy set is flagged for the exposition.
-        let utf8 = !is_legacy_metric_name(&name)
-            || labels.iter().any(|(n, _)| !is_legacy_label_name(n));
+        let utf8 =
+            !is_legacy_metric_name(&name) || labels.iter().any(|(n, _)| !is_legacy_label_name(n));
         assert_eq!(u.key.traits.utf8(), utf8, "key {key:?}");
         assert!(labels.len() < limits.max_labels, "key {key:?}");
         for pair in labels.windows(2) {
@@ -473,7 +477,9 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
     // sample removes the series.
     // Each series' exemplar: the newer timestamp wins (the later among
     // equals), whether or not its sample was; it leaves with its series.
+    // Each series whose latest sample is a native histogram: that one.
     let mut model: HashMap<&str, Sample> = HashMap::new();
+    let mut hist: HashMap<&str, &NativeHistogram> = HashMap::new();
     let mut kept: HashMap<&str, (&str, u64, i64)> = HashMap::new();
     for u in &batch.series {
         let key = batch.key(u);
@@ -482,12 +488,17 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
         match (is_stale_marker(s.value), stored) {
             (true, Some(true)) => {
                 model.remove(key);
+                hist.remove(key);
                 kept.remove(key);
                 continue;
             }
             (true, None) => continue,
             (false, None | Some(true)) => {
                 model.insert(key, s);
+                match batch.histogram(u).and_then(|h| h.latest.as_ref()) {
+                    Some(h) => hist.insert(key, h),
+                    None => hist.remove(key),
+                };
             }
             _ => {}
         }
@@ -529,16 +540,23 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
     // Series with names outside the legacy set are on the (underscores)
     // page escaped: each line is one of them, or left off as a collision.
     let mut escaped: HashMap<String, Vec<Sample>> = HashMap::new();
+    // The same for native histograms, by the line of their escaped key.
+    let mut escaped_hist: HashMap<String, Vec<&NativeHistogram>> = HashMap::new();
     let mut utf8_live = 0;
     for u in batch.series.iter().filter(|u| u.key.traits.utf8()) {
         let key = batch.key(u);
+        if let Some(&h) = hist.get(key) {
+            if let Ok(line) = escape_key(key, server.render.escaping) {
+                let (name, labels) = parse_key(&line);
+                let line = key_line(&name, labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                escaped_hist.entry(line).or_default().push(h);
+            }
+            continue;
+        }
         if let Some(&s) = model.get(key) {
             if let Ok(line) = escape_key(key, server.render.escaping) {
                 let (name, labels) = parse_key(&line);
-                let line = key_line(
-                    &name,
-                    labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-                );
+                let line = key_line(&name, labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
                 let held = escaped.entry(line).or_default();
                 if !held.iter().any(|h| same(*h, s)) {
                     held.push(s);
@@ -546,7 +564,7 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
             }
         }
     }
-    for key in model.keys() {
+    for key in model.keys().filter(|k| !hist.contains_key(*k)) {
         if batch
             .series
             .iter()
@@ -566,6 +584,9 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
     });
     let mut seen = HashSet::new();
     let mut utf8_lines = 0;
+    // Native histograms met on the page, by their `_count` line.
+    let mut hist_seen = 0;
+    let mut plain_lines = 0;
     for f in &families {
         if let Some(help) = &f.help {
             // The family's metadata: under its name, or under a name
@@ -602,8 +623,14 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
             build_key(labels, &server.limits.series, &mut Vec::new(), &mut key)
                 .unwrap_or_else(|r| panic!("a line of the page is no valid series: {r}: {s:?}"));
             let want = match model.get(key.as_str()) {
-                Some(want) => *want,
-                None => {
+                Some(want) if !hist.contains_key(key.as_str()) => *want,
+                _ if classic_line(s, &hist, &escaped_hist, &server.limits.series) => {
+                    let line = key_line(&s.name, pairs.iter().map(|(n, v)| (*n, &**v)));
+                    assert!(seen.insert(line), "a series twice on the page");
+                    hist_seen += usize::from(s.name.ends_with("_count"));
+                    continue;
+                }
+                _ => {
                     // An escaped line: its value is one of the series
                     // escaping to it.
                     let line = key_line(&s.name, pairs.iter().map(|(n, v)| (*n, &**v)));
@@ -632,18 +659,78 @@ fn store_and_page(batch: &WriteBatch, server: &Server) {
                 s.timestamp_ms
             );
             assert!(seen.insert(key), "a series twice on the page");
+            plain_lines += 1;
         }
     }
     assert_eq!(
-        seen.len() - utf8_lines,
-        model.len() - utf8_live,
+        plain_lines,
+        model.len() - hist.len() - utf8_live,
         "stored series missing from the page"
     );
+    let hist_lines = seen.len() - utf8_lines - plain_lines;
+    // Each shown histogram has its `_count` and `_sum` lines besides its
+    // buckets, `+Inf` at least.
+    assert!(hist_lines >= hist_seen * 3, "a histogram without its lines");
     assert_eq!(
-        utf8_lines + stats.dropped as usize,
-        utf8_live,
-        "escaped series missing from the page, and not counted as dropped"
+        hist_seen as u64 + stats.histograms_dropped,
+        stats.histograms,
+        "native histograms shown and counted"
     );
+    assert!(hist_seen <= hist.len(), "more histograms than stored");
+    assert_eq!(
+        utf8_lines
+            + stats.dropped as usize
+            + hist_seen
+            + (stats.histograms_dropped + stats.histograms_hidden) as usize,
+        utf8_live + hist.len(),
+        "escaped series or histograms missing from the page, and not counted as dropped"
+    );
+}
+
+/// Is `s` a line of a stored native histogram's classic form (`_bucket`
+/// with its `le`, `_count`, `_sum`), with that histogram's figures? Its
+/// series is the line less the suffix and the `le`, as stored or escaped.
+fn classic_line(
+    s: &promgate::ingest::push::ParsedSample<'_>,
+    hist: &HashMap<&str, &NativeHistogram>,
+    escaped_hist: &HashMap<String, Vec<&NativeHistogram>>,
+    limits: &promgate::model::SeriesLimits,
+) -> bool {
+    let Some((base, suffix)) = ["_bucket", "_count", "_sum"]
+        .into_iter()
+        .find_map(|x| Some((s.name.strip_suffix(x)?, x)))
+    else {
+        return false;
+    };
+    let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> = s.labels.iter().collect();
+    let le = pairs
+        .iter()
+        .find(|(n, _)| *n == "le")
+        .map(|(_, v)| v.clone());
+    if (suffix == "_bucket") != le.is_some() {
+        return false;
+    }
+    let rest = pairs.iter().filter(|(n, _)| *n != "le");
+    let labels = std::iter::once(("__name__", base)).chain(rest.clone().map(|(n, v)| (*n, &**v)));
+    let mut key = String::new();
+    let mut candidates: Vec<&NativeHistogram> = Vec::new();
+    if build_key(labels, limits, &mut Vec::new(), &mut key).is_ok()
+        && let Some(&h) = hist.get(key.as_str())
+    {
+        candidates.push(h);
+    }
+    let line = key_line(base, rest.map(|(n, v)| (*n, &**v)));
+    candidates.extend(escaped_hist.get(&line).into_iter().flatten().copied());
+    let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+    candidates.iter().any(|h| {
+        s.timestamp_ms == Some(h.timestamp_ms())
+            && match (suffix, le.as_deref()) {
+                ("_count", _) | ("_bucket", Some("+Inf")) => same(s.value, h.count()),
+                ("_sum", _) => same(s.value, h.sum()),
+                // A cumulative count at a boundary: within the total.
+                _ => s.value >= 0.0 && !s.value.is_nan(),
+            }
+    })
 }
 
 /// The line prefix of a parsed sample as the page writes it: the name, then

@@ -46,6 +46,10 @@ pub(super) struct Family {
     /// that the page escapes? Then two series may escape alike, and the
     /// renderer keeps the first (see `render`).
     pub escapes: bool,
+    /// Has the family a `<name>_bucket` metric of its own, beside native
+    /// histograms? Then their sender writes the classic form too, and the
+    /// text pages show that one only.
+    pub classic_sent: bool,
 }
 
 /// A metric name of the store as one page shows it.
@@ -118,10 +122,16 @@ pub(super) fn plan(store: &Store, scheme: Escaping) -> Vec<Family> {
             }
         }
     }
+    let natives = metrics
+        .iter()
+        .filter(|m| m.view.histograms() > 0)
+        .map(|m| m.name.clone())
+        .collect();
     let mut metadata = MetadataCache {
         store,
         sources,
         known: HashMap::new(),
+        natives,
     };
     let mut settled = Settled::default();
     let mut passes = 0;
@@ -183,6 +193,10 @@ struct MetadataCache<'s> {
     /// their metadata is preferred.
     sources: HashMap<Box<str>, Vec<Box<str>>>,
     known: HashMap<String, Option<Metadata>>,
+    /// The names on the page of metrics with native histograms: each is a
+    /// histogram family (a gauge histogram's when its metadata says so),
+    /// whose classic form has `_bucket`, `_count` and `_sum` lines.
+    natives: HashSet<Box<str>>,
 }
 
 impl MetadataCache<'_> {
@@ -228,14 +242,31 @@ fn group(
                     Some(m.unit).filter(|u| !u.is_empty()),
                 ),
             };
+            if md.natives.contains(&name) && md.type_of(&name) != Some(MetricType::GaugeHistogram) {
+                type_name = Some("histogram");
+            }
             if matches!(type_name, Some("histogram" | "summary")) && settled.untyped(&name) {
                 type_name = None;
             }
             if settled.no_headers || settled.headerless.contains(&name) {
                 (help, type_name) = (None, None);
             }
+            // An untyped family (a gauge histogram's) whose lines are all a
+            // native histogram's `_bucket`, `_count` and `_sum`: a parser
+            // files none of them under the family's own name, so its HELP
+            // would describe nothing (client_golang drops it).
+            let plain_own = members
+                .iter()
+                .any(|m| m.name == name && m.view.histograms() < m.view.len());
+            if type_name.is_none() && md.natives.contains(&name) && !plain_own {
+                help = None;
+            }
             let escapes = scheme != Escaping::AllowUtf8
                 && members.iter().any(|m| m.view.any_with(SeriesTraits::UTF8));
+            let classic_sent = md.natives.contains(&name)
+                && members
+                    .iter()
+                    .any(|m| m.name.strip_prefix(&*name) == Some("_bucket"));
             Family {
                 name,
                 help,
@@ -243,6 +274,7 @@ fn group(
                 unit,
                 members,
                 escapes,
+                classic_sent,
             }
         })
         .collect()
@@ -259,7 +291,7 @@ fn family_of<'a>(name: &'a str, md: &mut MetadataCache<'_>) -> &'a str {
             let joins = match md.type_of(base) {
                 Some(MetricType::Histogram) => histogram,
                 Some(MetricType::Summary) => summary,
-                _ => false,
+                _ => histogram && md.natives.contains(base),
             };
             if joins {
                 return base;
@@ -318,7 +350,7 @@ fn base<'n>(name: &'n str, suffix: &str) -> Option<&'n str> {
 }
 
 /// The parser's `setOrCreateCurrentMF`, over the families created so far.
-fn route<'n>(name: &'n str, created: &HashMap<&str, Kind>) -> Route<'n> {
+fn route<'n>(name: &'n str, created: &HashMap<Box<str>, Kind>) -> Route<'n> {
     if created.contains_key(name) {
         return Route::Exact;
     }
@@ -352,17 +384,34 @@ fn structure_ok(family: &Family) -> bool {
             // Every quantile line has a readable quantile.
             (false, "") => !any(SeriesTraits::NO_QUANTILE | SeriesTraits::BAD_QUANTILE),
             (false, "_count" | "_sum") => !any(SeriesTraits::HAS_QUANTILE),
+            // Native histograms only, shown in their classic form.
+            (true, "") => m.view.histograms() == m.view.len() && !any(SeriesTraits::HAS_LE),
             // Anything else (a bare histogram name) would be dropped.
             _ => false,
         }
     })
 }
 
+/// The metric names of the lines member `m` puts on the page: its name,
+/// and for native histograms their classic form's.
+fn line_names(m: &Member) -> Vec<Box<str>> {
+    let mut names = Vec::new();
+    if m.view.histograms() < m.view.len() {
+        names.push(m.name.clone());
+    }
+    if m.view.histograms() > 0 {
+        for suffix in ["_bucket", "_count", "_sum"] {
+            names.push(format!("{}{suffix}", m.name).into());
+        }
+    }
+    names
+}
+
 /// Replays client_golang's filing of the page `families` describes; what
 /// must change for every line and comment to land in its own family.
 fn check(families: &[Family]) -> Vec<Finding> {
     let mut found = Vec::new();
-    let mut created: HashMap<&str, Kind> = HashMap::new();
+    let mut created: HashMap<Box<str>, Kind> = HashMap::new();
     'families: for family in families {
         let kind = family.kind();
         let typed = kind != Kind::Other;
@@ -375,29 +424,31 @@ fn check(families: &[Family]) -> Vec<Finding> {
                 found.push(Finding::DropHeader(family.name.clone()));
                 continue;
             }
-            created.insert(&family.name, kind);
+            created.insert(family.name.clone(), kind);
         }
         for m in &family.members {
-            let own = m.name == family.name;
-            let filed = match route(&m.name, &created) {
-                // Its own name, created by its header (or a duplicate line).
-                Route::Exact => own,
-                Route::Into(b) if b == &*family.name => typed,
-                // Another family's histogram or summary would take the line:
-                // that family must not be typed.
-                Route::Into(captor) => {
-                    found.push(Finding::Untype(captor.into()));
+            for name in line_names(m) {
+                let own = *name == *family.name;
+                let filed = match route(&name, &created) {
+                    // Its own name, created by its header (or a duplicate line).
+                    Route::Exact => own,
+                    Route::Into(b) if b == &*family.name => typed,
+                    // Another family's histogram or summary would take the
+                    // line: that family must not be typed.
+                    Route::Into(captor) => {
+                        found.push(Finding::Untype(captor.into()));
+                        continue 'families;
+                    }
+                    Route::New if !typed => {
+                        created.insert(name.clone(), Kind::Other);
+                        true
+                    }
+                    Route::New => false,
+                };
+                if !filed {
+                    found.push(Finding::Untype(family.name.clone()));
                     continue 'families;
                 }
-                Route::New if !typed => {
-                    created.insert(&m.name, Kind::Other);
-                    true
-                }
-                Route::New => false,
-            };
-            if !filed {
-                found.push(Finding::Untype(family.name.clone()));
-                continue 'families;
             }
         }
     }
@@ -410,12 +461,13 @@ mod tests {
 
     #[test]
     fn routes_like_client_golang() {
-        let created: HashMap<&str, Kind> = [
+        let created: HashMap<Box<str>, Kind> = [
             ("h", Kind::Histogram),
             ("s", Kind::Summary),
             ("g", Kind::Other),
         ]
         .into_iter()
+        .map(|(n, k)| (n.into(), k))
         .collect();
         assert_eq!(route("h_bucket", &created), Route::Into("h"));
         assert_eq!(route("h_count", &created), Route::Into("h"));

@@ -31,7 +31,7 @@ pub use text::write_float;
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::model::{Sample, SeriesTraits};
+use crate::model::{NativeHistogram, Sample, SeriesTraits};
 use crate::store::{ExemplarRef, SeriesRef, Store};
 
 /// Whether exposed samples carry the timestamps they were pushed with.
@@ -52,6 +52,10 @@ pub struct RenderOptions {
     pub chunk_bytes: usize,
     /// How names outside the legacy character set are written ([`escaping`]).
     pub escaping: Escaping,
+    /// Most `le` buckets (`+Inf` aside) of a native histogram's classic
+    /// form on text and OpenMetrics pages, reached by lowering its
+    /// resolution (`NativeHistogram::classic_buckets_capped`); 0 for all.
+    pub native_histogram_max_buckets: usize,
 }
 
 /// The content type of the page.
@@ -81,6 +85,18 @@ pub struct PageStats {
     /// their labels hold an escaped quote (which `prometheus_client`'s
     /// parser cannot read there).
     pub exemplars_dropped: u64,
+    /// Native histograms shown (in their classic form on text and
+    /// OpenMetrics pages; their `_bucket`, `_count` and `_sum` lines are
+    /// counted in `series`).
+    pub histograms: u64,
+    /// Native histograms left off a text or OpenMetrics page: their labels
+    /// hold an `le`, which their classic form's buckets need.
+    pub histograms_dropped: u64,
+    /// Native histograms left off a text or OpenMetrics page because their
+    /// sender wrote the classic form too (`_bucket` series of the family,
+    /// as Prometheus does with `always_scrape_classic_histograms`): the
+    /// page shows the sender's, never two of one series.
+    pub histograms_hidden: u64,
 }
 
 /// What [`visit_family`] left off or rewrote.
@@ -88,12 +104,43 @@ pub struct PageStats {
 struct Visited {
     dropped: u64,
     escaped: u64,
+    histograms: u64,
+    histograms_dropped: u64,
+    histograms_hidden: u64,
 }
 
 impl PageStats {
     fn add(&mut self, v: Visited) {
         self.dropped += v.dropped;
         self.escaped += v.escaped;
+        self.histograms += v.histograms;
+        self.histograms_dropped += v.histograms_dropped;
+        self.histograms_hidden += v.histograms_hidden;
+    }
+}
+
+/// How a page shows a native histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HistogramForm {
+    /// As it is, in [`Line::histogram`] (the protobuf page).
+    Native,
+    /// As a classic histogram: `_bucket` lines at the native buckets'
+    /// boundaries (at most this many, 0 for all, `+Inf` aside), `_count`
+    /// and `_sum` (the text formats).
+    Classic(usize),
+    /// Not at all: the family's sender wrote their classic form itself.
+    Hidden,
+}
+
+impl HistogramForm {
+    /// The classic form on a text page of `family`, hidden where its
+    /// sender wrote one ([`family::Family::classic_sent`]).
+    fn classic(family: &family::Family, opts: &RenderOptions) -> Self {
+        if family.classic_sent {
+            HistogramForm::Hidden
+        } else {
+            HistogramForm::Classic(opts.native_histogram_max_buckets)
+        }
     }
 }
 
@@ -122,7 +169,8 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
             family: &family,
             header_pending: true,
         };
-        visit_family(&family, opts.escaping, &mut visited, &mut sink)?;
+        let form = HistogramForm::classic(&family, opts);
+        visit_family(&family, opts.escaping, form, &mut visited, &mut sink)?;
     }
     page.stats.add(visited);
     page.finish(out)
@@ -208,17 +256,157 @@ impl<'o> Page<'o> {
 }
 
 /// One series of a family as a page writes it.
+#[derive(Clone, Copy)]
 struct Line<'a> {
     /// The series as the page names it (escaped, or in the quoted syntax).
     pub prefix: &'a [u8],
-    /// The store's canonical key.
+    /// The store's canonical key (for a line of a native histogram's
+    /// classic form, with the suffix and `le` added as in `prefix`).
     pub key: &'a [u8],
     /// Which of the family's members it is.
     pub member: usize,
+    /// What a native histogram's classic form added to the member's name
+    /// (`_bucket`, `_count`, `_sum`); empty for every other line.
+    pub suffix: &'static str,
     pub sample: Sample,
     pub traits: SeriesTraits,
-    /// The series' latest exemplar, labels as the store keeps them.
+    /// The series' latest exemplar, labels as the store keeps them (on a
+    /// classic form, only on the bucket holding the exemplar's value).
     pub exemplar: Option<ExemplarRef<'a>>,
+    /// The series' native histogram, when the page shows it natively.
+    pub histogram: Option<&'a NativeHistogram>,
+}
+
+/// Buffers for writing native histograms' classic forms.
+#[derive(Default)]
+struct ClassicScratch {
+    buckets: Vec<(f64, f64)>,
+    prefix: Vec<u8>,
+    key: Vec<u8>,
+    le: Vec<u8>,
+}
+
+/// Hands `sink` the series `line` stands for: as it is, or, for a native
+/// histogram shown in `form`'s classic form, its `_bucket` lines (each
+/// native boundary's cumulative count, then `le="+Inf"` with the count),
+/// `_count` and `_sum`, all with the histogram's timestamp. A native
+/// histogram whose labels hold an `le` already cannot have a classic form:
+/// left off, counted in `visited.histograms_dropped`.
+fn emit(
+    sink: &mut impl Sink,
+    line: Line<'_>,
+    histogram: Option<&NativeHistogram>,
+    form: HistogramForm,
+    scratch: &mut ClassicScratch,
+    visited: &mut Visited,
+) {
+    let max = match (histogram, form) {
+        (Some(_), HistogramForm::Classic(max)) => max,
+        (Some(_), HistogramForm::Hidden) => {
+            visited.histograms_hidden += 1;
+            return;
+        }
+        _ => {
+            sink.series(Line { histogram, ..line });
+            return;
+        }
+    };
+    let Some(h) = histogram else { return };
+    if line.traits.bits() & SeriesTraits::HAS_LE != 0 {
+        visited.histograms_dropped += 1;
+        return;
+    }
+    visited.histograms += 1;
+    let max = if max == 0 { usize::MAX } else { max };
+    scratch.buckets = h.classic_buckets_capped(max);
+    scratch.buckets.push((f64::INFINITY, h.count()));
+    let mut exemplar = line.exemplar;
+    let t = line.sample.timestamp_ms;
+    for &(le, cumulative) in &scratch.buckets {
+        scratch.le.clear();
+        write_float(&mut scratch.le, le);
+        suffixed(&mut scratch.prefix, line.prefix, "_bucket", &scratch.le);
+        suffixed(&mut scratch.key, line.key, "_bucket", &scratch.le);
+        sink.series(Line {
+            prefix: &scratch.prefix,
+            key: &scratch.key,
+            suffix: "_bucket",
+            sample: Sample {
+                value: cumulative,
+                timestamp_ms: t,
+            },
+            exemplar: exemplar.take_if(|e| e.value <= le),
+            ..line
+        });
+    }
+    for (suffix, value) in [("_count", h.count()), ("_sum", h.sum())] {
+        suffixed(&mut scratch.prefix, line.prefix, suffix, &[]);
+        suffixed(&mut scratch.key, line.key, suffix, &[]);
+        sink.series(Line {
+            prefix: &scratch.prefix,
+            key: &scratch.key,
+            suffix,
+            sample: Sample {
+                value,
+                timestamp_ms: t,
+            },
+            exemplar: None,
+            ..line
+        });
+    }
+}
+
+/// Writes into `out` the series `series` (a page's prefix or a canonical
+/// key: `name`, `name{labels}`, `"name"{labels}` or `{"name",labels}`)
+/// with `suffix` added to its metric name and, unless `le` is empty, an
+/// `le` label of that value added last.
+fn suffixed(out: &mut Vec<u8>, series: &[u8], suffix: &str, le: &[u8]) {
+    out.clear();
+    // Where the metric name ends: before its closing quote when quoted
+    // (a quoted name escapes `"` and `\\`, so the first unescaped `"`).
+    let quoted_end = |from: usize| {
+        let mut i = from;
+        while i < series.len() {
+            match series[i] {
+                b'\\' => i += 2,
+                b'"' => return i,
+                _ => i += 1,
+            }
+        }
+        series.len()
+    };
+    let name_end = match series.first() {
+        Some(b'{') if series.get(1) == Some(&b'"') => quoted_end(2),
+        Some(b'"') => quoted_end(1),
+        _ => series
+            .iter()
+            .position(|&c| c == b'{')
+            .unwrap_or(series.len()),
+    };
+    out.extend_from_slice(&series[..name_end]);
+    out.extend_from_slice(suffix.as_bytes());
+    let rest = &series[name_end..];
+    if le.is_empty() {
+        out.extend_from_slice(rest);
+        return;
+    }
+    match rest.strip_suffix(b"}") {
+        // `{"name"}`, `"name"{}`: the name's quote, then labels if any.
+        Some(open) => {
+            out.extend_from_slice(open);
+            if !matches!(open.last(), Some(b'{')) {
+                out.push(b',');
+            }
+        }
+        // `name` or `"name"` without labels.
+        None => {
+            out.extend_from_slice(rest);
+            out.push(b'{');
+        }
+    }
+    out.extend_from_slice(b"le=\"");
+    out.extend_from_slice(le);
+    out.extend_from_slice(b"\"}");
 }
 
 /// What a renderer does with what [`visit_family`] hands it.
@@ -236,13 +424,16 @@ trait Sink {
 /// for the other schemes, where the family's series without escaped names
 /// come first, and an escaped series that equals one already handed over
 /// (or breaks a label rule, [`Dropped`]) is left out; both counted in
-/// `visited`. Stops at the first error `part_end` returns.
+/// `visited`. Native histograms in `form` (see [`emit`]). Stops at the
+/// first error `part_end` returns.
 fn visit_family(
     family: &family::Family,
     scheme: Escaping,
+    form: HistogramForm,
     visited: &mut Visited,
     sink: &mut impl Sink,
 ) -> io::Result<()> {
+    let mut scratch = ClassicScratch::default();
     if !family.escapes {
         let mut quoted = Vec::new();
         for (member, metric) in family.members.iter().enumerate() {
@@ -257,14 +448,17 @@ fn visit_family(
                 } else {
                     s.key
                 };
-                sink.series(Line {
+                let line = Line {
                     prefix,
                     key: s.key,
                     member,
+                    suffix: "",
                     sample: s.sample,
                     traits: s.traits,
                     exemplar: s.exemplar,
-                });
+                    histogram: None,
+                };
+                emit(sink, line, s.histogram, form, &mut scratch, visited);
             }) {
                 sink.part_end()?;
             }
@@ -281,6 +475,7 @@ fn visit_family(
         sample: Sample,
         traits: SeriesTraits,
         exemplar: Option<(Box<str>, f64, Option<i64>)>,
+        histogram: Option<Box<NativeHistogram>>,
     }
     let mut escaped: Vec<Escaped> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -307,6 +502,7 @@ fn visit_family(
                 exemplar: s
                     .exemplar
                     .map(|e| (e.labels.into(), e.value, e.timestamp_ms)),
+                histogram: s.histogram.map(|h| Box::new(h.clone())),
             });
         }) {}
     }
@@ -322,14 +518,17 @@ fn visit_family(
             {
                 visited.dropped += 1;
             }
-            sink.series(Line {
+            let line = Line {
                 prefix: s.key,
                 key: s.key,
                 member,
+                suffix: "",
                 sample: s.sample,
                 traits: s.traits,
                 exemplar: s.exemplar,
-            });
+                histogram: None,
+            };
+            emit(sink, line, s.histogram, form, &mut scratch, visited);
         }) {
             sink.part_end()?;
         }
@@ -339,10 +538,11 @@ fn visit_family(
             continue;
         }
         visited.escaped += 1;
-        sink.series(Line {
+        let line = Line {
             prefix: &e.prefix,
             key: &e.key,
             member: e.member,
+            suffix: "",
             sample: e.sample,
             traits: e.traits,
             exemplar: e.exemplar.as_ref().map(|(labels, value, ts)| ExemplarRef {
@@ -350,7 +550,16 @@ fn visit_family(
                 value: *value,
                 timestamp_ms: *ts,
             }),
-        });
+            histogram: None,
+        };
+        emit(
+            sink,
+            line,
+            e.histogram.as_deref(),
+            form,
+            &mut scratch,
+            visited,
+        );
         sink.part_end()?;
     }
     Ok(())

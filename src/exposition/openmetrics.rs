@@ -28,7 +28,8 @@ use std::io::{self, Write};
 use super::family::Family;
 use super::points::{Gathered, by_page_name, exemplar_labels, gather, points, unit_fits};
 use super::{
-    Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family, write_float,
+    HistogramForm, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family,
+    write_float,
 };
 use crate::model::Sample;
 use crate::store::{ExemplarRef, Store};
@@ -53,14 +54,18 @@ enum Shape {
 impl Shape {
     fn of(family: &Family) -> Shape {
         let single = family.members.iter().all(|m| m.name == family.name);
+        let native = family.members.iter().any(|m| m.view.histograms() > 0);
         match family.type_name {
+            // A native histogram's classic form has `_bucket`, `_count` and
+            // `_sum` lines: only a histogram family may hold them as one.
+            Some("histogram") => Shape::Histogram,
+            _ if native => Shape::Members,
             Some("counter") => match family.name.strip_suffix("_total") {
                 Some(base) if single && !base.is_empty() => Shape::Counter { base: base.into() },
                 _ if single => Shape::Unknown,
                 _ => Shape::Members,
             },
             Some("gauge") if single => Shape::Gauge,
-            Some("histogram") => Shape::Histogram,
             Some("summary") => Shape::Summary,
             _ if single => Shape::Unknown,
             _ => Shape::Members,
@@ -148,8 +153,7 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
                         page.header(&family.name, family, type_name);
                         for &(_, i) in points.iter().flatten() {
                             let g = &lines[i];
-                            let bucket =
-                                histogram && family.members[g.member].name.ends_with("_bucket");
+                            let bucket = histogram && g.name(family).ends_with("_bucket");
                             page.line(g, bucket);
                             page.flush_if_full(out)?;
                         }
@@ -309,7 +313,8 @@ impl Om<'_> {
             header_pending: true,
             invalid: 0,
         };
-        visit_family(family, sink.om.opts.escaping, &mut visited, &mut sink)?;
+        let form = HistogramForm::classic(family, sink.om.opts);
+        visit_family(family, sink.om.opts.escaping, form, &mut visited, &mut sink)?;
         let invalid = sink.invalid;
         self.stats.add(visited);
         self.stats.invalid += invalid;
@@ -320,13 +325,16 @@ impl Om<'_> {
     /// MetricPoints must be checked, and their samples put together).
     fn gather(&mut self, family: &Family) -> Vec<Gathered> {
         let mut visited = Visited::default();
-        let lines = gather(family, self.opts.escaping, &mut visited);
+        let form = HistogramForm::classic(family, self.opts);
+        let lines = gather(family, self.opts.escaping, form, &mut visited);
         self.stats.add(visited);
         lines
     }
 
     /// Each metric name of `family` as a family of its own, typed
-    /// `unknown`; the HELP goes with the name that is the family's.
+    /// `unknown` (a native histogram's `_bucket`, `_count` and `_sum`
+    /// lines each under their own name); the HELP goes with the name that
+    /// is the family's.
     fn members(
         &mut self,
         family: &Family,
@@ -342,6 +350,7 @@ impl Om<'_> {
                 unit: family.unit.clone().filter(|_| own),
                 members: Vec::new(),
                 escapes: false,
+                classic_sent: false,
             };
             self.header(&name, &own, "unknown");
             for g in lines {

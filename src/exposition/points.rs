@@ -16,7 +16,7 @@ use std::io;
 
 use super::escaping::{self, Escaping};
 use super::family::Family;
-use super::{Line, Sink, Visited, visit_family};
+use super::{HistogramForm, Line, Sink, Visited, visit_family};
 use crate::model::{Sample, split_key};
 use crate::store::ExemplarRef;
 
@@ -28,12 +28,19 @@ pub(super) struct Gathered {
     pub key: Box<str>,
     /// Which of the family's members it is.
     pub member: usize,
+    /// What a native histogram's classic form added to the member's name.
+    pub suffix: &'static str,
     pub sample: Sample,
     pub pushed: bool,
     pub exemplar: Option<(Box<str>, f64, Option<i64>)>,
 }
 
 impl Gathered {
+    /// The line's metric name on the page.
+    pub fn name(&self, family: &Family) -> String {
+        format!("{}{}", family.members[self.member].name, self.suffix)
+    }
+
     pub fn exemplar(&self) -> Option<ExemplarRef<'_>> {
         self.exemplar
             .as_ref()
@@ -47,11 +54,17 @@ impl Gathered {
 
 /// Every series of `family` on a page escaped by `scheme`, in memory (a
 /// histogram's or summary's MetricPoints must be checked, and their samples
-/// put together); what the walk left off or rewrote goes into `visited`.
-pub(super) fn gather(family: &Family, scheme: Escaping, visited: &mut Visited) -> Vec<Gathered> {
+/// put together), native histograms in `form`; what the walk left off or
+/// rewrote goes into `visited`.
+pub(super) fn gather(
+    family: &Family,
+    scheme: Escaping,
+    form: HistogramForm,
+    visited: &mut Visited,
+) -> Vec<Gathered> {
     let mut sink = GatheredLines(Vec::new());
     // The sink never fails.
-    let _ = visit_family(family, scheme, visited, &mut sink);
+    let _ = visit_family(family, scheme, form, visited, &mut sink);
     sink.0
 }
 
@@ -64,6 +77,7 @@ impl Sink for GatheredLines {
             prefix: line.prefix.to_vec(),
             key: String::from_utf8_lossy(line.key).into(),
             member: line.member,
+            suffix: line.suffix,
             sample: line.sample,
             pushed: line.traits.pushed(),
             exemplar: line
@@ -99,10 +113,8 @@ pub(super) fn points(family: &Family, lines: &[Gathered], histogram: bool) -> Op
     // (label set without the bound, part, line) for every line.
     let mut keyed: Vec<(String, Part, usize)> = Vec::with_capacity(lines.len());
     for (i, g) in lines.iter().enumerate() {
-        let suffix = family.members[g.member]
-            .name
-            .strip_prefix(&*family.name)
-            .unwrap_or("?");
+        let name = g.name(family);
+        let suffix = name.strip_prefix(&*family.name).unwrap_or("?");
         let (_, labels) = split_key(&g.key)?;
         let mut group = String::new();
         let mut bound = None;
@@ -214,34 +226,25 @@ fn valid_point(point: &[(String, Part, usize)], lines: &[Gathered], histogram: b
 }
 
 /// A family's lines exposed name by name: for each name on the page (the
-/// family's members escaping to one name are one), whether it is the
+/// family's members escaping to one name are one, and a native
+/// histogram's `x_count` lines join a member `x_count`), whether it is the
 /// family's own name (which keeps the HELP and UNIT), and its lines in the
 /// order gathered. Names without lines are left out.
 pub(super) fn by_page_name(
     family: &Family,
     lines: Vec<Gathered>,
 ) -> Vec<(Box<str>, bool, Vec<Gathered>)> {
-    let mut by_member: Vec<Vec<Gathered>> = family.members.iter().map(|_| Vec::new()).collect();
+    let mut by_name: std::collections::BTreeMap<String, Vec<Gathered>> = Default::default();
     for g in lines {
-        by_member[g.member].push(g);
+        by_name.entry(g.name(family)).or_default().push(g);
     }
-    let mut out: Vec<(Box<str>, bool, Vec<Gathered>)> = Vec::new();
-    for (i, m) in family.members.iter().enumerate() {
-        if out.iter().any(|(name, _, _)| *name == m.name) {
-            continue;
-        }
-        let mut own = Vec::new();
-        for (other, lines) in family.members.iter().zip(by_member.iter_mut()).skip(i) {
-            if other.name == m.name {
-                own.append(lines);
-            }
-        }
-        if own.is_empty() {
-            continue;
-        }
-        out.push((m.name.clone(), m.name == family.name, own));
-    }
-    out
+    by_name
+        .into_iter()
+        .map(|(name, lines)| {
+            let own = name == *family.name;
+            (name.into(), own, lines)
+        })
+        .collect()
 }
 
 /// Does the family name `name` end in `_<unit>` (OpenMetrics' rule for

@@ -48,10 +48,11 @@ use std::io::{self, Write};
 
 use prost::Message;
 
-use super::family::Family;
+use super::family::{Family, Member};
 use super::points::{Gathered, Part, Point, by_page_name, exemplar_labels, gather, points};
 use super::{
-    Escaping, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family,
+    Escaping, HistogramForm, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited,
+    visit_family,
 };
 use crate::model::histogram::Counts;
 use crate::model::{NativeHistogram, Sample, split_key, unescape_value};
@@ -73,8 +74,6 @@ enum Shape {
 
 impl Shape {
     fn of(family: &Family) -> Shape {
-        // A name holding native histograms will be `Shape::Plain` (see
-        // `Plain::series`), before the classic `histogram` arm below.
         let single = family.members.iter().all(|m| m.name == family.name);
         match family.type_name {
             Some("histogram") => Shape::Histogram,
@@ -103,7 +102,33 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
         stats: PageStats::default(),
         scratch: Vec::with_capacity(256),
     };
-    for family in super::family::plan(store, opts.escaping) {
+    for mut family in super::family::plan(store, opts.escaping) {
+        // The family's own name, where it holds native histograms, goes
+        // out first, each histogram unchanged (see `Plain::series`); the
+        // family's other names (a sender's classic form of them among
+        // them) follow as they would without it, in messages of the same
+        // name: Prometheus reads them as one family.
+        let (native, rest): (Vec<Member>, Vec<Member>) = family
+            .members
+            .iter()
+            .cloned()
+            .partition(|m| m.name == family.name && m.view.histograms() > 0);
+        if !native.is_empty() {
+            let own = Family {
+                name: family.name.clone(),
+                help: family.help.clone(),
+                type_name: family.type_name,
+                unit: family.unit.clone(),
+                members: native,
+                escapes: family.escapes,
+                classic_sent: family.classic_sent,
+            };
+            page.plain(&own, pb::MetricType::Untyped, out)?;
+            if rest.is_empty() {
+                continue;
+            }
+            family.members = rest;
+        }
         match Shape::of(&family) {
             Shape::Plain(kind) => page.plain(&family, kind, out)?,
             shape @ (Shape::Histogram | Shape::Summary) => {
@@ -275,8 +300,17 @@ impl Page<'_> {
             out,
             open,
             kind,
+            current: kind,
+            family,
         };
-        visit_family(family, sink.page.opts.escaping, &mut visited, &mut sink)?;
+        let scheme = sink.page.opts.escaping;
+        visit_family(
+            family,
+            scheme,
+            HistogramForm::Native,
+            &mut visited,
+            &mut sink,
+        )?;
         let Plain { mut open, .. } = sink;
         open.close_into(&mut self.buf);
         self.stats.add(visited);
@@ -286,7 +320,12 @@ impl Page<'_> {
     /// Every series of `family`, in memory.
     fn gather(&mut self, family: &Family) -> Vec<Gathered> {
         let mut visited = Visited::default();
-        let lines = gather(family, self.opts.escaping, &mut visited);
+        let lines = gather(
+            family,
+            self.opts.escaping,
+            HistogramForm::Native,
+            &mut visited,
+        );
         self.stats.add(visited);
         lines
     }
@@ -404,27 +443,51 @@ impl Page<'_> {
     }
 }
 
-/// A counter, gauge or untyped family being written as read.
+/// A counter, gauge or untyped family being written as read; a name's
+/// native histograms too.
 struct Plain<'a, 'o, W> {
     page: &'a mut Page<'o>,
     out: &'a mut W,
     open: OpenFamily,
+    /// The type of the family's float series.
     kind: pb::MetricType,
+    /// The type of the message open: `kind`, or a native histogram's.
+    current: pb::MetricType,
+    family: &'a Family,
 }
 
 impl<W: Write> Sink for Plain<'_, '_, W> {
-    // Native histograms plug in here, once `Line` carries the store's
-    // `histogram: Option<&NativeHistogram>`: such a line's metric takes
-    // `histogram: Some(native_histogram(h))` in place of the value, in a
-    // message of type `native_histogram_type(h)` (close `self.open` and
-    // open one of that type whenever the type changes from one series to
-    // the next: several messages of one name are one family to
-    // Prometheus). The family reaches this sink as `Shape::Plain` once
-    // `Shape::of` tells a metric name holding native histograms (it must
-    // not go to `Shape::Histogram`, whose MetricPoint check expects
-    // classic `_bucket`/`_count`/`_sum` names).
+    /// A float series' metric in a message of the family's type; a native
+    /// histogram's (`histogram: Some`, its exemplar with it) in one of type
+    /// `HISTOGRAM` or `GAUGE_HISTOGRAM`: where the type changes from one
+    /// series to the next, the message open is closed and one of the new
+    /// type opened (several messages of one name are one family to
+    /// Prometheus).
     fn series(&mut self, line: Line<'_>) {
+        let kind = line.histogram.map_or(self.kind, native_histogram_type);
+        if kind != self.current {
+            self.open.close_into(&mut self.page.buf);
+            let f = self.family;
+            self.open = OpenFamily::new(&f.name, f.help.as_deref(), kind, f.unit.as_deref());
+            self.current = kind;
+        }
         let page = &mut *self.page;
+        if let Some(h) = line.histogram {
+            let mut histogram = native_histogram(h);
+            if let Some(e) = line.exemplar.and_then(|e| page.exemplar(e)) {
+                histogram.exemplars.push(e);
+            }
+            let metric = pb::Metric {
+                label: page.labels(line.key, line.prefix, None),
+                histogram: Some(histogram),
+                timestamp_ms: page.timestamp(line.sample, line.traits.pushed()),
+                ..Default::default()
+            };
+            self.open.push(&metric);
+            page.stats.series += 1;
+            page.stats.histograms += 1;
+            return;
+        }
         let exemplar = match self.kind {
             pb::MetricType::Counter => line.exemplar.and_then(|e| page.exemplar(e)),
             _ => None,
@@ -580,7 +643,6 @@ fn timestamp(ms: i64) -> pb::Timestamp {
 /// The sample's timestamp and exemplars are the metric's, not set here.
 // Used once the store hands native histograms to the exposition (see the
 // module's `Plain` sink); until then by the tests.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn native_histogram(h: &NativeHistogram) -> pb::Histogram {
     let mut out = pb::Histogram {
         sample_sum: Some(h.sum()),
@@ -672,7 +734,6 @@ pub(super) fn native_histogram(h: &NativeHistogram) -> pb::Histogram {
 }
 
 /// The family type of a native histogram's metric family.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn native_histogram_type(h: &NativeHistogram) -> pb::MetricType {
     if h.is_gauge() {
         pb::MetricType::GaugeHistogram

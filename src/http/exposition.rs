@@ -272,6 +272,8 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
             for (reason, n) in [
                 ("escaping_collision", stats.dropped),
                 ("openmetrics_invalid", stats.invalid),
+                ("native_histogram_le_label", stats.histograms_dropped),
+                ("native_histogram_classic_sent", stats.histograms_hidden),
             ] {
                 if n > 0 {
                     metrics
@@ -281,6 +283,9 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
                 }
             }
             metrics.exposition_series_escaped.inc_by(stats.escaped);
+            metrics
+                .exposition_native_histograms
+                .inc_by(stats.histograms);
             complete.store(true, Ordering::Release);
         }
         drop(last);

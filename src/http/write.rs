@@ -208,7 +208,7 @@ fn decode_and_apply(
     m.record(&batch.rejected, &applied);
     *written = Written {
         samples: applied.samples,
-        histograms: 0,
+        histograms: applied.histograms,
         exemplars: applied.exemplars,
     };
 

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use crate::model::{
-    self, EXEMPLAR_MAX_LABEL_CHARS, Exemplar, ExemplarRejectReason, KeySpan, KeyWriter, Metadata,
-    MetricType, NO_EXEMPLAR, RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate, TextSpan,
-    WriteBatch,
+    self, BatchHistogram, EXEMPLAR_MAX_LABEL_CHARS, Exemplar, ExemplarRejectReason, HistogramError,
+    KeySpan, KeyWriter, Metadata, MetricType, NO_EXEMPLAR, NO_HISTOGRAM, NativeHistogram,
+    RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate, TextSpan, WriteBatch,
 };
 
 /// The sample timestamps a request may carry, in milliseconds since the
@@ -60,7 +60,8 @@ pub struct SeriesSummary {
     pub latest: Option<Sample>,
     /// Float samples carried within the time range.
     pub samples: u32,
-    /// Native histogram samples carried.
+    /// Native histogram messages carried (each goes to
+    /// [`Lowering::histogram`] too, which judges them).
     pub histograms: u32,
     /// Samples stamped beyond the time range, and the furthest of them.
     pub future: (u32, i64),
@@ -111,6 +112,25 @@ pub struct Lowering<'l, 'a> {
     rules: &'l Rules,
     batch: WriteBatch,
     scratch: Vec<(&'a str, &'a str)>,
+    /// The native histograms of the series being read, for the next
+    /// [`Lowering::series`].
+    pending: Histograms,
+}
+
+/// What [`Lowering::histogram`] made of one series' native histograms.
+#[derive(Debug, Default)]
+struct Histograms {
+    /// Valid, within the time range.
+    written: u32,
+    /// The latest of those (the last among equal timestamps).
+    latest: Option<NativeHistogram>,
+    /// Refused by validation, and the first reason.
+    invalid: u32,
+    error: Option<HistogramError>,
+    /// Outside the time range, as [`SeriesSummary::future`] and
+    /// [`SeriesSummary::before_epoch`].
+    future: (u32, i64),
+    before_epoch: (u32, i64),
 }
 
 impl<'l, 'a> Lowering<'l, 'a> {
@@ -121,6 +141,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
             rules,
             batch,
             scratch: Vec::new(),
+            pending: Histograms::default(),
         }
     }
 
@@ -142,9 +163,43 @@ impl<'l, 'a> Lowering<'l, 'a> {
         self.batch.rejected.add_metadata(rejection);
     }
 
-    /// Rejects a whole series for `rejection`, with the samples it carried.
+    /// Rejects a whole series for `rejection`, with the samples (and
+    /// histograms) it carried.
     pub fn reject(&mut self, rejection: Rejection, samples: u64) {
+        self.pending = Histograms::default();
         self.batch.rejected.add(rejection, samples);
+    }
+
+    /// Takes one native histogram message (1.0's `prometheus.Histogram`,
+    /// 2.0's `io.prometheus.write.v2.Histogram` when `v2`) of the series the
+    /// next [`Lowering::series`] records: decoded and validated as
+    /// Prometheus' receiver validates it (`NativeHistogram::from_raw`), its
+    /// timestamp held to the time range as a float sample's. The decoder
+    /// has checked the message's framing already.
+    pub fn histogram(&mut self, message: &[u8], v2: bool) {
+        let p = &mut self.pending;
+        match NativeHistogram::decode(message, v2) {
+            Err(e) => {
+                p.invalid += 1;
+                p.error.get_or_insert(e);
+            }
+            Ok(h) => {
+                let t = h.timestamp_ms();
+                if self.rules.timestamps.contains(t) {
+                    p.written += 1;
+                    if p.latest.as_ref().is_none_or(|l| t >= l.timestamp_ms()) {
+                        p.latest = Some(h);
+                    }
+                } else if t <= 0 {
+                    if p.before_epoch.0 == 0 {
+                        p.before_epoch.1 = t;
+                    }
+                    p.before_epoch.0 += 1;
+                } else {
+                    p.future = (p.future.0 + 1, p.future.1.max(t));
+                }
+            }
+        }
     }
 
     /// Records a series whose key a [`Lowering::key_writer`] wrote.
@@ -156,6 +211,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
             samples,
             exemplars: 0,
             exemplar: NO_EXEMPLAR,
+            histogram: NO_HISTOGRAM,
         });
     }
 
@@ -241,43 +297,95 @@ impl<'l, 'a> Lowering<'l, 'a> {
 
     /// Validates one series and records it, or its rejection.
     ///
-    /// Native histogram samples are rejected (reason `native_histogram`):
-    /// the text format 0.0.4 cannot carry them. A series with no float
-    /// sample records nothing else.
-    pub fn series(&mut self, labels: impl Iterator<Item = (&'a str, &'a str)>, s: SeriesSummary) {
-        if s.histograms > 0 {
-            let detail = format!(
-                "native histograms are not supported by the text format ({} in one series)",
-                s.histograms
-            );
-            let rejection = Rejection {
-                reason: RejectReason::NativeHistogram,
-                detail,
-            };
-            self.batch.rejected.add(rejection, u64::from(s.histograms));
+    /// Its native histograms are those given to [`Lowering::histogram`]
+    /// since the last series: an invalid one is refused
+    /// (`invalid_native_histogram`), the others written, and the latest
+    /// of them decides the series' state unless a float sample is later
+    /// (a histogram wins a tie: senders write it after the samples). A
+    /// histogram whose sum is the staleness marker is a stale marker.
+    /// A series with nothing valid records nothing else.
+    pub fn series(
+        &mut self,
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
+        mut s: SeriesSummary,
+    ) {
+        let h = std::mem::take(&mut self.pending);
+        for (mine, theirs) in [
+            (&mut s.future, h.future),
+            (&mut s.before_epoch, h.before_epoch),
+        ] {
+            if theirs.0 > 0 {
+                if mine.0 == 0 {
+                    mine.1 = theirs.1;
+                } else if theirs.1 > 0 {
+                    mine.1 = mine.1.max(theirs.1);
+                }
+                mine.0 += theirs.0;
+            }
         }
-        self.timestamp_rejections(&s);
-        let Some(latest) = s.latest else {
-            return;
+        let mut whole = s.latest.is_none() && h.latest.is_none();
+        if let Some(error) = &h.error {
+            let rejection = Rejection {
+                reason: RejectReason::InvalidNativeHistogram,
+                detail: format!("native histogram refused: {error}"),
+            };
+            self.count(rejection, h.invalid, &mut whole);
+        }
+        self.timestamp_rejections(&s, &mut whole);
+        let (latest, histogram) = match (s.latest, h.latest) {
+            (None, None) => return,
+            (Some(float), None) => (float, None),
+            (Some(float), Some(x)) if float.timestamp_ms > x.timestamp_ms() => (float, None),
+            (_, Some(x)) => {
+                let t = x.timestamp_ms();
+                if model::is_stale_marker(x.sum()) {
+                    let marker = f64::from_bits(model::STALE_NAN_BITS);
+                    (
+                        Sample {
+                            value: marker,
+                            timestamp_ms: t,
+                        },
+                        None,
+                    )
+                } else {
+                    (
+                        Sample {
+                            value: x.count(),
+                            timestamp_ms: t,
+                        },
+                        Some(x),
+                    )
+                }
+            }
         };
         let b = &mut self.batch;
         match model::build_key(labels, &self.rules.series, &mut self.scratch, &mut b.keys) {
-            Ok(key) => b.series.push(SeriesUpdate {
-                key,
-                latest,
-                samples: s.samples,
-                exemplars: 0,
-                exemplar: NO_EXEMPLAR,
-            }),
-            Err(rejection) => b.rejected.add(rejection, u64::from(s.samples)),
+            Ok(key) => {
+                let mut update = SeriesUpdate {
+                    key,
+                    latest,
+                    samples: s.samples,
+                    exemplars: 0,
+                    exemplar: NO_EXEMPLAR,
+                    histogram: NO_HISTOGRAM,
+                };
+                if h.written > 0 {
+                    update.histogram = b.histograms.len() as u32;
+                    b.histograms.push(BatchHistogram {
+                        written: h.written,
+                        latest: histogram,
+                    });
+                }
+                b.series.push(update);
+            }
+            Err(rejection) => b.rejected.add(rejection, u64::from(s.samples + h.written)),
         }
     }
 
     /// Records the samples of `s` stamped outside the time range; the
     /// series counts as rejected too when none of its samples is left.
-    fn timestamp_rejections(&mut self, s: &SeriesSummary) {
+    fn timestamp_rejections(&mut self, s: &SeriesSummary, whole: &mut bool) {
         let range = self.rules.timestamps;
-        let mut whole = s.latest.is_none() && s.histograms == 0;
         let (n, t) = s.future;
         if n > 0 {
             let window = range.window.map_or_else(String::new, |w| {
@@ -293,7 +401,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
                     range.window.map_or(0, |w| w.as_millis())
                 ),
             };
-            self.count(rejection, n, &mut whole);
+            self.count(rejection, n, whole);
         }
         let (n, t) = s.before_epoch;
         if n > 0 {
@@ -303,7 +411,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
                     "sample timestamp {t} ms is not after the Unix epoch: scrapers cannot read it"
                 ),
             };
-            self.count(rejection, n, &mut whole);
+            self.count(rejection, n, whole);
         }
     }
 

@@ -39,6 +39,7 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
     // Only the general path needs label lists: allocated on their first use.
     let mut labels: Vec<(&str, &str)> = Vec::new();
     let mut exemplars = Exemplars::default();
+    let mut histograms: Vec<&[u8]> = Vec::new();
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
@@ -49,9 +50,15 @@ fn decode_fields<'a>(buf: &'a [u8], lowering: &mut Lowering<'_, 'a>) -> Result<(
                 if !canonical_series(lowering, series) {
                     labels.clear();
                     exemplars.clear();
+                    histograms.clear();
                     let range = *lowering.time_range();
-                    match time_series(series, &mut labels, &mut exemplars, &range)? {
+                    let read =
+                        time_series(series, &mut labels, &mut exemplars, &mut histograms, &range)?;
+                    match read {
                         Ok(summary) => {
+                            for h in &histograms {
+                                lowering.histogram(h, false);
+                            }
                             let before = lowering.recorded();
                             lowering.series(labels.iter().copied(), summary);
                             if lowering.recorded() > before {
@@ -138,6 +145,9 @@ fn lower(req: &lenient::WriteRequest, rules: &Rules) -> WriteBatch {
             .all(|l| utf8(&l.name).is_some() && utf8(&l.value).is_some());
         match labels {
             Some(labels) if exemplars_utf8 => {
+                for h in &ts.histograms {
+                    lowering.histogram(&h.encode_to_vec(), false);
+                }
                 let before = lowering.recorded();
                 lowering.series(labels.into_iter(), summary);
                 if lowering.recorded() > before {
@@ -251,6 +261,7 @@ fn time_series<'a>(
     buf: &'a [u8],
     labels: &mut Vec<(&'a str, &'a str)>,
     exemplars: &mut Exemplars<'a>,
+    histograms: &mut Vec<&'a [u8]>,
     range: &super::lower::TimeRange,
 ) -> Result<Result<SeriesSummary, u64>, Error> {
     let mut s = SeriesSummary::default();
@@ -280,7 +291,9 @@ fn time_series<'a>(
             }
             4 => {
                 expect(wire, LEN)?;
-                histogram(r.bytes()?, false)?;
+                let message = r.bytes()?;
+                histogram(message, false)?;
+                histograms.push(message);
                 s.histograms += 1;
                 samples += 1;
             }

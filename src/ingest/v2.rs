@@ -15,9 +15,10 @@
 //!   family (see [`crate::model::family_name`]) as 1.0's separate metadata
 //!   does;
 //! - exemplars are validated and counted (written with their series), and
-//!   the latest of each series kept (see [`Lowering::exemplar`]); native histograms are decoded,
-//!   counted and refused (`native_histogram`), the float samples of the same
-//!   request still stored;
+//!   the latest of each series kept (see [`Lowering::exemplar`]); native
+//!   histograms are decoded, validated and written (see
+//!   [`Lowering::histogram`]), an invalid one refused
+//!   (`invalid_native_histogram`) with the rest of the request still stored;
 //! - start timestamps (rc.4's `Sample.start_timestamp` and
 //!   `Histogram.start_timestamp`, rc.3's `TimeSeries.created_timestamp`)
 //!   are read past: the text format 0.0.4
@@ -207,6 +208,7 @@ fn decode_fields<'a>(
         labels: Vec::new(),
         exemplars: Vec::new(),
         each: Vec::new(),
+        histograms: Vec::new(),
     };
     let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
     // Metadata repeats with every series: each (family, type, help, unit)
@@ -224,7 +226,8 @@ fn decode_fields<'a>(
             continue;
         }
         expect(wire, LEN)?;
-        let series = time_series(r.bytes()?, &mut refs, &range)?;
+        let message = r.bytes()?;
+        let series = time_series(message, &mut refs, &range)?;
         let before = lowering.recorded();
         let name = match fast_series(lowering, &series, &refs, &symbols) {
             Some(name) => name,
@@ -241,6 +244,9 @@ fn decode_fields<'a>(
                 if let Some(rejection) = fault {
                     lowering.reject(rejection, u64::from(carried));
                     continue;
+                }
+                for &(start, end) in &refs.histograms {
+                    lowering.histogram(&message[start..end], true);
                 }
                 lowering.series(labels.iter().copied(), series.summary);
                 match labels.iter().find(|(n, _)| *n == "__name__") {
@@ -351,6 +357,8 @@ struct Refs {
     /// Per exemplar: the end of its references in `exemplars`, its value
     /// and its timestamp.
     each: Vec<(usize, f64, i64)>,
+    /// Each native histogram message: its start and end in the series.
+    histograms: Vec<(usize, usize)>,
 }
 
 /// Resolves a series' label references into `labels`, and checks its
@@ -449,6 +457,7 @@ fn time_series(buf: &[u8], refs: &mut Refs, range: &TimeRange) -> Result<SeriesR
     refs.labels.clear();
     refs.exemplars.clear();
     refs.each.clear();
+    refs.histograms.clear();
     let mut s = SeriesRead {
         summary: SeriesSummary::default(),
         exemplars: 0,
@@ -466,7 +475,10 @@ fn time_series(buf: &[u8], refs: &mut Refs, range: &TimeRange) -> Result<SeriesR
             }
             3 => {
                 expect(wire, LEN)?;
-                histogram(r.bytes()?, true)?;
+                let h = r.bytes()?;
+                histogram(h, true)?;
+                let start = h.as_ptr() as usize - buf.as_ptr() as usize;
+                refs.histograms.push((start, start + h.len()));
                 s.summary.histograms += 1;
             }
             4 => {
@@ -602,6 +614,9 @@ pub fn decode_with_prost(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error>
                 continue;
             }
         };
+        for h in &ts.histograms {
+            lowering.histogram(&h.encode_to_vec(), true);
+        }
         let before = lowering.recorded();
         lowering.series(labels.iter().copied(), summary);
         if lowering.recorded() == before {
@@ -736,9 +751,11 @@ mod tests {
 
         let good = request(&good);
         let batch = decode(&good, &rules()).expect("a start timestamp is read past");
-        assert_eq!(batch.rejected.series_total(), 1, "the histogram is refused");
+        // An empty histogram (count 0, no buckets) is valid: written.
+        assert_eq!(batch.rejected.series_total(), 0);
+        assert_eq!(batch.histograms.len(), 1);
         let reference = decode_with_prost(&good, &rules()).unwrap();
-        assert_eq!(reference.rejected.series_total(), 1);
+        assert_eq!(reference.histograms, batch.histograms);
 
         let bad = request(&bad);
         assert!(matches!(decode(&bad, &rules()), Err(Error::ProtobufV2(_))));

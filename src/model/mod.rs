@@ -135,8 +135,11 @@ pub enum RejectReason {
     SeriesLimit,
     /// New metadata beyond `--limits.metadata`.
     MetadataLimit,
-    /// A native histogram sample, which the text format 0.0.4 cannot carry.
-    NativeHistogram,
+    /// A native histogram that breaks a rule Prometheus holds native
+    /// histograms to (`HistogramError`: spans that do not match the
+    /// buckets, negative counts, a count below its buckets' sum, an
+    /// unsupported schema, ...).
+    InvalidNativeHistogram,
     /// A label name starting with `__` (other than `__name__`): scrapers
     /// drop such labels (vmagent after relabeling), so series differing only
     /// in them would merge downstream; Remote-Write 2.0 reserves them.
@@ -173,7 +176,7 @@ impl RejectReason {
         RejectReason::LabelValueTooLong,
         RejectReason::SeriesLimit,
         RejectReason::MetadataLimit,
-        RejectReason::NativeHistogram,
+        RejectReason::InvalidNativeHistogram,
         RejectReason::ReservedLabelName,
         RejectReason::InvalidUtf8,
         RejectReason::TimestampTooFarInFuture,
@@ -195,7 +198,7 @@ impl RejectReason {
             RejectReason::LabelValueTooLong => "label_value_too_long",
             RejectReason::SeriesLimit => "series_limit",
             RejectReason::MetadataLimit => "metadata_limit",
-            RejectReason::NativeHistogram => "native_histogram",
+            RejectReason::InvalidNativeHistogram => "invalid_native_histogram",
             RejectReason::ReservedLabelName => "reserved_label_name",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::TimestampTooFarInFuture => "timestamp_too_far_in_future",
@@ -252,6 +255,26 @@ pub struct SeriesUpdate {
     /// that the series that carry none (nearly all) stay as small as before
     /// for the store's walk over the batch.
     pub exemplar: u32,
+    /// The native histograms of the series: an index in
+    /// [`WriteBatch::histograms`], or [`NO_HISTOGRAM`] for a series that
+    /// carried none (nearly all: the struct stays 40 bytes either way).
+    pub histogram: u32,
+}
+
+/// [`SeriesUpdate::histogram`] of a series that carried no native histogram.
+pub const NO_HISTOGRAM: u32 = u32::MAX;
+
+/// The native histograms one series of a request carried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchHistogram {
+    /// How many valid histograms within the time range it carried: all
+    /// are written, as floats superseded by a later sample are.
+    pub written: u32,
+    /// The one that decides the series' state: the latest (the last among
+    /// equal timestamps), unless a float sample of the series is later
+    /// still (`None`; the series then holds that float). Its timestamp is
+    /// the [`SeriesUpdate::latest`] one.
+    pub latest: Option<NativeHistogram>,
 }
 
 /// [`SeriesUpdate::exemplar`] of a series that carried no valid exemplar.
@@ -407,6 +430,9 @@ pub struct WriteBatch {
     /// The exemplar each series keeps, for the few that carry one
     /// ([`SeriesUpdate::exemplar`]).
     pub exemplars: Vec<Exemplar>,
+    /// The native histograms of the few series that carry them
+    /// ([`SeriesUpdate::histogram`]).
+    pub histograms: Vec<BatchHistogram>,
     /// Metadata entries by family name.
     pub metadata: Vec<(String, Metadata)>,
     /// What the decoder rejected.
@@ -419,6 +445,7 @@ impl WriteBatch {
         self.keys.clear();
         self.series.clear();
         self.exemplars.clear();
+        self.histograms.clear();
         self.metadata.clear();
         self.rejected = Rejections::default();
     }
@@ -433,6 +460,11 @@ impl WriteBatch {
     pub fn exemplar(&self, update: &SeriesUpdate) -> Option<(&Exemplar, &str)> {
         let e = self.exemplars.get(update.exemplar as usize)?;
         Some((e, self.text(e.labels)))
+    }
+
+    /// The native histograms `update` carried.
+    pub fn histogram(&self, update: &SeriesUpdate) -> Option<&BatchHistogram> {
+        self.histograms.get(update.histogram as usize)
     }
 
     /// The text of `span` in the arena.

@@ -9,11 +9,11 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
 use super::Store;
-use super::entry::{Effect, Entry, Exemplars};
+use super::entry::{Effect, Entry, Extras};
 use super::table::{Metric, SHARDS, Shard, shard_of, write};
 use crate::model::{
-    Metadata, NO_EXEMPLAR, RejectReason, Rejection, Rejections, SeriesUpdate, WriteBatch,
-    is_stale_marker,
+    Metadata, NO_EXEMPLAR, NO_HISTOGRAM, RejectReason, Rejection, Rejections, SeriesUpdate,
+    WriteBatch, is_stale_marker,
 };
 
 /// Asks the CPU to bring `block` into the cache; a hint that reads nothing.
@@ -75,16 +75,45 @@ impl Probes {
     }
 }
 
-/// Keeps the exemplar `update` carries as the one of `e`, unless `e`'s is newer.
+/// Does applying `update` to `e` touch the shard's [`Extras`]: an
+/// exemplar or a native histogram to keep, or a histogram a float replaces?
+#[inline(always)]
+fn has_extras(e: &Entry, update: &SeriesUpdate) -> bool {
+    // Both "none"s are `u32::MAX`: one compare tells whether either is set.
+    const _: () = assert!(NO_EXEMPLAR == u32::MAX && NO_HISTOGRAM == u32::MAX);
+    (update.exemplar & update.histogram) != u32::MAX || e.has_histogram()
+}
+
+/// Keeps what `update` carries besides its sample, `effect` being what the
+/// sample did to `e`: its exemplar, unless `e`'s is newer; its native
+/// histogram as `e`'s latest sample when that sample was taken; and when a
+/// float sample was taken, drops the histogram `e` held.
 #[cold]
-fn keep_exemplar(
-    exemplars: &mut Exemplars,
+fn keep_extras(
+    metric: &Metric,
+    extras: &mut Extras,
     e: &mut Entry,
     batch: &WriteBatch,
     update: &SeriesUpdate,
+    effect: Effect,
 ) {
     if let Some((x, labels)) = batch.exemplar(update) {
-        exemplars.set(e, labels, x.value, x.timestamp_ms);
+        extras.set_exemplar(e, labels, x.value, x.timestamp_ms);
+    }
+    if !matches!(effect, Effect::Created | Effect::Updated) {
+        return;
+    }
+    match batch.histogram(update).and_then(|h| h.latest.as_ref()) {
+        Some(h) => {
+            if extras.set_histogram(e, h) {
+                metric.histogram_changed(true);
+            }
+        }
+        None => {
+            if extras.clear_histogram(e) {
+                metric.histogram_changed(false);
+            }
+        }
     }
 }
 
@@ -95,6 +124,8 @@ pub struct ApplyOutcome {
     pub series: u64,
     /// Samples of those series.
     pub samples: u64,
+    /// Native histograms of those series.
+    pub histograms: u64,
     /// Exemplars of those series.
     pub exemplars: u64,
     /// Series created by this request.
@@ -109,7 +140,12 @@ pub struct ApplyOutcome {
 }
 
 impl ApplyOutcome {
-    fn record(&mut self, update: &SeriesUpdate, result: Result<Effect, Rejection>) {
+    fn record(
+        &mut self,
+        batch: &WriteBatch,
+        update: &SeriesUpdate,
+        result: Result<Effect, Rejection>,
+    ) {
         match result {
             Ok(effect) => {
                 self.series += 1;
@@ -122,7 +158,13 @@ impl ApplyOutcome {
                     Effect::Updated | Effect::Ignored => {}
                 }
             }
-            Err(rejection) => self.rejected.add(rejection, u64::from(update.samples)),
+            Err(rejection) => {
+                // Counted as written when the batch began applying.
+                let histograms = u64::from(batch.histogram(update).map_or(0, |h| h.written));
+                self.histograms = self.histograms.saturating_sub(histograms);
+                self.rejected
+                    .add(rejection, u64::from(update.samples) + histograms);
+            }
         }
     }
 }
@@ -359,7 +401,13 @@ impl Store {
     /// [`Store::apply`] as if at store-clock second `now`: what a loaded
     /// snapshot uses to give each entry the age it had.
     pub(super) fn apply_at(&self, batch: &WriteBatch, now: u32) -> ApplyOutcome {
-        let mut out = ApplyOutcome::default();
+        // Every histogram of the batch is written unless its series is
+        // refused (`ApplyOutcome::record` takes those off): no per-update
+        // cost for the batches without any.
+        let mut out = ApplyOutcome {
+            histograms: batch.histograms.iter().map(|h| u64::from(h.written)).sum(),
+            ..ApplyOutcome::default()
+        };
         self.apply_series(batch, now, &mut out);
         for (name, md) in &batch.metadata {
             self.apply_metadata(name, md, now, &mut out);
@@ -450,7 +498,7 @@ impl Store {
                 } else {
                     Err(self.series_limit(batch.key(u)))
                 };
-                out.record(u, result);
+                out.record(batch, u, result);
             }
         }
     }
@@ -545,14 +593,14 @@ impl Store {
                             if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) =>
                         {
                             let effect = e.update(u.latest, now);
-                            if u.exemplar != NO_EXEMPLAR {
-                                keep_exemplar(&mut shard.exemplars, e, batch, u);
+                            if has_extras(e, u) {
+                                keep_extras(metric, &mut shard.extras, e, batch, u, effect);
                             }
                             Ok(effect)
                         }
                         _ => self.upsert(metric, shard, hash, batch, u, now),
                     };
-                    out.record(u, result);
+                    out.record(batch, u, result);
                     plan.applied[i as usize] = true;
                 }
             }
@@ -591,7 +639,7 @@ impl Store {
         let key = batch.key(update);
         let sample = update.latest;
         let stale = is_stale_marker(sample.value);
-        let Shard { series, exemplars } = shard;
+        let Shard { series, extras } = shard;
         let entry = series.entry(
             hash,
             |e| e.hash() == hash && e.key() == key.as_bytes(),
@@ -602,14 +650,14 @@ impl Store {
                 if !stale || sample.timestamp_ms < occupied.get().sample().timestamp_ms {
                     let e = occupied.into_mut();
                     let effect = e.update(sample, now);
-                    if update.exemplar != NO_EXEMPLAR {
-                        keep_exemplar(exemplars, e, batch, update);
+                    if has_extras(e, update) {
+                        keep_extras(metric, extras, e, batch, update, effect);
                     }
                     return Ok(effect);
                 }
                 let (e, _) = occupied.remove();
-                exemplars.forget(&e);
-                metric.removed(e.traits());
+                extras.forget(&e);
+                metric.removed(&e);
                 self.live.fetch_sub(1, Ordering::Relaxed);
                 return Ok(Effect::Removed);
             }
@@ -624,8 +672,9 @@ impl Store {
                 e
             }
         };
-        if update.exemplar != NO_EXEMPLAR {
-            keep_exemplar(exemplars, e.into_mut(), batch, update);
+        let e = e.into_mut();
+        if has_extras(e, update) {
+            keep_extras(metric, extras, e, batch, update, Effect::Created);
         }
         Ok(Effect::Created)
     }

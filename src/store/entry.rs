@@ -1,13 +1,14 @@
 //! The layout of one live series: a single heap block; and the side table
-//! of the few series' exemplars.
+//! of the few series' exemplars and native histograms.
 
 use std::collections::HashMap;
 
-use crate::model::{Sample, SeriesTraits};
+use crate::model::{NativeHistogram, Sample, SeriesTraits};
 use crate::store::view::ExemplarRef;
 
 /// One live series: a single heap block holding a fixed header — the latest
-/// sample, the TTL clock, the traits, whether it has an exemplar — and then
+/// sample, the TTL clock, the traits, whether it has an exemplar or a
+/// native histogram — and then
 /// the canonical key; and, in
 /// the table slot beside the block's pointer and length, the key's hash.
 ///
@@ -27,9 +28,11 @@ const VALUE: usize = 0;
 const TIMESTAMP: usize = 8;
 const TOUCHED: usize = 16;
 const TRAITS: usize = 20;
-/// Bit 0: the series has an exemplar in its shard's [`Exemplars`].
+/// Bit 0: the series has an exemplar in its shard's [`Extras`]; bit 1:
+/// its latest sample is the native histogram there.
 const FLAGS: usize = 21;
 const HAS_EXEMPLAR: u8 = 1;
+const HAS_HISTOGRAM: u8 = 2;
 /// Bytes before the key.
 pub(super) const HEADER: usize = 22;
 
@@ -135,14 +138,21 @@ impl Entry {
         SeriesTraits::from_bits(self.block[TRAITS])
     }
 
-    /// Has the series an exemplar in its shard's [`Exemplars`]?
+    /// Has the series an exemplar in its shard's [`Extras`]?
     #[inline]
     pub(super) fn has_exemplar(&self) -> bool {
         self.block[FLAGS] & HAS_EXEMPLAR != 0
     }
 
+    /// Is the series' latest sample the native histogram in its shard's
+    /// [`Extras`]?
+    #[inline]
+    pub(super) fn has_histogram(&self) -> bool {
+        self.block[FLAGS] & HAS_HISTOGRAM != 0
+    }
+
     /// The block's address: the series' identity in its shard's
-    /// [`Exemplars`]. A block never moves while its entry lives (the table
+    /// [`Extras`]. A block never moves while its entry lives (the table
     /// moves the slot, not the block), and no two live blocks share an
     /// address (none is empty).
     #[inline]
@@ -151,30 +161,42 @@ impl Entry {
     }
 }
 
-/// The latest exemplar of each series of one shard that has one, by its
-/// entry's block address, beside the shard's table and under the same lock.
+/// The latest exemplar and the latest native histogram of each series of
+/// one shard that has either, by its entry's block address, beside the
+/// shard's table and under the same lock.
 ///
-/// A side table, not a field of every entry: series with exemplars are few
-/// (a histogram's buckets, a few counters), and a series without one pays
-/// one bit of its header's flags byte, which every reader and remover
-/// checks before looking here. *Invariant:* an entry's `HAS_EXEMPLAR` bit
-/// is set exactly when this table holds its address; whoever removes an
-/// entry from the shard's table calls [`Exemplars::forget`] with it.
+/// A side table, not fields of every entry: series with exemplars or
+/// native histograms are few (a histogram's buckets, a few counters, the
+/// native histograms of a few families), and a series with neither pays
+/// two bits of its header's flags byte, which every reader and remover
+/// checks before looking here. *Invariant:* an entry's `HAS_EXEMPLAR`
+/// (`HAS_HISTOGRAM`) bit is set exactly when this table holds an exemplar
+/// (a histogram) at its address; whoever removes an entry from the shard's
+/// table calls [`Extras::forget`] with it.
 ///
-/// Boxed, and only once a series of the shard has an exemplar: an empty
-/// map is 40 bytes, and a name has 64 shards whether or not any of its
-/// series ever carries one; a `None` is 8.
+/// Boxed, and only once a series of the shard has either: an empty map is
+/// 40 bytes, and a name has 64 shards whether or not any of its series
+/// ever carries one; a `None` is 8.
 #[derive(Default)]
-pub(super) struct Exemplars {
+pub(super) struct Extras {
     #[expect(
         clippy::box_collection,
         reason = "the box is the point: 8 bytes in every shard, not 40"
     )]
-    by_block: Option<Box<HashMap<usize, Stored, foldhash::fast::FixedState>>>,
+    by_block: Option<Box<HashMap<usize, Extra, foldhash::fast::FixedState>>>,
+}
+
+/// What one series keeps besides its sample.
+#[derive(Default)]
+struct Extra {
+    exemplar: Option<StoredExemplar>,
+    /// The native histogram that is the series' latest sample (its
+    /// timestamp is the entry's).
+    histogram: Option<NativeHistogram>,
 }
 
 /// One series' exemplar as stored.
-struct Stored {
+struct StoredExemplar {
     /// OpenMetrics label text (see `model::Exemplar::labels`); a `String`
     /// so that a replacement that fits reuses its allocation.
     labels: String,
@@ -182,14 +204,19 @@ struct Stored {
     timestamp_ms: i64,
 }
 
-impl Exemplars {
+impl Extras {
     /// The exemplar of `e`, if it has one.
     #[inline]
-    pub(super) fn get(&self, e: &Entry) -> Option<ExemplarRef<'_>> {
+    pub(super) fn exemplar(&self, e: &Entry) -> Option<ExemplarRef<'_>> {
         if !e.has_exemplar() {
             return None;
         }
-        let s = self.by_block.as_ref()?.get(&e.address())?;
+        let s = self
+            .by_block
+            .as_ref()?
+            .get(&e.address())?
+            .exemplar
+            .as_ref()?;
         Some(ExemplarRef {
             labels: &s.labels,
             value: s.value,
@@ -198,14 +225,34 @@ impl Exemplars {
         })
     }
 
+    /// The native histogram of `e`, if its latest sample is one.
+    #[inline]
+    pub(super) fn histogram(&self, e: &Entry) -> Option<&NativeHistogram> {
+        if !e.has_histogram() {
+            return None;
+        }
+        self.by_block
+            .as_ref()?
+            .get(&e.address())?
+            .histogram
+            .as_ref()
+    }
+
     /// Keeps `labels`, `value` and `timestamp_ms` as the exemplar of `e`
     /// unless the one it has is newer (a greater timestamp; the later wins
     /// among equals, as for samples). An exemplar sent without a timestamp
     /// (0) therefore never replaces one sent with one, as Prometheus'
     /// exemplar storage refuses it as out of order.
-    pub(super) fn set(&mut self, e: &mut Entry, labels: &str, value: f64, timestamp_ms: i64) {
+    pub(super) fn set_exemplar(
+        &mut self,
+        e: &mut Entry,
+        labels: &str,
+        value: f64,
+        timestamp_ms: i64,
+    ) {
         let by_block = self.by_block.get_or_insert_default();
-        let stored = by_block.entry(e.address()).or_insert_with(|| Stored {
+        let extra = by_block.entry(e.address()).or_default();
+        let stored = extra.exemplar.get_or_insert_with(|| StoredExemplar {
             labels: String::new(),
             value,
             timestamp_ms: i64::MIN,
@@ -220,23 +267,59 @@ impl Exemplars {
         e.block[FLAGS] |= HAS_EXEMPLAR;
     }
 
-    /// Drops the exemplar of `e`, an entry being removed, if it has one.
+    /// Keeps `h` as the latest sample of `e` (the caller has stored its
+    /// timestamp in the entry); `true` when `e` had no histogram before.
+    pub(super) fn set_histogram(&mut self, e: &mut Entry, h: &NativeHistogram) -> bool {
+        let by_block = self.by_block.get_or_insert_default();
+        let extra = by_block.entry(e.address()).or_default();
+        let new = extra.histogram.is_none();
+        extra.histogram = Some(h.clone());
+        e.block[FLAGS] |= HAS_HISTOGRAM;
+        new
+    }
+
+    /// Drops the histogram of `e`, whose latest sample is now a float;
+    /// `true` when it had one.
+    pub(super) fn clear_histogram(&mut self, e: &mut Entry) -> bool {
+        if !e.has_histogram() {
+            return false;
+        }
+        e.block[FLAGS] &= !HAS_HISTOGRAM;
+        if let Some(by_block) = self.by_block.as_mut()
+            && let Some(extra) = by_block.get_mut(&e.address())
+        {
+            extra.histogram = None;
+            if extra.exemplar.is_none() {
+                by_block.remove(&e.address());
+                self.shrink();
+            }
+        }
+        true
+    }
+
+    /// Drops what `e`, an entry being removed, kept here.
     #[inline]
     pub(super) fn forget(&mut self, e: &Entry) {
-        if e.has_exemplar()
+        if e.block[FLAGS] & (HAS_EXEMPLAR | HAS_HISTOGRAM) != 0
             && let Some(by_block) = self.by_block.as_mut()
         {
             by_block.remove(&e.address());
-            if by_block.is_empty() {
-                // A shard whose exemplars all left gives their memory back.
-                self.by_block = None;
-            }
+            self.shrink();
+        }
+    }
+
+    /// A shard whose extras all left gives their memory back.
+    fn shrink(&mut self) {
+        if self.by_block.as_ref().is_some_and(|m| m.is_empty()) {
+            self.by_block = None;
         }
     }
 
     /// How many series have an exemplar here.
     #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
-        self.by_block.as_ref().map_or(0, |m| m.len())
+    pub(super) fn exemplars_len(&self) -> usize {
+        self.by_block
+            .as_ref()
+            .map_or(0, |m| m.values().filter(|x| x.exemplar.is_some()).count())
     }
 }

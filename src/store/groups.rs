@@ -596,6 +596,7 @@ impl Store {
                 samples: 1,
                 exemplars: 0,
                 exemplar: crate::model::NO_EXEMPLAR,
+                histogram: crate::model::NO_HISTOGRAM,
             });
             batch.metadata.push((
                 name.to_string(),
@@ -714,11 +715,11 @@ impl Store {
             };
             let hash = self.hasher.hash(key.as_bytes());
             let mut shard = write(&metric.shards[super::table::shard_of(hash)]);
-            let super::table::Shard { series, exemplars } = &mut *shard;
+            let super::table::Shard { series, extras } = &mut *shard;
             if let Ok(entry) = series.find_entry(hash, |e| e.key() == key.as_bytes()) {
                 let (e, _) = entry.remove();
-                exemplars.forget(&e);
-                metric.removed(e.traits());
+                extras.forget(&e);
+                metric.removed(&e);
                 removed += 1;
             }
         }
@@ -1321,6 +1322,7 @@ mod tests {
             samples: 1,
             exemplars: 0,
             exemplar: crate::model::NO_EXEMPLAR,
+            histogram: crate::model::NO_HISTOGRAM,
         });
         s.apply(&b);
         assert_eq!(s.wipe_groups(), 2);

@@ -133,11 +133,11 @@ impl Store {
                 let metric = metric.metric();
                 for shard in metric.shards.iter() {
                     let mut shard = write(shard);
-                    let table::Shard { series, exemplars } = &mut *shard;
+                    let table::Shard { series, extras } = &mut *shard;
                     series.retain(|e| {
                         if expired(e.touched()) && !e.traits().pushed() {
-                            metric.removed(e.traits());
-                            exemplars.forget(e);
+                            metric.removed(e);
+                            extras.forget(e);
                             removed += 1;
                             false
                         } else {
@@ -192,9 +192,9 @@ impl Store {
     /// and it has one: (label text, value, timestamp).
     #[cfg(test)]
     fn exemplar(&self, key: &str) -> Option<(String, f64, Option<i64>)> {
-        self.find(key, |e, exemplars| {
-            exemplars
-                .get(e)
+        self.find(key, |e, extras| {
+            extras
+                .exemplar(e)
                 .map(|x| (x.labels.to_string(), x.value, x.timestamp_ms))
         })
         .flatten()
@@ -202,7 +202,7 @@ impl Store {
 
     /// `f` of the entry of the series with canonical key `key`, if live,
     /// and its shard's exemplars, under its shard's read lock.
-    fn find<R>(&self, key: &str, f: impl FnOnce(&Entry, &entry::Exemplars) -> R) -> Option<R> {
+    fn find<R>(&self, key: &str, f: impl FnOnce(&Entry, &entry::Extras) -> R) -> Option<R> {
         let name = crate::model::name_in_key(key);
         let metric = self.metrics.get(name)?;
         let hash = self.hasher.hash(key.as_bytes());
@@ -210,7 +210,7 @@ impl Store {
         shard
             .series
             .find(hash, |e| e.hash() == hash && e.key() == key.as_bytes())
-            .map(|e| f(e, &shard.exemplars))
+            .map(|e| f(e, &shard.extras))
     }
 
     #[cfg(test)]
@@ -266,6 +266,7 @@ mod tests {
                 samples: 1,
                 exemplars: 0,
                 exemplar: crate::model::NO_EXEMPLAR,
+                histogram: crate::model::NO_HISTOGRAM,
             });
         }
         b
@@ -364,7 +365,12 @@ mod tests {
     fn exemplars_held(s: &Store) -> usize {
         s.metrics()
             .iter()
-            .flat_map(|m| m.metric().shards.iter().map(|sh| read(sh).exemplars.len()))
+            .flat_map(|m| {
+                m.metric()
+                    .shards
+                    .iter()
+                    .map(|sh| read(sh).extras.exemplars_len())
+            })
             .sum()
     }
 

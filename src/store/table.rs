@@ -7,7 +7,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 
-use super::entry::{Entry, Exemplars};
+use super::entry::{Entry, Extras};
 use crate::model::SeriesTraits;
 
 /// Shards per metric name. A power of two; small enough that thousands of
@@ -57,7 +57,7 @@ pub(super) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 #[derive(Default)]
 pub(super) struct Shard {
     pub(super) series: HashTable<Entry>,
-    pub(super) exemplars: Exemplars,
+    pub(super) extras: Extras,
 }
 
 /// All series of one metric name.
@@ -66,6 +66,8 @@ pub(super) struct Metric {
     len: AtomicUsize,
     /// Live series per [`SeriesTraits`] bit.
     with_trait: [AtomicUsize; SeriesTraits::COUNT],
+    /// Live series whose latest sample is a native histogram.
+    histograms: AtomicUsize,
     /// Set by the sweeper, holding every shard, as it removes this empty
     /// Metric from the map: a writer that looked the name up before must
     /// look it up again. Read and written only under a shard lock.
@@ -78,6 +80,7 @@ impl Metric {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             len: AtomicUsize::new(0),
             with_trait: Default::default(),
+            histograms: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
         }
     }
@@ -128,9 +131,29 @@ impl Metric {
         self.count_traits(traits, |c| c.fetch_add(1, Ordering::Relaxed));
     }
 
-    pub(super) fn removed(&self, traits: SeriesTraits) {
+    /// `e` leaves this name's table.
+    pub(super) fn removed(&self, e: &Entry) {
         self.len.fetch_sub(1, Ordering::Relaxed);
-        self.count_traits(traits, |c| c.fetch_sub(1, Ordering::Relaxed));
+        self.count_traits(e.traits(), |c| c.fetch_sub(1, Ordering::Relaxed));
+        if e.has_histogram() {
+            self.histograms.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Live series whose latest sample is a native histogram (exact when
+    /// no write is in flight).
+    pub fn histograms(&self) -> usize {
+        self.histograms.load(Ordering::Relaxed)
+    }
+
+    /// One series' latest sample became (`true`) or stopped being a native
+    /// histogram.
+    pub(super) fn histogram_changed(&self, now_one: bool) {
+        if now_one {
+            self.histograms.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.histograms.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     #[inline]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::Store;
 use super::entry::Entry;
 use super::table::{Metric, read};
-use crate::model::{Sample, SeriesTraits};
+use crate::model::{NativeHistogram, Sample, SeriesTraits};
 
 /// One live series as a reader sees it.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,10 @@ pub struct SeriesRef<'a> {
     /// since it was created (exemplars are not persisted: none after a
     /// restart until the next one arrives).
     pub exemplar: Option<ExemplarRef<'a>>,
+    /// The series' latest sample when it is a native histogram (`sample`
+    /// then holds its count and timestamp). Not persisted: a restart
+    /// forgets the series until its next sample arrives.
+    pub histogram: Option<&'a NativeHistogram>,
 }
 
 /// A series' latest exemplar as a reader sees it.
@@ -69,6 +73,12 @@ impl MetricView {
         self.metric.is_empty()
     }
 
+    /// Live series of this name whose latest sample is a native histogram
+    /// (exact when no write is in flight).
+    pub fn histograms(&self) -> usize {
+        self.metric.histograms()
+    }
+
     /// Does any live series carry one of the `model::SeriesTraits` bits in `traits`?
     pub fn any_with(&self, traits: u8) -> bool {
         self.metric.any_with(traits)
@@ -107,7 +117,8 @@ impl Parts<'_> {
                 key: e.key(),
                 sample: e.sample(),
                 traits: e.traits(),
-                exemplar: shard.exemplars.get(e),
+                exemplar: shard.extras.exemplar(e),
+                histogram: shard.extras.histogram(e),
             });
         }
         true

@@ -762,6 +762,7 @@ pub(super) fn push_update(
         samples: 1,
         exemplars: 0,
         exemplar: crate::model::NO_EXEMPLAR,
+        histogram: crate::model::NO_HISTOGRAM,
     });
 }
 

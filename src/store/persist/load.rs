@@ -447,6 +447,7 @@ fn add_series(
         samples: 1,
         exemplars: 0,
         exemplar: crate::model::NO_EXEMPLAR,
+        histogram: crate::model::NO_HISTOGRAM,
     });
     Ok(())
 }

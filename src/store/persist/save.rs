@@ -261,7 +261,10 @@ impl Store {
                 let mut count = 0u32;
                 let more = parts.visit_next_entries(|e| {
                     let traits = e.traits();
-                    if !traits.pushed() {
+                    // Native histograms are not persisted (the format has
+                    // no place for them): such a series comes back with its
+                    // sender's next sample.
+                    if !traits.pushed() && !e.has_histogram() {
                         buf.series(e.key(), traits.bits(), e.sample(), age(e.touched()));
                         count += 1;
                     }

@@ -48,6 +48,7 @@ fn batch(series: &[(&str, &str, f64, i64)], metadata: &[(&str, MetricType, &str)
             samples: 1,
             exemplars: 0,
             exemplar: crate::model::NO_EXEMPLAR,
+            histogram: crate::model::NO_HISTOGRAM,
         });
     }
     for &(name, metric_type, help) in metadata {
