@@ -198,6 +198,12 @@ fn benches(c: &mut Criterion) {
             render(&store, &opts, &mut page).unwrap();
         })
     });
+    g.bench_function("100k series protobuf page", |b| {
+        b.iter(|| {
+            let mut page = std::io::sink();
+            promgate::exposition::render_protobuf(&store, &opts, &mut page).unwrap();
+        })
+    });
     g.finish();
 }
 

@@ -131,11 +131,12 @@ pub struct SelfMetrics {
     pub exposition_series_dropped: Family<ReasonLabels, Counter>,
     /// Series written on `/metrics` pages with escaped names.
     pub exposition_series_escaped: Counter,
-    /// Exemplars written on OpenMetrics pages.
+    /// Exemplars written on OpenMetrics and protobuf pages.
     pub exposition_exemplars: Counter,
     /// Native histograms shown on `/metrics` pages (classic form or native).
     pub exposition_native_histograms: Counter,
-    /// Exemplars left off OpenMetrics pages (their series still there).
+    /// Exemplars left off OpenMetrics and protobuf pages (their series
+    /// still there).
     pub exposition_exemplars_dropped: Counter,
     /// Pushed groups held, set at each scrape.
     pub push_groups: Gauge,
@@ -194,11 +195,14 @@ impl SelfMetrics {
 
     /// The pages scrapers ask for most, counted from zero: the default ones
     /// of vmagent (text 0.0.4), Prometheus 2 (OpenMetrics, underscores)
-    /// and Prometheus 3 (OpenMetrics, allow-utf-8).
-    pub const PAGES: [(&'static str, &'static str); 3] = [
+    /// and Prometheus 3 (OpenMetrics, allow-utf-8), and the protobuf page
+    /// of Prometheus with native histograms (no scheme named: underscores
+    /// by default).
+    pub const PAGES: [(&'static str, &'static str); 4] = [
         ("text-0.0.4", "underscores"),
         ("openmetrics-1.0.0", "underscores"),
         ("openmetrics-1.0.0", "allow-utf-8"),
+        ("protobuf", "underscores"),
     ];
 
     /// Creates and registers every metric.
@@ -392,7 +396,7 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_pages",
-            "/metrics pages rendered, by format (text-0.0.4, text-1.0.0, openmetrics-1.0.0, openmetrics-0.0.1) and escaping scheme of names outside the legacy character set",
+            "/metrics pages rendered, by format (text-0.0.4, text-1.0.0, openmetrics-1.0.0, openmetrics-0.0.1, protobuf) and escaping scheme of names outside the legacy character set",
             m.exposition_pages.clone(),
         );
         r.register(
@@ -407,7 +411,7 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_exemplars",
-            "Exemplars written on OpenMetrics /metrics pages (the latest of each counter and histogram bucket series that has one)",
+            "Exemplars written on OpenMetrics and protobuf /metrics pages (the latest of each counter and histogram bucket series that has one)",
             m.exposition_exemplars.clone(),
         );
         r.register(
@@ -417,7 +421,7 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_exemplars_dropped",
-            "Exemplars left off OpenMetrics /metrics pages, their series still there: label names that, escaped for the scraper, became alike, a reserved __ name or over 128 characters, or labels holding an escaped quote (which prometheus_client's parser cannot read there)",
+            "Exemplars left off OpenMetrics and protobuf /metrics pages, their series still there: label names that, escaped for the scraper, became alike, a reserved __ name or over 128 characters, or (OpenMetrics only) labels holding an escaped quote (which prometheus_client's parser cannot read there)",
             m.exposition_exemplars_dropped.clone(),
         );
         r.register(

@@ -439,3 +439,116 @@ async fn native_histograms_are_not_in_snapshots() {
     );
     assert_eq!(loaded.get("native"), None, "the histogram series is not");
 }
+
+/// The protobuf page of `app`, every message decoded.
+async fn protobuf_page(app: &axum::Router) -> Vec<promgate::proto::client::MetricFamily> {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use prost::Message;
+    use prost::bytes::Buf;
+    use tower::ServiceExt;
+    let req = axum::http::Request::get("/metrics")
+        .header(
+            "accept",
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(req).await.unwrap();
+    let mut body = response.into_body().collect().await.unwrap().to_bytes();
+    let mut families = Vec::new();
+    while body.has_remaining() {
+        families.push(
+            promgate::proto::client::MetricFamily::decode_length_delimited(&mut body).unwrap(),
+        );
+    }
+    families
+}
+
+#[tokio::test]
+async fn the_protobuf_page_carries_native_histograms_as_they_were_sent() {
+    use promgate::proto::client::{BucketSpan as PbSpan, MetricType as PbType};
+    let (app, _) = app(&[]);
+    let t = now();
+    // An integer histogram with a gap, negative buckets and a zero bucket.
+    let mut int = int_histogram(3, &[(0, 2), (1, 5), (7, 4)], 1, 15, 20.5, t);
+    int.negative_spans = vec![BucketSpan {
+        offset: -2,
+        length: 1,
+    }];
+    int.negative_deltas = vec![3];
+    // A float gauge histogram.
+    let gauge = Histogram {
+        count: Some(histogram::Count::CountFloat(4.5)),
+        sum: -2.0,
+        schema: 0,
+        positive_spans: vec![BucketSpan {
+            offset: 1,
+            length: 2,
+        }],
+        positive_counts: vec![1.5, 3.0],
+        reset_hint: histogram::ResetHint::Gauge as i32,
+        timestamp: t,
+        ..Default::default()
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            series(
+                &[("__name__", "rpc_seconds"), ("job", "api")],
+                vec![int],
+                &[],
+            ),
+            series(&[("__name__", "queue_depth")], vec![gauge], &[]),
+            // A float series beside them: its own family, its own type.
+            series(
+                &[("__name__", "rpc_seconds"), ("job", "old")],
+                vec![],
+                &[(1.0, t)],
+            ),
+        ],
+        metadata: Vec::new(),
+    };
+    assert_eq!(write(&app, &req).await.0, 204);
+    let families = protobuf_page(&app).await;
+    let of = |name: &str, t: PbType| {
+        families
+            .iter()
+            .filter(|f| f.name() == name && f.r#type() == t)
+            .flat_map(|f| &f.metric)
+            .collect::<Vec<_>>()
+    };
+    let rpc = of("rpc_seconds", PbType::Histogram);
+    assert_eq!(rpc.len(), 1, "{families:?}");
+    let h = rpc[0].histogram.as_ref().unwrap();
+    assert_eq!(rpc[0].label[0].name(), "job");
+    assert_eq!(rpc[0].label[0].value(), "api");
+    assert_eq!(rpc[0].timestamp_ms, Some(t));
+    assert_eq!(
+        (h.schema(), h.sample_count(), h.sample_sum(), h.zero_count()),
+        (3, 15, 20.5, 1)
+    );
+    assert_eq!(h.zero_threshold(), 1e-128);
+    let spans = |s: &[PbSpan]| {
+        s.iter()
+            .map(|s| (s.offset(), s.length()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(spans(&h.positive_span), [(0, 2), (5, 1)]);
+    assert_eq!(h.positive_delta, [2, 3, -1]);
+    assert_eq!(spans(&h.negative_span), [(-2, 1)]);
+    assert_eq!(h.negative_delta, [3]);
+    let old = of("rpc_seconds", PbType::Untyped);
+    assert_eq!(old.len(), 1, "{families:?}");
+    assert_eq!(old[0].untyped.as_ref().unwrap().value(), 1.0);
+
+    let queue = of("queue_depth", PbType::GaugeHistogram);
+    assert_eq!(queue.len(), 1, "{families:?}");
+    let g = queue[0].histogram.as_ref().unwrap();
+    assert_eq!((g.sample_count_float(), g.sample_sum()), (4.5, -2.0));
+    assert_eq!(spans(&g.positive_span), [(1, 2)]);
+    assert_eq!(g.positive_count, [1.5, 3.0]);
+    assert_eq!(
+        self_metric(&app, "promgate_exposition_native_histograms_total").await,
+        2.0
+    );
+}

@@ -61,6 +61,46 @@ async fn scrape(app: &Router, accept: Option<&str>) -> (String, String) {
     (ct, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
+/// GETs /metrics as protobuf with `accept`; (Content-Type, every sample of
+/// a counter, gauge or untyped family as (name, labels, value), sorted).
+async fn scrape_protobuf(app: &Router, accept: &str) -> (String, Vec<Owned>) {
+    use promgate::proto::client::MetricFamily;
+    use prost::Message;
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/metrics")
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let mut bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let mut samples = Vec::new();
+    while !bytes.is_empty() {
+        let family = MetricFamily::decode_length_delimited(&mut bytes).unwrap();
+        for m in &family.metric {
+            let labels = m
+                .label
+                .iter()
+                .map(|l| (l.name().to_string(), l.value().to_string()))
+                .collect();
+            let value = m
+                .gauge
+                .as_ref()
+                .map(|g| g.value())
+                .or(m.counter.as_ref().map(|c| c.value()))
+                .or(m.untyped.as_ref().map(|u| u.value()))
+                .expect("a counter, gauge or untyped metric");
+            samples.push((family.name().to_string(), labels, value));
+        }
+    }
+    (ct, sorted(samples))
+}
+
 /// The page as `prometheus_client`'s text parser reads it: every sample as
 /// (name, labels, value), sorted; the families' (name, type, help).
 fn python_parse(page: &str) -> (Vec<Owned>, Vec<(String, String, String)>) {
@@ -251,16 +291,12 @@ async fn every_scraper_gets_the_names_it_negotiated() {
         );
     }
 
-    // Prometheus 2 (either header) and Prometheus 3 configured for
-    // underscores ask for OpenMetrics first: the same names, on a page the
-    // strict OpenMetrics parser reads.
+    // Prometheus 2 and Prometheus 3 configured for underscores ask for
+    // OpenMetrics first: the same names, on a page the strict OpenMetrics
+    // parser reads.
     for (accept, ct_want) in [
         (
             PROMETHEUS_2,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
-        ),
-        (
-            PROMETHEUS_2_PROTOBUF_FIRST,
             "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores",
         ),
         (
@@ -278,6 +314,15 @@ async fn every_scraper_gets_the_names_it_negotiated() {
             "Duration of HTTP server requests.".into()
         )));
     }
+
+    // Prometheus 2 with native histograms asks for protobuf first: the
+    // same names, in the MetricFamily messages prost reads back.
+    let (ct, samples) = scrape_protobuf(&app, PROMETHEUS_2_PROTOBUF_FIRST).await;
+    assert_eq!(
+        ct,
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"
+    );
+    assert_eq!(samples, sorted(sent_as_underscores()));
 
     // Prometheus 3 (UTF-8 names allowed), OpenMetrics: quoted names, read
     // back to exactly what was sent.
@@ -358,7 +403,11 @@ async fn every_scraper_gets_the_names_it_negotiated() {
     );
     assert_eq!(
         self_metric(&app, &pages("openmetrics-1.0.0", "underscores")).await,
-        3.0
+        2.0
+    );
+    assert_eq!(
+        self_metric(&app, &pages("protobuf", "underscores")).await,
+        1.0
     );
     assert_eq!(
         self_metric(&app, &pages("text-1.0.0", "allow-utf-8")).await,

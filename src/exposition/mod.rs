@@ -18,11 +18,14 @@ mod escaping;
 mod family;
 mod negotiate;
 mod openmetrics;
+mod points;
+mod protobuf;
 mod text;
 
 pub use escaping::{Dropped, Escaping, escape_key};
 pub use negotiate::{Format, Negotiated, negotiate};
 pub use openmetrics::render as render_openmetrics;
+pub use protobuf::render as render_protobuf;
 pub use text::write_float;
 
 use std::collections::HashMap;
@@ -120,7 +123,6 @@ impl PageStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HistogramForm {
     /// As it is, in [`Line::histogram`] (the protobuf page).
-    #[expect(dead_code, reason = "the protobuf page, next")]
     Native,
     /// As a classic histogram: `_bucket` lines at the native buckets'
     /// boundaries (at most this many, 0 for all, `+Inf` aside), `_count`
@@ -272,7 +274,6 @@ struct Line<'a> {
     /// classic form, only on the bucket holding the exemplar's value).
     pub exemplar: Option<ExemplarRef<'a>>,
     /// The series' native histogram, when the page shows it natively.
-    #[expect(dead_code, reason = "the protobuf page, next")]
     pub histogram: Option<&'a NativeHistogram>,
 }
 

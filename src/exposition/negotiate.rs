@@ -2,10 +2,16 @@
 //! (`content_negotiation.md` in prometheus/docs, "Selection of Format"):
 //! the supported media range with the highest `q` wins, the first of equals
 //! in header order; when none is supported, the text format 0.0.4.
+//!
+//! The protobuf format is the one prometheus/common's `expfmt` calls
+//! `FmtProtoDelim`: media type `application/vnd.google.protobuf` with
+//! `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`,
+//! both required (the other encodings, `text` and `compact-text`, are debug
+//! formats no scraper asks for).
 
 use super::Escaping;
 
-/// The text formats a page can be written in.
+/// The formats a page can be written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     /// `text/plain; version=0.0.4`: names outside the legacy set escaped.
@@ -18,6 +24,12 @@ pub enum Format {
     OpenMetrics100,
     /// `application/openmetrics-text; version=0.0.1`: the same page.
     OpenMetrics001,
+    /// `application/vnd.google.protobuf;
+    /// proto=io.prometheus.client.MetricFamily; encoding=delimited`:
+    /// varint-length-prefixed `MetricFamily` messages, names escaped by the
+    /// scheme (any UTF-8 name as it is with `allow-utf-8`). What Prometheus
+    /// asks for first with native histograms enabled.
+    Protobuf,
 }
 
 impl Format {
@@ -28,6 +40,7 @@ impl Format {
             Format::Text100 => "text-1.0.0",
             Format::OpenMetrics100 => "openmetrics-1.0.0",
             Format::OpenMetrics001 => "openmetrics-0.0.1",
+            Format::Protobuf => "protobuf",
         }
     }
 
@@ -48,7 +61,9 @@ pub struct Negotiated {
 
 impl Negotiated {
     /// The response's `Content-Type`: the media type and version, and for
-    /// version 1.0.0 the escaping scheme ("Content-Type Response").
+    /// version 1.0.0 the escaping scheme ("Content-Type Response"). The
+    /// protobuf page's is `expfmt`'s `FmtProtoDelim` with the scheme, as
+    /// client_golang's `promhttp` writes it.
     pub fn content_type(self) -> &'static str {
         match (self.format, self.escaping) {
             (Format::Text004, _) => super::CONTENT_TYPE,
@@ -79,6 +94,18 @@ impl Negotiated {
             (Format::Text100, Escaping::Values) => {
                 "text/plain; version=1.0.0; charset=utf-8; escaping=values"
             }
+            (Format::Protobuf, Escaping::AllowUtf8) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8"
+            }
+            (Format::Protobuf, Escaping::Underscores) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"
+            }
+            (Format::Protobuf, Escaping::Dots) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=dots"
+            }
+            (Format::Protobuf, Escaping::Values) => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=values"
+            }
         }
     }
 }
@@ -91,19 +118,23 @@ impl Negotiated {
 ///   version, with `version=0.0.4`, or `text/*` or `*/*`, it is
 ///   [`Format::Text004`]; `application/openmetrics-text` is
 ///   [`Format::OpenMetrics100`] (no version, or `1.0.0`) or
-///   [`Format::OpenMetrics001`].
+///   [`Format::OpenMetrics001`]; `application/vnd.google.protobuf` with
+///   `proto=io.prometheus.client.MetricFamily` and `encoding=delimited`
+///   (both required) is [`Format::Protobuf`].
 /// - An `escaping` parameter with a scheme's name sets the escaping; an
 ///   unknown value counts as none (the scheme "MUST be validated").
 /// - A page escaped `allow-utf-8` is labelled 1.0.0 whatever version was
 ///   asked, since 0.0.4 (0.0.1) has no quoted names.
 /// - `q=0` excludes a range; a malformed `q` counts as 1. Other media types
-///   (protobuf, JSON) are not supported and skipped.
+///   (JSON, protobuf in another encoding or of another message) are not
+///   supported and skipped.
 pub fn negotiate<'h>(accept: impl IntoIterator<Item = &'h str>, default: Escaping) -> Negotiated {
     let mut best: Option<(f32, Negotiated)> = None;
     for range in accept.into_iter().flat_map(|v| v.split(',')) {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or("");
         let (mut version, mut escaping, mut q) = (None, None, 1.0f32);
+        let (mut proto, mut encoding) = (None, None);
         for param in parts {
             let Some((k, v)) = param.split_once('=') else {
                 continue;
@@ -111,6 +142,8 @@ pub fn negotiate<'h>(accept: impl IntoIterator<Item = &'h str>, default: Escapin
             let v = v.trim().trim_matches('"');
             match k.trim().to_ascii_lowercase().as_str() {
                 "version" => version = Some(v),
+                "proto" => proto = Some(v),
+                "encoding" => encoding = Some(v),
                 "escaping" => escaping = Escaping::from_param(v),
                 "q" => {
                     q = v
@@ -127,6 +160,12 @@ pub fn negotiate<'h>(accept: impl IntoIterator<Item = &'h str>, default: Escapin
             ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => Format::Text004,
             ("application/openmetrics-text", None | Some("1.0.0")) => Format::OpenMetrics100,
             ("application/openmetrics-text", Some("0.0.1")) => Format::OpenMetrics001,
+            ("application/vnd.google.protobuf", _)
+                if proto == Some("io.prometheus.client.MetricFamily")
+                    && encoding == Some("delimited") =>
+            {
+                Format::Protobuf
+            }
             _ => continue,
         };
         if q <= 0.0 || best.is_some_and(|(b, _)| b >= q) {
@@ -175,7 +214,24 @@ mod tests {
         assert_eq!(page(p2), (Format::OpenMetrics100, Escaping::Underscores));
         // Prometheus 2.42 with native histograms: protobuf first.
         let p2pb = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(page(p2pb), (Format::OpenMetrics100, Escaping::Underscores));
+        assert_eq!(page(p2pb), (Format::Protobuf, Escaping::Underscores));
+        assert_eq!(
+            negotiate([p2pb], Escaping::Underscores).content_type(),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"
+        );
+        // Prometheus 3 proto-first (scrape_native_histograms): it names no
+        // escaping on the protobuf range (`acceptHeader` in scrape.go adds it
+        // to the 1.0.0 text formats only), so the default scheme applies, as
+        // in client_golang's `expfmt.NegotiateAccept`.
+        let p3pb = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+        assert_eq!(page(p3pb), (Format::Protobuf, Escaping::Underscores));
+        assert_eq!(
+            negotiate([p3pb], Escaping::AllowUtf8).content_type(),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8"
+        );
+        // A scraper that does name a scheme there gets it.
+        let named = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;escaping=allow-utf-8,*/*;q=0.1";
+        assert_eq!(page(named), (Format::Protobuf, Escaping::AllowUtf8));
         // OpenMetrics refused: Prometheus 3's text choice.
         let p3_text = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2";
         assert_eq!(page(p3_text), (Format::Text100, Escaping::AllowUtf8));
@@ -230,6 +286,58 @@ mod tests {
         assert_eq!(
             page("text/plain;version=0.0.4;escaping=allow-utf-8"),
             (Format::Text100, Escaping::AllowUtf8)
+        );
+    }
+
+    /// Protobuf is served only as the delimited `MetricFamily` stream.
+    #[test]
+    fn protobuf_needs_the_message_and_the_delimited_encoding() {
+        let pb = "application/vnd.google.protobuf";
+        let mf = "proto=io.prometheus.client.MetricFamily";
+        for unsupported in [
+            pb.to_string(),
+            format!("{pb};{mf}"),
+            format!("{pb};encoding=delimited"),
+            format!("{pb};{mf};encoding=text"),
+            format!("{pb};{mf};encoding=compact-text"),
+            format!("{pb};proto=io.prometheus.write.v2.Request;encoding=delimited"),
+        ] {
+            assert_eq!(
+                page(&format!("{unsupported},text/plain;q=0.1")),
+                (Format::Text004, Escaping::Underscores),
+                "{unsupported}"
+            );
+        }
+        // Order of parameters, spaces and a quoted value do not matter.
+        assert_eq!(
+            page(&format!(
+                "{pb} ; encoding=delimited ; proto=\"io.prometheus.client.MetricFamily\" ; escaping=dots"
+            )),
+            (Format::Protobuf, Escaping::Dots)
+        );
+        // q decides; allow-utf-8 keeps the protobuf page.
+        assert_eq!(
+            page(&format!(
+                "{pb};{mf};encoding=delimited;q=0.3,application/openmetrics-text;version=1.0.0;q=0.4"
+            )),
+            (Format::OpenMetrics100, Escaping::Underscores)
+        );
+        let n = negotiate(
+            [format!("{pb};{mf};encoding=delimited;escaping=values").as_str()],
+            Escaping::AllowUtf8,
+        );
+        assert_eq!((n.format, n.escaping), (Format::Protobuf, Escaping::Values));
+        assert_eq!(
+            n.content_type(),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=values"
+        );
+        let n = negotiate(
+            [format!("{pb};{mf};encoding=delimited").as_str()],
+            Escaping::AllowUtf8,
+        );
+        assert_eq!(
+            (n.format, n.escaping, n.format.as_str()),
+            (Format::Protobuf, Escaping::AllowUtf8, "protobuf")
         );
     }
 

@@ -26,11 +26,12 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::family::Family;
+use super::points::{Gathered, by_page_name, exemplar_labels, gather, points, unit_fits};
 use super::{
-    Escaping, HistogramForm, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited,
-    visit_family, write_float,
+    HistogramForm, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family,
+    write_float,
 };
-use crate::model::{Sample, split_key};
+use crate::model::Sample;
 use crate::store::{ExemplarRef, Store};
 
 /// How a planned family goes on an OpenMetrics page.
@@ -147,10 +148,10 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
                 let histogram = shape == Shape::Histogram;
                 let lines = page.gather(family);
                 match points(family, &lines, histogram) {
-                    Some(order) => {
+                    Some(points) => {
                         let type_name = if histogram { "histogram" } else { "summary" };
                         page.header(&family.name, family, type_name);
-                        for i in order {
+                        for &(_, i) in points.iter().flatten() {
                             let g = &lines[i];
                             let bucket = histogram && g.name(family).ends_with("_bucket");
                             page.line(g, bucket);
@@ -169,35 +170,6 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
     page.buf.extend_from_slice(b"# EOF\n");
     out.write_all(&page.buf)?;
     Ok(page.stats)
-}
-
-/// A series line gathered from the store.
-struct Gathered {
-    prefix: Vec<u8>,
-    key: Box<str>,
-    member: usize,
-    /// What a native histogram's classic form added to the member's name.
-    suffix: &'static str,
-    sample: Sample,
-    pushed: bool,
-    exemplar: Option<(Box<str>, f64, Option<i64>)>,
-}
-
-impl Gathered {
-    /// The line's metric name on the page.
-    fn name(&self, family: &Family) -> String {
-        format!("{}{}", family.members[self.member].name, self.suffix)
-    }
-
-    fn exemplar(&self) -> Option<ExemplarRef<'_>> {
-        self.exemplar
-            .as_ref()
-            .map(|(labels, value, ts)| ExemplarRef {
-                labels,
-                value: *value,
-                timestamp_ms: *ts,
-            })
-    }
 }
 
 struct Om<'o> {
@@ -239,10 +211,7 @@ impl Om<'_> {
         buf.extend_from_slice(type_name.as_bytes());
         buf.push(b'\n');
         if let Some(unit) = &family.unit
-            && name.len() > unit.len()
-            && name.ends_with(unit.as_str())
-            && name.as_bytes()[name.len() - unit.len() - 1] == b'_'
-            && !unit.contains(['\n', ' ', '"', '\\'])
+            && unit_fits(name, unit)
         {
             buf.extend_from_slice(b"# UNIT ");
             super::escaping::write_family_name(buf, name);
@@ -280,30 +249,17 @@ impl Om<'_> {
     /// ` # {labels} value [timestamp]`, the labels escaped for the page;
     /// left out (counted) when escaping makes them break a rule.
     fn exemplar(&mut self, e: ExemplarRef<'_>) {
-        let escaping = self.opts.escaping;
-        let mut rewritten = Vec::new();
         // prometheus_client's parser cannot read an escaped quote inside
         // exemplar labels: such an exemplar would fail the whole page.
         if e.labels.contains("\\\"") {
             self.stats.exemplars_dropped += 1;
             return;
         }
-        let labels = if escaping == Escaping::AllowUtf8 || !has_quoted_name(e.labels) {
-            e.labels.as_bytes()
-        } else {
-            // The key writer's escaping, on a key of these labels.
-            let key = format!("x{{{}}}", e.labels);
-            if super::escaping::write_key(&mut rewritten, &key, escaping).is_err() {
-                self.stats.exemplars_dropped += 1;
-                return;
-            }
-            let inner = &rewritten[2..rewritten.len() - 1];
-            if label_chars(inner) > crate::model::EXEMPLAR_MAX_LABEL_CHARS {
-                self.stats.exemplars_dropped += 1;
-                return;
-            }
-            inner
+        let Some(labels) = exemplar_labels(e.labels, self.opts.escaping) else {
+            self.stats.exemplars_dropped += 1;
+            return;
         };
+        let labels = labels.as_bytes();
         let buf = &mut self.buf;
         buf.extend_from_slice(b" # {");
         buf.extend_from_slice(labels);
@@ -369,11 +325,10 @@ impl Om<'_> {
     /// MetricPoints must be checked, and their samples put together).
     fn gather(&mut self, family: &Family) -> Vec<Gathered> {
         let mut visited = Visited::default();
-        let mut sink = GatheredLines(Vec::new());
         let form = HistogramForm::classic(family, self.opts);
-        let _ = visit_family(family, self.opts.escaping, form, &mut visited, &mut sink);
+        let lines = gather(family, self.opts.escaping, form, &mut visited);
         self.stats.add(visited);
-        sink.0
+        lines
     }
 
     /// Each metric name of `family` as a family of its own, typed
@@ -386,24 +341,18 @@ impl Om<'_> {
         lines: Vec<Gathered>,
         out: &mut impl Write,
     ) -> io::Result<()> {
-        // Members escaping to one name are one family on the page, and so
-        // are a native histogram's `x_count` lines and a member `x_count`.
-        let mut by_name: std::collections::BTreeMap<String, Vec<Gathered>> = Default::default();
-        for g in lines {
-            by_name.entry(g.name(family)).or_default().push(g);
-        }
-        for (name, lines) in by_name {
-            let own = name == *family.name;
-            let header = Family {
-                name: name.clone().into(),
-                help: family.help.clone().filter(|_| own),
+        for (name, own, lines) in by_page_name(family, lines) {
+            let help = if own { family.help.clone() } else { None };
+            let own = Family {
+                name: name.clone(),
+                help,
                 type_name: None,
                 unit: family.unit.clone().filter(|_| own),
                 members: Vec::new(),
                 escapes: false,
                 classic_sent: false,
             };
-            self.header(&name, &header, "unknown");
+            self.header(&name, &own, "unknown");
             for g in lines {
                 self.line(&g, false);
                 self.flush_if_full(out)?;
@@ -446,174 +395,6 @@ impl<W: Write> Sink for Streamed<'_, '_, W> {
     fn part_end(&mut self) -> io::Result<()> {
         self.om.flush_if_full(self.out)
     }
-}
-
-/// Every line of a family, collected.
-struct GatheredLines(Vec<Gathered>);
-
-impl Sink for GatheredLines {
-    fn series(&mut self, line: Line<'_>) {
-        self.0.push(Gathered {
-            prefix: line.prefix.to_vec(),
-            key: String::from_utf8_lossy(line.key).into(),
-            member: line.member,
-            suffix: line.suffix,
-            sample: line.sample,
-            pushed: line.traits.pushed(),
-            exemplar: line
-                .exemplar
-                .map(|e| (e.labels.into(), e.value, e.timestamp_ms)),
-        });
-    }
-
-    fn part_end(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A line's place in its MetricPoint: which kind of sample, and its bound.
-#[derive(Clone, Copy, PartialEq, PartialOrd)]
-enum Part {
-    /// A bucket (its `le`), or a quantile (its `quantile`).
-    Bound(f64),
-    Count,
-    Sum,
-}
-
-/// The order in which `lines` make valid MetricPoints of a histogram
-/// (`histogram`) or summary family, or `None` if some label set cannot be
-/// one (the family is then exposed untyped).
-fn points(family: &Family, lines: &[Gathered], histogram: bool) -> Option<Vec<usize>> {
-    let bound_label = if histogram { "le" } else { "quantile" };
-    // (label set without the bound, part, line) for every line.
-    let mut keyed: Vec<(String, Part, usize)> = Vec::with_capacity(lines.len());
-    for (i, g) in lines.iter().enumerate() {
-        let name = g.name(family);
-        let suffix = name.strip_prefix(&*family.name).unwrap_or("?");
-        let (_, labels) = split_key(&g.key)?;
-        let mut group = String::new();
-        let mut bound = None;
-        for (name, value) in labels {
-            if !name.quoted && name.text == bound_label {
-                bound = Some(value);
-            } else {
-                group.push_str(name.text);
-                group.push('\u{0}');
-                group.push_str(value);
-                group.push('\u{0}');
-            }
-        }
-        let part = match (suffix, histogram) {
-            ("_bucket", true) => {
-                let le = bound?;
-                let v = crate::model::parse_go_float_str(le)?;
-                // The one bound the parser holds to its canonical form.
-                if v == f64::INFINITY && le != "+Inf" {
-                    return None;
-                }
-                Part::Bound(v)
-            }
-            ("", false) => {
-                let q = crate::model::parse_go_float_str(bound?)?;
-                if !(0.0..=1.0).contains(&q) {
-                    return None;
-                }
-                Part::Bound(q)
-            }
-            ("_count", _) if bound.is_none() => Part::Count,
-            ("_sum", _) if bound.is_none() => Part::Sum,
-            _ => return None,
-        };
-        keyed.push((group, part, i));
-    }
-    keyed.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal))
-    });
-    for point in keyed.chunk_by(|a, b| a.0 == b.0) {
-        if !valid_point(point, lines, histogram) {
-            return None;
-        }
-    }
-    Some(keyed.into_iter().map(|(_, _, i)| i).collect())
-}
-
-/// Is one label set's lines (sorted by part) a valid MetricPoint?
-fn valid_point(point: &[(String, Part, usize)], lines: &[Gathered], histogram: bool) -> bool {
-    let first = &lines[point[0].2];
-    let same_time = point.iter().all(|p| {
-        let g = &lines[p.2];
-        g.pushed == first.pushed && (g.pushed || g.sample.timestamp_ms == first.sample.timestamp_ms)
-    });
-    if !same_time {
-        return false;
-    }
-    let integral = |v: f64| v.is_finite() && v >= 0.0 && v.fract() == 0.0;
-    let (mut count, mut sum) = (None, None);
-    let (mut last_bound, mut last_value, mut negative_bound) = (None::<f64>, 0.0, false);
-    for &(_, part, i) in point {
-        let v = lines[i].sample.value;
-        match part {
-            Part::Bound(b) => {
-                if last_bound.is_some_and(|l| b <= l) {
-                    return false;
-                }
-                if histogram {
-                    if !integral(v) || v < last_value {
-                        return false;
-                    }
-                    negative_bound |= b < 0.0;
-                    last_value = v;
-                } else if v < 0.0 {
-                    return false;
-                }
-                last_bound = Some(b);
-            }
-            Part::Count => {
-                if !integral(v) {
-                    return false;
-                }
-                count = Some(v);
-            }
-            Part::Sum => {
-                // Counter-like: neither NaN nor negative.
-                if v.is_nan() || v < 0.0 {
-                    return false;
-                }
-                sum = Some(v);
-            }
-        }
-    }
-    if count.is_some() != sum.is_some() {
-        return false;
-    }
-    if histogram {
-        if last_bound != Some(f64::INFINITY) {
-            return false;
-        }
-        if count.is_some_and(|c| c != last_value) || (negative_bound && sum.is_some()) {
-            return false;
-        }
-    }
-    true
-}
-
-/// Does an exemplar's label text hold a quoted (non-legacy) label name?
-fn has_quoted_name(labels: &str) -> bool {
-    let key = format!("x{{{labels}}}");
-    split_key(&key).is_some_and(|(_, mut l)| l.any(|(name, _)| name.quoted))
-}
-
-/// Characters of label names and values in `name="value",…` text, values
-/// unescaped (OpenMetrics' 128-character rule counts those).
-fn label_chars(text: &[u8]) -> usize {
-    let text = String::from_utf8_lossy(text);
-    let key = format!("x{{{text}}}");
-    split_key(&key).map_or(usize::MAX, |(_, labels)| {
-        labels
-            .map(|(n, v)| n.chars().count() + crate::model::unescape_value(v).chars().count())
-            .sum()
-    })
 }
 
 /// Milliseconds since the epoch as OpenMetrics' seconds: `1700000000.123`,

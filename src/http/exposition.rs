@@ -218,15 +218,15 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
         })
         .inc();
     let gzip = accepts_gzip(headers);
-    let openmetrics = page_format.format.is_openmetrics();
+    let format = page_format.format;
     let render = move |store: &crate::store::Store,
                        opts: &exposition::RenderOptions,
                        mut out: &mut dyn Write| {
         // One dynamic call per ~64 KiB written: nothing to measure.
-        if openmetrics {
-            exposition::render_openmetrics(store, opts, &mut out)
-        } else {
-            exposition::render(store, opts, &mut out)
+        match format {
+            exposition::Format::Protobuf => exposition::render_protobuf(store, opts, &mut out),
+            f if f.is_openmetrics() => exposition::render_openmetrics(store, opts, &mut out),
+            _ => exposition::render(store, opts, &mut out),
         }
     };
     let runtime = tokio::runtime::Handle::current();
