@@ -641,8 +641,6 @@ fn timestamp(ms: i64) -> pb::Timestamp {
 ///   reads them as `x_bucket`/`x_count`/`x_sum`.
 ///
 /// The sample's timestamp and exemplars are the metric's, not set here.
-// Used once the store hands native histograms to the exposition (see the
-// module's `Plain` sink); until then by the tests.
 pub(super) fn native_histogram(h: &NativeHistogram) -> pb::Histogram {
     let mut out = pb::Histogram {
         sample_sum: Some(h.sum()),
