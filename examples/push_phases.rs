@@ -24,6 +24,7 @@ fn main() {
             max_name_len: 256,
             max_value_len: 4096,
             max_help_len: 4096,
+            max_histogram_buckets: 320,
         },
         future_window: None,
     };

@@ -168,6 +168,14 @@ pub struct Config {
     )]
     pub max_help_len: usize,
 
+    /// Most buckets (or custom bounds) a native histogram keeps: one with more is stored at a lower resolution, neighbouring buckets merged (counts stay exact at the bounds left), and refused (400, native_histogram_bucket_limit) if even the lowest cannot hold it. Bounds what a few bytes of zstd can make a page cost. 0: no limit.
+    #[arg(
+        long = "limits.native-histogram-buckets",
+        env = "PROMGATE_LIMITS_NATIVE_HISTOGRAM_BUCKETS",
+        default_value_t = 320
+    )]
+    pub max_histogram_buckets: usize,
+
     /// Most remote-write requests served at once (1-1024); each holds up to a body and its decoded form. Like vmagent's -maxConcurrentInserts.
     #[arg(
         long = "limits.concurrent-writes",
@@ -322,6 +330,7 @@ impl Config {
                 max_name_len: self.max_label_name_len,
                 max_value_len: self.max_label_value_len,
                 max_help_len: self.max_help_len,
+                max_histogram_buckets: self.max_histogram_buckets,
             },
             future_window: Some(self.future_time_window).filter(|d| !d.is_zero()),
         }

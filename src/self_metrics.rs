@@ -187,10 +187,11 @@ impl SelfMetrics {
     ];
 
     /// Every reason of `promgate_exposition_series_dropped_total`.
-    pub const EXPOSITION_DROP_REASONS: [&'static str; 3] = [
+    pub const EXPOSITION_DROP_REASONS: [&'static str; 4] = [
         "escaping_collision",
         "openmetrics_invalid",
         "native_histogram_le_label",
+        "native_histogram_classic_sent",
     ];
 
     /// The pages scrapers ask for most, counted from zero: the default ones

@@ -1440,6 +1440,48 @@ async fn invalid_native_histogram() {
     .await;
 }
 
+#[tokio::test]
+async fn native_histogram_over_the_bucket_limit() {
+    use promgate::proto::{BucketSpan, Histogram, Label, TimeSeries, histogram};
+    let gate = Gate::router(&["--limits.native-histogram-buckets", "4"]).await;
+    let mut req = request(&[(GOOD, &[(7.0, 5000)])], &[]);
+    // Eight buckets at schema -4, the lowest: no coarser one holds them
+    // in four.
+    req.timeseries.push(TimeSeries {
+        labels: vec![Label {
+            name: "__name__".into(),
+            value: "latency".into(),
+        }],
+        histograms: vec![Histogram {
+            count: Some(histogram::Count::CountInt(8)),
+            sum: 1.0,
+            schema: -4,
+            positive_spans: vec![BucketSpan {
+                offset: 0,
+                length: 8,
+            }],
+            positive_deltas: vec![1, 0, 0, 0, 0, 0, 0, 0],
+            timestamp: 5000,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    gate.check(
+        post(PROMETHEUS_HEADERS, snappy(&req)),
+        Expect {
+            status: 400,
+            says: "stored 1 series, rejected 1 series (1 samples); first error: native histogram of 8 buckets refused: more than --limits.native-histogram-buckets 4 even at the lowest resolution",
+            counts: vec![
+                (requests("invalid_series"), 1.0),
+                (series("native_histogram_bucket_limit"), 1.0),
+                (samples("native_histogram_bucket_limit"), 1.0),
+            ],
+            page: lines(&[SEED, GOOD_LINE]),
+        },
+    )
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Remote-Write 2.0
 // ---------------------------------------------------------------------------

@@ -193,6 +193,7 @@ fn rules() -> Rules {
             max_name_len: 8,
             max_value_len: 10,
             max_help_len: 9,
+            max_histogram_buckets: 320,
         },
         timestamps: TimeRange::new(1_700_000_000_000, Some(Duration::from_secs(600))),
     }

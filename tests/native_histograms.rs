@@ -552,3 +552,148 @@ async fn the_protobuf_page_carries_native_histograms_as_they_were_sent() {
         2.0
     );
 }
+
+#[tokio::test]
+async fn a_histogram_over_the_bucket_limit_is_stored_coarser_or_refused() {
+    let (app, _) = app(&[]);
+    let t = now();
+    // Half a million populated buckets in one span at schema 8: a few
+    // hundred bytes of compressed request.
+    let wide = Histogram {
+        count: Some(histogram::Count::CountInt(540_000)),
+        sum: 1.0,
+        schema: 8,
+        positive_spans: vec![BucketSpan {
+            offset: -270_000,
+            length: 540_000,
+        }],
+        positive_deltas: std::iter::once(1)
+            .chain(std::iter::repeat_n(0, 539_999))
+            .collect(),
+        timestamp: t,
+        ..Default::default()
+    };
+    // A million custom bounds around one bucket.
+    let bounds: Vec<f64> = (1..=1_000_000).map(f64::from).collect();
+    let custom = Histogram {
+        count: Some(histogram::Count::CountInt(2)),
+        sum: 1.0,
+        schema: -53,
+        positive_spans: vec![BucketSpan {
+            offset: 10,
+            length: 1,
+        }],
+        positive_deltas: vec![2],
+        custom_values: bounds,
+        timestamp: t,
+        ..Default::default()
+    };
+    // Schema -4 (the lowest) over 2^±2000: no lower resolution holds it.
+    let mut hopeless = int_histogram(-4, &[(-250, 1), (250, 1)], 0, 2, 1.0, t);
+    hopeless.positive_spans = vec![BucketSpan {
+        offset: -200,
+        length: 400,
+    }];
+    hopeless.positive_deltas = std::iter::once(1)
+        .chain(std::iter::repeat_n(0, 399))
+        .collect();
+    hopeless.count = Some(histogram::Count::CountInt(400));
+    let req = WriteRequest {
+        timeseries: vec![
+            series(&[("__name__", "wide")], vec![wide], &[]),
+            series(&[("__name__", "custom")], vec![custom], &[]),
+            series(&[("__name__", "hopeless")], vec![hopeless], &[]),
+        ],
+        metadata: Vec::new(),
+    };
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("native histogram of 400 buckets refused: more than --limits.native-histogram-buckets 320"),
+        "{body}"
+    );
+    let page = get(&app, "/metrics").await.1;
+    let wide = bucket_lines(&page, "wide");
+    // At most 320 buckets, each with its lower edge where none precedes it.
+    assert!(wide.len() <= 2 * 320 + 2, "{}", wide.len());
+    assert!(wide.len() > 100, "{}", wide.len());
+    // Every count exact: the observations are one per fine bucket
+    // (-270000..270000 at schema 8), so the count at `le` is the number of
+    // fine buckets ending at or below it.
+    for &(le, v) in &wide[..wide.len() - 1] {
+        let fine_index = (le.log2() * 256.0).round() as i64;
+        let want = (fine_index - (-270_000) + 1).clamp(0, 540_000) as f64;
+        assert!(
+            le < bound(8, -270_000) || v == want,
+            "le {le}: {v}, want {want}"
+        );
+    }
+    assert_eq!(wide.last(), Some(&(f64::INFINITY, 540_000.0)));
+    let custom = bucket_lines(&page, "custom");
+    assert!(custom.len() <= 321, "{}", custom.len());
+    // The bucket of bound index 10 is (10, 11]: 0 below 10, 2 from 11 on.
+    for &(le, v) in &custom {
+        assert_eq!(v, if le >= 11.0 { 2.0 } else { 0.0 }, "le {le}");
+    }
+    assert!(!page.contains("hopeless"), "{page}");
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_series_rejected_total{reason=\"native_histogram_bucket_limit\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_float_series_named_like_a_native_histograms_classic_line_is_never_shown_twice() {
+    let t = now();
+    let h = |at| int_histogram(0, &[(1, 2)], 0, 2, 3.0, at);
+    for (native, float, line) in [
+        // The same name.
+        ("coll", "coll_count", "coll_count{ok=\"1\"}"),
+        // Names that escape alike (underscores, the default).
+        ("a.b", "a_b_count", "a_b_count{ok=\"1\"}"),
+        ("e", "e_sum", "e_sum{ok=\"1\"}"),
+    ] {
+        let (app, _) = app(&[]);
+        let req = WriteRequest {
+            timeseries: vec![
+                series(&[("__name__", native), ("ok", "1")], vec![h(t)], &[]),
+                series(&[("__name__", float), ("ok", "1")], vec![], &[(9.0, t)]),
+            ],
+            metadata: Vec::new(),
+        };
+        assert_eq!(write(&app, &req).await.0, 204);
+        for accept in ["text/plain", "application/openmetrics-text;version=1.0.0"] {
+            let page = get_accept(&app, accept).await;
+            let times = page.lines().filter(|l| l.starts_with(line)).count();
+            assert_eq!(times, 1, "{native} beside {float}, {accept}:\n{page}");
+            assert!(page.contains(&format!("{line} 9")), "{page}");
+        }
+        assert_eq!(
+            self_metric(
+                &app,
+                "promgate_exposition_series_dropped_total{reason=\"native_histogram_classic_sent\"}"
+            )
+            .await,
+            2.0,
+            "{native}"
+        );
+    }
+}
+
+/// The `/metrics` page for `accept`.
+async fn get_accept(app: &axum::Router, accept: &str) -> String {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = axum::http::Request::get("/metrics")
+        .header("accept", accept)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(req).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}

@@ -46,9 +46,10 @@ pub(super) struct Family {
     /// that the page escapes? Then two series may escape alike, and the
     /// renderer keeps the first (see `render`).
     pub escapes: bool,
-    /// Has the family a `<name>_bucket` metric of its own, beside native
-    /// histograms? Then their sender writes the classic form too, and the
-    /// text pages show that one only.
+    /// Has the family a `<name>_bucket`, `_count` or `_sum` metric of its
+    /// own (escaping alike included), beside native histograms? Then their
+    /// sender writes the classic form too (or lines that would clash with
+    /// it), and the text pages show those only: never a series twice.
     pub classic_sent: bool,
 }
 
@@ -264,9 +265,12 @@ fn group(
             let escapes = scheme != Escaping::AllowUtf8
                 && members.iter().any(|m| m.view.any_with(SeriesTraits::UTF8));
             let classic_sent = md.natives.contains(&name)
-                && members
-                    .iter()
-                    .any(|m| m.name.strip_prefix(&*name) == Some("_bucket"));
+                && members.iter().any(|m| {
+                    matches!(
+                        m.name.strip_prefix(&*name),
+                        Some("_bucket" | "_count" | "_sum")
+                    )
+                });
             Family {
                 name,
                 help,

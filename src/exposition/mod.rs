@@ -286,32 +286,36 @@ struct ClassicScratch {
     le: Vec<u8>,
 }
 
-/// Hands `sink` the series `line` stands for: as it is, or, for a native
-/// histogram shown in `form`'s classic form, its `_bucket` lines (each
+/// Hands `sink` the native histogram `h` of the series `line` stands for:
+/// as it is, or in `form`'s classic form: its `_bucket` lines (each
 /// native boundary's cumulative count, then `le="+Inf"` with the count),
 /// `_count` and `_sum`, all with the histogram's timestamp. A native
 /// histogram whose labels hold an `le` already cannot have a classic form:
 /// left off, counted in `visited.histograms_dropped`.
+#[cold]
+#[inline(never)]
 fn emit(
     sink: &mut impl Sink,
     line: Line<'_>,
-    histogram: Option<&NativeHistogram>,
+    h: &NativeHistogram,
     form: HistogramForm,
     scratch: &mut ClassicScratch,
     visited: &mut Visited,
 ) {
-    let max = match (histogram, form) {
-        (Some(_), HistogramForm::Classic(max)) => max,
-        (Some(_), HistogramForm::Hidden) => {
+    let max = match form {
+        HistogramForm::Classic(max) => max,
+        HistogramForm::Hidden => {
             visited.histograms_hidden += 1;
             return;
         }
-        _ => {
-            sink.series(Line { histogram, ..line });
+        HistogramForm::Native => {
+            sink.series(Line {
+                histogram: Some(h),
+                ..line
+            });
             return;
         }
     };
-    let Some(h) = histogram else { return };
     if line.traits.bits() & SeriesTraits::HAS_LE != 0 {
         visited.histograms_dropped += 1;
         return;
@@ -458,7 +462,10 @@ fn visit_family(
                     exemplar: s.exemplar,
                     histogram: None,
                 };
-                emit(sink, line, s.histogram, form, &mut scratch, visited);
+                match s.histogram {
+                    None => sink.series(line),
+                    Some(h) => emit(sink, line, h, form, &mut scratch, visited),
+                }
             }) {
                 sink.part_end()?;
             }
@@ -528,7 +535,10 @@ fn visit_family(
                 exemplar: s.exemplar,
                 histogram: None,
             };
-            emit(sink, line, s.histogram, form, &mut scratch, visited);
+            match s.histogram {
+                None => sink.series(line),
+                Some(h) => emit(sink, line, h, form, &mut scratch, visited),
+            }
         }) {
             sink.part_end()?;
         }
@@ -552,14 +562,10 @@ fn visit_family(
             }),
             histogram: None,
         };
-        emit(
-            sink,
-            line,
-            e.histogram.as_deref(),
-            form,
-            &mut scratch,
-            visited,
-        );
+        match e.histogram.as_deref() {
+            None => sink.series(line),
+            Some(h) => emit(sink, line, h, form, &mut scratch, visited),
+        }
         sink.part_end()?;
     }
     Ok(())

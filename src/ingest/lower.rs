@@ -7,6 +7,7 @@
 //! and [`Lowering::push`] and falls back to [`Lowering::series`]. Either
 //! way the same rules decide what is stored and why anything is rejected.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::model::{
@@ -127,6 +128,10 @@ struct Histograms {
     /// Refused by validation, and the first reason.
     invalid: u32,
     error: Option<HistogramError>,
+    /// Refused for too many buckets even at the lowest resolution, and
+    /// the buckets (or custom bounds) of the first.
+    over_limit: u32,
+    first_over: usize,
     /// Outside the time range, as [`SeriesSummary::future`] and
     /// [`SeriesSummary::before_epoch`].
     future: (u32, i64),
@@ -174,8 +179,12 @@ impl<'l, 'a> Lowering<'l, 'a> {
     /// 2.0's `io.prometheus.write.v2.Histogram` when `v2`) of the series the
     /// next [`Lowering::series`] records: decoded and validated as
     /// Prometheus' receiver validates it (`NativeHistogram::from_raw`), its
-    /// timestamp held to the time range as a float sample's. The decoder
-    /// has checked the message's framing already.
+    /// timestamp held to the time range as a float sample's, its buckets
+    /// (and custom bounds) to `--limits.native-histogram-buckets`: more
+    /// are merged by lowering its resolution
+    /// ([`NativeHistogram::limit_buckets`]), and a histogram still over
+    /// at the lowest is refused. The decoder has checked the message's
+    /// framing already.
     pub fn histogram(&mut self, message: &[u8], v2: bool) {
         let p = &mut self.pending;
         match NativeHistogram::decode(message, v2) {
@@ -183,7 +192,26 @@ impl<'l, 'a> Lowering<'l, 'a> {
                 p.invalid += 1;
                 p.error.get_or_insert(e);
             }
-            Ok(h) => {
+            Ok(mut h) => {
+                let max = self.rules.series.max_histogram_buckets;
+                if max > 0 {
+                    let reduced = match h.limit_buckets(max) {
+                        None => None,
+                        Some(Cow::Owned(r)) => Some(Some(r)),
+                        Some(Cow::Borrowed(_)) => Some(None),
+                    };
+                    match reduced {
+                        None => {
+                            if p.over_limit == 0 {
+                                p.first_over = h.bucket_count().max(h.custom_values().len());
+                            }
+                            p.over_limit += 1;
+                            return;
+                        }
+                        Some(Some(r)) => h = r,
+                        Some(None) => {}
+                    }
+                }
                 let t = h.timestamp_ms();
                 if self.rules.timestamps.contains(t) {
                     p.written += 1;
@@ -330,6 +358,16 @@ impl<'l, 'a> Lowering<'l, 'a> {
                 detail: format!("native histogram refused: {error}"),
             };
             self.count(rejection, h.invalid, &mut whole);
+        }
+        if h.over_limit > 0 {
+            let rejection = Rejection {
+                reason: RejectReason::NativeHistogramBucketLimit,
+                detail: format!(
+                    "native histogram of {} buckets refused: more than --limits.native-histogram-buckets {} even at the lowest resolution",
+                    h.first_over, self.rules.series.max_histogram_buckets
+                ),
+            };
+            self.count(rejection, h.over_limit, &mut whole);
         }
         self.timestamp_rejections(&s, &mut whole);
         let (latest, histogram) = match (s.latest, h.latest) {

@@ -682,6 +682,7 @@ mod tests {
                 max_name_len: 256,
                 max_value_len: 4096,
                 max_help_len: 4096,
+                max_histogram_buckets: 320,
             },
             timestamps: TimeRange::new(NOW_MS, None),
         }

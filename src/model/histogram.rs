@@ -1013,6 +1013,24 @@ impl NativeHistogram {
         h
     }
 
+    /// The histogram within `max` buckets and `max` custom bounds: itself,
+    /// or reduced one step at a time as [`NativeHistogram::reduce_to`]
+    /// reduces (cumulative counts exact at the bounds left); `None` when
+    /// even the lowest resolution (schema -4) has more than `max` buckets.
+    /// Bounds what a histogram costs the store and a page: a span of half
+    /// a million buckets is a few bytes of compressed request.
+    pub fn limit_buckets(&self, max: usize) -> Option<std::borrow::Cow<'_, NativeHistogram>> {
+        let over = |h: &NativeHistogram| h.bucket_count() > max || h.custom_values.len() > max;
+        let mut h = std::borrow::Cow::Borrowed(self);
+        while over(&h) {
+            if !h.can_reduce() {
+                return None;
+            }
+            h = std::borrow::Cow::Owned(h.halve());
+        }
+        Some(h)
+    }
+
     fn can_reduce(&self) -> bool {
         if self.is_custom() {
             !self.custom_values.is_empty()

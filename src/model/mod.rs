@@ -140,6 +140,9 @@ pub enum RejectReason {
     /// buckets, negative counts, a count below its buckets' sum, an
     /// unsupported schema, ...).
     InvalidNativeHistogram,
+    /// A native histogram with more buckets (or custom bounds) than
+    /// `--limits.native-histogram-buckets` even at the lowest resolution.
+    NativeHistogramBucketLimit,
     /// A label name starting with `__` (other than `__name__`): scrapers
     /// drop such labels (vmagent after relabeling), so series differing only
     /// in them would merge downstream; Remote-Write 2.0 reserves them.
@@ -166,7 +169,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, in a stable order.
-    pub const ALL: [RejectReason; 17] = [
+    pub const ALL: [RejectReason; 18] = [
         RejectReason::MissingMetricName,
         RejectReason::InvalidMetricName,
         RejectReason::InvalidLabelName,
@@ -177,6 +180,7 @@ impl RejectReason {
         RejectReason::SeriesLimit,
         RejectReason::MetadataLimit,
         RejectReason::InvalidNativeHistogram,
+        RejectReason::NativeHistogramBucketLimit,
         RejectReason::ReservedLabelName,
         RejectReason::InvalidUtf8,
         RejectReason::TimestampTooFarInFuture,
@@ -199,6 +203,7 @@ impl RejectReason {
             RejectReason::SeriesLimit => "series_limit",
             RejectReason::MetadataLimit => "metadata_limit",
             RejectReason::InvalidNativeHistogram => "invalid_native_histogram",
+            RejectReason::NativeHistogramBucketLimit => "native_histogram_bucket_limit",
             RejectReason::ReservedLabelName => "reserved_label_name",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::TimestampTooFarInFuture => "timestamp_too_far_in_future",
@@ -236,6 +241,9 @@ pub struct SeriesLimits {
     pub max_value_len: usize,
     /// Maximum length of a family's HELP text (and unit) in bytes.
     pub max_help_len: usize,
+    /// Most buckets, and most custom bounds, a native histogram keeps
+    /// ([`NativeHistogram::limit_buckets`]); 0 for no limit.
+    pub max_histogram_buckets: usize,
 }
 
 /// One valid series of a request, reduced to the sample that decides its state.

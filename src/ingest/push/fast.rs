@@ -558,6 +558,7 @@ mod tests {
                 max_name_len: 8,
                 max_value_len: 10,
                 max_help_len: 9,
+                max_histogram_buckets: 320,
             }
         } else {
             SeriesLimits {
@@ -565,6 +566,7 @@ mod tests {
                 max_name_len: 256,
                 max_value_len: 4096,
                 max_help_len: 4096,
+                max_histogram_buckets: 320,
             }
         };
         Rules {
