@@ -598,6 +598,8 @@ async fn a_histogram_over_the_bucket_limit_is_stored_coarser_or_refused() {
         .chain(std::iter::repeat_n(0, 399))
         .collect();
     hopeless.count = Some(histogram::Count::CountInt(400));
+    // No zero bucket: none of these buckets can fold into it.
+    hopeless.zero_threshold = 0.0;
     let req = WriteRequest {
         timeseries: vec![
             series(&[("__name__", "wide")], vec![wide], &[]),
@@ -696,4 +698,135 @@ async fn get_accept(app: &axum::Router, accept: &str) -> String {
     let response = app.clone().oneshot(req).await.unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn native_histograms_named_like_each_others_lines_are_both_shown() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let h = |count: u64| int_histogram(0, &[(1, count)], 0, count, 1.0, t);
+    let req = WriteRequest {
+        timeseries: vec![
+            series(&[("__name__", "x"), ("x", "1")], vec![h(3)], &[]),
+            series(&[("__name__", "x_count"), ("x", "1")], vec![h(7)], &[]),
+        ],
+        metadata: Vec::new(),
+    };
+    assert_eq!(write(&app, &req).await.0, 204);
+    for accept in ["text/plain", "application/openmetrics-text;version=1.0.0"] {
+        let page = get_accept(&app, accept).await;
+        assert!(page.contains("x_count{x=\"1\"} 3"), "{accept}:\n{page}");
+        assert!(
+            page.contains("x_count_count{x=\"1\"} 7"),
+            "{accept}:\n{page}"
+        );
+    }
+    let text = get(&app, "/metrics").await.1;
+    assert_parses(&text);
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_exposition_series_dropped_total{reason=\"native_histogram_classic_sent\"}"
+        )
+        .await,
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn beside_a_native_histogram_a_float_bucket_is_shown_once_whatever_the_metadata() {
+    let t = now();
+    for metadata in [
+        MetricType::Summary,
+        MetricType::Counter,
+        MetricType::Gaugehistogram,
+    ] {
+        let (app, _) = app(&[]);
+        let mut req = request(
+            &[
+                (
+                    &[("__name__", "x_bucket"), ("x", "1"), ("le", "1")],
+                    &[(5.0, t)],
+                ),
+                (
+                    &[("__name__", "x_bucket"), ("x", "1"), ("le", "+Inf")],
+                    &[(3.0, t)],
+                ),
+            ],
+            &[("x", metadata, "Whatever it says.")],
+        );
+        let h = int_histogram(0, &[(1, 2)], 0, 2, 3.0, t);
+        req.timeseries
+            .push(series(&[("__name__", "x"), ("x", "1")], vec![h], &[]));
+        assert_eq!(write(&app, &req).await.0, 204);
+        for accept in ["text/plain", "application/openmetrics-text;version=1.0.0"] {
+            let page = get_accept(&app, accept).await;
+            let lines: Vec<&str> = page
+                .lines()
+                .filter(|l| l.starts_with("x_bucket{le=\"1\",x=\"1\"}"))
+                .collect();
+            assert_eq!(lines.len(), 1, "{metadata:?}, {accept}:\n{page}");
+            assert!(lines[0].contains(" 5"), "{metadata:?}:\n{page}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn buckets_inside_the_zero_bucket_keep_their_counts_when_the_resolution_is_lowered() {
+    let t = now();
+    // Schema 0, zero threshold 0.001: bucket -12 (upper bound 2^-12) lies
+    // inside the zero bucket's range on both sides (possible on the wire).
+    // Above zero, buckets 1 and 2 ((1, 2] and (2, 4]) merge at schema -1.
+    let h = Histogram {
+        count: Some(histogram::Count::CountInt(19)),
+        sum: 1.0,
+        schema: 0,
+        zero_threshold: 0.001,
+        positive_spans: vec![
+            BucketSpan {
+                offset: -12,
+                length: 1,
+            },
+            BucketSpan {
+                offset: 12,
+                length: 2,
+            },
+        ],
+        positive_deltas: vec![5, -2, 1],
+        negative_spans: vec![
+            BucketSpan {
+                offset: -12,
+                length: 1,
+            },
+            BucketSpan {
+                offset: 11,
+                length: 1,
+            },
+        ],
+        negative_deltas: vec![2, 3],
+        timestamp: t,
+        ..Default::default()
+    };
+    let req = one(series(&[("__name__", "z")], vec![h], &[]));
+    let mut pages = Vec::new();
+    for limit in ["0", "2"] {
+        let (app, _) = app(&["--limits.native-histogram-buckets", limit]);
+        assert_eq!(write(&app, &req).await.0, 204, "limit {limit}");
+        pages.push(bucket_lines(&get(&app, "/metrics").await.1, "z"));
+    }
+    let at = |lines: &[(f64, f64)], le: f64| lines.iter().find(|l| l.0 == le).map(|l| l.1);
+    // Up to -0.5: the 5 in [-1, -0.5); up to 0.001: those, the 2 in
+    // (-0.001, 0) and the 5 in (0, 2^-12].
+    assert_eq!(at(&pages[0], -0.5), Some(5.0), "{:?}", pages[0]);
+    assert_eq!(at(&pages[0], 0.001), Some(12.0), "{:?}", pages[0]);
+    assert_eq!(at(&pages[1], 0.001), Some(12.0), "{:?}", pages[1]);
+    assert!(pages[1].len() < pages[0].len(), "{:?}", pages[1]);
+    for &(le, v) in &pages[1] {
+        let exact = pages[0]
+            .iter()
+            .take_while(|l| l.0 <= le)
+            .last()
+            .map_or(0.0, |l| l.1);
+        assert_eq!(v, exact, "le {le}: {:?} against {:?}", pages[1], pages[0]);
+    }
 }

@@ -264,6 +264,8 @@ fn group(
             }
             let escapes = scheme != Escaping::AllowUtf8
                 && members.iter().any(|m| m.view.any_with(SeriesTraits::UTF8));
+            // Float series only: a name holding native histograms is a
+            // family of its own (`family_of`).
             let classic_sent = md.natives.contains(&name)
                 && members.iter().any(|m| {
                     matches!(
@@ -286,17 +288,27 @@ fn group(
 
 /// The family a metric name belongs to, given the pushed metadata.
 fn family_of<'a>(name: &'a str, md: &mut MetadataCache<'_>) -> &'a str {
+    // A name holding native histograms is a histogram family of its own
+    // (`x_count` native beside `x`: its classic form is `x_count_bucket`,
+    // `x_count_count`, `x_count_sum`).
+    if md.natives.contains(name) {
+        return name;
+    }
     for (suffix, histogram, summary) in [
         ("_bucket", true, false),
         ("_sum", true, true),
         ("_count", true, true),
     ] {
         if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
-            let joins = match md.type_of(base) {
-                Some(MetricType::Histogram) => histogram,
-                Some(MetricType::Summary) => summary,
-                _ => histogram && md.natives.contains(base),
-            };
+            // Beside native histograms, whatever the metadata says: the
+            // family is a histogram, and a line of this name would be one
+            // of their classic form's.
+            let joins = md.natives.contains(base)
+                || match md.type_of(base) {
+                    Some(MetricType::Histogram) => histogram,
+                    Some(MetricType::Summary) => summary,
+                    _ => false,
+                };
             if joins {
                 return base;
             }

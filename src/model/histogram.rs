@@ -986,6 +986,11 @@ impl NativeHistogram {
     pub fn classic_buckets_capped(&self, max_entries: usize) -> Vec<(f64, f64)> {
         let mut out = self.classic_buckets();
         let mut h = std::borrow::Cow::Borrowed(self);
+        if out.len() > max_entries
+            && let Some(folded) = self.fold_zero_range()
+        {
+            h = std::borrow::Cow::Owned(folded);
+        }
         while out.len() > max_entries && h.can_reduce() {
             h = std::borrow::Cow::Owned(h.halve());
             h.classic_buckets_into(&mut out);
@@ -1007,6 +1012,11 @@ impl NativeHistogram {
     /// the fine ones, the cumulative count at each is exactly what it was.
     pub fn reduce_to(&self, max_buckets: usize) -> NativeHistogram {
         let mut h = self.clone();
+        if h.bucket_count() > max_buckets
+            && let Some(folded) = h.fold_zero_range()
+        {
+            h = folded;
+        }
         while h.bucket_count() > max_buckets && h.can_reduce() {
             h = h.halve();
         }
@@ -1022,6 +1032,11 @@ impl NativeHistogram {
     pub fn limit_buckets(&self, max: usize) -> Option<std::borrow::Cow<'_, NativeHistogram>> {
         let over = |h: &NativeHistogram| h.bucket_count() > max || h.custom_values.len() > max;
         let mut h = std::borrow::Cow::Borrowed(self);
+        if over(&h)
+            && let Some(folded) = self.fold_zero_range()
+        {
+            h = std::borrow::Cow::Owned(folded);
+        }
         while over(&h) {
             if !h.can_reduce() {
                 return None;
@@ -1029,6 +1044,95 @@ impl NativeHistogram {
             h = std::borrow::Cow::Owned(h.halve());
         }
         Some(h)
+    }
+
+    /// The histogram with its buckets that lie wholly within the zero
+    /// bucket's range (upper bound at most the zero threshold: possible on
+    /// the wire, never made by Prometheus) added to the zero bucket, where
+    /// the classic form counts them already (at `le` = the threshold); so
+    /// that lowering the resolution cannot merge them into a bucket
+    /// beyond it. `None` when there is none.
+    fn fold_zero_range(&self) -> Option<NativeHistogram> {
+        let zt = self.zero_threshold;
+        if self.is_custom() || zt <= 0.0 {
+            return None;
+        }
+        // Bounds grow with the index: the buckets inside are each side's first.
+        let inside = |spans: &[Span]| {
+            Indexes::new(spans)
+                .take_while(|&i| self.upper_bound(i) <= zt)
+                .count()
+        };
+        let (neg, pos) = (inside(self.negative_spans()), inside(self.positive_spans()));
+        if neg + pos == 0 {
+            return None;
+        }
+        let n = self.negative_buckets;
+        let mut spans = Vec::with_capacity(self.spans.len());
+        let (counts, (negative_spans, negative_buckets)) = match &self.counts {
+            Counts::Int {
+                count,
+                zero_count,
+                buckets,
+            } => {
+                let moved: u64 = buckets[..neg].iter().chain(&buckets[n..n + pos]).sum();
+                let (kept, ends) = self.skip_buckets(buckets, (neg, pos), &mut spans);
+                let counts = Counts::Int {
+                    count: *count,
+                    zero_count: zero_count + moved,
+                    buckets: kept,
+                };
+                (counts, ends)
+            }
+            Counts::Float {
+                count,
+                zero_count,
+                buckets,
+            } => {
+                let moved: f64 = buckets[..neg].iter().chain(&buckets[n..n + pos]).sum();
+                let (kept, ends) = self.skip_buckets(buckets, (neg, pos), &mut spans);
+                let counts = Counts::Float {
+                    count: *count,
+                    zero_count: zero_count + moved,
+                    buckets: kept,
+                };
+                (counts, ends)
+            }
+        };
+        Some(NativeHistogram {
+            counts,
+            spans: spans.into_boxed_slice(),
+            negative_spans,
+            negative_buckets,
+            custom_values: self.custom_values.clone(),
+            ..*self
+        })
+    }
+
+    /// Both sides' `buckets` (negative first) less the first `skip.0`
+    /// negative and `skip.1` positive ones, their spans appended to
+    /// `spans`: the counts kept, and where the negative side ends in the
+    /// new spans and counts.
+    fn skip_buckets<T: Copy + std::ops::AddAssign>(
+        &self,
+        buckets: &[T],
+        skip: (usize, usize),
+        spans: &mut Vec<Span>,
+    ) -> (Box<[T]>, (usize, usize)) {
+        let n = self.negative_buckets;
+        let mut out = Vec::with_capacity(buckets.len());
+        let negative = Indexes::new(self.negative_spans())
+            .zip(buckets[..n].iter().copied())
+            .skip(skip.0)
+            .map(|(i, c)| (i64::from(i), c));
+        rebuild(negative, spans, &mut out);
+        let ends = (spans.len(), out.len());
+        let positive = Indexes::new(self.positive_spans())
+            .zip(buckets[n..].iter().copied())
+            .skip(skip.1)
+            .map(|(i, c)| (i64::from(i), c));
+        rebuild(positive, spans, &mut out);
+        (out.into_boxed_slice(), ends)
     }
 
     fn can_reduce(&self) -> bool {
@@ -1131,12 +1235,24 @@ fn merge<T: Copy + std::ops::AddAssign>(
     out_spans: &mut Vec<Span>,
     out_counts: &mut Vec<T>,
 ) {
+    let buckets = Indexes::new(spans)
+        .zip(counts)
+        .map(|(idx, &c)| (to(i64::from(idx)), c));
+    rebuild(buckets, out_spans, out_counts);
+}
+
+/// Appends one side's `(index, count)` buckets (indexes not decreasing;
+/// equal ones added up) as spans and counts.
+fn rebuild<T: Copy + std::ops::AddAssign>(
+    buckets: impl Iterator<Item = (i64, T)>,
+    out_spans: &mut Vec<Span>,
+    out_counts: &mut Vec<T>,
+) {
     let mut last = None;
-    for (n, idx) in Indexes::new(spans).enumerate() {
-        let target = to(i64::from(idx));
+    for (target, count) in buckets {
         match last {
             Some(l) if l == target => {
-                *out_counts.last_mut().expect("a bucket was pushed") += counts[n];
+                *out_counts.last_mut().expect("a bucket was pushed") += count;
             }
             Some(l) => {
                 // Merging never moves a bucket further from its neighbour:
@@ -1150,14 +1266,14 @@ fn merge<T: Copy + std::ops::AddAssign>(
                         length: 1,
                     });
                 }
-                out_counts.push(counts[n]);
+                out_counts.push(count);
             }
             None => {
                 out_spans.push(Span {
                     offset: target as i32,
                     length: 1,
                 });
-                out_counts.push(counts[n]);
+                out_counts.push(count);
             }
         }
         last = Some(target);
