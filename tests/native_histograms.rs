@@ -412,6 +412,60 @@ async fn where_the_sender_writes_the_classic_form_too_the_page_shows_that_one() 
 }
 
 #[tokio::test]
+async fn only_the_histograms_whose_classic_form_was_sent_are_hidden() {
+    // Two senders (or two pushed groups) of one family: one writes the
+    // classic form beside its native histogram, the other does not. The
+    // second's is still shown, in its classic form.
+    let (app, _) = app(&[]);
+    let t = now();
+    let mut req = request(
+        &[
+            (
+                &[("__name__", "mixed_bucket"), ("a", "1"), ("le", "+Inf")],
+                &[(2.0, t)],
+            ),
+            (&[("__name__", "mixed_count"), ("a", "1")], &[(2.0, t)]),
+            (&[("__name__", "mixed_sum"), ("a", "1")], &[(3.0, t)]),
+        ],
+        &[("mixed", MetricType::Histogram, "Mixed.")],
+    );
+    let h = |count| int_histogram(0, &[(1, count)], 0, count, 3.0, t);
+    req.timeseries.push(series(
+        &[("__name__", "mixed"), ("a", "1")],
+        vec![h(2)],
+        &[],
+    ));
+    req.timeseries.push(series(
+        &[("__name__", "mixed"), ("a", "2")],
+        vec![h(5)],
+        &[],
+    ));
+    assert_eq!(write(&app, &req).await.0, 204);
+    for accept in ["text/plain", "application/openmetrics-text;version=1.0.0"] {
+        let page = get_accept(&app, accept).await;
+        let lines = |prefix: &str| page.lines().filter(|l| l.starts_with(prefix)).count();
+        assert_eq!(lines("mixed_count{a=\"1\"}"), 1, "{accept}:\n{page}");
+        assert_eq!(lines("mixed_bucket{a=\"1\""), 1, "{accept}:\n{page}");
+        assert_eq!(lines("mixed_count{a=\"2\"} 5"), 1, "{accept}:\n{page}");
+        assert_eq!(
+            lines("mixed_bucket{a=\"2\",le=\"+Inf\"} 5"),
+            1,
+            "{accept}:\n{page}"
+        );
+    }
+    assert_parses(&get(&app, "/metrics").await.1);
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_exposition_series_dropped_total{reason=\"native_histogram_classic_sent\"}"
+        )
+        .await,
+        3.0,
+        "the first sender's histogram, hidden on each of the three pages"
+    );
+}
+
+#[tokio::test]
 async fn native_histograms_are_not_in_snapshots() {
     use promgate::store::persist::{LoadOptions, load};
     let (app, state) = app(&[]);

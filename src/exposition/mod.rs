@@ -28,7 +28,7 @@ pub use openmetrics::render as render_openmetrics;
 pub use protobuf::render as render_protobuf;
 pub use text::write_float;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use crate::model::{NativeHistogram, Sample, SeriesTraits};
@@ -128,8 +128,11 @@ enum HistogramForm {
     /// boundaries (at most this many, 0 for all, `+Inf` aside), `_count`
     /// and `_sum` (the text formats).
     Classic(usize),
-    /// Not at all: the family's sender wrote their classic form itself.
-    Hidden,
+    /// Not at all where the family's sender wrote a histogram's classic
+    /// form itself (a `_count` or `_sum` series, or `_bucket` series,
+    /// of its label set), else as [`HistogramForm::Classic`] with this
+    /// many buckets (see [`ClassicSent`]).
+    Hidden(usize),
 }
 
 impl HistogramForm {
@@ -137,11 +140,94 @@ impl HistogramForm {
     /// sender wrote one ([`family::Family::classic_sent`]).
     fn classic(family: &family::Family, opts: &RenderOptions) -> Self {
         if family.classic_sent {
-            HistogramForm::Hidden
+            HistogramForm::Hidden(opts.native_histogram_max_buckets)
         } else {
             HistogramForm::Classic(opts.native_histogram_max_buckets)
         }
     }
+}
+
+/// The label sets of a family's float `_bucket` (less `le`), `_count` and
+/// `_sum` series beside its native histograms, where
+/// [`family::Family::classic_sent`]: a native histogram of one of these
+/// label sets is hidden (its sender wrote its classic form), and any other
+/// is shown in its classic form, which clashes with no line. So a family
+/// where some histograms came with classic buckets and some without (two
+/// pushed groups, two senders) loses none on a text page. Gathered before
+/// the family is walked, one shard lock at a time as every read. A family
+/// whose names or labels escape (where two label sets may be one on the
+/// page) hides all its native histograms instead, as it always did.
+struct ClassicSent(HashSet<String>);
+
+impl ClassicSent {
+    fn gather(family: &family::Family, form: HistogramForm) -> Option<ClassicSent> {
+        if !matches!(form, HistogramForm::Hidden(_)) || family.escapes {
+            return None;
+        }
+        let natives: Vec<&str> = family
+            .members
+            .iter()
+            .filter(|m| m.view.histograms() > 0)
+            .map(|m| &*m.name)
+            .collect();
+        let mut sets = HashSet::new();
+        for m in &family.members {
+            let name = &*m.name;
+            let classic = natives.iter().any(|n| {
+                name.strip_prefix(n)
+                    .is_some_and(|s| matches!(s, "_bucket" | "_count" | "_sum"))
+            });
+            if !classic {
+                continue;
+            }
+            let mut parts = m.view.parts();
+            while parts.visit_next(|s: SeriesRef<'_>| {
+                if s.histogram.is_none() {
+                    sets.insert(label_set(s.key));
+                }
+            }) {}
+        }
+        Some(ClassicSent(sets))
+    }
+
+    /// The form of the native histogram of series `key`.
+    fn form(this: &Option<ClassicSent>, form: HistogramForm, key: &[u8]) -> HistogramForm {
+        match (this, form) {
+            (Some(sent), HistogramForm::Hidden(max)) if !sent.0.contains(&label_set(key)) => {
+                HistogramForm::Classic(max)
+            }
+            _ => form,
+        }
+    }
+}
+
+/// A key's labels without `le`, written `n="v",…` (names as the key writes
+/// them, values escaped), to compare the label sets of a native histogram
+/// and of classic series.
+fn label_set(key: &[u8]) -> String {
+    let mut out = String::new();
+    let Some((_, labels)) = std::str::from_utf8(key)
+        .ok()
+        .and_then(crate::model::split_key)
+    else {
+        return out;
+    };
+    for (name, value) in labels {
+        if !name.quoted && name.text == "le" {
+            continue;
+        }
+        if name.quoted {
+            out.push('"');
+            out.push_str(name.text);
+            out.push('"');
+        } else {
+            out.push_str(name.text);
+        }
+        out.push_str("=\"");
+        out.push_str(value);
+        out.push_str("\",");
+    }
+    out
 }
 
 /// Renders every live series into `out` in the text format (0.0.4, or
@@ -304,7 +390,7 @@ fn emit(
 ) {
     let max = match form {
         HistogramForm::Classic(max) => max,
-        HistogramForm::Hidden => {
+        HistogramForm::Hidden(_) => {
             visited.histograms_hidden += 1;
             return;
         }
@@ -438,6 +524,7 @@ fn visit_family(
     sink: &mut impl Sink,
 ) -> io::Result<()> {
     let mut scratch = ClassicScratch::default();
+    let sent = ClassicSent::gather(family, form);
     if !family.escapes {
         let mut quoted = Vec::new();
         for (member, metric) in family.members.iter().enumerate() {
@@ -467,7 +554,10 @@ fn visit_family(
                 };
                 match s.histogram {
                     None => sink.series(line()),
-                    Some(h) => emit(sink, line(), h, form, &mut scratch, visited),
+                    Some(h) => {
+                        let form = ClassicSent::form(&sent, form, s.key);
+                        emit(sink, line(), h, form, &mut scratch, visited)
+                    }
                 }
             }) {
                 sink.part_end()?;
@@ -540,7 +630,10 @@ fn visit_family(
             };
             match s.histogram {
                 None => sink.series(line()),
-                Some(h) => emit(sink, line(), h, form, &mut scratch, visited),
+                Some(h) => {
+                    let form = ClassicSent::form(&sent, form, s.key);
+                    emit(sink, line(), h, form, &mut scratch, visited)
+                }
             }
         }) {
             sink.part_end()?;
@@ -567,7 +660,10 @@ fn visit_family(
         };
         match e.histogram.as_deref() {
             None => sink.series(line),
-            Some(h) => emit(sink, line, h, form, &mut scratch, visited),
+            Some(h) => {
+                let form = ClassicSent::form(&sent, form, &e.key);
+                emit(sink, line, h, form, &mut scratch, visited)
+            }
         }
         sink.part_end()?;
     }
