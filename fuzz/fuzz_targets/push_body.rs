@@ -17,7 +17,9 @@
 //! nothing to conflict with); and the page reads back with `parse_text` to
 //! every series of the push with its value (bit for bit, NaN as NaN) and no
 //! timestamp, beside the group's `push_time_seconds` and
-//! `push_failure_time_seconds`, every line in the group.
+//! `push_failure_time_seconds`, every line in the group; a native
+//! histogram of the push by its classic form's `_count` (its count) and
+//! `_sum` (its sum), or by the classic series pushed beside it.
 #![no_main]
 
 use std::collections::HashMap;
@@ -138,6 +140,8 @@ fuzz_target!(|data: &[u8]| {
     check_push(&families).expect("a push that lowers passes the check of one push");
 
     let mut want: HashMap<String, f64> = HashMap::new();
+    // Native histograms: key → (count, sum, seen on the page).
+    let mut natives: HashMap<String, (f64, f64, bool)> = HashMap::new();
     for u in &pushed.batch.series {
         let key = pushed.batch.key(u);
         let (_, labels) = parse_key(key);
@@ -150,6 +154,16 @@ fuzz_target!(|data: &[u8]| {
             "{key} lacks an instance"
         );
         assert!(u.key.traits.pushed(), "{key} not marked pushed");
+        if let Some(h) = pushed.batch.histogram(u) {
+            let h = h.latest.as_ref().expect("a pushed histogram is the latest");
+            assert!(
+                natives
+                    .insert(key.to_string(), (h.count(), h.sum(), false))
+                    .is_none(),
+                "{key} twice in one push"
+            );
+            continue;
+        }
         assert!(
             want.insert(key.to_string(), u.latest.value).is_none(),
             "{key} twice in one push"
@@ -186,6 +200,46 @@ fuzz_target!(|data: &[u8]| {
                 key.contains("job=\"fuzz\""),
                 "a line outside the group: {key}"
             );
+            // The native histogram this line is of the classic form of
+            // (or a classic series pushed beside it: then the line's own
+            // value, the classic count truncated, is checked below).
+            let native = ["_count", "_sum", "_bucket"].iter().find_map(|suffix| {
+                let base = s.name.strip_suffix(suffix)?;
+                let labels = std::iter::once(("__name__", base)).chain(
+                    pairs
+                        .iter()
+                        .filter(|(n, _)| *n != "le")
+                        .map(|(n, v)| (*n, &**v)),
+                );
+                let mut native_key = String::new();
+                build_pushed_key(labels, &limits.series, &mut Vec::new(), &mut native_key).ok()?;
+                natives
+                    .contains_key(&native_key)
+                    .then_some((*suffix, native_key))
+            });
+            if let Some((suffix, native_key)) = native {
+                let (count, sum, seen) = natives.get_mut(&native_key).expect("found above");
+                let classic = want.contains_key(&key);
+                match suffix {
+                    "_count" => {
+                        assert!(
+                            classic || s.value == *count,
+                            "{key}: page has another count"
+                        );
+                        *seen = true;
+                    }
+                    "_sum" => assert!(
+                        classic
+                            || sum.to_bits() == s.value.to_bits()
+                            || (sum.is_nan() && s.value.is_nan()),
+                        "{key}: page has another sum"
+                    ),
+                    _ => {}
+                }
+                if !classic {
+                    continue;
+                }
+            }
             if let Some(&v) = want.get(&key) {
                 assert!(
                     v.to_bits() == s.value.to_bits() || (v.is_nan() && s.value.is_nan()),
@@ -202,4 +256,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(found, want.len(), "pushed series missing from the page");
+    assert!(
+        natives.values().all(|&(_, _, seen)| seen),
+        "a pushed native histogram missing from the page"
+    );
 });

@@ -1,7 +1,8 @@
 //! Any bytes as a pushed delimited protobuf body: parsing and checking never
 //! panic, and families that pass both, written in the text format, parse
 //! back to the same samples (HELP aside where the text format cannot hold
-//! it: empty, or starting with a blank).
+//! it: empty, or starting with a blank). A body with native histograms has
+//! no text form (the text format has none): only the first part holds.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +15,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if check_push(&families).is_err() {
+        return;
+    }
+    if families.iter().any(|f| !f.natives.is_empty()) {
         return;
     }
     let text = render::render(&families);

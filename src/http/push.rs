@@ -264,7 +264,9 @@ fn rfc3339(unix_seconds: f64) -> String {
 /// One group in the shape of the Pushgateway's `GET /api/v1/metrics`:
 /// grouping labels, `last_push_successful`, and per family its time, type,
 /// HELP and series (`value`; histograms `buckets`/`count`/`sum`, summaries
-/// `quantiles`/`count`/`sum`).
+/// `quantiles`/`count`/`sum`; a native histogram, of either histogram type,
+/// `buckets` empty unless classic ones were pushed beside it, and its
+/// `count` and `sum`).
 fn group_json(g: &GroupView) -> Value {
     let mut o = Map::new();
     let labels: Map<String, Value> = g
@@ -281,7 +283,9 @@ fn group_json(g: &GroupView) -> Value {
         // Per label set (without `le`/`quantile`): its JSON object.
         let mut metrics: Vec<(Labels, Map<String, Value>)> = Vec::new();
         let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
-        for (key, value) in &f.series {
+        let mut natives = f.native_sums.iter().peekable();
+        for (k, (key, value)) in f.series.iter().enumerate() {
+            let native_sum = natives.next_if(|&&(i, _)| i == k).map(|&(_, sum)| sum);
             let (name, mut labels) = crate::model::parse_key(key);
             let suffix = name.strip_prefix(f.name.as_str()).unwrap_or("");
             let structured = matches!(f.metric_type, MetricType::Histogram | MetricType::Summary);
@@ -304,6 +308,16 @@ fn group_json(g: &GroupView) -> Value {
                 metrics.len() - 1
             });
             let slot = &mut metrics[i].1;
+            // A native histogram as the Pushgateway lists one: no classic
+            // buckets (those pushed beside it are its own series), its
+            // count and sum.
+            if let Some(sum) = native_sum {
+                slot.entry("buckets")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                slot.insert("count".into(), number(*value));
+                slot.insert("sum".into(), number(sum));
+                continue;
+            }
             match bound {
                 Some(b) => {
                     let map = slot

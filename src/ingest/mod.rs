@@ -25,8 +25,8 @@ pub use decompress::{Decompressed, decompress_into};
 pub use error::Error;
 pub use lower::{Rules, TimeRange};
 pub use push::{
-    ParsedFamily, ParsedSample, PushRule, check_push, check_push_grouped, parse_delimited,
-    parse_text,
+    ParsedFamily, ParsedNative, ParsedSample, PushRule, check_push, check_push_grouped,
+    parse_delimited, parse_text,
 };
 
 use std::time::Duration;

@@ -130,8 +130,12 @@ pub struct FamilyView {
     pub help: String,
     /// Unix time of the push that last wrote it.
     pub pushed_at: f64,
-    /// Its live series: canonical key and value.
+    /// Its live series: canonical key and value (a native histogram's
+    /// value is its count).
     pub series: Vec<(String, f64)>,
+    /// The sum of each of `series` whose latest sample is a native
+    /// histogram, by its index there.
+    pub native_sums: Vec<(usize, f64)>,
 }
 
 /// The registry of pushed groups, one per store.
@@ -834,16 +838,28 @@ impl Store {
                 let mut families: Vec<FamilyView> = g
                     .families
                     .iter()
-                    .map(|(name, f)| FamilyView {
-                        name: name.to_string(),
-                        metric_type: f.metric_type,
-                        help: self.metadata(name).map(|m| m.help).unwrap_or_default(),
-                        pushed_at: f.pushed_at,
-                        series: f
-                            .keys
-                            .iter()
-                            .filter_map(|k| self.get(k).map(|s| (k.to_string(), s.value)))
-                            .collect(),
+                    .map(|(name, f)| {
+                        let mut series = Vec::with_capacity(f.keys.len());
+                        let mut native_sums = Vec::new();
+                        for k in &f.keys {
+                            let found = self.find(k, |e, extras| {
+                                (e.sample().value, extras.histogram(e).map(|h| h.sum()))
+                            });
+                            if let Some((value, sum)) = found {
+                                if let Some(sum) = sum {
+                                    native_sums.push((series.len(), sum));
+                                }
+                                series.push((k.to_string(), value));
+                            }
+                        }
+                        FamilyView {
+                            name: name.to_string(),
+                            metric_type: f.metric_type,
+                            help: self.metadata(name).map(|m| m.help).unwrap_or_default(),
+                            pushed_at: f.pushed_at,
+                            series,
+                            native_sums,
+                        }
                     })
                     .collect();
                 families.sort_by(|a, b| a.name.cmp(&b.name));
@@ -891,6 +907,7 @@ mod tests {
                     timestamp_ms: None,
                 })
                 .collect(),
+            natives: Vec::new(),
         }
     }
 

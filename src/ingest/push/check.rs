@@ -11,9 +11,9 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use hashbrown::{HashSet, HashTable};
 
-use super::{ParsedFamily, ParsedSample};
+use super::{ParsedFamily, ParsedNative, ParsedSample};
 use crate::ingest::Error;
-use crate::model::{MetricType, name_order, parse_go_float};
+use crate::model::{MetricType, NativeHistogram, name_order, parse_go_float};
 
 /// The names the Pushgateway gives its own series in every group.
 pub const PUSH_TIME_METRICS: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
@@ -69,6 +69,13 @@ pub enum PushRule {
     /// and +Inf); refused here. Fractional counts are accepted (the
     /// Pushgateway truncates them).
     InvalidCount,
+    /// A native histogram (a pushed histogram metric with native fields)
+    /// that Prometheus' `Validate` refuses, as a remote-written one is
+    /// refused: spans that do not match the buckets sent, a negative
+    /// count, a count that is not the buckets' total, an unknown schema,
+    /// a bad zero threshold. The Pushgateway answers 200 and keeps it as
+    /// sent, for a scraper to refuse; refused here.
+    InvalidNativeHistogram,
     /// A series over promgate's per-series limits (labels per series, name
     /// and value lengths, `--limits.*`) or a HELP over
     /// `--limits.help-length`. The Pushgateway has no such limits; a remote
@@ -88,6 +95,7 @@ impl PushRule {
             PushRule::InconsistentLabels => "inconsistent_labels",
             PushRule::MalformedSample => "malformed_sample",
             PushRule::InvalidCount => "invalid_count",
+            PushRule::InvalidNativeHistogram => "invalid_native_histogram",
             PushRule::OverLimit => "over_limit",
         }
     }
@@ -142,6 +150,15 @@ pub(super) fn check_families(
                 ));
             }
         }
+        if let Some(n) = f.natives.iter().find(|n| n.timestamp_ms.is_some()) {
+            return Err(invalid(
+                PushRule::Timestamp,
+                format!(
+                    "{} has a timestamp: pushed metrics must not have timestamps",
+                    Series(&native_sample(f, n))
+                ),
+            ));
+        }
     }
     let names: HashSet<&str, RandomState> = families.iter().map(|f| &*f.name).collect();
     for f in families {
@@ -156,7 +173,9 @@ pub(super) fn check_families(
         }
         let suffixes: &[&str] = match f.metric_type {
             MetricType::Summary => &["_count", "_sum"],
-            MetricType::Histogram => &["_count", "_sum", "_bucket"],
+            // A native histogram's classic form on a text page has these
+            // series too, a gauge histogram's included.
+            MetricType::Histogram | MetricType::GaugeHistogram => &["_count", "_sum", "_bucket"],
             _ => &[],
         };
         for suffix in suffixes {
@@ -206,9 +225,42 @@ pub(super) fn check_families(
             }
             metric_count += usize::from(series.add(f, s, &mut pairs, kind, bound, grouping)?);
         }
+        // Native histograms: series named like the family, held to the
+        // same identity rules as samples, and to Prometheus' validation.
+        for n in &f.natives {
+            let s = native_sample(f, n);
+            let mut pairs: Vec<(&str, &str)> = s.labels.escaped().collect();
+            if let Some((name, _)) = pairs.iter().find(|(n, _)| n.starts_with("__")) {
+                return Err(invalid(
+                    PushRule::ReservedLabelName,
+                    format!(
+                        "{} has label {name:?}: names starting with __ are reserved",
+                        Series(&s)
+                    ),
+                ));
+            }
+            if let Err(e) = NativeHistogram::from_raw(&n.raw) {
+                return Err(invalid(
+                    PushRule::InvalidNativeHistogram,
+                    format!("native histogram {} refused: {e}", Series(&s)),
+                ));
+            }
+            series.add(f, &s, &mut pairs, Kind::Plain, None, grouping)?;
+        }
         metrics.push(metric_count);
     }
     Ok(metrics)
+}
+
+/// A native histogram as the sample its series is: named like its family,
+/// its count as value (messages and identity only).
+fn native_sample<'f>(f: &'f ParsedFamily<'_>, n: &'f ParsedNative) -> ParsedSample<'f> {
+    ParsedSample {
+        name: std::borrow::Cow::Borrowed(&*f.name),
+        labels: super::Labels::from_escaped(n.labels.as_text()),
+        value: 0.0,
+        timestamp_ms: n.timestamp_ms,
+    }
 }
 
 /// 2^64: the counts Go can hold (as `uint64`) are below it.
@@ -219,7 +271,10 @@ fn invalid(rule: PushRule, detail: String) -> Error {
 }
 
 fn type_word(t: MetricType) -> &'static str {
-    t.text_format_name().unwrap_or("untyped")
+    match t {
+        MetricType::GaugeHistogram => "gauge histogram",
+        _ => t.text_format_name().unwrap_or("untyped"),
+    }
 }
 
 /// A sample written as `name{a="x",…}` for messages.

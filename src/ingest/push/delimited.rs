@@ -8,8 +8,9 @@ use prost::Message;
 
 use std::borrow::Cow;
 
-use super::{Labels, ParsedFamily, ParsedSample};
+use super::{Labels, ParsedFamily, ParsedNative, ParsedSample};
 use crate::ingest::Error;
+use crate::model::histogram::{RawHistogram, ResetHint, Span, WireCount};
 use crate::model::{MetricType, go_float, is_legacy_label_name, is_legacy_metric_name};
 use crate::proto::client::{self, MetricType as ProtoType};
 
@@ -29,7 +30,13 @@ const MAX_PREFIX_BYTES: usize = 5;
 /// - histogram: `name_bucket{…,le="b"}` per bucket in the order sent, with
 ///   its cumulative count (`cumulative_count_float` when above 0, as the
 ///   schema says), then `name_bucket{…,le="+Inf"}` with the sample count if
-///   no bucket was +Inf, then `name_sum` and `name_count`.
+///   no bucket was +Inf, then `name_sum` and `name_count`;
+/// - a histogram or gauge histogram metric with any native field (schema,
+///   zero threshold or count, spans, deltas, counts) is also a
+///   [`ParsedNative`] in [`ParsedFamily::natives`], validated later by
+///   [`check_push`](super::check_push); with native fields only, it has no
+///   samples (as Prometheus reads it: one native histogram). With classic
+///   buckets too, both are kept, as the Pushgateway keeps both.
 ///
 /// `le` and `quantile` are written as Go writes floats
 /// ([`write_go_float`](crate::model::write_go_float)): `0.25`, `1`,
@@ -55,10 +62,11 @@ const MAX_PREFIX_BYTES: usize = 5;
 /// type (Go keeps it as an unknown field), a family name sent twice (Go
 /// keeps the last one only), a name outside the legacy metric name
 /// character set (UTF-8 names are another issue; Go exposes it and breaks
-/// its page), a `gauge_histogram` or unknown type (which break Go's page),
-/// a histogram metric with an `le` label (Go exposes two `le`), and a
-/// histogram with native buckets only (not stored yet). Families without
-/// metrics are dropped, as Go drops them.
+/// its page), an unknown type, a `gauge_histogram` metric without native
+/// fields or with classic buckets (Go's text page breaks at any gauge
+/// histogram; promgate keeps native ones only), and a histogram metric with
+/// an `le` label (Go exposes two `le`). Families without metrics are
+/// dropped, as Go drops them.
 pub fn parse_delimited(body: &[u8]) -> Result<Vec<ParsedFamily<'static>>, Error> {
     let mut families = Vec::new();
     // Each name sent, and whether that family had metrics.
@@ -129,14 +137,10 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily<'static
         ProtoType::Summary => MetricType::Summary,
         ProtoType::Untyped => MetricType::Unknown,
         ProtoType::Histogram => MetricType::Histogram,
-        ProtoType::GaugeHistogram => {
-            return Err(bad(
-                "gauge histograms are not supported (the text format 0.0.4 has no such type)"
-                    .to_string(),
-            ));
-        }
+        ProtoType::GaugeHistogram => MetricType::GaugeHistogram,
     };
     let mut samples = Vec::with_capacity(mf.metric.len());
+    let mut natives = Vec::new();
     for mut m in mf.metric {
         let labels = labels(std::mem::take(&mut m.label), proto_type).map_err(&bad)?;
         let ts = m.timestamp_ms;
@@ -183,11 +187,24 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily<'static
                     s.sample_count.unwrap_or(0) as f64,
                 ));
             }
-            ProtoType::Histogram => {
+            ProtoType::Histogram | ProtoType::GaugeHistogram => {
                 let h = m.histogram.ok_or_else(missing)?;
-                if h.bucket.is_empty() && has_native_buckets(&h) {
+                let gauge = proto_type == ProtoType::GaugeHistogram;
+                if has_native_buckets(&h) {
+                    natives.push(ParsedNative {
+                        labels: labels.clone(),
+                        raw: raw_histogram(&h, gauge),
+                        timestamp_ms: ts,
+                    });
+                    // Native only: nothing more, as Prometheus reads it.
+                    if h.bucket.is_empty() {
+                        continue;
+                    }
+                }
+                if gauge {
                     return Err(bad(
-                        "a histogram with native buckets only: native histograms are not supported yet".to_string(),
+                        "a gauge histogram must carry native buckets and no classic ones (the text format 0.0.4 has no gauge histograms)"
+                            .to_string(),
                     ));
                 }
                 let count = count(h.sample_count_float, h.sample_count);
@@ -216,7 +233,6 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily<'static
                 ));
                 samples.push(sample(format!("{name}_count"), labels, count));
             }
-            ProtoType::GaugeHistogram => unreachable!("refused above"),
         }
     }
     Ok(ParsedFamily {
@@ -224,6 +240,7 @@ fn family(mf: client::MetricFamily, name: String) -> Result<ParsedFamily<'static
         help: mf.help,
         metric_type,
         samples,
+        natives,
     })
 }
 
@@ -233,6 +250,51 @@ fn count(float: Option<f64>, integer: Option<u64>) -> f64 {
         Some(f) if f > 0.0 => f,
         _ => integer.unwrap_or(0) as f64,
     }
+}
+
+/// A pushed histogram's native fields as a remote-written histogram's,
+/// read as Prometheus' protobuf parser reads them: a float histogram when
+/// `sample_count_float` or `zero_count_float` is above 0 (its counts
+/// absolute), an integer one otherwise (bucket deltas); reset hint `Gauge`
+/// in a gauge histogram family, unknown otherwise. Classic buckets are not
+/// part of it.
+fn raw_histogram(h: &client::Histogram, gauge: bool) -> RawHistogram {
+    let float =
+        h.sample_count_float.unwrap_or(0.0) > 0.0 || h.zero_count_float.unwrap_or(0.0) > 0.0;
+    let spans = |spans: &[client::BucketSpan]| -> Vec<Span> {
+        spans
+            .iter()
+            .map(|s| Span {
+                offset: s.offset.unwrap_or(0),
+                length: s.length.unwrap_or(0),
+            })
+            .collect()
+    };
+    let mut raw = RawHistogram {
+        sum: h.sample_sum.unwrap_or(0.0),
+        schema: h.schema.unwrap_or(0),
+        zero_threshold: h.zero_threshold.unwrap_or(0.0),
+        negative_spans: spans(&h.negative_span),
+        positive_spans: spans(&h.positive_span),
+        reset_hint: if gauge {
+            ResetHint::Gauge.to_wire()
+        } else {
+            ResetHint::Unknown.to_wire()
+        },
+        ..RawHistogram::default()
+    };
+    if float {
+        raw.count = Some(WireCount::Float(h.sample_count_float.unwrap_or(0.0)));
+        raw.zero_count = Some(WireCount::Float(h.zero_count_float.unwrap_or(0.0)));
+        raw.negative_counts = h.negative_count.clone();
+        raw.positive_counts = h.positive_count.clone();
+    } else {
+        raw.count = Some(WireCount::Int(h.sample_count.unwrap_or(0)));
+        raw.zero_count = Some(WireCount::Int(h.zero_count.unwrap_or(0)));
+        raw.negative_deltas = h.negative_delta.clone();
+        raw.positive_deltas = h.positive_delta.clone();
+    }
+    raw
 }
 
 /// Does the histogram carry any field of a native histogram?
@@ -278,7 +340,7 @@ fn labels(label: Vec<client::LabelPair>, t: ProtoType) -> Result<Labels<'static>
                 "a summary metric must not have an explicit \"quantile\" label".to_string(),
             );
         }
-        if t == ProtoType::Histogram && name == "le" {
+        if matches!(t, ProtoType::Histogram | ProtoType::GaugeHistogram) && name == "le" {
             return Err("a histogram metric must not have an explicit \"le\" label".to_string());
         }
     }
@@ -480,48 +542,326 @@ mod tests {
         );
     }
 
-    #[test]
-    fn native_only_histograms_are_refused_for_now() {
-        let native = Histogram {
-            sample_count: Some(3),
+    /// A native histogram as client_golang sends one: schema 3, a zero
+    /// bucket, negative and positive buckets as deltas.
+    fn native() -> Histogram {
+        let span = |offset, length| BucketSpan {
+            offset: Some(offset),
+            length: Some(length),
+        };
+        Histogram {
+            sample_count: Some(9),
+            sample_sum: Some(1.5),
             schema: Some(3),
             zero_threshold: Some(1e-128),
-            positive_span: vec![BucketSpan {
-                offset: Some(0),
-                length: Some(1),
-            }],
-            positive_delta: vec![3],
+            zero_count: Some(1),
+            negative_span: vec![span(-2, 1)],
+            negative_delta: vec![2],
+            positive_span: vec![span(0, 2), span(1, 1)],
+            positive_delta: vec![3, -2, 1],
             ..Default::default()
-        };
-        let m = |h| Metric {
+        }
+    }
+
+    fn metric(h: Histogram, labels: &[(&str, &str)]) -> Metric {
+        Metric {
             histogram: Some(h),
-            ..gauge(&[], 0.0)
-        };
-        refused(
-            &delimited(&[family("h", ProtoType::Histogram, vec![m(native.clone())])]),
-            "native buckets only",
+            gauge: None,
+            ..gauge(labels, 0.0)
+        }
+    }
+
+    #[test]
+    fn native_histograms_are_kept_with_or_without_classic_buckets() {
+        // Native only: one native histogram, no samples (the Pushgateway
+        // 1.5.1 answers 200 and exposes the message as sent).
+        let body = delimited(&[family(
+            "h",
+            ProtoType::Histogram,
+            vec![metric(native(), &[("a", "b")])],
+        )]);
+        let parsed = parse_delimited(&body).unwrap();
+        assert!(parsed[0].samples.is_empty());
+        let n = &parsed[0].natives[..];
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].labels.as_text(), "a=\"b\"");
+        assert_eq!(n[0].timestamp_ms, None);
+        let raw = &n[0].raw;
+        assert_eq!(
+            (raw.schema, raw.zero_threshold, raw.sum, raw.reset_hint),
+            (3, 1e-128, 1.5, 0)
         );
-        // With classic buckets too, the classic ones are read.
+        assert_eq!(raw.count, Some(WireCount::Int(9)));
+        assert_eq!(raw.zero_count, Some(WireCount::Int(1)));
+        assert_eq!(raw.negative_deltas, [2]);
+        assert_eq!(raw.positive_deltas, [3, -2, 1]);
+        assert_eq!(
+            raw.positive_spans,
+            [
+                Span {
+                    offset: 0,
+                    length: 2
+                },
+                Span {
+                    offset: 1,
+                    length: 1
+                }
+            ]
+        );
+        // With classic buckets too (client_golang sends both when both are
+        // configured): the classic samples and the native histogram.
         let both = Histogram {
             bucket: vec![Bucket {
-                cumulative_count: Some(3),
+                cumulative_count: Some(4),
                 upper_bound: Some(1.0),
                 ..Default::default()
             }],
-            ..native
+            ..native()
         };
-        let body = delimited(&[family("h", ProtoType::Histogram, vec![m(both)])]);
-        assert_eq!(parse_delimited(&body).unwrap()[0].samples.len(), 4);
+        let body = delimited(&[family("h", ProtoType::Histogram, vec![metric(both, &[])])]);
+        let parsed = parse_delimited(&body).unwrap();
+        assert_eq!(
+            lines(&parsed),
+            [
+                "h_bucket{le=\"1\"} 4",
+                "h_bucket{le=\"+Inf\"} 9",
+                "h_sum{} 1.5",
+                "h_count{} 9"
+            ]
+        );
+        assert_eq!(parsed[0].natives.len(), 1);
+        // Float counts, as Prometheus' parser tells them: absolute counts.
+        let float = Histogram {
+            sample_count: None,
+            sample_count_float: Some(2.5),
+            zero_count: None,
+            zero_count_float: Some(0.5),
+            negative_span: vec![],
+            negative_delta: vec![],
+            positive_span: vec![BucketSpan {
+                offset: Some(1),
+                length: Some(1),
+            }],
+            positive_delta: vec![],
+            positive_count: vec![2.0],
+            ..native()
+        };
+        let body = delimited(&[family("h", ProtoType::Histogram, vec![metric(float, &[])])]);
+        let raw = &parse_delimited(&body).unwrap()[0].natives[0].raw;
+        assert_eq!(raw.count, Some(WireCount::Float(2.5)));
+        assert_eq!(raw.zero_count, Some(WireCount::Float(0.5)));
+        assert_eq!(raw.positive_counts, [2.0]);
         // A classic histogram without buckets is no native one.
         let body = delimited(&[family(
             "h",
             ProtoType::Histogram,
-            vec![m(Histogram::default())],
+            vec![metric(Histogram::default(), &[])],
         )]);
+        let parsed = parse_delimited(&body).unwrap();
+        assert!(parsed[0].natives.is_empty());
         assert_eq!(
-            lines(&parse_delimited(&body).unwrap()),
+            lines(&parsed),
             ["h_bucket{le=\"+Inf\"} 0", "h_sum{} 0", "h_count{} 0"]
         );
+    }
+
+    #[test]
+    fn gauge_histograms_are_taken_native_only() {
+        // The Pushgateway answers 200 to each (and its text page then
+        // stops at the family).
+        let body = delimited(&[family(
+            "g",
+            ProtoType::GaugeHistogram,
+            vec![metric(native(), &[])],
+        )]);
+        let parsed = parse_delimited(&body).unwrap();
+        assert_eq!(parsed[0].metric_type, MetricType::GaugeHistogram);
+        assert_eq!(
+            parsed[0].natives[0].raw.reset_hint,
+            ResetHint::Gauge.to_wire()
+        );
+        let both = Histogram {
+            bucket: vec![Bucket {
+                cumulative_count: Some(4),
+                upper_bound: Some(1.0),
+                ..Default::default()
+            }],
+            ..native()
+        };
+        for h in [both, Histogram::default()] {
+            refused(
+                &delimited(&[family("g", ProtoType::GaugeHistogram, vec![metric(h, &[])])]),
+                "must carry native buckets and no classic ones",
+            );
+        }
+        refused(
+            &delimited(&[family(
+                "g",
+                ProtoType::GaugeHistogram,
+                vec![metric(native(), &[("le", "1")])],
+            )]),
+            "explicit \"le\" label",
+        );
+    }
+
+    #[test]
+    fn native_histograms_are_checked() {
+        use super::super::{PushRule, check_push};
+        let rule = |body: &[u8]| match check_push(&parse_delimited(body).unwrap()) {
+            Err(Error::InvalidPush { rule, detail }) => Some((rule, detail)),
+            Ok(()) => None,
+            Err(e) => panic!("{e}"),
+        };
+        let one =
+            |h: Histogram| delimited(&[family("h", ProtoType::Histogram, vec![metric(h, &[])])]);
+        assert_eq!(rule(&one(native())), None);
+        // Spans that do not match the deltas; a negative bucket count.
+        let (r, detail) = rule(&one(Histogram {
+            positive_delta: vec![3, -2],
+            ..native()
+        }))
+        .unwrap();
+        assert_eq!(r, PushRule::InvalidNativeHistogram);
+        assert!(
+            detail.starts_with("native histogram h refused: "),
+            "{detail}"
+        );
+        assert!(!detail.contains('\n'));
+        let (r, _) = rule(&one(Histogram {
+            positive_delta: vec![3, -4, 1],
+            ..native()
+        }))
+        .unwrap();
+        assert_eq!(r, PushRule::InvalidNativeHistogram);
+        // Two metrics of one label set, grouping labels aside.
+        let body = delimited(&[family(
+            "h",
+            ProtoType::Histogram,
+            vec![metric(native(), &[("job", "x")]), metric(native(), &[])],
+        )]);
+        assert_eq!(rule(&body).unwrap().0, PushRule::DuplicateSeries);
+        // A timestamp, as for any pushed metric.
+        let body = delimited(&[family(
+            "h",
+            ProtoType::Histogram,
+            vec![Metric {
+                timestamp_ms: Some(5),
+                ..metric(native(), &[])
+            }],
+        )]);
+        assert_eq!(rule(&body).unwrap().0, PushRule::Timestamp);
+        // A family named like its classic form's series.
+        let body = delimited(&[
+            family("h", ProtoType::GaugeHistogram, vec![metric(native(), &[])]),
+            family("h_count", ProtoType::Gauge, vec![gauge(&[], 1.0)]),
+        ]);
+        assert_eq!(rule(&body).unwrap().0, PushRule::SuffixCollision);
+    }
+
+    #[test]
+    fn native_histograms_are_lowered_as_remote_written_ones() {
+        use super::super::{Grouping, PushRule, lower};
+        use crate::ingest::{Rules, TimeRange};
+        use crate::model::SeriesLimits;
+        let rules = |max_histogram_buckets| Rules {
+            series: SeriesLimits {
+                max_labels: 30,
+                max_name_len: 256,
+                max_value_len: 4096,
+                max_help_len: 4096,
+                max_histogram_buckets,
+            },
+            timestamps: TimeRange::new(0, None),
+        };
+        let grouping = Grouping::new("j".into(), vec![]).unwrap();
+        let both = Histogram {
+            bucket: vec![Bucket {
+                cumulative_count: Some(4),
+                upper_bound: Some(1.0),
+                ..Default::default()
+            }],
+            ..native()
+        };
+        let body = delimited(&[family(
+            "h",
+            ProtoType::Histogram,
+            vec![metric(native(), &[("a", "x")]), metric(both, &[("a", "y")])],
+        )]);
+        let families = parse_delimited(&body).unwrap();
+        let pushed = lower(&families, &grouping, &rules(0), 7).unwrap();
+        let b = &pushed.batch;
+        let keys: Vec<(&str, bool)> = b
+            .series
+            .iter()
+            .map(|u| (b.key(u), b.histogram(u).is_some()))
+            .collect();
+        // The classic samples of the second metric, then both natives.
+        assert_eq!(
+            keys,
+            [
+                ("h_bucket{a=\"y\",instance=\"\",job=\"j\",le=\"1\"}", false),
+                (
+                    "h_bucket{a=\"y\",instance=\"\",job=\"j\",le=\"+Inf\"}",
+                    false
+                ),
+                ("h_sum{a=\"y\",instance=\"\",job=\"j\"}", false),
+                ("h_count{a=\"y\",instance=\"\",job=\"j\"}", false),
+                ("h{a=\"x\",instance=\"\",job=\"j\"}", true),
+                ("h{a=\"y\",instance=\"\",job=\"j\"}", true),
+            ]
+        );
+        let native_update = &b.series[4];
+        assert!(native_update.key.traits.pushed());
+        assert_eq!(native_update.latest.value, 9.0);
+        let h = b.histogram(native_update).unwrap().latest.as_ref().unwrap();
+        assert_eq!(
+            (h.schema(), h.count(), h.sum(), h.bucket_count()),
+            (3, 9.0, 1.5, 4)
+        );
+        assert_eq!(pushed.families[0].series, 0..6);
+        // Over --limits.native-histogram-buckets: a lower resolution, the
+        // count kept; refused when even the lowest holds too many.
+        let one = |h: Histogram| {
+            parse_delimited(&delimited(&[family(
+                "h",
+                ProtoType::Histogram,
+                vec![metric(h, &[])],
+            )]))
+            .unwrap()
+        };
+        let reduced = lower(&one(native()), &grouping, &rules(3), 7).unwrap();
+        let h = reduced.batch.histograms[0].latest.as_ref().unwrap();
+        assert!(h.bucket_count() <= 3 && h.schema() < 3, "{h:?}");
+        assert_eq!(h.count(), 9.0);
+        let wide = Histogram {
+            sample_count: Some(1 + 3),
+            zero_count: Some(0),
+            negative_span: vec![],
+            negative_delta: vec![],
+            schema: Some(-4),
+            positive_span: vec![
+                BucketSpan {
+                    offset: Some(-5),
+                    length: Some(1),
+                },
+                BucketSpan {
+                    offset: Some(15),
+                    length: Some(1),
+                },
+            ],
+            positive_delta: vec![1, 2],
+            ..native()
+        };
+        match lower(&one(wide), &grouping, &rules(1), 7) {
+            Err(Error::InvalidPush {
+                rule: PushRule::OverLimit,
+                detail,
+            }) => assert!(
+                detail.contains("--limits.native-histogram-buckets 1"),
+                "{detail}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -565,13 +905,14 @@ mod tests {
         let mut untyped = family("a", ProtoType::Gauge, g());
         untyped.r#type = None;
         refused(&delimited(&[untyped]), "has no counter value");
-        // Deliberate: gauge histograms and unknown types break Go's page.
+        // Deliberate: unknown types break Go's page. A gauge histogram
+        // needs its histogram value, as a histogram does.
         let mut unknown = family("a", ProtoType::Gauge, g());
         unknown.r#type = Some(9);
         refused(&delimited(&[unknown]), "unknown metric type 9");
         refused(
             &delimited(&[family("a", ProtoType::GaugeHistogram, g())]),
-            "gauge histograms are not supported",
+            "has no gauge_histogram value",
         );
         // Deliberate: Go keeps only the last family of a name.
         refused(

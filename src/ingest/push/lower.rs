@@ -6,6 +6,7 @@
 //! timestamp, or two samples of one series refuse the whole body, so
 //! [`lower`] returns an [`Error`] rather than per-series rejections.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::ops::Range;
 
@@ -14,8 +15,9 @@ use super::{PUSH_TIME_METRICS, PushRule};
 use crate::ingest::Error;
 use crate::ingest::lower::Rules;
 use crate::model::{
-    self, Metadata, MetricType, Sample, SeriesLimits, SeriesTraits, SeriesUpdate, WriteBatch,
-    build_pushed_key_escaped, escape_label_value, name_order,
+    self, BatchHistogram, Metadata, MetricType, NativeHistogram, Sample, SeriesLimits,
+    SeriesTraits, SeriesUpdate, WriteBatch, build_pushed_key_escaped, escape_label_value,
+    name_order,
 };
 
 use super::ParsedFamily;
@@ -185,6 +187,10 @@ pub fn lower(
     stamp_ms: i64,
 ) -> Result<PushBatch, Error> {
     let grouping_labels = grouping_labels(grouping);
+    // Native histograms (protobuf pushes only, and rare) take the plain way.
+    if families.iter().any(|f| !f.natives.is_empty()) {
+        return lower_reference(families, grouping, rules, stamp_ms);
+    }
     match super::fast::lower(families, grouping, &grouping_labels, rules, stamp_ms) {
         Some(out) => {
             debug_assert!(
@@ -366,6 +372,9 @@ pub(super) fn lower_reference(
                 "the planned key is the general writer's"
             );
             push_update(batch, key, value, stamp_ms);
+        }
+        for native in &family.natives {
+            lower_native(family, native, grouping_labels, rules, stamp_ms, batch)?;
         }
         let complete = sums == metric_count
             && counts == metric_count
@@ -744,6 +753,57 @@ pub(super) fn complete_metrics(
             add(2, None, 0.0)?;
         }
     }
+    Ok(())
+}
+
+/// Adds a pushed native histogram to `batch`: a series named like its
+/// family, its labels merged with the grouping as a sample's are, held to
+/// `--limits.native-histogram-buckets` as a remote-written one is (fewer
+/// buckets by a lower resolution, or refused when still over at the
+/// lowest). [`check_families`] has validated it.
+fn lower_native(
+    family: &ParsedFamily<'_>,
+    native: &super::ParsedNative,
+    grouping_labels: &[(&str, String)],
+    rules: &Rules,
+    stamp_ms: i64,
+    batch: &mut WriteBatch,
+) -> Result<(), Error> {
+    let refused = |detail: String| Error::InvalidPush {
+        rule: PushRule::OverLimit,
+        detail,
+    };
+    let mut h = NativeHistogram::from_raw(&native.raw).map_err(|e| Error::InvalidPush {
+        rule: PushRule::InvalidNativeHistogram,
+        detail: format!("native histogram of family {:?} refused: {e}", family.name),
+    })?;
+    let max = rules.series.max_histogram_buckets;
+    if max > 0 {
+        match h.limit_buckets(max) {
+            None => {
+                return Err(refused(format!(
+                    "native histogram of {} buckets in family {:?} refused: more than --limits.native-histogram-buckets {max} even at the lowest resolution",
+                    h.bucket_count().max(h.custom_values().len()),
+                    family.name
+                )));
+            }
+            Some(Cow::Owned(reduced)) => h = reduced,
+            Some(Cow::Borrowed(_)) => {}
+        }
+    }
+    let is_grouping = |n: &str| grouping_labels.iter().any(|&(g, _)| g == n);
+    let labels = std::iter::once(("__name__", &*family.name))
+        .chain(native.labels.escaped().filter(|&(n, _)| !is_grouping(n)))
+        .chain(grouping_labels.iter().map(|(n, v)| (*n, v.as_str())));
+    let key = build_pushed_key_escaped(labels, &rules.series, &mut Vec::new(), &mut batch.keys)
+        .map_err(|r| refused(format!("{r} (in family {:?})", family.name)))?;
+    push_update(batch, key, h.count(), stamp_ms);
+    let update = batch.series.last_mut().expect("just pushed");
+    update.histogram = batch.histograms.len() as u32;
+    batch.histograms.push(BatchHistogram {
+        written: 1,
+        latest: Some(h),
+    });
     Ok(())
 }
 

@@ -24,8 +24,10 @@
 //!   Pushgateway's page then stops at that family);
 //! - protobuf: see [`parse_delimited`] (a body ending in or right after a
 //!   length prefix, invalid UTF-8, mismatched wire types, a family sent
-//!   twice, names outside the legacy character set, gauge histograms and
-//!   unknown types, `le` labels on histograms, native-only histograms);
+//!   twice, names outside the legacy character set, unknown types, gauge
+//!   histograms without native buckets or with classic ones, `le` labels on
+//!   histograms), and native histograms that Prometheus' validation
+//!   refuses ([`PushRule::InvalidNativeHistogram`]);
 //! - both: the [`PushRule`]s `ReservedMetricName`, `MalformedSample` and
 //!   `InvalidCount`, `InconsistentLabels` where the Pushgateway would keep
 //!   two metrics, and `DuplicateSeries` for repeated histogram or summary
@@ -36,6 +38,26 @@
 //! `pushgateway_*`: a pushed `go_goroutines` must be a gauge there), which
 //! promgate does not serve on the same page, and with other groups (the
 //! caller's check).
+//!
+//! # Native histograms
+//!
+//! A protobuf push may carry native histograms (a histogram or gauge
+//! histogram metric with any native field: schema, zero threshold or count,
+//! spans, deltas, counts), as client_golang sends them. The Pushgateway
+//! 1.5.1 keeps the message as sent, validates nothing, and shows it whole
+//! on its protobuf page; its text page shows only the classic buckets
+//! pushed beside (a native-only one as its integer count in a `+Inf`
+//! bucket, so a float histogram's as 0), and stops at a gauge histogram.
+//! promgate keeps the same: each is a [`ParsedNative`], validated as a
+//! remote-written one (a bad one refuses the push, rule
+//! [`PushRule::InvalidNativeHistogram`]), held to
+//! `--limits.native-histogram-buckets` as one (a lower resolution, or the
+//! push refused), and stored as a native histogram series named like its
+//! family, beside the classic series of the buckets pushed with it, if any
+//! (kept too, as the Pushgateway keeps both: a text page shows those, as
+//! the Pushgateway's does, and hides the native one's classic form; a
+//! protobuf page carries both). Shown on every page as a remote-written
+//! one is.
 //!
 //! # What the Pushgateway exposes
 //!
@@ -67,6 +89,7 @@ pub use text::{lower_text, parse_text};
 use std::borrow::Cow;
 
 use crate::model::MetricType;
+use crate::model::histogram::RawHistogram;
 
 /// One metric family of a pushed body, as the Go parser groups it. Names
 /// and labels of a text body are slices of that body (`'a`); a protobuf
@@ -83,6 +106,26 @@ pub struct ParsedFamily<'a> {
     pub metric_type: MetricType,
     /// The family's samples, in body order.
     pub samples: Vec<ParsedSample<'a>>,
+    /// The metrics of a histogram or gauge histogram family that carried
+    /// native buckets (protobuf only: the text format has none), in body
+    /// order. A metric with classic buckets too has its classic samples in
+    /// `samples` as well.
+    pub natives: Vec<ParsedNative>,
+}
+
+/// One pushed metric's native histogram, as sent: validated by
+/// [`check_push`] (`NativeHistogram::from_raw`, as a remote-written one),
+/// stored as a native histogram series named like its family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedNative {
+    /// The metric's labels, as for its samples.
+    pub labels: Labels<'static>,
+    /// The histogram's fields, unvalidated: counts integer or float as
+    /// Prometheus' protobuf parser tells them, the reset hint `Gauge` in a
+    /// gauge histogram family, no timestamp (the metric's is apart).
+    pub raw: RawHistogram,
+    /// The metric's timestamp, when one was given (refused by the check).
+    pub timestamp_ms: Option<i64>,
 }
 
 /// One sample line (text) or one flattened sample (protobuf).

@@ -163,6 +163,7 @@ pub fn parse_text(body: &[u8]) -> Result<Vec<ParsedFamily<'_>>, Error> {
             help: f.help,
             metric_type: f.ty.map_or(MetricType::Unknown, GoType::model),
             samples: f.samples,
+            natives: Vec::new(),
         })
         .collect())
 }

@@ -95,12 +95,14 @@ fn pushed_families(count: f64) -> Vec<ParsedFamily<'static>> {
                 sample("job_duration_seconds_sum", &[], 0.5 * count),
                 sample("job_duration_seconds_count", &[], count),
             ],
+            natives: Vec::new(),
         },
         ParsedFamily {
             name: "job_last_success".into(),
             help: Some("When \"it\" last worked\\n.".into()),
             metric_type: MetricType::Gauge,
             samples: vec![sample("job_last_success", &[("step", "a\nb")], 1e9)],
+            natives: Vec::new(),
         },
     ]
 }
