@@ -228,6 +228,70 @@ fn pushes() -> Vec<(&'static str, Vec<u8>)> {
             ..Default::default()
         }],
     );
+    // Native histograms as client_golang pushes them: integer (zero and
+    // negative buckets), float, and with classic buckets beside; a gauge
+    // histogram.
+    let span = |offset: i32, length: u32| proto::client::BucketSpan {
+        offset: Some(offset),
+        length: Some(length),
+    };
+    let native = proto::client::Histogram {
+        sample_count: Some(9),
+        sample_sum: Some(1.5),
+        schema: Some(3),
+        zero_threshold: Some(2.938735877055719e-39),
+        zero_count: Some(1),
+        negative_span: vec![span(-2, 1)],
+        negative_delta: vec![2],
+        positive_span: vec![span(0, 2), span(1, 1)],
+        positive_delta: vec![3, -2, 1],
+        ..Default::default()
+    };
+    let histogram_metric = |h: proto::client::Histogram, labels: Vec<LabelPair>| Metric {
+        label: labels,
+        histogram: Some(h),
+        ..Default::default()
+    };
+    let natives = family(
+        "request_seconds",
+        "Request latency.",
+        MetricType::Histogram,
+        vec![
+            histogram_metric(native.clone(), vec![label("path", "/a")]),
+            histogram_metric(
+                proto::client::Histogram {
+                    sample_count: None,
+                    sample_count_float: Some(2.5),
+                    zero_count: None,
+                    zero_count_float: Some(0.5),
+                    negative_span: vec![],
+                    negative_delta: vec![],
+                    positive_span: vec![span(1, 1)],
+                    positive_delta: vec![],
+                    positive_count: vec![2.0],
+                    ..native.clone()
+                },
+                vec![label("path", "/b")],
+            ),
+            histogram_metric(
+                proto::client::Histogram {
+                    bucket: vec![Bucket {
+                        upper_bound: Some(1.0),
+                        cumulative_count: Some(6),
+                        ..Default::default()
+                    }],
+                    ..native.clone()
+                },
+                vec![label("path", "/c")],
+            ),
+        ],
+    );
+    let gauge_histogram = family(
+        "queue_bytes",
+        "Queued sizes.",
+        MetricType::GaugeHistogram,
+        vec![histogram_metric(native, vec![])],
+    );
     let delimited = |families: &[&MetricFamily]| {
         let mut out = Vec::new();
         for f in families {
@@ -243,6 +307,7 @@ fn pushes() -> Vec<(&'static str, Vec<u8>)> {
             "all",
             delimited(&[&gauge, &counter, &histogram, &summary, &untyped]),
         ),
+        ("native", delimited(&[&natives, &gauge_histogram])),
     ]
 }
 

@@ -265,6 +265,60 @@ fn a_restored_group_is_replaced_and_deleted_as_before() {
 }
 
 #[test]
+fn a_pushed_native_histogram_is_left_out_and_its_group_restored_without_it() {
+    use crate::ingest::push::ParsedNative;
+    use crate::model::histogram::{RawHistogram, Span, WireCount};
+    let s = Store::new(LIMITS);
+    let g = group("native", &[]);
+    let mut families = pushed_families(2.0);
+    families[0].natives.push(ParsedNative {
+        labels: Labels::from_pairs([("path", "/a")]),
+        raw: RawHistogram {
+            count: Some(WireCount::Int(3)),
+            sum: 1.5,
+            schema: 3,
+            zero_count: Some(WireCount::Int(1)),
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 1,
+            }],
+            positive_deltas: vec![2],
+            ..RawHistogram::default()
+        },
+        timestamp_ms: None,
+    });
+    push_to(&s, &g, &families, 10);
+    let native = r#"job_duration_seconds{instance="",job="native",path="/a"}"#;
+    assert_eq!(s.get(native).map(|x| x.value), Some(3.0));
+    let at = SystemTime::now();
+    let (loaded, report) = load_bytes(&snapshot(&s, at, false), &options(at)).unwrap();
+    assert!(loaded.get(native).is_none(), "no native histogram restored");
+    assert_eq!(report.series, s.live_series() - 1);
+    assert_eq!(loaded.live_series(), s.live_series() - 1);
+    // The rest of the group as it was, and its query API without it.
+    let mut want = contents(&s);
+    want.remove(native);
+    let got = contents(&loaded);
+    assert_eq!(
+        got.iter().map(|(k, v)| (k, v.0)).collect::<Vec<_>>(),
+        want.iter().map(|(k, v)| (k, v.0)).collect::<Vec<_>>()
+    );
+    let views = loaded.group_views();
+    assert!(views[0].families.iter().all(|f| f.native_sums.is_empty()));
+    // Its next push brings it back.
+    push_to(&loaded, &g, &families, 20);
+    assert_eq!(loaded.get(native).map(|x| x.value), Some(3.0));
+    let views = loaded.group_views();
+    let f = views[0]
+        .families
+        .iter()
+        .find(|f| f.name == "job_duration_seconds")
+        .unwrap();
+    assert_eq!(f.native_sums.len(), 1);
+    assert_eq!(f.native_sums[0].1, 1.5);
+}
+
+#[test]
 fn ages_count_the_downtime_and_the_ttl_drops_what_it_passed() {
     let s = Store::new(LIMITS);
     s.apply(&batch(
