@@ -402,7 +402,7 @@ impl SelfMetrics {
         );
         r.register(
             "exposition_series_dropped",
-            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page); native_histogram_le_label (a native histogram with an le label, which its classic form's buckets need, left off a text or OpenMetrics page); native_histogram_classic_sent (a native histogram left off a text or OpenMetrics page because its sender wrote the family's classic form too, which the page shows)",
+            "Series left off /metrics pages, by reason: escaping_collision (escaped for a scraper without UTF-8 names, the series became another one, two of its label names became one, or a label name became a reserved __ name); openmetrics_invalid (a NaN or negative counter sample, which OpenMetrics forbids, left off an OpenMetrics page); native_histogram_le_label (a native histogram with an le label, which its classic form's buckets need, left off a text or OpenMetrics page); native_histogram_classic_sent (a native histogram left off a text or OpenMetrics page because its sender wrote its classic form too, which the page shows)",
             m.exposition_series_dropped.clone(),
         );
         r.register(

@@ -860,6 +860,37 @@ async fn type_conflicts_and_collisions_with_other_groups_are_refused() {
     )]);
     let (s, reason) = push(&app, "PUT", "/metrics/job/b", gauge).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{reason}");
+    // A gauge histogram, and a family named like its classic form's
+    // series in another group, either way round.
+    let queue = delimited(&[family(
+        "q_bytes",
+        PbType::GaugeHistogram,
+        "",
+        vec![(&[], gauge_native())],
+    )]);
+    let (s, b) = push(&app, "PUT", "/metrics/job/c", queue.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, reason) = send(
+        &app,
+        "PUT",
+        "/metrics/job/b",
+        &[],
+        b"q_bytes_sum 1\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{reason}");
+    send(&app, "DELETE", "/metrics/job/c", &[], Vec::new()).await;
+    let (s, b) = send(
+        &app,
+        "PUT",
+        "/metrics/job/c",
+        &[],
+        b"q_bytes_bucket{x=\"1\"} 1\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, reason) = push(&app, "PUT", "/metrics/job/b", queue).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{reason}");
     // The same histogram in another group is another series: taken.
     let (s, b) = push(&app, "PUT", "/metrics/job/b", native("h_seconds")).await;
     assert_eq!(s, StatusCode::OK, "{b}");

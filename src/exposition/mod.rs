@@ -93,9 +93,11 @@ pub struct PageStats {
     /// hold an `le`, which their classic form's buckets need.
     pub histograms_dropped: u64,
     /// Native histograms left off a text or OpenMetrics page because their
-    /// sender wrote the classic form too (`_bucket` series of the family,
-    /// as Prometheus does with `always_scrape_classic_histograms`): the
-    /// page shows the sender's, never two of one series.
+    /// sender wrote their classic form too (`_bucket`, `_count` or `_sum`
+    /// series of their label set, as Prometheus does with
+    /// `always_scrape_classic_histograms` and client_golang pushes with
+    /// both kinds of buckets): the page shows the sender's, never two of
+    /// one series.
     pub histograms_hidden: u64,
 }
 

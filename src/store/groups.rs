@@ -509,7 +509,9 @@ impl Store {
             for suffix in ["_count", "_sum", "_bucket"] {
                 if let Some(base) = name.strip_suffix(suffix) {
                     let clash = match present(base) {
-                        Some(MetricType::Histogram) => true,
+                        // A gauge histogram (pushed native) too: its
+                        // classic form on a text page has these series.
+                        Some(MetricType::Histogram | MetricType::GaugeHistogram) => true,
                         Some(MetricType::Summary) => suffix != "_bucket",
                         _ => false,
                     };
@@ -521,7 +523,7 @@ impl Store {
                     }
                 }
                 let structured = match f.metric_type {
-                    MetricType::Histogram => true,
+                    MetricType::Histogram | MetricType::GaugeHistogram => true,
                     MetricType::Summary => suffix != "_bucket",
                     _ => false,
                 };
