@@ -1717,6 +1717,69 @@ async fn push_with_timestamps() {
     .await;
 }
 
+/// A delimited protobuf push of a valid gauge and a native histogram
+/// whose spans promise more buckets than it has.
+#[tokio::test]
+async fn push_invalid_native_histogram() {
+    use promgate::proto::client::{
+        BucketSpan, Gauge, Histogram, Metric, MetricFamily, MetricType as PbType,
+    };
+    let gauge = MetricFamily {
+        name: Some("ok".into()),
+        r#type: Some(PbType::Gauge as i32),
+        metric: vec![Metric {
+            gauge: Some(Gauge { value: Some(1.0) }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let histogram = MetricFamily {
+        name: Some("h".into()),
+        r#type: Some(PbType::Histogram as i32),
+        metric: vec![Metric {
+            histogram: Some(Histogram {
+                sample_count: Some(3),
+                sample_sum: Some(1.0),
+                schema: Some(0),
+                zero_threshold: Some(1e-128),
+                zero_count: Some(0),
+                positive_span: vec![BucketSpan {
+                    offset: Some(0),
+                    length: Some(2),
+                }],
+                positive_delta: vec![3],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut body = Vec::new();
+    gauge.encode_length_delimited(&mut body).unwrap();
+    histogram.encode_length_delimited(&mut body).unwrap();
+    let gate = Gate::router(&[]).await;
+    let mut page = lines(&[SEED]);
+    page.extend(group_times("batch"));
+    gate.check(
+        push(
+            "PUT",
+            "/metrics/job/batch",
+            &[(
+                "content-type",
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            )],
+            &body,
+        ),
+        Expect {
+            status: 400,
+            says: "pushed metrics are invalid or inconsistent: native histogram h refused: histogram positive spans need 2 buckets, the message has 1",
+            counts: vec![(requests("invalid_push"), 1.0)],
+            page,
+        },
+    )
+    .await;
+}
+
 /// One family pushed as two types by two groups.
 #[tokio::test]
 async fn push_inconsistent_with_another_group() {
