@@ -466,7 +466,7 @@ async fn only_the_histograms_whose_classic_form_was_sent_are_hidden() {
 }
 
 #[tokio::test]
-async fn native_histograms_are_not_in_snapshots() {
+async fn native_histograms_are_in_snapshots() {
     use promgate::store::persist::{LoadOptions, load};
     let (app, state) = app(&[]);
     let t = now();
@@ -485,13 +485,32 @@ async fn native_histograms_are_not_in_snapshots() {
         now: SystemTime::now(),
     };
     let (loaded, report) = load(&path, &opts).unwrap().expect("the file is there");
-    assert_eq!(report.series, 1, "{saved:?}");
+    assert_eq!(report.series, 2, "{saved:?}");
     assert_eq!(
         loaded.get("plain").map(|s| s.value),
         Some(1.0),
         "the float series is kept"
     );
-    assert_eq!(loaded.get("native"), None, "the histogram series is not");
+    assert_eq!(
+        loaded.get("native").map(|s| s.value),
+        Some(2.0),
+        "the histogram series too"
+    );
+    // Every page the same: the classic form (text) and the histogram as
+    // sent (protobuf).
+    let opts = promgate::config::Config::default().render_options();
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    promgate::exposition::render(&state.store, &opts, &mut before).unwrap();
+    promgate::exposition::render(&loaded, &opts, &mut after).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&before),
+        String::from_utf8_lossy(&after)
+    );
+    assert!(String::from_utf8_lossy(&after).contains("native_bucket{le=\"+Inf\"} 2"));
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    promgate::exposition::render_protobuf(&state.store, &opts, &mut before).unwrap();
+    promgate::exposition::render_protobuf(&loaded, &opts, &mut after).unwrap();
+    assert_eq!(before, after);
 }
 
 /// The protobuf page of `app`, every message decoded.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::Store;
-use super::entry::Entry;
+use super::entry::{Entry, Extras};
 use super::table::{Metric, read};
 use crate::model::{NativeHistogram, Sample, SeriesTraits};
 
@@ -28,8 +28,7 @@ pub struct SeriesRef<'a> {
     /// restart until the next one arrives).
     pub exemplar: Option<ExemplarRef<'a>>,
     /// The series' latest sample when it is a native histogram (`sample`
-    /// then holds its count and timestamp). Not persisted: a restart
-    /// forgets the series until its next sample arrives.
+    /// then holds its count and timestamp). Persisted whole in snapshots.
     pub histogram: Option<&'a NativeHistogram>,
 }
 
@@ -126,13 +125,14 @@ impl Parts<'_> {
 
     /// [`Parts::visit_next`] with the store's own view of each series (its
     /// TTL clock too), for snapshots, which keep no exemplar.
-    pub(super) fn visit_next_entries(&mut self, mut f: impl FnMut(&Entry)) -> bool {
+    pub(super) fn visit_next_entries(&mut self, mut f: impl FnMut(&Entry, &Extras)) -> bool {
         let Some(shard) = self.metric.shards.get(self.next) else {
             return false;
         };
         self.next += 1;
-        for e in read(shard).series.iter() {
-            f(e);
+        let shard = read(shard);
+        for e in shard.series.iter() {
+            f(e, &shard.extras);
         }
         true
     }

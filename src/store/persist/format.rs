@@ -5,10 +5,15 @@
 use std::io::{self, Read, Write};
 
 use super::LoadError;
-use crate::model::{MetricType, Sample};
+use crate::model::histogram::{RawHistogram, Span, WireCount};
+use crate::model::{MetricType, NativeHistogram, Sample};
 
 pub(super) const MAGIC: [u8; 8] = *b"PROMGATE";
-pub(super) const VERSION: u32 = 1;
+/// The version written.
+pub(super) const VERSION: u32 = 2;
+/// The versions read: 1 is 2 without native histograms (no byte after a
+/// series record).
+pub(super) const READABLE: [u32; 2] = [1, 2];
 /// The body is one zstd frame.
 pub(super) const FLAG_ZSTD: u32 = 1;
 pub(super) const KNOWN_FLAGS: u32 = FLAG_ZSTD;
@@ -66,6 +71,33 @@ pub(super) trait Put {
     fn u64(&mut self, v: u64);
     fn str(&mut self, s: &str);
     fn series(&mut self, key: &[u8], traits: u8, sample: Sample, age: u32);
+    fn histogram(&mut self, h: Option<&NativeHistogram>);
+}
+
+/// Writes a wire count: its kind (0 integer, 1 float), then its bits.
+fn put_count(out: &mut Vec<u8>, c: Option<WireCount>) {
+    match c {
+        Some(WireCount::Float(f)) => {
+            out.u8(1);
+            out.u64(f.to_bits());
+        }
+        Some(WireCount::Int(i)) => {
+            out.u8(0);
+            out.u64(i);
+        }
+        None => {
+            out.u8(0);
+            out.u64(0);
+        }
+    }
+}
+
+fn put_spans(out: &mut Vec<u8>, spans: &[Span]) {
+    out.u32(spans.len() as u32);
+    for s in spans {
+        out.u32(s.offset as u32);
+        out.u32(s.length);
+    }
 }
 
 impl Put for Vec<u8> {
@@ -90,6 +122,49 @@ impl Put for Vec<u8> {
         self.u64(sample.value.to_bits());
         self.u64(sample.timestamp_ms as u64);
         self.u32(age);
+    }
+    /// After a series record (version 2): 0, or 1 and the native histogram
+    /// that is the series' latest sample (its timestamp the record's).
+    fn histogram(&mut self, h: Option<&NativeHistogram>) {
+        let Some(h) = h else {
+            self.push(0);
+            return;
+        };
+        self.push(1);
+        let raw = h.to_raw();
+        self.u32(raw.schema as u32);
+        self.u32(raw.reset_hint as u32);
+        self.u64(raw.zero_threshold.to_bits());
+        self.u64(raw.sum.to_bits());
+        self.u64(raw.start_timestamp_ms as u64);
+        put_count(self, raw.count);
+        put_count(self, raw.zero_count);
+        for (spans, deltas, counts) in [
+            (
+                &raw.negative_spans,
+                &raw.negative_deltas,
+                &raw.negative_counts,
+            ),
+            (
+                &raw.positive_spans,
+                &raw.positive_deltas,
+                &raw.positive_counts,
+            ),
+        ] {
+            put_spans(self, spans);
+            self.u32(deltas.len() as u32);
+            for &d in deltas {
+                self.u64(d as u64);
+            }
+            self.u32(counts.len() as u32);
+            for &c in counts {
+                self.u64(c.to_bits());
+            }
+        }
+        self.u32(raw.custom_values.len() as u32);
+        for &v in &raw.custom_values {
+            self.u64(v.to_bits());
+        }
     }
 }
 
@@ -122,6 +197,8 @@ pub(super) struct SeriesRecord {
     pub(super) traits: u8,
     pub(super) sample: Sample,
     pub(super) age: u32,
+    /// The native histogram that is its latest sample (version 2).
+    pub(super) histogram: Option<NativeHistogram>,
 }
 
 /// Reads fields from the (decompressed) body; every failure is
@@ -129,13 +206,16 @@ pub(super) struct SeriesRecord {
 pub(super) struct Reader<R> {
     inner: R,
     scratch: Vec<u8>,
+    /// The file's version, one of [`READABLE`].
+    version: u32,
 }
 
 impl<R: Read> Reader<R> {
-    pub(super) fn new(inner: R) -> Self {
+    pub(super) fn new(inner: R, version: u32) -> Self {
         Reader {
             inner,
             scratch: Vec::new(),
+            version,
         }
     }
 
@@ -204,6 +284,11 @@ impl<R: Read> Reader<R> {
         let value = self.f64("series value")?;
         let timestamp_ms = self.i64("series timestamp")?;
         let age = self.u32("series age")?;
+        let histogram = if self.version >= 2 {
+            self.histogram(timestamp_ms)?
+        } else {
+            None
+        };
         Ok(SeriesRecord {
             traits,
             sample: Sample {
@@ -211,7 +296,88 @@ impl<R: Read> Reader<R> {
                 timestamp_ms,
             },
             age,
+            histogram,
         })
+    }
+
+    /// A count as [`Put::histogram`] writes it.
+    fn count(&mut self, what: &str) -> Result<WireCount, LoadError> {
+        let kind = self.u8(what)?;
+        let bits = self.u64(what)?;
+        match kind {
+            0 => Ok(WireCount::Int(bits)),
+            1 => Ok(WireCount::Float(f64::from_bits(bits))),
+            k => Err(LoadError::Malformed(format!("{what}: count kind {k}"))),
+        }
+    }
+
+    /// A list's length: only trusted as far as the entries that follow it,
+    /// so what is reserved for it is bounded.
+    fn list<T>(&mut self, what: &str) -> Result<(u32, Vec<T>), LoadError> {
+        let n = self.u32(what)?;
+        Ok((n, Vec::with_capacity((n as usize).min(1024))))
+    }
+
+    fn spans(&mut self) -> Result<Vec<Span>, LoadError> {
+        let (n, mut out) = self.list("a histogram's span count")?;
+        for _ in 0..n {
+            out.push(Span {
+                offset: self.u32("a span offset")? as i32,
+                length: self.u32("a span length")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// After a series record (version 2): its native histogram, if any,
+    /// stamped `timestamp_ms`, validated as one received.
+    fn histogram(&mut self, timestamp_ms: i64) -> Result<Option<NativeHistogram>, LoadError> {
+        match self.u8("a series' histogram flag")? {
+            0 => return Ok(None),
+            1 => {}
+            f => {
+                return Err(LoadError::Malformed(format!(
+                    "a series' histogram flag {f}"
+                )));
+            }
+        }
+        let mut raw = RawHistogram {
+            schema: self.u32("a histogram schema")? as i32,
+            reset_hint: self.u32("a histogram reset hint")? as i32,
+            zero_threshold: self.f64("a histogram zero threshold")?,
+            sum: self.f64("a histogram sum")?,
+            start_timestamp_ms: self.i64("a histogram start")?,
+            count: Some(self.count("a histogram count")?),
+            zero_count: Some(self.count("a histogram zero count")?),
+            timestamp_ms,
+            ..RawHistogram::default()
+        };
+        for negative in [true, false] {
+            let spans = self.spans()?;
+            let (n, mut deltas) = self.list("a histogram's delta count")?;
+            for _ in 0..n {
+                deltas.push(self.i64("a bucket delta")?);
+            }
+            let (n, mut counts) = self.list("a histogram's bucket count")?;
+            for _ in 0..n {
+                counts.push(self.f64("a bucket count")?);
+            }
+            if negative {
+                (raw.negative_spans, raw.negative_deltas, raw.negative_counts) =
+                    (spans, deltas, counts);
+            } else {
+                (raw.positive_spans, raw.positive_deltas, raw.positive_counts) =
+                    (spans, deltas, counts);
+            }
+        }
+        let (n, mut custom) = self.list("a histogram's custom bound count")?;
+        for _ in 0..n {
+            custom.push(self.f64("a custom bound")?);
+        }
+        raw.custom_values = custom;
+        NativeHistogram::from_raw(&raw)
+            .map(Some)
+            .map_err(|e| LoadError::Malformed(format!("a native histogram: {e}")))
     }
 
     /// Fails unless the body has been read to its end.

@@ -107,7 +107,7 @@ fn check_header(header: &[u8], file_len: u64) -> Result<(), LoadError> {
         return Err(LoadError::NotASnapshot);
     }
     let (version, flags) = (word(8), word(12));
-    if version != format::VERSION || flags & !format::KNOWN_FLAGS != 0 {
+    if !format::READABLE.contains(&version) || flags & !format::KNOWN_FLAGS != 0 {
         return Err(LoadError::UnsupportedVersion { version, flags });
     }
     let expected = (format::HEADER_LEN as u64)
@@ -127,8 +127,8 @@ fn check_header(header: &[u8], file_len: u64) -> Result<(), LoadError> {
 }
 
 /// Checks the framing of `file` (magic, version, length, checksum) and
-/// returns the stored body and the header's flags and time.
-fn verify(file: &[u8]) -> Result<(&[u8], u32, i64), LoadError> {
+/// returns the stored body and the header's version, flags and time.
+fn verify(file: &[u8]) -> Result<(&[u8], u32, u32, i64), LoadError> {
     let word = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().expect("4 bytes"));
     let dword = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().expect("8 bytes"));
     let magic = format::MAGIC.len();
@@ -152,7 +152,7 @@ fn verify(file: &[u8]) -> Result<(&[u8], u32, i64), LoadError> {
         return Err(truncated(format::HEADER_LEN + format::TRAILER_LEN));
     }
     let (version, flags) = (word(8), word(12));
-    if version != format::VERSION || flags & !format::KNOWN_FLAGS != 0 {
+    if !format::READABLE.contains(&version) || flags & !format::KNOWN_FLAGS != 0 {
         return Err(LoadError::UnsupportedVersion { version, flags });
     }
     if file.len() < format::HEADER_LEN {
@@ -181,7 +181,7 @@ fn verify(file: &[u8]) -> Result<(&[u8], u32, i64), LoadError> {
     if stored != computed {
         return Err(LoadError::ChecksumMismatch { stored, computed });
     }
-    Ok((&file[format::HEADER_LEN..end], flags, taken_at_ms))
+    Ok((&file[format::HEADER_LEN..end], version, flags, taken_at_ms))
 }
 
 /// [`load`] from the file's bytes.
@@ -190,7 +190,7 @@ fn verify(file: &[u8]) -> Result<(&[u8], u32, i64), LoadError> {
 ///
 /// As [`load`].
 pub fn load_bytes(file: &[u8], opts: &LoadOptions) -> Result<(Store, LoadReport), LoadError> {
-    let (body, flags, taken_at_ms) = verify(file)?;
+    let (body, version, flags, taken_at_ms) = verify(file)?;
     let store = Store::new(opts.limits);
     let mut report = LoadReport {
         taken_at_ms,
@@ -206,7 +206,7 @@ pub fn load_bytes(file: &[u8], opts: &LoadOptions) -> Result<(Store, LoadReport)
     };
     let mut loader = Loader {
         store: &store,
-        reader: Reader::new(reader),
+        reader: Reader::new(reader, version),
         report: &mut report,
         now: store.now(),
         downtime: downtime(opts.now, taken_at_ms),
@@ -393,7 +393,7 @@ impl<R: Read> Loader<'_, R> {
                     continue;
                 }
                 let batch = by_age.entry(age).or_default();
-                add_series(batch, &key, record.traits, record.sample)?;
+                add_series(batch, &key, record.traits, record.sample, record.histogram)?;
                 if batch.series.len() >= BATCH {
                     let out = self.store.apply_at(batch, self.touched(age));
                     self.count_rejections(&out);
@@ -413,15 +413,18 @@ impl<R: Read> Loader<'_, R> {
 fn push_series<R: Read>(r: &mut Reader<R>, batch: &mut WriteBatch) -> Result<(), LoadError> {
     let mut key = String::new();
     let record = r.series(&mut key)?;
-    add_series(batch, &key, record.traits, record.sample)
+    add_series(batch, &key, record.traits, record.sample, record.histogram)
 }
 
-/// Appends a series with canonical key `key` to `batch`.
+/// Appends a series with canonical key `key` to `batch`, its latest
+/// sample `sample` or the native histogram `histogram` (whose count
+/// `sample` holds).
 fn add_series(
     batch: &mut WriteBatch,
     key: &str,
     traits: u8,
     sample: crate::model::Sample,
+    histogram: Option<crate::model::NativeHistogram>,
 ) -> Result<(), LoadError> {
     let Some((name, _)) = crate::model::split_key(key) else {
         return Err(LoadError::Malformed(format!(
@@ -449,5 +452,13 @@ fn add_series(
         exemplar: crate::model::NO_EXEMPLAR,
         histogram: crate::model::NO_HISTOGRAM,
     });
+    if let Some(h) = histogram {
+        let update = batch.series.last_mut().expect("just pushed");
+        update.histogram = batch.histograms.len() as u32;
+        batch.histograms.push(crate::model::BatchHistogram {
+            written: 1,
+            latest: Some(h),
+        });
+    }
     Ok(())
 }

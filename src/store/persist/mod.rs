@@ -2,14 +2,14 @@
 //! gives the same `/metrics` page after a restart, written atomically and
 //! read back with every byte checked before anything is applied.
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! All integers little-endian; `str` is a `u32` byte length and UTF-8 bytes.
 //!
 //! ```text
 //! header (32 bytes)
 //!   magic      8   b"PROMGATE"
-//!   version    u32 1
+//!   version    u32 2
 //!   flags      u32 bit 0: the body is one zstd frame; other bits must be 0
 //!   taken_at   i64 wall-clock time of the snapshot, Unix milliseconds
 //!   body_len   u64 bytes of the body as stored (compressed or not)
@@ -28,7 +28,16 @@
 //!
 //! series = u32 key length, canonical key, u8 traits (`SeriesTraits`),
 //!          u64 value bits, i64 timestamp (ms), u32 age (seconds since its
-//!          last update, at taken_at)
+//!          last update, at taken_at), u8 1 if a native histogram follows
+//!          (the series' latest sample; the value is its count), else 0
+//! histogram = u32 schema (i32 bits), u32 reset hint (wire value),
+//!          f64 zero threshold, f64 sum, i64 start timestamp (ms),
+//!          count, zero count (each u8 0 integer | 1 float, u64 bits),
+//!          then negative and positive: u32 n, (i32 offset, u32 length)*
+//!          spans, u32 n, i64* deltas, u32 n, f64* counts (an integer
+//!          histogram's deltas, a float one's counts);
+//!          u32 n, f64* custom bounds. Validated when read
+//!          (`NativeHistogram::from_raw`), timestamp the series'.
 //! type   = 0 unknown, 1 counter, 2 gauge, 3 histogram, 4 gauge histogram,
 //!          5 summary, 6 info, 7 state set
 //! ```
@@ -40,7 +49,9 @@
 //! **Version rule.** A change to anything above is a new version; a reader
 //! refuses every version it was not written for (it never guesses), and a
 //! refused file is moved aside, not overwritten. Flags a reader does not
-//! know are refused the same way.
+//! know are refused the same way. Version 1 is version 2 without the byte
+//! after each series record (it had no native histograms); this build
+//! reads both and writes 2.
 //!
 //! **Consistency.** Pushed groups and their series are copied together
 //! under the registry's lock, so a snapshot holds each group as one push
@@ -131,8 +142,8 @@ impl fmt::Display for LoadError {
             LoadError::NotASnapshot => f.write_str("not a promgate snapshot (no magic header)"),
             LoadError::UnsupportedVersion { version, flags } => write!(
                 f,
-                "snapshot version {version} (flags {flags:#x}) is not one this promgate reads (version {}, flags {:#x})",
-                format::VERSION,
+                "snapshot version {version} (flags {flags:#x}) is not one this promgate reads (versions {:?}, flags {:#x})",
+                format::READABLE,
                 format::KNOWN_FLAGS
             ),
             LoadError::Truncated { len, expected } => {

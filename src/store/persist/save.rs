@@ -221,17 +221,11 @@ impl Store {
                     for key in &f.keys {
                         // A key a stale marker removed is no longer live:
                         // it is left out, as the query API leaves it out.
-                        // So is a pushed native histogram: the format has
-                        // no place for one (the group comes back without
-                        // it until its job pushes again).
-                        let found = self.find(key, |e, _| {
-                            if e.has_histogram() {
-                                return false;
-                            }
+                        let found = self.find(key, |e, extras| {
                             buf.series(e.key(), e.traits().bits(), e.sample(), age(g.touched));
-                            true
+                            buf.histogram(extras.histogram(e));
                         });
-                        count += u32::from(found == Some(true));
+                        count += u32::from(found.is_some());
                     }
                     format::patch_u32(&mut buf, count_at, count);
                     report.series += count as usize;
@@ -266,13 +260,11 @@ impl Store {
                 buf.clear();
                 buf.u32(0);
                 let mut count = 0u32;
-                let more = parts.visit_next_entries(|e| {
+                let more = parts.visit_next_entries(|e, extras| {
                     let traits = e.traits();
-                    // Native histograms are not persisted (the format has
-                    // no place for them): such a series comes back with its
-                    // sender's next sample.
-                    if !traits.pushed() && !e.has_histogram() {
+                    if !traits.pushed() {
                         buf.series(e.key(), traits.bits(), e.sample(), age(e.touched()));
+                        buf.histogram(extras.histogram(e));
                         count += 1;
                     }
                 });

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::ingest::push::{self, Grouping, Labels, ParsedFamily, ParsedSample};
 use crate::ingest::{Limits, Rules};
-use crate::model::{Metadata, MetricType, Sample, SeriesUpdate, WriteBatch, build_key};
+use crate::model::{
+    Metadata, MetricType, NativeHistogram, Sample, SeriesUpdate, WriteBatch, build_key,
+};
 use crate::store::{Store, StoreLimits};
 
 const LIMITS: StoreLimits = StoreLimits {
@@ -119,7 +121,7 @@ fn contents(s: &Store) -> BTreeMap<String, (u64, i64, u8, u32)> {
     let mut all = BTreeMap::new();
     for m in s.metrics() {
         let mut parts = m.parts();
-        while parts.visit_next_entries(|e| {
+        while parts.visit_next_entries(|e, _| {
             let sample = e.sample();
             all.insert(
                 String::from_utf8(e.key().to_vec()).unwrap(),
@@ -265,57 +267,131 @@ fn a_restored_group_is_replaced_and_deleted_as_before() {
 }
 
 #[test]
-fn a_pushed_native_histogram_is_left_out_and_its_group_restored_without_it() {
+fn native_histograms_pushed_and_remote_written_survive_a_snapshot() {
     use crate::ingest::push::ParsedNative;
-    use crate::model::histogram::{RawHistogram, Span, WireCount};
+    use crate::model::histogram::{RawHistogram, ResetHint, Span, WireCount};
     let s = Store::new(LIMITS);
     let g = group("native", &[]);
     let mut families = pushed_families(2.0);
+    let raw = RawHistogram {
+        count: Some(WireCount::Int(3)),
+        sum: 1.5,
+        schema: 3,
+        zero_count: Some(WireCount::Int(1)),
+        zero_threshold: 1e-128,
+        negative_spans: vec![Span {
+            offset: -3,
+            length: 1,
+        }],
+        negative_deltas: vec![1],
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 1,
+        }],
+        positive_deltas: vec![1],
+        ..RawHistogram::default()
+    };
     families[0].natives.push(ParsedNative {
         labels: Labels::from_pairs([("path", "/a")]),
-        raw: RawHistogram {
-            count: Some(WireCount::Int(3)),
-            sum: 1.5,
-            schema: 3,
-            zero_count: Some(WireCount::Int(1)),
-            positive_spans: vec![Span {
-                offset: 0,
-                length: 1,
-            }],
-            positive_deltas: vec![2],
-            ..RawHistogram::default()
-        },
+        raw: raw.clone(),
         timestamp_ms: None,
     });
     push_to(&s, &g, &families, 10);
+    // A remote-written float histogram with custom bounds, a gauge one.
+    let mut b = batch(&[("remote", "x", 0.0, 1_700_000_000_000)], &[]);
+    let remote = NativeHistogram::from_raw(&RawHistogram {
+        count: Some(WireCount::Float(2.5)),
+        sum: 4.0,
+        schema: -53,
+        zero_count: Some(WireCount::Float(0.0)),
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 2,
+        }],
+        positive_counts: vec![0.5, 2.0],
+        custom_values: vec![0.5, 1.0],
+        reset_hint: ResetHint::Gauge.to_wire(),
+        start_timestamp_ms: 1_600_000_000_000,
+        timestamp_ms: 1_700_000_000_000,
+        ..RawHistogram::default()
+    })
+    .unwrap();
+    b.series[0].latest.value = remote.count();
+    b.series[0].histogram = 0;
+    b.histograms.push(crate::model::BatchHistogram {
+        written: 1,
+        latest: Some(remote.clone()),
+    });
+    s.apply(&b);
     let native = r#"job_duration_seconds{instance="",job="native",path="/a"}"#;
     assert_eq!(s.get(native).map(|x| x.value), Some(3.0));
     let at = SystemTime::now();
-    let (loaded, report) = load_bytes(&snapshot(&s, at, false), &options(at)).unwrap();
-    assert!(loaded.get(native).is_none(), "no native histogram restored");
-    assert_eq!(report.series, s.live_series() - 1);
-    assert_eq!(loaded.live_series(), s.live_series() - 1);
-    // The rest of the group as it was, and its query API without it.
-    let mut want = contents(&s);
-    want.remove(native);
-    let got = contents(&loaded);
-    assert_eq!(
-        got.iter().map(|(k, v)| (k, v.0)).collect::<Vec<_>>(),
-        want.iter().map(|(k, v)| (k, v.0)).collect::<Vec<_>>()
+    for compress in [false, true] {
+        let (loaded, report) = load_bytes(&snapshot(&s, at, compress), &options(at)).unwrap();
+        assert_eq!(report.series, s.live_series());
+        let histogram = |st: &Store, key: &str| {
+            st.find(key, |e, extras| extras.histogram(e).cloned())
+                .flatten()
+        };
+        let pushed = histogram(&loaded, native).expect("the pushed histogram");
+        let mut want = NativeHistogram::from_raw(&raw).unwrap().to_raw();
+        want.timestamp_ms = pushed.timestamp_ms();
+        assert_eq!(pushed.to_raw(), want);
+        assert_eq!(
+            histogram(&loaded, r#"remote{a="x"}"#).map(|h| h.to_raw()),
+            Some(remote.to_raw())
+        );
+        // The rest of the store as it was, and the query API alike.
+        assert_eq!(contents(&loaded), contents(&s));
+        let views = |st: &Store| -> Vec<Vec<(usize, f64)>> {
+            st.group_views()
+                .iter()
+                .flat_map(|g| g.families.iter().map(|f| f.native_sums.clone()))
+                .collect()
+        };
+        assert_eq!(views(&loaded), views(&s));
+        assert!(views(&loaded).iter().flatten().any(|&(_, sum)| sum == 1.5));
+    }
+}
+
+/// A version 1 file (no byte after a series record) still loads.
+#[test]
+fn a_version_1_snapshot_still_loads() {
+    use super::format::Put;
+    let mut body = Vec::new();
+    body.u64(5); // the last push stamp
+    body.u32(0); // groups
+    body.u32(0); // metadata
+    body.u32(1); // a block of one series
+    body.series(
+        br#"up{a="x"}"#,
+        0,
+        Sample {
+            value: 1.5,
+            timestamp_ms: 1_700_000_000_000,
+        },
+        3,
     );
-    let views = loaded.group_views();
-    assert!(views[0].families.iter().all(|f| f.native_sums.is_empty()));
-    // Its next push brings it back.
-    push_to(&loaded, &g, &families, 20);
-    assert_eq!(loaded.get(native).map(|x| x.value), Some(3.0));
-    let views = loaded.group_views();
-    let f = views[0]
-        .families
-        .iter()
-        .find(|f| f.name == "job_duration_seconds")
-        .unwrap();
-    assert_eq!(f.native_sums.len(), 1);
-    assert_eq!(f.native_sums[0].1, 1.5);
+    body.u32(0);
+    let at = SystemTime::now();
+    let taken_at = at.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut file = super::format::header(0, taken_at, body.len() as u64).to_vec();
+    file[8..12].copy_from_slice(&1u32.to_le_bytes());
+    file.extend_from_slice(&body);
+    let crc = crc32fast::hash(&file);
+    file.extend_from_slice(&crc.to_le_bytes());
+    let (loaded, report) = load_bytes(&file, &options(at)).unwrap();
+    assert_eq!(report.series, 1);
+    assert_eq!(loaded.get(r#"up{a="x"}"#).map(|x| x.value), Some(1.5));
+    // The same bytes called version 2 lack the histogram flag.
+    file[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let end = file.len() - 4;
+    let crc = crc32fast::hash(&file[..end]);
+    file[end..].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        load_bytes(&file, &options(at)),
+        Err(LoadError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -407,11 +483,11 @@ fn bad_files_are_refused_with_their_reason() {
         load(b"GIF89a and so on, a picture"),
         LoadError::NotASnapshot
     ));
-    let mut v2 = file.clone();
-    v2[8] = 2;
+    let mut v3 = file.clone();
+    v3[8] = 3;
     assert!(matches!(
-        load(&v2),
-        LoadError::UnsupportedVersion { version: 2, .. }
+        load(&v3),
+        LoadError::UnsupportedVersion { version: 3, .. }
     ));
     let mut flags = file.clone();
     flags[12] |= 2;
