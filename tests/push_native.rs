@@ -1085,3 +1085,71 @@ async fn prometheus_scraping_both_holds_the_same_native_histograms() {
     let from_pushgateway = instant(&client, theirs, classic).await.unwrap();
     assert!(from_pushgateway.is_empty(), "{from_pushgateway:?}");
 }
+
+/// The real binary with `--persistence.file`: a graceful restart keeps the
+/// pushed native histograms, every page and the query API as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn pushed_native_histograms_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snapshot");
+    let start = || spawn_promgate(&["--persistence.file", file.to_str().unwrap()]);
+    let stop = |mut p: Proc| {
+        let pid = p.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(p.child.wait().unwrap().code(), Some(0));
+    };
+    let client = reqwest::Client::new();
+    let pages = |addr: std::net::SocketAddr| {
+        let client = client.clone();
+        async move {
+            let get = |path: &'static str, accept: &'static str| {
+                let client = client.clone();
+                async move {
+                    client
+                        .get(format!("http://{addr}{path}"))
+                        .header("accept", accept)
+                        .send()
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                        .to_vec()
+                }
+            };
+            let text = String::from_utf8(get("/metrics", "text/plain").await).unwrap();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            let protobuf = histograms(&decode_page(&get("/metrics", ACCEPT_PROTOBUF).await), "pn");
+            let api: serde_json::Value =
+                serde_json::from_slice(&get("/api/v1/metrics", "application/json").await).unwrap();
+            (
+                lines,
+                protobuf,
+                api["data"][0]["pn_latency_seconds"].clone(),
+            )
+        }
+    };
+    let (gate, addr) = start();
+    let resp = client
+        .put(format!("http://{addr}/metrics/job/pn"))
+        .header("content-type", PROTOBUF)
+        .body(delimited(&pushed()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let before = pages(addr).await;
+    assert_eq!(before.1.len(), 3);
+    stop(gate);
+    let (gate, addr) = start();
+    let after = pages(addr).await;
+    assert_eq!(after, before);
+    stop(gate);
+}
