@@ -174,11 +174,15 @@ pub struct PushBatch {
 /// and count values are truncated to integers (they are `uint64` there);
 /// and each histogram or summary metric missing them gets `_sum 0`,
 /// `_count 0` and, for a histogram, a `+Inf` bucket holding its count.
+/// Each native histogram ([`super::ParsedNative`]) is a series named like
+/// its family, after the family's samples, held to
+/// `--limits.native-histogram-buckets` as a remote-written one is.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidPush`] naming the first problem: a rule of
-/// [`check_push_grouped`], or a series over the per-series limits
+/// [`check_push_grouped`], or a series over the per-series limits or a
+/// native histogram over the bucket limit at the lowest resolution
 /// ([`PushRule::OverLimit`]).
 pub fn lower(
     families: &[ParsedFamily<'_>],
