@@ -338,6 +338,42 @@ async fn metadata_with_each_series_feeds_help_and_type() {
     assert_parses(&page);
 }
 
+/// A family's metadata changes within one request (A, then B, then A
+/// again: a sender that batched the family across a change and back): the
+/// last series' metadata wins, as 1.0's metadata entries, applied in order,
+/// do. Each series also carries its own metadata on every page.
+#[tokio::test]
+async fn the_last_metadata_of_a_family_in_a_request_wins() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let a = Some((T::Gauge, "Help A."));
+    let b = Some((T::Counter, "Help B."));
+    let req = Builder::new()
+        .series(&[("__name__", "flip"), ("i", "1")], &[(1.0, t)], a)
+        .series(&[("__name__", "flip"), ("i", "2")], &[(2.0, t)], b)
+        .series(&[("__name__", "flip"), ("i", "3")], &[(3.0, t)], a)
+        .build();
+    let answer = write2(&app, &req).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.starts_with("# HELP flip Help A.\n# TYPE flip gauge\n"),
+        "{page}"
+    );
+    // And the other way round in a second request: B, A, B ends on B.
+    let req = Builder::new()
+        .series(&[("__name__", "flip"), ("i", "1")], &[(1.0, t + 1)], b)
+        .series(&[("__name__", "flip"), ("i", "2")], &[(2.0, t + 1)], a)
+        .series(&[("__name__", "flip"), ("i", "3")], &[(3.0, t + 1)], b)
+        .build();
+    let answer = write2(&app, &req).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.starts_with("# HELP flip Help B.\n# TYPE flip counter\n"),
+        "{page}"
+    );
+}
 #[tokio::test]
 async fn exemplars_are_counted_as_written_with_their_series() {
     let (app, _) = app(&[]);

@@ -26,7 +26,7 @@
 //!
 //! [`decode_with_prost`] is the reference the fast path is tested against.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use prost::Message;
 
@@ -211,12 +211,15 @@ fn decode_fields<'a>(
         histograms: Vec::new(),
     };
     let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
-    // Metadata repeats with every series: each (family, type, help, unit)
-    // is lowered once per request. A family's series mostly come together,
-    // so the last series' metadata, with its name as the very same symbol
-    // (address and length: no string compare, no family name to find), is
-    // compared first; a series that matches it has a family already seen.
-    let mut seen = HashSet::with_hasher(foldhash::fast::RandomState::default());
+    // Metadata repeats with every series: a family's (type, help, unit) is
+    // lowered when it differs from the one last lowered for that family in
+    // this request, so the last series' metadata wins as 1.0's entries,
+    // applied in order, do (A, B, A ends on A). A family's series mostly
+    // come together, so the last series' metadata, with its name as the
+    // very same symbol (address and length: no string compare, no family
+    // name to find), is compared first; a series that matches it changes
+    // nothing.
+    let mut lowered = HashMap::with_hasher(foldhash::fast::RandomState::default());
     let mut last = None;
     let mut r = Reader::new(&buf[series_at..]);
     while r.has_more() {
@@ -275,7 +278,8 @@ fn decode_fields<'a>(
             last = Some(same);
             let t = metric_type_of(metric_type);
             let family = model::family_name(name, t);
-            if seen.insert((family, metric_type, help, unit)) {
+            if lowered.insert(family, (metric_type, help, unit)) != Some((metric_type, help, unit))
+            {
                 // Both were resolved with the series.
                 let text = |i: u32| symbols.get(i).and_then(Result::ok).unwrap_or_default();
                 lowering.metadata(family, t, text(help), text(unit));
@@ -565,7 +569,7 @@ pub fn decode_with_prost(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error>
         ));
     }
     let mut lowering = Lowering::new(rules, WriteBatch::default());
-    let mut seen = HashSet::new();
+    let mut lowered = HashMap::new();
     for ts in &req.timeseries {
         let samples = ts.samples.iter().map(|s| Sample {
             value: s.value,
@@ -640,7 +644,8 @@ pub fn decode_with_prost(buf: &[u8], rules: &Rules) -> Result<WriteBatch, Error>
         {
             let t = metric_type_of(md.r#type);
             let family = model::family_name(name, t);
-            if seen.insert((family, md.r#type, md.help_ref, md.unit_ref)) {
+            let md_refs = (md.r#type, md.help_ref, md.unit_ref);
+            if lowered.insert(family, md_refs) != Some(md_refs) {
                 let text = |i: u32| symbols[i as usize].unwrap_or_default();
                 lowering.metadata(family, t, text(md.help_ref), text(md.unit_ref));
             }
