@@ -132,21 +132,32 @@ fn symbols<'a>(body: &'a [u8], at: &'a mut Vec<u32>) -> Result<(Symbols<'a>, usi
             expect(wire, LEN)?;
             let offset = (body.len() - r.rest().len()) as u32;
             let bytes = r.bytes()?;
-            let entry = if utf8(bytes).is_none() {
-                offset | NOT_UTF8
-            } else if with_facts {
+            let entry = if with_facts {
                 let facts = SymbolFacts::of(bytes);
-                offset
-                    | if facts.label_name { LABEL_NAME } else { 0 }
-                    | if facts.metric_name { METRIC_NAME } else { 0 }
-                    | if facts.plain_value { PLAIN_VALUE } else { 0 }
+                // A plain value is ASCII, so UTF-8: most symbols need no
+                // second pass.
+                if !facts.plain_value && utf8(bytes).is_none() {
+                    offset | NOT_UTF8
+                } else {
+                    offset
+                        | if facts.label_name { LABEL_NAME } else { 0 }
+                        | if facts.metric_name { METRIC_NAME } else { 0 }
+                        | if facts.plain_value { PLAIN_VALUE } else { 0 }
+                }
+            } else if utf8(bytes).is_none() {
+                offset | NOT_UTF8
             } else {
                 offset
             };
             at.push(entry);
         } else {
             first_other.get_or_insert(field_at);
-            r.skip(field, wire)?;
+            // Each series is passed over here once: its length read inline.
+            if wire == LEN {
+                r.bytes()?;
+            } else {
+                r.skip(field, wire)?;
+            }
         }
     }
     let symbols = Symbols {
@@ -210,6 +221,7 @@ fn decode_fields<'a>(
         exemplars: Vec::new(),
         each: Vec::new(),
         histograms: Vec::new(),
+        metadata: None,
     };
     let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
     // Metadata repeats with every series: a family's (type, help, unit) is
@@ -379,6 +391,8 @@ struct Refs<'a> {
     each: Vec<(usize, f64, i64)>,
     /// Each native histogram message: its start and end in the series.
     histograms: Vec<(usize, usize)>,
+    /// The last `Metadata` read as a series' first, and what it holds.
+    metadata: Option<(&'a [u8], (i32, u32, u32))>,
 }
 
 /// Resolves a series' label references into `labels`, and checks its
@@ -511,6 +525,7 @@ fn time_series<'a>(
         exemplar_fault: None,
         metadata: (0, 0, 0),
     };
+    let mut metadata_fields = 0u32;
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
@@ -551,7 +566,21 @@ fn time_series<'a>(
             }
             5 => {
                 expect(wire, LEN)?;
-                metadata(r.bytes()?, &mut s.metadata)?;
+                let raw = r.bytes()?;
+                // Senders repeat a family's metadata with each of its
+                // series, byte for byte: read once, then recognised. A
+                // second field of a series merges into the first, as prost
+                // merges it.
+                match refs.metadata {
+                    Some((last, md)) if metadata_fields == 0 && last == raw => s.metadata = md,
+                    _ => {
+                        metadata(raw, &mut s.metadata)?;
+                        if metadata_fields == 0 {
+                            refs.metadata = Some((raw, s.metadata));
+                        }
+                    }
+                }
+                metadata_fields += 1;
             }
             6 => {
                 expect(wire, VARINT)?;
