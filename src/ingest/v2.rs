@@ -368,14 +368,16 @@ fn fast_series<'a>(
     Some(name)
 }
 
+/// A series' `Metadata`: `(type, help_ref, unit_ref)`.
+type MetadataRefs = (i32, u32, u32);
+
 /// One `TimeSeries`, read but not yet resolved against the symbols.
 struct SeriesRead {
     summary: SeriesSummary,
     exemplars: u32,
     /// An exemplar's fault, found while reading it.
     exemplar_fault: Option<Rejection>,
-    /// `(type, help_ref, unit_ref)`.
-    metadata: (i32, u32, u32),
+    metadata: MetadataRefs,
 }
 
 /// What a series' references are checked in: the series' own label
@@ -392,7 +394,7 @@ struct Refs<'a> {
     /// Each native histogram message: its start and end in the series.
     histograms: Vec<(usize, usize)>,
     /// The last `Metadata` read as a series' first, and what it holds.
-    metadata: Option<(&'a [u8], (i32, u32, u32))>,
+    metadata: Option<(&'a [u8], MetadataRefs)>,
 }
 
 /// Resolves a series' label references into `labels`, and checks its
@@ -617,7 +619,7 @@ fn exemplar(buf: &[u8], refs: &mut Vec<u32>) -> Result<(f64, i64), Error> {
 
 /// Reads one `Metadata` into `(type, help_ref, unit_ref)`; a field sent twice
 /// keeps its last value, as prost merges a repeated singular message.
-fn metadata(buf: &[u8], md: &mut (i32, u32, u32)) -> Result<(), Error> {
+fn metadata(buf: &[u8], md: &mut MetadataRefs) -> Result<(), Error> {
     let mut r = Reader::new(buf);
     while r.has_more() {
         let (field, wire) = r.key()?;
