@@ -915,3 +915,79 @@ async fn an_exemplar_over_128_characters_is_not_written_and_its_series_is() {
         assert!(page.contains(line), "{line} in {page}");
     }
 }
+
+/// The one published Remote-Write 2.0 client, `promwrite` 0.2.6
+/// (crates.io), run against the real binary: it writes `__name__` as
+/// `symbols[0]`, where the specification requires the empty string, so
+/// every request it sends is refused as a whole with the rule it breaks and
+/// counted, and nothing of it is stored; the same series in a valid table
+/// are taken. (Its requests carry no metadata or exemplars either.) Should
+/// a later version fix its table, this test says so.
+#[tokio::test]
+async fn promwrite_0_2_6_breaks_the_symbols_rule_and_is_refused_with_it() {
+    let (_proc, addr) = spawn_promgate(&[]);
+    let url = format!("http://{addr}/api/v1/write");
+    tokio::task::spawn_blocking(move || {
+        let client = promwrite::Metric::new(url);
+        client.name("jobs_done").label("job", "batch").set(3.0);
+        client.name("queue_depth").label("queue", "mail").set(7.0);
+        client.flush();
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let page = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
+            r.text().await.unwrap()
+        }
+    };
+    let own = page("/-/metrics").await;
+    assert!(
+        own.contains("promgate_requests_rejected_total{reason=\"invalid_request\"} 1\n"),
+        "{own}"
+    );
+    assert_eq!(page("/metrics").await, "");
+
+    // The same two series with `symbols[0]` empty: written.
+    let t = now();
+    let req = Builder::new()
+        .series(
+            &[("__name__", "jobs_done"), ("job", "batch")],
+            &[(3.0, t)],
+            None,
+        )
+        .series(
+            &[("__name__", "queue_depth"), ("queue", "mail")],
+            &[(7.0, t)],
+            None,
+        )
+        .build();
+    assert_eq!(req.symbols[0], "");
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let answer = http
+        .post(format!("http://{addr}/api/v1/write"))
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("content-encoding", "snappy")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+    let metrics = page("/metrics").await;
+    assert!(
+        metrics.contains(&format!("jobs_done{{job=\"batch\"}} 3 {t}\n"))
+            && metrics.contains(&format!("queue_depth{{queue=\"mail\"}} 7 {t}\n")),
+        "{metrics}"
+    );
+}
