@@ -448,6 +448,121 @@ mod v2 {
         compare(bytes, decode, decode_with_prost)
     }
 
+    /// A varint as protobuf writes it.
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A length-delimited field.
+    fn field(tag: u8, body: &[u8], out: &mut Vec<u8>) {
+        out.push(tag);
+        varint(body.len() as u64, out);
+        out.extend_from_slice(body);
+    }
+
+    /// A request of `symbols` and one series whose `labels_refs` field (or
+    /// fields) are `refs` as written, with one sample in the time range.
+    fn with_refs(symbols: &[String], refs: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in symbols {
+            field(0x22, s.as_bytes(), &mut out);
+        }
+        let mut sample = vec![0x09];
+        sample.extend_from_slice(&1.5f64.to_le_bytes());
+        sample.push(0x10);
+        varint(1_700_000_000_000, &mut sample);
+        let mut series = refs.to_vec();
+        field(0x12, &sample, &mut series);
+        field(0x2a, &series, &mut out);
+        out
+    }
+
+    /// References packed in one field.
+    fn packed(refs: &[u64]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for &r in refs {
+            varint(r, &mut list);
+        }
+        let mut out = Vec::new();
+        field(0x0a, &list, &mut out);
+        out
+    }
+
+    /// References unpacked, a field each.
+    fn unpacked(refs: &[u64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &r in refs {
+            out.push(0x08);
+            varint(r, &mut out);
+        }
+        out
+    }
+
+    /// `labels_refs` however a sender writes it (packed in one field, split
+    /// over several, unpacked, mixed; references of one, two and three
+    /// bytes): the fast path, which reads one packed field straight from
+    /// the body, and prost, which merges them all, make the same batch.
+    #[test]
+    fn same_batch_for_every_encoding_of_labels_refs() {
+        // 20,000 symbols, so that references past 16,383 take three bytes.
+        let mut symbols = vec![String::new(), "__name__".into(), "up".into()];
+        symbols.extend((3..20_000).map(|i| format!("n{i}")));
+        let cases: [(&str, Vec<u8>); 7] = [
+            ("one packed field", packed(&[1, 2, 3, 4])),
+            (
+                "two packed fields",
+                [packed(&[1, 2]), packed(&[3, 4])].concat(),
+            ),
+            ("unpacked", unpacked(&[1, 2, 3, 4])),
+            (
+                "packed, then unpacked",
+                [packed(&[1, 2]), unpacked(&[3, 4])].concat(),
+            ),
+            (
+                "unpacked, then packed",
+                [unpacked(&[1, 2]), packed(&[3, 4])].concat(),
+            ),
+            ("two-byte references", packed(&[1, 2, 300, 16_383])),
+            ("three-byte references", packed(&[1, 2, 16_384, 19_999])),
+        ];
+        for (what, refs) in cases {
+            let (fast, reference) = both(&with_refs(&symbols, &refs));
+            assert_eq!(fast, reference, "{what}");
+            let batch = fast.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                batch.contains("keys: \"up{n")
+                    && batch.contains("rejected: Rejections { series: []"),
+                "{what}: {batch}"
+            );
+        }
+        // A list cut inside a varint, a varint past 32 bits (prost truncates
+        // it), and one over ten bytes: the same verdict, and the same batch
+        // where both take it.
+        let mut cut = packed(&[1, 2, 3]);
+        cut.push(0x0a);
+        cut.push(1);
+        cut.push(0x80);
+        let wide = packed(&[1, 2, 3, (1 << 32) | 4]);
+        let mut long = vec![0x0a, 11, 1, 2];
+        long.extend_from_slice(&[0xff; 9]);
+        for (what, refs, valid) in [
+            ("cut", cut, false),
+            ("wide", wide, true),
+            ("long", long, false),
+        ] {
+            let (fast, reference) = both(&with_refs(&symbols, &refs));
+            assert_eq!(fast.is_ok(), valid, "{what}: {fast:?}");
+            assert_eq!(reference.is_ok(), valid, "{what}: {reference:?}");
+            if valid {
+                assert_eq!(fast, reference, "{what}");
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 

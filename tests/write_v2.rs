@@ -338,6 +338,42 @@ async fn metadata_with_each_series_feeds_help_and_type() {
     assert_parses(&page);
 }
 
+/// A family's metadata changes within one request (A, then B, then A
+/// again: a sender that batched the family across a change and back): the
+/// last series' metadata wins, as 1.0's metadata entries, applied in order,
+/// do. Each series also carries its own metadata on every page.
+#[tokio::test]
+async fn the_last_metadata_of_a_family_in_a_request_wins() {
+    let (app, _) = app(&[]);
+    let t = now();
+    let a = Some((T::Gauge, "Help A."));
+    let b = Some((T::Counter, "Help B."));
+    let req = Builder::new()
+        .series(&[("__name__", "flip"), ("i", "1")], &[(1.0, t)], a)
+        .series(&[("__name__", "flip"), ("i", "2")], &[(2.0, t)], b)
+        .series(&[("__name__", "flip"), ("i", "3")], &[(3.0, t)], a)
+        .build();
+    let answer = write2(&app, &req).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.starts_with("# HELP flip Help A.\n# TYPE flip gauge\n"),
+        "{page}"
+    );
+    // And the other way round in a second request: B, A, B ends on B.
+    let req = Builder::new()
+        .series(&[("__name__", "flip"), ("i", "1")], &[(1.0, t + 1)], b)
+        .series(&[("__name__", "flip"), ("i", "2")], &[(2.0, t + 1)], a)
+        .series(&[("__name__", "flip"), ("i", "3")], &[(3.0, t + 1)], b)
+        .build();
+    let answer = write2(&app, &req).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let (_, page) = get(&app, "/metrics").await;
+    assert!(
+        page.starts_with("# HELP flip Help B.\n# TYPE flip counter\n"),
+        "{page}"
+    );
+}
 #[tokio::test]
 async fn exemplars_are_counted_as_written_with_their_series() {
     let (app, _) = app(&[]);
@@ -878,4 +914,80 @@ async fn an_exemplar_over_128_characters_is_not_written_and_its_series_is() {
     ] {
         assert!(page.contains(line), "{line} in {page}");
     }
+}
+
+/// The one published Remote-Write 2.0 client, `promwrite` 0.2.6
+/// (crates.io), run against the real binary: it writes `__name__` as
+/// `symbols[0]`, where the specification requires the empty string, so
+/// every request it sends is refused as a whole with the rule it breaks and
+/// counted, and nothing of it is stored; the same series in a valid table
+/// are taken. (Its requests carry no metadata or exemplars either.) Should
+/// a later version fix its table, this test says so.
+#[tokio::test]
+async fn promwrite_0_2_6_breaks_the_symbols_rule_and_is_refused_with_it() {
+    let (_proc, addr) = spawn_promgate(&[]);
+    let url = format!("http://{addr}/api/v1/write");
+    tokio::task::spawn_blocking(move || {
+        let client = promwrite::Metric::new(url);
+        client.name("jobs_done").label("job", "batch").set(3.0);
+        client.name("queue_depth").label("queue", "mail").set(7.0);
+        client.flush();
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let page = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
+            r.text().await.unwrap()
+        }
+    };
+    let own = page("/-/metrics").await;
+    assert!(
+        own.contains("promgate_requests_rejected_total{reason=\"invalid_request\"} 1\n"),
+        "{own}"
+    );
+    assert_eq!(page("/metrics").await, "");
+
+    // The same two series with `symbols[0]` empty: written.
+    let t = now();
+    let req = Builder::new()
+        .series(
+            &[("__name__", "jobs_done"), ("job", "batch")],
+            &[(3.0, t)],
+            None,
+        )
+        .series(
+            &[("__name__", "queue_depth"), ("queue", "mail")],
+            &[(7.0, t)],
+            None,
+        )
+        .build();
+    assert_eq!(req.symbols[0], "");
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let answer = http
+        .post(format!("http://{addr}/api/v1/write"))
+        .header(
+            "content-type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("content-encoding", "snappy")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+    let metrics = page("/metrics").await;
+    assert!(
+        metrics.contains(&format!("jobs_done{{job=\"batch\"}} 3 {t}\n"))
+            && metrics.contains(&format!("queue_depth{{queue=\"mail\"}} 7 {t}\n")),
+        "{metrics}"
+    );
 }
