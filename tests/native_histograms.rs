@@ -721,6 +721,55 @@ async fn a_histogram_over_the_bucket_limit_is_stored_coarser_or_refused() {
     );
 }
 
+/// A bucket list longer than the limit times 4,096 (what lowering the
+/// resolution from schema 8 to -4 can merge) is refused on its length on
+/// the wire, before a bucket is decoded: two million zero deltas are two
+/// megabytes of message, a few kilobytes compressed, and decoding them
+/// first cost over a gigabyte (the review of 2026-11-30). A list just
+/// within that bound is still decoded and lowered.
+#[tokio::test]
+async fn a_bucket_list_no_resolution_could_hold_is_refused_before_it_is_decoded() {
+    let (app, _) = app(&["--limits.native-histogram-buckets", "2"]);
+    let t = now();
+    let run = |n: u32| Histogram {
+        count: Some(histogram::Count::CountInt(u64::from(n))),
+        sum: 1.0,
+        schema: 8,
+        positive_spans: vec![BucketSpan {
+            offset: 1,
+            length: n,
+        }],
+        positive_deltas: std::iter::once(1)
+            .chain(std::iter::repeat_n(0, n as usize - 1))
+            .collect(),
+        timestamp: t,
+        ..Default::default()
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            // 2 × 4,096 buckets from index 1 at schema 8 merge into 2 at
+            // schema -4 (indices 1 to 4,096, then the next 4,096): decoded,
+            // lowered, kept.
+            series(&[("__name__", "within")], vec![run(2 * 4_096)], &[]),
+            series(&[("__name__", "beyond")], vec![run(2 * 4_096 + 1)], &[]),
+        ],
+        metadata: Vec::new(),
+    };
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("native histogram of 8193 buckets refused: more than --limits.native-histogram-buckets 2"),
+        "{body}"
+    );
+    let page = get(&app, "/metrics").await.1;
+    assert!(!page.contains("beyond"), "{page}");
+    assert_eq!(
+        bucket_lines(&page, "within").last(),
+        Some(&(f64::INFINITY, 8_192.0)),
+        "{page}"
+    );
+}
+
 #[tokio::test]
 async fn a_float_series_named_like_a_native_histograms_classic_line_is_never_shown_twice() {
     let t = now();

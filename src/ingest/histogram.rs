@@ -33,6 +33,61 @@ impl NativeHistogram {
     }
 }
 
+/// How many buckets, at most, lowering a histogram's resolution merges into
+/// one: from the finest schema senders use (8) to the coarsest (-4).
+pub const MOST_MERGED: usize = 1 << 12;
+
+/// The length of the longest of a `Histogram` message's bucket lists
+/// (negative and positive deltas or counts, custom bounds, each summed over
+/// its fields), counted on the wire without decoding any of them: a packed
+/// varint list by its bytes below 0x80, a packed double list by its length.
+///
+/// A message whose longest list exceeds the bucket limit times
+/// [`MOST_MERGED`] cannot be brought within the limit by lowering its
+/// resolution, and decoding it first would cost about 16 bytes of memory
+/// per byte of the message (a run of zero deltas: one byte each on the
+/// wire), so the caller refuses it on this count alone.
+///
+/// # Errors
+///
+/// [`Error::Protobuf`] when the framing is broken (the decoder then says
+/// how).
+pub fn longest_bucket_list(buf: &[u8]) -> Result<usize, Error> {
+    // Fields 9, 10, 12, 13 and 16, in that order.
+    let mut lists = [0usize; 5];
+    let mut r = Reader::new(buf);
+    while r.has_more() {
+        let (field, wire) = r.key()?;
+        let list = match field {
+            9 => 0,
+            10 => 1,
+            12 => 2,
+            13 => 3,
+            16 => 4,
+            _ => {
+                r.skip(field, wire)?;
+                continue;
+            }
+        };
+        let n = match wire {
+            LEN => {
+                let bytes = r.bytes()?;
+                if field == 9 || field == 12 {
+                    bytes.iter().filter(|&&b| b < 0x80).count()
+                } else {
+                    bytes.len() / 8
+                }
+            }
+            _ => {
+                r.skip(field, wire)?;
+                1
+            }
+        };
+        lists[list] = lists[list].saturating_add(n);
+    }
+    Ok(lists.into_iter().max().unwrap_or(0))
+}
+
 /// Reads one `Histogram` message's fields, unvalidated. Scalars take their
 /// last value, a oneof its last member, repeated fields accumulate.
 ///
@@ -170,6 +225,37 @@ mod tests {
         s.iter()
             .map(|&(offset, length)| Span { offset, length })
             .collect()
+    }
+
+    /// Every bucket list is counted on the wire, packed or element by
+    /// element, summed over its fields; the longest is the answer.
+    #[test]
+    fn the_longest_bucket_list_is_counted_on_the_wire() {
+        let msg = proto::v2::Histogram {
+            // 300 needs two bytes, -70 (zigzag 139) two: five deltas.
+            negative_deltas: vec![1, 300, -70, 0, 2],
+            positive_deltas: vec![1, 2, 3],
+            custom_values: vec![0.5; 7],
+            ..proto::v2::Histogram::default()
+        };
+        let bytes = msg.encode_to_vec();
+        assert_eq!(longest_bucket_list(&bytes), Ok(7));
+        // The same positive counts as floats, packed in two fields and then
+        // one by one (wire type 1).
+        let mut split = bytes.clone();
+        for doubles in [&[1.0f64, 2.0][..], &[3.0, 4.0, 5.0]] {
+            split.push(13 << 3 | 2);
+            split.push((8 * doubles.len()) as u8);
+            for d in doubles {
+                split.extend_from_slice(&d.to_le_bytes());
+            }
+        }
+        for d in [6.0f64, 7.0, 8.0] {
+            split.push(13 << 3 | 1);
+            split.extend_from_slice(&d.to_le_bytes());
+        }
+        assert_eq!(longest_bucket_list(&split), Ok(8));
+        assert!(longest_bucket_list(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

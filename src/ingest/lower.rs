@@ -187,13 +187,26 @@ impl<'l, 'a> Lowering<'l, 'a> {
     /// framing already.
     pub fn histogram(&mut self, message: &[u8], v2: bool) {
         let p = &mut self.pending;
+        let max = self.rules.series.max_histogram_buckets;
+        // A histogram no lowering of its resolution could bring within the
+        // limit is refused before its buckets are decoded (a tiny
+        // compressed run of zero deltas would otherwise cost gigabytes).
+        if max > 0
+            && let Ok(longest) = super::histogram::longest_bucket_list(message)
+            && longest > max.saturating_mul(super::histogram::MOST_MERGED)
+        {
+            if p.over_limit == 0 {
+                p.first_over = longest;
+            }
+            p.over_limit += 1;
+            return;
+        }
         match NativeHistogram::decode(message, v2) {
             Err(e) => {
                 p.invalid += 1;
                 p.error.get_or_insert(e);
             }
             Ok(mut h) => {
-                let max = self.rules.series.max_histogram_buckets;
                 if max > 0 {
                     let reduced = match h.limit_buckets(max) {
                         None => None,
