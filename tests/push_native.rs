@@ -1153,3 +1153,58 @@ async fn pushed_native_histograms_survive_a_restart() {
     assert_eq!(after, before);
     stop(gate);
 }
+
+/// The staleness marker's bit pattern, pushed in protobuf (a push has no
+/// notion of staleness; only a protobuf body can carry the bits): a gauge
+/// with it and a native histogram whose sum is it are stored as ordinary
+/// NaNs, shown as `NaN` on the text page as the Pushgateway shows them, and
+/// never served as the marker on the protobuf page, where a scraper would
+/// take the series for stale at every scrape.
+#[tokio::test]
+async fn a_pushed_staleness_marker_is_an_ordinary_nan() {
+    let (app, _) = app(&[]);
+    let stale = f64::from_bits(promgate::model::STALE_NAN_BITS);
+    let mut h = int_native();
+    h.sample_sum = Some(stale);
+    let gauge = MetricFamily {
+        name: Some("st_gauge".into()),
+        help: Some("G.".into()),
+        r#type: Some(PbType::Gauge as i32),
+        metric: vec![Metric {
+            gauge: Some(promgate::proto::client::Gauge { value: Some(stale) }),
+            ..Default::default()
+        }],
+        unit: None,
+    };
+    let body = delimited(&[
+        gauge,
+        family("st_seconds", PbType::Histogram, "H.", vec![(&[], h)]),
+    ]);
+    let (s, b) = push(&app, "PUT", "/metrics/job/st", body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let text = get(&app, "/metrics").await.1;
+    assert!(
+        text.contains("st_gauge{instance=\"\",job=\"st\"} NaN"),
+        "{text}"
+    );
+    assert!(
+        text.contains("st_seconds_sum{instance=\"\",job=\"st\"} NaN"),
+        "{text}"
+    );
+    let page = decode_page(&get_accept(&app, "/metrics", ACCEPT_PROTOBUF).await);
+    let values: Vec<f64> = page
+        .iter()
+        .filter(|f| f.name().starts_with("st_"))
+        .flat_map(|f| &f.metric)
+        .filter_map(|m| {
+            m.gauge
+                .as_ref()
+                .and_then(|g| g.value)
+                .or(m.histogram.as_ref().and_then(|h| h.sample_sum))
+        })
+        .collect();
+    assert_eq!(values.len(), 2, "{page:?}");
+    for v in values {
+        assert!(v.is_nan() && !promgate::model::is_stale_marker(v), "{v:?}");
+    }
+}

@@ -271,7 +271,7 @@ fn raw_histogram(h: &client::Histogram, gauge: bool) -> RawHistogram {
             .collect()
     };
     let mut raw = RawHistogram {
-        sum: h.sample_sum.unwrap_or(0.0),
+        sum: super::lower::pushed_value(h.sample_sum.unwrap_or(0.0)),
         schema: h.schema.unwrap_or(0),
         zero_threshold: h.zero_threshold.unwrap_or(0.0),
         negative_spans: spans(&h.negative_span),

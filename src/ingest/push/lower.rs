@@ -811,6 +811,20 @@ fn lower_native(
     Ok(())
 }
 
+/// A pushed value as stored: the staleness marker's bit pattern (which only
+/// a protobuf push can carry) as an ordinary NaN. A push has no notion of
+/// staleness: the Pushgateway keeps such a value and shows it as `NaN` on
+/// its text page, and so does promgate, where the marker itself would
+/// remove the series from the store, or tell a scraper of the protobuf
+/// page that the series went stale at every scrape.
+pub(super) fn pushed_value(value: f64) -> f64 {
+    if crate::model::is_stale_marker(value) {
+        f64::NAN
+    } else {
+        value
+    }
+}
+
 pub(super) fn push_update(
     batch: &mut WriteBatch,
     key: crate::model::KeySpan,
@@ -820,7 +834,7 @@ pub(super) fn push_update(
     batch.series.push(SeriesUpdate {
         key,
         latest: Sample {
-            value,
+            value: pushed_value(value),
             timestamp_ms: stamp_ms,
         },
         samples: 1,
