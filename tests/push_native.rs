@@ -860,6 +860,12 @@ async fn type_conflicts_and_collisions_with_other_groups_are_refused() {
     )]);
     let (s, reason) = push(&app, "PUT", "/metrics/job/b", gauge).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{reason}");
+    assert!(
+        reason.contains(
+            "family \"h_seconds\" is pushed as gauge histogram but group {job=\"a\"} holds it as histogram"
+        ),
+        "{reason}"
+    );
     // A gauge histogram, and a family named like its classic form's
     // series in another group, either way round.
     let queue = delimited(&[family(

@@ -84,6 +84,29 @@ async fn written_headers_come_with_every_answer_including_errors() {
     // A 1.0 request gets none (1.0 receivers never sent them).
     let a = send(&app, "application/x-protobuf", "snappy", b"".to_vec()).await;
     assert_eq!(a.written, None, "{}", a.body);
+    // The wrong method: 405, and the headers for a 2.0 request only.
+    for (method, ct, headers) in [
+        ("PUT", V2, true),
+        ("GET", V2, true),
+        ("DELETE", V2, true),
+        ("PUT", "application/x-protobuf", false),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri("/api/v1/write")
+            .header("content-type", ct)
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        let written = ["samples", "histograms", "exemplars"].map(|what| {
+            resp.headers()
+                .get(format!("x-prometheus-remote-write-{what}-written"))
+                .map(|v| v.to_str().unwrap().to_string())
+        });
+        let want = headers.then(|| "0".to_string());
+        assert_eq!(written, [want.clone(), want.clone(), want], "{method} {ct}");
+    }
 }
 
 #[tokio::test]
@@ -617,10 +640,8 @@ async fn a_refused_help_text_is_not_a_refused_series() {
 
 /// Spec 2.0, `io.prometheus.write.v2.Request` ("Timeseries messages can
 /// either specify samples or histograms, but not both"): promgate does not
-/// refuse the series for carrying both, but its histograms are refused as
-/// any native histogram is (the body counts the series as rejected for
-/// them, the histogram as a rejected sample), and its samples are stored:
-/// 400, and the written headers count the samples only.
+/// refuse the series for carrying both: its samples and its histograms are
+/// written and counted (204), and the series shows the later of the two.
 #[tokio::test]
 async fn a_series_with_both_samples_and_histograms_shows_the_later_and_writes_both() {
     let t = now();

@@ -54,17 +54,22 @@ fn vm_proto_version() -> Response {
 
 /// `GET /api/v1/write`: only VictoriaMetrics' handshake; anything else is
 /// the wrong method.
-pub(super) async fn probe(State(app): State<AppState>, uri: Uri) -> Response {
+pub(super) async fn probe(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     if vm_handshake(&uri) {
         return vm_proto_version();
     }
-    not_allowed(State(app), Method::GET).await
+    not_allowed(State(app), Method::GET, headers).await
 }
 
 /// Any method but `POST` (and the handshake's `GET`): `405`, `Allow: POST`.
 /// GET is routed (for the handshake), so axum's own answer would list GET
-/// and HEAD: only POST writes.
-pub(super) async fn not_allowed(State(app): State<AppState>, method: Method) -> Response {
+/// and HEAD: only POST writes. A 2.0 request gets the written headers (all
+/// 0) as every other answer to one.
+pub(super) async fn not_allowed(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
     let e = Error::MethodNotAllowed {
         method: method.to_string(),
         route: "/api/v1/write",
@@ -74,7 +79,18 @@ pub(super) async fn not_allowed(State(app): State<AppState>, method: Method) -> 
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    if is_v2(&headers) {
+        written_headers(&mut response, Written::default());
+    }
     response
+}
+
+/// Spec 2.0, "Required Written Response Headers": the three counts.
+fn written_headers(response: &mut Response, written: Written) {
+    let h = response.headers_mut();
+    h.insert(SAMPLES_WRITTEN, HeaderValue::from(written.samples));
+    h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(written.histograms));
+    h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(written.exemplars));
 }
 
 pub(super) async fn handle(
@@ -98,10 +114,7 @@ pub(super) async fn handle(
         Err(e) => e.into_response(),
     };
     if is_v2(&headers) {
-        let h = response.headers_mut();
-        h.insert(SAMPLES_WRITTEN, HeaderValue::from(written.samples));
-        h.insert(HISTOGRAMS_WRITTEN, HeaderValue::from(written.histograms));
-        h.insert(EXEMPLARS_WRITTEN, HeaderValue::from(written.exemplars));
+        written_headers(&mut response, written);
     }
     response
 }

@@ -94,7 +94,11 @@ impl std::fmt::Display for PushConflict {
 }
 
 fn type_word(t: MetricType) -> &'static str {
-    t.text_format_name().unwrap_or("untyped")
+    match t {
+        // The text format has no word for it; the protobuf push named it.
+        MetricType::GaugeHistogram => "gauge histogram",
+        _ => t.text_format_name().unwrap_or("untyped"),
+    }
 }
 
 /// What a successful push did.
