@@ -60,6 +60,21 @@ async fn content_type_parameters_in_any_order_and_spacing() {
         assert_eq!(a.status, StatusCode::NO_CONTENT, "{ct}: {}", a.body);
         assert_eq!(a.written, Some((1, 0, 0)), "{ct}");
     }
+    // `proto` given twice, alike or not, leaves the message unsaid: 415,
+    // as Go's media-type parser (Prometheus' receiver) refuses it.
+    for ct in [
+        "application/x-protobuf;proto=prometheus.WriteRequest;proto=io.prometheus.write.v2.Request",
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request;proto=io.prometheus.write.v2.Request",
+    ] {
+        let a = send(&app, ct, "snappy", body.clone()).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{ct}: {}",
+            a.body
+        );
+        assert!(a.body.contains("proto given twice"), "{}", a.body);
+    }
 }
 
 #[tokio::test]

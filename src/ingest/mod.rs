@@ -124,19 +124,27 @@ fn media_protocol(ct: &str) -> Result<Protocol, Error> {
     if !media.eq_ignore_ascii_case("application/x-protobuf") {
         return Err(Error::UnsupportedMediaType(ct.to_string()));
     }
-    let mut protocol = Protocol::RemoteWrite1;
+    let mut protocol = None;
     for param in parts {
         if let Some((k, v)) = param.split_once('=')
             && k.trim().eq_ignore_ascii_case("proto")
         {
-            protocol = match v.trim().trim_matches('"') {
+            let named = match v.trim().trim_matches('"') {
                 "prometheus.WriteRequest" => Protocol::RemoteWrite1,
                 "io.prometheus.write.v2.Request" => Protocol::RemoteWrite2,
                 other => return Err(Error::UnsupportedProtocol(other.to_string())),
             };
+            // A parameter given twice makes the media type invalid (RFC
+            // 9110 §5.6.6; Go's `mime.ParseMediaType`, which Prometheus'
+            // receiver uses, refuses it): which message is meant is unsaid.
+            if protocol.replace(named).is_some() {
+                return Err(Error::UnsupportedProtocol(format!(
+                    "proto given twice in {ct:?}"
+                )));
+            }
         }
     }
-    Ok(protocol)
+    Ok(protocol.unwrap_or(Protocol::RemoteWrite1))
 }
 
 /// Checks `Content-Type` and `Content-Encoding` and picks the decoder.

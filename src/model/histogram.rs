@@ -689,7 +689,9 @@ impl NativeHistogram {
         let h = NativeHistogram {
             schema: raw.schema,
             reset_hint: ResetHint::from_wire(raw.reset_hint),
-            zero_threshold: raw.zero_threshold,
+            // `-0` is not negative, and is the threshold `0`: held as `0`,
+            // so that no page writes `le="-0"`.
+            zero_threshold: raw.zero_threshold + 0.0,
             sum: raw.sum,
             timestamp_ms: raw.timestamp_ms,
             start_timestamp_ms: raw.start_timestamp_ms,
@@ -2082,6 +2084,19 @@ mod tests {
             ]
         );
         assert_eq!(h.count(), 11.0);
+    }
+
+    /// A zero threshold of `-0` is the threshold `0` (no page writes
+    /// `le="-0"`).
+    #[test]
+    fn a_negative_zero_threshold_is_zero() {
+        let raw = RawHistogram {
+            zero_threshold: -0.0,
+            count: Some(WireCount::Int(0)),
+            ..RawHistogram::default()
+        };
+        let h = NativeHistogram::from_raw(&raw).unwrap();
+        assert_eq!(h.zero_threshold().to_bits(), 0.0f64.to_bits());
     }
 
     #[test]
