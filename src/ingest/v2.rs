@@ -527,6 +527,31 @@ fn time_series<'a>(
         exemplar_fault: None,
         metadata: (0, 0, 0),
     };
+    // The layout every sender writes (Prometheus' `writev2.TimeSeries`
+    // marshalled in field order): the packed references, one sample, and
+    // the metadata if any, each shorter than 128 bytes. Read straight,
+    // without the field loop's dispatch; anything else takes the loop.
+    if let [0x0a, n, rest @ ..] = buf
+        && *n < 0x80
+        && let Some((packed, rest)) = rest.split_at_checked(usize::from(*n))
+        && let [0x12, m, rest @ ..] = rest
+        && *m < 0x80
+        && let Some((one, rest)) = rest.split_at_checked(usize::from(*m))
+    {
+        let md = match rest {
+            [] => Some(None),
+            [0x2a, k, raw @ ..] if *k < 0x80 && usize::from(*k) == raw.len() => Some(Some(raw)),
+            _ => None,
+        };
+        if let Some(md) = md {
+            refs.packed = Some(packed);
+            s.summary.add_checked(sample(one, true)?, range);
+            if let Some(raw) = md {
+                first_metadata(raw, refs, &mut s.metadata)?;
+            }
+            return Ok(s);
+        }
+    }
     let mut metadata_fields = 0u32;
     let mut r = Reader::new(buf);
     while r.has_more() {
@@ -569,18 +594,12 @@ fn time_series<'a>(
             5 => {
                 expect(wire, LEN)?;
                 let raw = r.bytes()?;
-                // Senders repeat a family's metadata with each of its
-                // series, byte for byte: read once, then recognised. A
-                // second field of a series merges into the first, as prost
-                // merges it.
-                match refs.metadata {
-                    Some((last, md)) if metadata_fields == 0 && last == raw => s.metadata = md,
-                    _ => {
-                        metadata(raw, &mut s.metadata)?;
-                        if metadata_fields == 0 {
-                            refs.metadata = Some((raw, s.metadata));
-                        }
-                    }
+                // A second field of a series merges into the first, as
+                // prost merges it.
+                if metadata_fields == 0 {
+                    first_metadata(raw, refs, &mut s.metadata)?;
+                } else {
+                    metadata(raw, &mut s.metadata)?;
                 }
                 metadata_fields += 1;
             }
@@ -592,6 +611,25 @@ fn time_series<'a>(
         }
     }
     Ok(s)
+}
+
+/// Reads a series' first `Metadata` into `md` (still unset). Senders repeat
+/// a family's metadata with each of its series, byte for byte: read once,
+/// then recognised by its bytes.
+#[inline]
+fn first_metadata<'a>(
+    raw: &'a [u8],
+    refs: &mut Refs<'a>,
+    md: &mut MetadataRefs,
+) -> Result<(), Error> {
+    match refs.metadata {
+        Some((last, known)) if last == raw => *md = known,
+        _ => {
+            metadata(raw, md)?;
+            refs.metadata = Some((raw, *md));
+        }
+    }
+    Ok(())
 }
 
 /// Reads one `Exemplar`: its label references, appended to `refs`, and
