@@ -134,9 +134,9 @@ fn media_protocol(ct: &str) -> Result<Protocol, Error> {
                 "io.prometheus.write.v2.Request" => Protocol::RemoteWrite2,
                 other => return Err(Error::UnsupportedProtocol(other.to_string())),
             };
-            // A parameter given twice makes the media type invalid (RFC
-            // 9110 §5.6.6; Go's `mime.ParseMediaType`, which Prometheus'
-            // receiver uses, refuses it): which message is meant is unsaid.
+            // A parameter given twice is an error (RFC 6838 §4.3; Go's
+            // `mime.ParseMediaType`, which Prometheus' receiver uses,
+            // refuses it): which message is meant is unsaid.
             if protocol.replace(named).is_some() {
                 return Err(Error::UnsupportedProtocol(format!(
                     "proto given twice in {ct:?}"
