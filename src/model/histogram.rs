@@ -1069,7 +1069,6 @@ impl NativeHistogram {
         if neg + pos == 0 {
             return None;
         }
-        let n = self.negative_buckets;
         let mut spans = Vec::with_capacity(self.spans.len());
         let (counts, (negative_spans, negative_buckets)) = match &self.counts {
             Counts::Int {
@@ -1077,8 +1076,7 @@ impl NativeHistogram {
                 zero_count,
                 buckets,
             } => {
-                let moved: u64 = buckets[..neg].iter().chain(&buckets[n..n + pos]).sum();
-                let (kept, ends) = self.skip_buckets(buckets, (neg, pos), &mut spans);
+                let (moved, kept, ends) = self.skip_buckets(buckets, (neg, pos), &mut spans);
                 let counts = Counts::Int {
                     count: *count,
                     zero_count: zero_count + moved,
@@ -1091,8 +1089,7 @@ impl NativeHistogram {
                 zero_count,
                 buckets,
             } => {
-                let moved: f64 = buckets[..neg].iter().chain(&buckets[n..n + pos]).sum();
-                let (kept, ends) = self.skip_buckets(buckets, (neg, pos), &mut spans);
+                let (moved, kept, ends) = self.skip_buckets(buckets, (neg, pos), &mut spans);
                 let counts = Counts::Float {
                     count: *count,
                     zero_count: zero_count + moved,
@@ -1113,15 +1110,21 @@ impl NativeHistogram {
 
     /// Both sides' `buckets` (negative first) less the first `skip.0`
     /// negative and `skip.1` positive ones, their spans appended to
-    /// `spans`: the counts kept, and where the negative side ends in the
-    /// new spans and counts.
-    fn skip_buckets<T: Copy + std::ops::AddAssign>(
+    /// `spans`: the skipped buckets' total, the counts kept, and where the
+    /// negative side ends in the new spans and counts. Generic over integer
+    /// and float counts, so that both kinds of histogram share it.
+    fn skip_buckets<T: Copy + std::ops::AddAssign + std::iter::Sum<T>>(
         &self,
         buckets: &[T],
         skip: (usize, usize),
         spans: &mut Vec<Span>,
-    ) -> (Box<[T]>, (usize, usize)) {
+    ) -> (T, Box<[T]>, (usize, usize)) {
         let n = self.negative_buckets;
+        let skipped = buckets[..skip.0]
+            .iter()
+            .chain(&buckets[n..n + skip.1])
+            .copied()
+            .sum();
         let mut out = Vec::with_capacity(buckets.len());
         let negative = Indexes::new(self.negative_spans())
             .zip(buckets[..n].iter().copied())
@@ -1134,7 +1137,7 @@ impl NativeHistogram {
             .skip(skip.1)
             .map(|(i, c)| (i64::from(i), c));
         rebuild(positive, spans, &mut out);
-        (out.into_boxed_slice(), ends)
+        (skipped, out.into_boxed_slice(), ends)
     }
 
     fn can_reduce(&self) -> bool {
