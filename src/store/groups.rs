@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Store;
+use super::owners::{FamilyKeys, Owners};
 use super::table::write;
 use crate::ingest::push::{
     Grouping, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP, PushBatch,
@@ -150,17 +151,12 @@ pub(super) struct Groups(Mutex<Registry>);
 pub(super) struct Registry {
     pub(super) groups: HashMap<Arc<str>, Group, RandomState>,
     /// Every pushed series → its group and family.
-    owners: HashMap<Arc<str>, Owner, RandomState>,
+    owners: Owners,
     /// Family name → (type, groups holding it as that type).
     types: HashMap<Arc<str>, Vec<(MetricType, usize)>, RandomState>,
     /// The last stamp given to pushed samples: never going back, so a
     /// clock step cannot make a later push look older than an earlier one.
     pub(super) last_stamp_ms: i64,
-}
-
-struct Owner {
-    group: Arc<str>,
-    family: Arc<str>,
 }
 
 pub(super) struct Group {
@@ -174,7 +170,8 @@ pub(super) struct Group {
 
 pub(super) struct GroupFamily {
     pub(super) metric_type: MetricType,
-    pub(super) keys: Vec<Arc<str>>,
+    /// Its series' keys, in push order; the owner table points into them.
+    pub(super) keys: Arc<FamilyKeys>,
     pub(super) pushed_at: f64,
 }
 
@@ -287,7 +284,7 @@ impl Store {
                                 .keys
                                 .iter()
                                 .zip(&batch.series[f.series.clone()])
-                                .all(|(k, u)| **k == *batch.key(u))
+                                .all(|(k, u)| k == batch.key(u))
                     })
             })
             .collect();
@@ -316,12 +313,14 @@ impl Store {
             .filter(|&(_, &same)| same)
             .map(|(f, _)| f.name.as_str())
             .collect();
-        let mut stale: Vec<Arc<str>> = Vec::new();
+        // The families the push replaces and does not keep leave the group;
+        // their keys are released once the new ownership is written, so a
+        // key that moved to another family of the group stays.
+        let mut removed: Vec<Arc<FamilyKeys>> = Vec::new();
         let mut released: Vec<Arc<str>> = Vec::new();
         {
             let reg = &mut *reg;
             if let Some(g) = reg.groups.get_mut(&gid) {
-                let mut new_keys: Option<HashSet<&str, RandomState>> = None;
                 for name in &replaced {
                     if let Some(held) = g.families.get_mut(name)
                         && kept.contains(&**name)
@@ -330,33 +329,20 @@ impl Store {
                         continue;
                     }
                     if let Some(old) = g.families.remove(name) {
-                        // A key may move to another family of the group.
-                        let new_keys = new_keys.get_or_insert_with(|| {
-                            batch.series.iter().map(|u| batch.key(u)).collect()
-                        });
-                        stale.extend(
-                            old.keys
-                                .into_iter()
-                                .filter(|k| !new_keys.contains(k.as_ref())),
-                        );
-                        let t = old.metric_type;
-                        Self::count_type(&mut reg.types, name, t, -1);
+                        Self::count_type(&mut reg.types, name, old.metric_type, -1);
                         released.push(Arc::clone(name));
+                        removed.push(old.keys);
                     }
                 }
             }
         }
-        for key in &stale {
-            reg.owners.remove(key);
-        }
-        let replaced_series = self.remove_pushed(stale.iter().map(|k| k.as_ref()));
 
         let touched = self.now();
         let reg = &mut *reg;
         let g = reg.group_mut(grouping, touched);
         g.push_time = pushed_at;
         g.touched = touched;
-        let mut owners = Vec::new();
+        let mut owned = Vec::new();
         let mut type_uses = Vec::new();
         for (
             PushedFamily {
@@ -371,11 +357,8 @@ impl Store {
                 continue;
             }
             let name: Arc<str> = name.as_str().into();
-            let keys: Vec<Arc<str>> = batch.series[series.clone()]
-                .iter()
-                .map(|u| Arc::from(batch.key(u)))
-                .collect();
-            owners.extend(keys.iter().map(|k| (Arc::clone(k), Arc::clone(&name))));
+            let keys = Arc::new(FamilyKeys::from_batch(&gid, &name, &batch, series.clone()));
+            owned.push(Arc::clone(&keys));
             type_uses.push((Arc::clone(&name), *metric_type));
             g.families.insert(
                 name,
@@ -386,16 +369,14 @@ impl Store {
                 },
             );
         }
-        reg.owners.reserve(owners.len());
-        for (key, family) in owners {
-            reg.owners.insert(
-                key,
-                Owner {
-                    group: Arc::clone(&gid),
-                    family,
-                },
-            );
+        for keys in &owned {
+            reg.owners.own_all(keys);
         }
+        let mut stale: Vec<&str> = Vec::new();
+        for keys in &removed {
+            reg.owners.release_all(keys, |k| stale.push(k));
+        }
+        let replaced_series = self.remove_pushed(stale.into_iter());
         for (name, t) in type_uses {
             Self::count_type(&mut reg.types, &name, t, 1);
         }
@@ -617,26 +598,22 @@ impl Store {
                     unit: String::new(),
                 },
             ));
-            let key: Arc<str> = batch.key(batch.series.last().expect("just pushed")).into();
-            let family: Arc<str> = name.into();
+            // A group's own series never change key: written once.
             if !g.families.contains_key(name) {
+                let key = batch.key(batch.series.last().expect("just pushed"));
+                let family: Arc<str> = name.into();
+                let keys = Arc::new(FamilyKeys::one(gid, &family, key));
+                reg.owners.own_all(&keys);
                 g.families.insert(
                     Arc::clone(&family),
                     GroupFamily {
                         metric_type: MetricType::Gauge,
-                        keys: vec![Arc::clone(&key)],
+                        keys,
                         pushed_at: g.push_time,
                     },
                 );
                 Self::count_type(&mut reg.types, &family, MetricType::Gauge, 1);
             }
-            reg.owners.insert(
-                key,
-                Owner {
-                    group: Arc::clone(gid),
-                    family,
-                },
-            );
         }
         self.apply(&batch);
     }
@@ -685,17 +662,18 @@ impl Store {
     }
 
     fn drop_group(&self, reg: &mut Registry, g: Group) {
-        let mut keys = Vec::new();
+        let mut lists = Vec::with_capacity(g.families.len());
         let mut released = Vec::with_capacity(g.families.len());
         for (name, f) in g.families {
             Self::count_type(&mut reg.types, &name, f.metric_type, -1);
-            for k in &f.keys {
-                reg.owners.remove(k);
-            }
-            keys.extend(f.keys);
+            lists.push(f.keys);
             released.push(name);
         }
-        self.remove_pushed(keys.iter().map(|k| k.as_ref()));
+        let mut keys = Vec::new();
+        for list in &lists {
+            reg.owners.release_all(list, |k| keys.push(k));
+        }
+        self.remove_pushed(keys.into_iter());
         self.release_metadata(reg, &released);
     }
 
@@ -774,7 +752,7 @@ impl Store {
                     "series {key} of group {gid} is not marked as pushed"
                 ));
             }
-            if reg.owners.contains_key(key) || !keys.insert(key) {
+            if reg.owners.get(key).is_some() || !keys.insert(key) {
                 return Err(format!("series {key} belongs to two groups or families"));
             }
         }
@@ -797,19 +775,8 @@ impl Store {
         let reg = &mut *reg;
         for (family, pushed_at) in families {
             let name: Arc<str> = family.name.as_str().into();
-            let keys: Vec<Arc<str>> = batch.series[family.series]
-                .iter()
-                .map(|u| Arc::from(batch.key(u)))
-                .collect();
-            for key in &keys {
-                reg.owners.insert(
-                    Arc::clone(key),
-                    Owner {
-                        group: Arc::clone(&gid),
-                        family: Arc::clone(&name),
-                    },
-                );
-            }
+            let keys = Arc::new(FamilyKeys::from_batch(&gid, &name, &batch, family.series));
+            reg.owners.own_all(&keys);
             Self::count_type(&mut reg.types, &name, family.metric_type, 1);
             let previous = group.families.insert(
                 Arc::clone(&name),
@@ -847,7 +814,7 @@ impl Store {
                     .map(|(name, f)| {
                         let mut series = Vec::with_capacity(f.keys.len());
                         let mut native_sums = Vec::new();
-                        for k in &f.keys {
+                        for k in f.keys.iter() {
                             let found = self.find(k, |e, extras| {
                                 (e.sample().value, extras.histogram(e).map(|h| h.sum()))
                             });

@@ -35,6 +35,7 @@
 mod apply;
 mod entry;
 mod groups;
+mod owners;
 pub mod persist;
 mod table;
 mod view;

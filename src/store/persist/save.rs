@@ -218,7 +218,7 @@ impl Store {
                     let count_at = buf.len();
                     buf.u32(0);
                     let mut count = 0;
-                    for key in &f.keys {
+                    for key in f.keys.iter() {
                         // A key a stale marker removed is no longer live:
                         // it is left out, as the query API leaves it out.
                         let found = self.find(key, |e, extras| {
