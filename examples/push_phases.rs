@@ -1,5 +1,6 @@
 //! Times the phases of one large push on a body file:
-//! `cargo run --release --example push_phases -- body.txt`.
+//! `cargo run --release --example push_phases -- body.txt [rounds]` (3
+//! rounds unless given).
 //!
 //! Each round reads the body twice: the two steps apart (parse, then check
 //! and lower, then freeing the parsed form), and in one pass
@@ -17,6 +18,9 @@ use promgate::store::{Store, StoreLimits};
 fn main() {
     let path = std::env::args().nth(1).expect("a text-format file");
     let body = std::fs::read(path).unwrap();
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .map_or(3, |r| r.parse().expect("a count"));
     let limits = Limits {
         max_decoded_bytes: 1 << 30,
         series: SeriesLimits {
@@ -33,7 +37,7 @@ fn main() {
         max_metadata: 100_000,
     });
     let grouping = Grouping::new("big".into(), vec![]).unwrap();
-    for round in 0..3 {
+    for round in 0..rounds {
         let rules = limits.rules(now_ms());
         let t = Instant::now();
         let families = parse_text(&body).unwrap();

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use hashbrown::HashTable;
-use hashbrown::hash_table::Entry as TableEntry;
 
 use super::Store;
 use super::entry::{Effect, Entry, Extras};
@@ -555,7 +554,7 @@ impl Store {
             // First, the tables' lines the lookups read, for every member:
             // at a million series the slots alone are 24 MiB.
             for (_, members, shard) in &tables {
-                if let Some(probes) = Probes::of(&shard.series) {
+                if let Some(probes) = shard.series.table().and_then(Probes::of) {
                     for &(_, hash) in &plan.members[members.clone()] {
                         probes.prefetch(hash);
                     }
@@ -567,10 +566,10 @@ impl Store {
             let hints = &mut plan.hints;
             hints.clear();
             for (_, members, shard) in &tables {
-                let table = &shard.series;
+                let series = &shard.series;
                 for &(_, hash) in &plan.members[members.clone()] {
-                    let hint = table.find_bucket_index(hash, |e| e.hash() == hash);
-                    if let Some(e) = hint.and_then(|b| table.get_bucket(b)) {
+                    let hint = series.hint(hash);
+                    if let Some(e) = hint.and_then(|at| series.at(at)) {
                         prefetch(e.block());
                     }
                     hints.push(hint.map_or(u32::MAX, |b| b as u32));
@@ -588,7 +587,7 @@ impl Store {
                     let u = &series[i as usize];
                     let key = batch.key(u);
                     let hint = *next.next().expect("one hint per member");
-                    let result = match shard.series.get_bucket_mut(hint as usize) {
+                    let result = match shard.series.at_mut(hint as usize) {
                         Some(e)
                             if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) =>
                         {
@@ -640,39 +639,30 @@ impl Store {
         let sample = update.latest;
         let stale = is_stale_marker(sample.value);
         let Shard { series, extras } = shard;
-        let entry = series.entry(
-            hash,
-            |e| e.hash() == hash && e.key() == key.as_bytes(),
-            Entry::hash,
-        );
-        let e = match entry {
-            TableEntry::Occupied(occupied) => {
-                if !stale || sample.timestamp_ms < occupied.get().sample().timestamp_ms {
-                    let e = occupied.into_mut();
-                    let effect = e.update(sample, now);
-                    if has_extras(e, update) {
-                        keep_extras(metric, extras, e, batch, update, effect);
-                    }
-                    return Ok(effect);
+        let same = |e: &Entry| e.key() == key.as_bytes();
+        if let Some(e) = series.find_mut(hash, same) {
+            if !stale || sample.timestamp_ms < e.sample().timestamp_ms {
+                let effect = e.update(sample, now);
+                if has_extras(e, update) {
+                    keep_extras(metric, extras, e, batch, update, effect);
                 }
-                let (e, _) = occupied.remove();
-                extras.forget(&e);
-                metric.removed(&e);
-                self.live.fetch_sub(1, Ordering::Relaxed);
-                return Ok(Effect::Removed);
+                return Ok(effect);
             }
-            TableEntry::Vacant(_) if stale => return Ok(Effect::Ignored),
-            TableEntry::Vacant(vacant) => {
-                if self.live.fetch_add(1, Ordering::Relaxed) >= self.limits.max_series {
-                    self.live.fetch_sub(1, Ordering::Relaxed);
-                    return Err(self.series_limit(key));
-                }
-                let e = vacant.insert(Entry::new(key, hash, sample, now, update.key.traits));
-                metric.added(update.key.traits);
-                e
-            }
-        };
-        let e = e.into_mut();
+            let e = series.remove(hash, same).expect("found above");
+            extras.forget(&e);
+            metric.removed(&e);
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return Ok(Effect::Removed);
+        }
+        if stale {
+            return Ok(Effect::Ignored);
+        }
+        if self.live.fetch_add(1, Ordering::Relaxed) >= self.limits.max_series {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            return Err(self.series_limit(key));
+        }
+        let e = series.insert(Entry::new(key, hash, sample, now, update.key.traits));
+        metric.added(update.key.traits);
         if has_extras(e, update) {
             keep_extras(metric, extras, e, batch, update, Effect::Created);
         }

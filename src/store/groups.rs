@@ -705,8 +705,7 @@ impl Store {
             let hash = self.hasher.hash(key.as_bytes());
             let mut shard = write(&metric.shards[super::table::shard_of(hash)]);
             let super::table::Shard { series, extras } = &mut *shard;
-            if let Ok(entry) = series.find_entry(hash, |e| e.key() == key.as_bytes()) {
-                let (e, _) = entry.remove();
+            if let Some(e) = series.remove(hash, |e| e.key() == key.as_bytes()) {
                 extras.forget(&e);
                 metric.removed(&e);
                 removed += 1;

@@ -37,6 +37,7 @@ mod entry;
 mod groups;
 mod owners;
 pub mod persist;
+mod series;
 mod table;
 mod view;
 
@@ -210,7 +211,7 @@ impl Store {
         let shard = read(&metric.shards[shard_of(hash)]);
         shard
             .series
-            .find(hash, |e| e.hash() == hash && e.key() == key.as_bytes())
+            .find(hash, |e| e.key() == key.as_bytes())
             .map(|e| f(e, &shard.extras))
     }
 

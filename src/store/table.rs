@@ -5,9 +5,8 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hashbrown::HashTable;
-
 use super::entry::{Entry, Extras};
+use super::series::Series;
 use crate::model::SeriesTraits;
 
 /// Shards per metric name. A power of two; small enough that thousands of
@@ -56,7 +55,7 @@ pub(super) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 /// have one, under one lock.
 #[derive(Default)]
 pub(super) struct Shard {
-    pub(super) series: HashTable<Entry>,
+    pub(super) series: Series,
     pub(super) extras: Extras,
 }
 
