@@ -1,30 +1,32 @@
-//! A shard's series: the first two held in the shard itself, more in a
-//! hash table.
+//! A shard's series: the first held in the shard itself, more in a hash
+//! table.
 //!
 //! Most metric names have few series (a pushed family of 100 series over
-//! 64 shards puts one or two in each), and a hash table allocates on its
-//! first insert: a 100k-series push into 1,692 names made 59k tables of
-//! one or two entries, a third of the instructions of creating its series
-//! and 8 MiB of memory. Two entries live inline (48 bytes in the shard);
-//! the third moves them into a table, which stays a table.
+//! 64 shards puts none, one or two in each), and a hash table allocates on
+//! its first insert: a 100k-series push into 1,692 names made 59k tables
+//! of one or two entries, 128 bytes and an allocation each. A shard's
+//! first entry lives inline, in the bytes the empty table would take; the
+//! second moves both into a table, which stays a table.
 
 use hashbrown::HashTable;
 
 use super::entry::Entry;
 
-/// Entries held inline before a table is made.
-const INLINE: usize = 2;
-
 /// The series of one shard, each key at most once.
+///
+/// No larger than the table alone (32 bytes: the inline form fits in the
+/// table's niche), so a name's 64 shards cost what they did before;
+/// `tests::a_shard_is_no_larger_than_its_table` holds it.
 pub(super) enum Series {
-    /// Up to [`INLINE`] entries, the filled slots first.
-    Inline([Option<Entry>; INLINE]),
+    /// No entry or one.
+    Inline(Option<Entry>),
+    /// Two or more since the second was added (it stays a table).
     Table(HashTable<Entry>),
 }
 
 impl Default for Series {
     fn default() -> Self {
-        Series::Inline([None, None])
+        Series::Inline(None)
     }
 }
 
@@ -33,7 +35,7 @@ impl Series {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         match self {
-            Series::Inline(slots) => slots.iter().flatten().count(),
+            Series::Inline(slot) => usize::from(slot.is_some()),
             Series::Table(t) => t.len(),
         }
     }
@@ -42,7 +44,7 @@ impl Series {
     #[inline]
     pub(super) fn find(&self, hash: u64, eq: impl Fn(&Entry) -> bool) -> Option<&Entry> {
         match self {
-            Series::Inline(slots) => slots.iter().flatten().find(|e| e.hash() == hash && eq(e)),
+            Series::Inline(slot) => slot.as_ref().filter(|e| e.hash() == hash && eq(e)),
             Series::Table(t) => t.find(hash, |e| e.hash() == hash && eq(e)),
         }
     }
@@ -55,10 +57,7 @@ impl Series {
         eq: impl Fn(&Entry) -> bool,
     ) -> Option<&mut Entry> {
         match self {
-            Series::Inline(slots) => slots
-                .iter_mut()
-                .flatten()
-                .find(|e| e.hash() == hash && eq(e)),
+            Series::Inline(slot) => slot.as_mut().filter(|e| e.hash() == hash && eq(e)),
             Series::Table(t) => t.find_mut(hash, |e| e.hash() == hash && eq(e)),
         }
     }
@@ -66,15 +65,7 @@ impl Series {
     /// Removes and returns the entry [`Series::find`] finds.
     pub(super) fn remove(&mut self, hash: u64, eq: impl Fn(&Entry) -> bool) -> Option<Entry> {
         match self {
-            Series::Inline(slots) => {
-                let at = slots
-                    .iter()
-                    .position(|s| s.as_ref().is_some_and(|e| e.hash() == hash && eq(e)))?;
-                let removed = slots[at].take();
-                // Keep the filled slots first.
-                slots[at..].rotate_left(1);
-                removed
-            }
+            Series::Inline(slot) => slot.take_if(|e| e.hash() == hash && eq(e)),
             Series::Table(t) => t
                 .find_entry(hash, |e| e.hash() == hash && eq(e))
                 .ok()
@@ -84,64 +75,44 @@ impl Series {
 
     /// Adds `e`, whose key the caller found absent; returns it in place.
     pub(super) fn insert(&mut self, e: Entry) -> &mut Entry {
-        if let Series::Inline(slots) = self
-            && slots.iter().all(Option::is_some)
+        if let Series::Inline(slot) = self
+            && let Some(held) = slot.take()
         {
-            // Room for the inline ones, this one and a few more before the
-            // first growth.
-            let mut table = HashTable::with_capacity(2 * INLINE + 2);
-            for held in slots.iter_mut().filter_map(Option::take) {
-                table.insert_unique(held.hash(), held, Entry::hash);
-            }
+            // Room for the two and a few more before the first growth.
+            let mut table = HashTable::with_capacity(6);
+            table.insert_unique(held.hash(), held, Entry::hash);
             *self = Series::Table(table);
         }
         match self {
-            Series::Inline(slots) => {
-                let free = slots.iter().position(Option::is_none).expect("a free slot");
-                slots[free].insert(e)
-            }
+            Series::Inline(slot) => slot.insert(e),
             Series::Table(t) => t.insert_unique(e.hash(), e, Entry::hash).into_mut(),
         }
     }
 
     /// Every entry, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
-        let (slots, table) = match self {
-            Series::Inline(slots) => (Some(slots.iter().flatten()), None),
+        let (slot, table) = match self {
+            Series::Inline(slot) => (slot.as_ref(), None),
             Series::Table(t) => (None, Some(t.iter())),
         };
-        slots
-            .into_iter()
-            .flatten()
-            .chain(table.into_iter().flatten())
+        slot.into_iter().chain(table.into_iter().flatten())
     }
 
     /// Every entry, mutably.
     #[cfg(test)]
     pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
-        let (slots, table) = match self {
-            Series::Inline(slots) => (Some(slots.iter_mut().flatten()), None),
+        let (slot, table) = match self {
+            Series::Inline(slot) => (slot.as_mut(), None),
             Series::Table(t) => (None, Some(t.iter_mut())),
         };
-        slots
-            .into_iter()
-            .flatten()
-            .chain(table.into_iter().flatten())
+        slot.into_iter().chain(table.into_iter().flatten())
     }
 
     /// Keeps the entries for which `keep` holds.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&mut Entry) -> bool) {
         match self {
-            Series::Inline(slots) => {
-                for slot in slots.iter_mut() {
-                    if slot.as_mut().is_some_and(|e| !keep(e)) {
-                        *slot = None;
-                    }
-                }
-                // Keep the filled slots first.
-                if slots[0].is_none() {
-                    slots.swap(0, 1);
-                }
+            Series::Inline(slot) => {
+                slot.take_if(|e| !keep(e));
             }
             Series::Table(t) => t.retain(keep),
         }
@@ -157,15 +128,13 @@ impl Series {
     }
 
     /// Where the entry of hash `hash` probably is, found from the hashes
-    /// alone: an inline position or a table bucket. A later
+    /// alone: 0 for the inline entry, or a table bucket. A later
     /// [`Series::at_mut`] of it gives an entry whose key the caller must
     /// still compare (an insert since may have moved things).
     #[inline]
     pub(super) fn hint(&self, hash: u64) -> Option<usize> {
         match self {
-            Series::Inline(slots) => slots
-                .iter()
-                .position(|s| s.as_ref().is_some_and(|e| e.hash() == hash)),
+            Series::Inline(slot) => slot.as_ref().filter(|e| e.hash() == hash).map(|_| 0),
             Series::Table(t) => t.find_bucket_index(hash, |e| e.hash() == hash),
         }
     }
@@ -174,7 +143,7 @@ impl Series {
     #[inline]
     pub(super) fn at(&self, hint: usize) -> Option<&Entry> {
         match self {
-            Series::Inline(slots) => slots.get(hint)?.as_ref(),
+            Series::Inline(slot) => slot.as_ref().filter(|_| hint == 0),
             Series::Table(t) => t.get_bucket(hint),
         }
     }
@@ -183,7 +152,7 @@ impl Series {
     #[inline]
     pub(super) fn at_mut(&mut self, hint: usize) -> Option<&mut Entry> {
         match self {
-            Series::Inline(slots) => slots.get_mut(hint)?.as_mut(),
+            Series::Inline(slot) => slot.as_mut().filter(|_| hint == 0),
             Series::Table(t) => t.get_bucket_mut(hint),
         }
     }
@@ -245,14 +214,17 @@ mod tests {
     }
 
     #[test]
-    fn two_entries_stay_inline_and_a_third_makes_a_table() {
+    fn one_entry_stays_inline_and_a_second_makes_a_table() {
         let mut s = Series::default();
         s.insert(entry("a", 1));
+        assert!(s.table().is_none());
+        assert_eq!(s.hint(1), Some(0));
+        assert_eq!(s.at(0).map(Entry::key), Some(&b"a"[..]));
+        assert!(s.at(1).is_none() && s.hint(2).is_none());
+        s.remove(1, |e| e.key() == b"a");
+        assert_eq!(s.len(), 0);
         s.insert(entry("b", 2));
         assert!(s.table().is_none());
-        s.remove(1, |e| e.key() == b"a");
-        // The filled slot moved first: the next insert fills the second.
-        assert_eq!(s.hint(2), Some(0));
         s.insert(entry("c", 3));
         s.insert(entry("d", 4));
         assert_eq!(s.table().map(HashTable::len), Some(3));
@@ -264,14 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn retain_keeps_the_filled_inline_slot_first() {
-        let mut s = Series::default();
-        s.insert(entry("a", 1));
-        s.insert(entry("b", 2));
-        s.retain(|e| e.key() == b"b");
-        assert_eq!(s.hint(2), Some(0));
-        s.insert(entry("c", 3));
-        assert!(s.table().is_none());
-        assert_eq!(keys(&s), ["b", "c"]);
+    fn a_shard_is_no_larger_than_its_table() {
+        assert_eq!(size_of::<Series>(), size_of::<HashTable<Entry>>());
     }
 }
