@@ -474,10 +474,15 @@ impl Store {
             }
         }
         // What the page's families would be after the push: its own, and
-        // every other one held except those it replaces.
+        // every other one held except those it replaces. (The push's own by
+        // name: a push of a thousand families asks about each several times.)
+        let pushed: HashMap<&str, MetricType, RandomState> = families
+            .iter()
+            .map(|f| (f.name.as_str(), f.metric_type))
+            .collect();
         let present = |name: &str| -> Option<MetricType> {
-            if let Some(f) = families.iter().find(|f| f.name == name) {
-                return Some(f.metric_type);
+            if let Some(&t) = pushed.get(name) {
+                return Some(t);
             }
             let mine = own
                 .filter(|_| replaced.contains(name))
