@@ -78,8 +78,9 @@ impl Series {
         if let Series::Inline(slot) = self
             && let Some(held) = slot.take()
         {
-            // Room for the two and a few more before the first growth.
-            let mut table = HashTable::with_capacity(6);
+            // The smallest table (four buckets, room for three): most
+            // shards of a small name never hold a third.
+            let mut table = HashTable::with_capacity(3);
             table.insert_unique(held.hash(), held, Entry::hash);
             *self = Series::Table(table);
         }
