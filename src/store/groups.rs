@@ -1324,4 +1324,106 @@ mod tests {
         assert_eq!(s.live_series(), 1);
         assert!(s.get("rw").is_some());
     }
+
+    /// The registry's invariant: every key a family holds is owned by that
+    /// family's list and by nothing else, no other key is owned, and every
+    /// owned key is a live series of the store (which holds nothing else
+    /// here).
+    fn check_ownership(s: &Store) -> Result<(), String> {
+        let reg = s.groups.lock();
+        let mut held = 0;
+        for (gid, g) in &reg.groups {
+            for (name, f) in &g.families {
+                for key in f.keys.iter() {
+                    held += 1;
+                    let Some(owner) = reg.owners.get(key) else {
+                        return Err(format!("{key} of {gid}/{name} has no owner"));
+                    };
+                    if !std::ptr::eq(owner, &*f.keys) {
+                        return Err(format!(
+                            "{key} of {gid}/{name} is owned by {}/{}",
+                            owner.group, owner.family
+                        ));
+                    }
+                    if s.get(key).is_none() {
+                        return Err(format!("{key} of {gid}/{name} is not in the store"));
+                    }
+                }
+            }
+        }
+        if reg.owners.len() != held {
+            return Err(format!("{} owned keys, {held} held", reg.owners.len()));
+        }
+        if s.live_series() != held {
+            return Err(format!("{} live series, {held} held", s.live_series()));
+        }
+        Ok(())
+    }
+
+    /// The families a push may carry: several bodies of `m` whose series
+    /// meet another group's (`instance="x"` is `{job="a",instance="x"}`'s
+    /// grouping label), and a histogram `h` whose bucket series a gauge
+    /// family `h_bucket` can take over.
+    fn pool(variant: usize) -> ParsedFamily<'static> {
+        let g = MetricType::Gauge;
+        match variant {
+            0 => family(
+                "m",
+                g,
+                &[("m", &[("i", "0")], 1.0), ("m", &[("i", "1")], 2.0)],
+            ),
+            1 => family("m", g, &[("m", &[("i", "1"), ("instance", "x")], 3.0)]),
+            2 => family("m", g, &[("m", &[("i", "1")], 4.0)]),
+            3 => family("n", MetricType::Counter, &[("n", &[], 5.0)]),
+            4 => family(
+                "h",
+                MetricType::Histogram,
+                &[
+                    ("h_bucket", &[("le", "1")], 1.0),
+                    ("h_bucket", &[("le", "+Inf")], 2.0),
+                    ("h_sum", &[], 3.0),
+                    ("h_count", &[], 2.0),
+                ],
+            ),
+            _ => family("h_bucket", g, &[("h_bucket", &[("le", "1")], 6.0)]),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Any sequence of PUT, POST and DELETE over groups whose series can
+        /// meet (one job with and without an instance, another job), with
+        /// families replacing each other and keys moving between families,
+        /// keeps every key owned by exactly the family holding it.
+        #[test]
+        fn ownership_follows_every_push_and_delete(
+            ops in proptest::collection::vec(
+                (0usize..3, 0usize..3, proptest::collection::vec(0usize..6, 0..3)),
+                1..24,
+            )
+        ) {
+            let s = Store::new(StoreLimits { max_series: 1000, max_metadata: 100 });
+            let groups = [group("a", &[]), group("a", &[("instance", "x")]), group("b", &[])];
+            for (at, (g, op, variants)) in ops.into_iter().enumerate() {
+                let g = &groups[g];
+                if op == 2 {
+                    s.delete_group(g);
+                } else {
+                    let mut families: Vec<ParsedFamily<'_>> = Vec::new();
+                    for v in variants {
+                        let f = pool(v);
+                        if families.iter().all(|held| held.name != f.name) {
+                            families.push(f);
+                        }
+                    }
+                    // A body the push's own check refuses never reaches the store.
+                    if let Ok(batch) = push::lower(&families, g, &rules(), 0) {
+                        let _ = s.push(g, batch, op == 0, UNIX_EPOCH + Duration::from_secs(at as u64));
+                    }
+                }
+                let checked = check_ownership(&s);
+                proptest::prop_assert!(checked.is_ok(), "after op {}: {:?}", at, checked);
+            }
+        }
+    }
 }
