@@ -8,9 +8,22 @@ use promgate::config::{Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    tune_allocator();
+fn main() -> ExitCode {
+    // Before the runtime starts its threads.
+    let allocator = tune_allocator();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(allocator)),
+        Err(e) => {
+            eprintln!("promgate: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(allocator: Allocator) -> ExitCode {
     let config = Config::parse();
     if let Err(e) = config.check() {
         use clap::CommandFactory;
@@ -34,6 +47,20 @@ async fn main() -> ExitCode {
         eprintln!("promgate: invalid --log.level {:?}: {e}", config.log_level);
         return ExitCode::from(2);
     }
+    match allocator {
+        Allocator::Tuned => tracing::debug!(
+            mmap_threshold = MMAP_THRESHOLD,
+            trim_threshold = TRIM_THRESHOLD,
+            "glibc malloc thresholds set"
+        ),
+        Allocator::Operators => {
+            tracing::info!("glibc malloc settings from the environment, left as they are")
+        }
+        Allocator::Refused => {
+            tracing::warn!("glibc refused the malloc thresholds; running with its defaults")
+        }
+        Allocator::Other => {}
+    }
     match promgate::server::run(&config).await {
         Ok(()) => {
             tracing::info!("promgate stopped");
@@ -52,29 +79,59 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Sets glibc malloc's thresholds to where its own dynamic rule ends up
-/// after the first large buffer is freed (`mallopt(3)`): buffers up to
-/// 32 MiB (a push's body, a decoded request, their batches) come from the
-/// heap and are reused by the next request, and up to 64 MiB free at a
-/// heap's top stays mapped. Left dynamic, the first requests each map
-/// fresh buffers and fault every page in again (a 100k-series push: 5,700
-/// page faults, 44 ms instead of 31 ms on its second run). A
-/// `GLIBC_TUNABLES` naming `glibc.malloc` settings is the operator's
-/// choice, and is left alone.
-fn tune_allocator() {
+/// What [`tune_allocator`] did.
+enum Allocator {
+    /// The thresholds below are set.
+    Tuned,
+    /// The environment sets glibc malloc parameters: left to them.
+    Operators,
+    /// `mallopt` refused a value.
+    Refused,
+    /// Not glibc: nothing to set.
+    #[cfg_attr(all(target_os = "linux", target_env = "gnu"), allow(dead_code))]
+    Other,
+}
+
+/// Buffers up to this size come from the heap (bytes).
+const MMAP_THRESHOLD: i32 = 32 << 20;
+/// Free memory up to this size stays at a heap's top (bytes).
+const TRIM_THRESHOLD: i32 = 64 << 20;
+
+/// Sets glibc malloc's thresholds (`mallopt(3)`) to the highest values its
+/// own dynamic rule reaches (32 MiB, glibc's `DEFAULT_MMAP_THRESHOLD_MAX`,
+/// and twice that to trim), from the start: buffers up to 32 MiB (a push's
+/// body, a decoded request, their batches) come from the heap and are
+/// reused by the next request, and up to 64 MiB free at a heap's top stays
+/// mapped. Left dynamic, each request larger than any freed before maps
+/// fresh buffers and faults every page in again (a second 100k-series push:
+/// 5,700 page faults, 44 ms instead of 31 ms). An environment that sets
+/// glibc malloc parameters (`GLIBC_TUNABLES` naming `glibc.malloc`, or the
+/// older `MALLOC_*` variables) is the operator's choice, left alone.
+fn tune_allocator() -> Allocator {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let chosen = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."));
-        if !chosen {
-            // SAFETY: mallopt only sets allocator parameters; it takes
-            // glibc's own locks and is called before any thread of ours
-            // allocates in parallel.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
-            }
+        let operators = std::env::vars_os().any(|(name, value)| {
+            let name = name.to_string_lossy();
+            (name == "GLIBC_TUNABLES" && value.to_string_lossy().contains("glibc.malloc."))
+                || name.starts_with("MALLOC_")
+        });
+        if operators {
+            return Allocator::Operators;
+        }
+        // SAFETY: mallopt only sets allocator parameters, under glibc's own
+        // lock; it runs before the runtime starts any thread.
+        let set = unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        };
+        if set {
+            Allocator::Tuned
+        } else {
+            Allocator::Refused
         }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    Allocator::Other
 }
 
 fn init_logging(config: &Config) -> Result<(), tracing_subscriber::filter::ParseError> {

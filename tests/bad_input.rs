@@ -1935,7 +1935,7 @@ async fn push_beyond_the_series_cap() {
         push("PUT", "/metrics/job/batch", &[], b"a 1\nb 2\nc 3\n"),
         Expect {
             status: 400,
-            says: "pushed metrics are inconsistent with existing metrics: the push would add 3 series to",
+            says: "pushed metrics are inconsistent with existing metrics: the push would add 5 series (2 of them the new group's push times) to",
             counts: vec![(requests("push_series_limit"), 1.0)],
             page,
         },

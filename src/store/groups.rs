@@ -526,7 +526,11 @@ impl Store {
                 }
             }
         }
-        let mut new = 0usize;
+        // A new group's own two series (`push_time_seconds`,
+        // `push_failure_time_seconds`) are new series too: counted, or a
+        // push that fits only without them would be answered 200 and one of
+        // them left out.
+        let mut new = if own.is_some() { 0 } else { 2 };
         // An unchanged family's keys are its own already.
         let changed = families
             .iter()
@@ -551,7 +555,12 @@ impl Store {
             return Err(PushConflict::SeriesLimit(Rejection {
                 reason: crate::model::RejectReason::SeriesLimit,
                 detail: format!(
-                    "the push would add {new} series to {} live, more than the limit of {max}",
+                    "the push would add {new} series{} to {} live, more than the limit of {max}",
+                    if own.is_some() {
+                        ""
+                    } else {
+                        " (2 of them the new group's push times)"
+                    },
                     self.live_series()
                 ),
             }));
@@ -1198,6 +1207,37 @@ mod tests {
         let err = push(&s, &g, &[family("m", MetricType::Gauge, &samples)], true, 1).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
         assert_eq!(s.get(r#"m{i="0",instance="",job="a"}"#), None);
+    }
+
+    #[test]
+    fn a_new_groups_own_series_count_against_the_series_limit() {
+        let s = Store::new(StoreLimits {
+            max_series: 10,
+            max_metadata: 100,
+        });
+        let gauge = |name: &str, n: usize| {
+            let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            let labels: Vec<[(&str, &str); 1]> =
+                values.iter().map(|i| [("i", i.as_str())]).collect();
+            let samples: Vec<S<'_>> = labels.iter().map(|l| (name, &l[..], 1.0)).collect();
+            family(name, MetricType::Gauge, &samples)
+        };
+        // 4 series and the group's own 2: 6 of 10.
+        push(&s, &group("a", &[]), &[gauge("x", 4)], true, 1).unwrap();
+        // 3 more and their group's own 2 would be 11.
+        let err = push(&s, &group("b", &[]), &[gauge("y", 3)], true, 2).unwrap_err();
+        assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
+        assert_eq!(s.get(r#"y{i="0",instance="",job="b"}"#), None);
+        // The refusal made group b, with its failure time: 8 of 10.
+        assert_eq!(s.live_series(), 8);
+        // Group b exists: 2 more series fit.
+        push(&s, &group("b", &[]), &[gauge("y", 2)], true, 3).unwrap();
+        assert_eq!(s.live_series(), 10);
+        // A new group with no series still needs room for its own 2.
+        let err = push(&s, &group("c", &[]), &[], true, 4).unwrap_err();
+        assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
+        assert_eq!(s.get(r#"push_time_seconds{instance="",job="c"}"#), None);
+        assert_eq!(s.live_series(), 10);
     }
 
     #[test]

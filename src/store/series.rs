@@ -2,7 +2,7 @@
 //! table.
 //!
 //! Most metric names have few series (a pushed family of 100 series over
-//! 64 shards puts none, one or two in each), and a hash table allocates on
+//! 64 shards puts a few at most in each), and a hash table allocates on
 //! its first insert: a 100k-series push into 1,692 names made 59k tables
 //! of one or two entries, 128 bytes and an allocation each. A shard's
 //! first entry lives inline, in the bytes the empty table would take; the
