@@ -1,4 +1,5 @@
-//! The promgate binary: parse flags, set up logging, hand over to
+//! The promgate binary: set glibc malloc's thresholds, start the runtime,
+//! parse flags, set up logging, hand over to
 //! [`promgate::server::run`].
 
 use std::process::ExitCode;
