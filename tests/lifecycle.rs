@@ -190,6 +190,80 @@ fn environment_variables_and_json_logs() {
     assert_eq!(p.child.wait().unwrap().code(), Some(0));
 }
 
+/// The log lines of a promgate started with exactly `env` (and a free
+/// port, JSON logs at debug), up to and including "promgate listening";
+/// the process is stopped.
+fn start_up_log(env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let child = Command::new(env!("CARGO_BIN_EXE_promgate"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.format",
+            "json",
+        ])
+        .args(["--log.level", "debug"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut p = Proc {
+        child,
+        name: "promgate".into(),
+    };
+    let stderr = p.child.stderr.take().unwrap();
+    let mut log = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let listening = entry["fields"]["message"] == "promgate listening";
+        log.push(entry);
+        if listening {
+            break;
+        }
+    }
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    log
+}
+
+/// glibc malloc's thresholds are set at start-up, and left to the operator
+/// when the environment sets glibc malloc parameters (the README's
+/// troubleshooting entry on RSS).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn malloc_thresholds_are_set_unless_the_environment_sets_them() {
+    let said = |log: &[serde_json::Value], message: &str| {
+        log.iter()
+            .find(|e| e["fields"]["message"] == message)
+            .map(|e| e["fields"].clone())
+    };
+    let tuned = "glibc malloc thresholds set";
+    let left = "glibc malloc settings from the environment, left as they are";
+
+    let log = start_up_log(&[]);
+    let fields = said(&log, tuned).unwrap_or_else(|| panic!("{log:?}"));
+    assert_eq!(fields["mmap_threshold"], 32 << 20, "{fields}");
+    assert_eq!(fields["trim_threshold"], 64 << 20, "{fields}");
+    assert!(said(&log, left).is_none(), "{log:?}");
+
+    for env in [
+        ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=4194304"),
+        ("MALLOC_TRIM_THRESHOLD_", "4194304"),
+        ("MALLOC_ARENA_MAX", "2"),
+    ] {
+        let log = start_up_log(&[env]);
+        assert!(said(&log, left).is_some(), "{env:?}: {log:?}");
+        assert!(said(&log, tuned).is_none(), "{env:?}: {log:?}");
+    }
+    // Tunables of something else than malloc are not a malloc choice.
+    let log = start_up_log(&[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")]);
+    assert!(said(&log, tuned).is_some(), "{log:?}");
+}
+
 /// Metadata arrives in requests of its own, once a minute by default in
 /// Prometheus; with a TTL shorter than that, HELP and TYPE must stay while
 /// the family's series are updated, and go once they expire.
