@@ -248,6 +248,7 @@ fn malloc_thresholds_are_set_unless_the_environment_sets_them() {
     let fields = said(&log, tuned).unwrap_or_else(|| panic!("{log:?}"));
     assert_eq!(fields["mmap_threshold"], 32 << 20, "{fields}");
     assert_eq!(fields["trim_threshold"], 64 << 20, "{fields}");
+    assert_eq!(fields["top_pad"], 64 << 20, "{fields}");
     assert!(said(&log, left).is_none(), "{log:?}");
 
     for env in [
@@ -262,6 +263,62 @@ fn malloc_thresholds_are_set_unless_the_environment_sets_them() {
     // Tunables of something else than malloc are not a malloc choice.
     let log = start_up_log(&[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")]);
     assert!(said(&log, tuned).is_some(), "{log:?}");
+}
+
+/// The arena heaps of promgate's threads are writable whole from their
+/// creation (the top pad), not grown an `mprotect` per page as they fill:
+/// after a push of 20k series, no heap in `/proc/<pid>/maps` has its
+/// writable start followed by the unwritable rest of its 64 MiB
+/// reservation, as one does when the environment leaves glibc's pad at
+/// its default.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+#[test]
+fn thread_heaps_are_writable_whole_from_their_creation() {
+    const HEAP: u64 = 64 << 20;
+    // Each heap glibc gave a thread that it has only partly made writable.
+    let partly_writable = |env: &[(&str, &str)]| -> Vec<String> {
+        let (p, addr) = spawn_promgate_env(&[], env);
+        let body: String = (0..20_000)
+            .map(|i| format!("heap_test{{series=\"{i}\"}} {i}\n"))
+            .collect();
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "PUT /metrics/job/heaps HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", p.child.id())).unwrap();
+        // (start, end, permissions) of the anonymous mappings.
+        let anonymous: Vec<(u64, u64, String)> = maps
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (start, end) = f[0].split_once('-')?;
+                let start = u64::from_str_radix(start, 16).ok()?;
+                let end = u64::from_str_radix(end, 16).ok()?;
+                (f.len() == 5).then(|| (start, end, f[1].to_string()))
+            })
+            .collect();
+        anonymous
+            .windows(2)
+            .filter(|w| {
+                let ((start, end, perms), (next_start, next_end, next_perms)) = (&w[0], &w[1]);
+                start % HEAP == 0
+                    && perms == "rw-p"
+                    && next_start == end
+                    && next_perms == "---p"
+                    && *next_end == start + HEAP
+            })
+            .map(|w| format!("{:x}-{:x}", w[0].0, w[0].1))
+            .collect()
+    };
+    assert_eq!(partly_writable(&[]), Vec::<String>::new());
+    // The check finds them where glibc grows heaps a page at a time.
+    assert!(!partly_writable(&[("MALLOC_TOP_PAD_", "131072")]).is_empty());
 }
 
 /// Metadata arrives in requests of its own, once a minute by default in

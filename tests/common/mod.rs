@@ -205,13 +205,33 @@ pub fn free_port() -> u16 {
 /// Starts the real promgate binary on 127.0.0.1 with a port chosen by the
 /// kernel, and returns it with the address it logged.
 pub fn spawn_promgate(extra: &[&str]) -> (Proc, SocketAddr) {
-    spawn_logging_server(env!("CARGO_BIN_EXE_promgate"), extra, "promgate listening")
+    spawn_logging_server(
+        env!("CARGO_BIN_EXE_promgate"),
+        extra,
+        &[],
+        "promgate listening",
+    )
+}
+
+/// [`spawn_promgate`] with environment variables `env` added to the test's.
+pub fn spawn_promgate_env(extra: &[&str], env: &[(&str, &str)]) -> (Proc, SocketAddr) {
+    spawn_logging_server(
+        env!("CARGO_BIN_EXE_promgate"),
+        extra,
+        env,
+        "promgate listening",
+    )
 }
 
 /// Starts the real mock-exporter binary on 127.0.0.1 with a kernel-chosen port.
 pub fn spawn_mock_exporter(extra: &[&str]) -> (Proc, SocketAddr) {
     let program = mock_exporter_bin();
-    spawn_logging_server(program.to_str().unwrap(), extra, "mock-exporter listening")
+    spawn_logging_server(
+        program.to_str().unwrap(),
+        extra,
+        &[],
+        "mock-exporter listening",
+    )
 }
 
 /// The mock-exporter binary, built beside promgate's in the same target
@@ -257,8 +277,14 @@ pub fn mock_exporter_bin() -> PathBuf {
 
 /// Starts one of our binaries on `127.0.0.1:0` and reads the address it
 /// bound from its `marker` log line.
-fn spawn_logging_server(program: &str, extra: &[&str], marker: &'static str) -> (Proc, SocketAddr) {
+fn spawn_logging_server(
+    program: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    marker: &'static str,
+) -> (Proc, SocketAddr) {
     let mut child = Command::new(program)
+        .envs(env.iter().copied())
         .args(["--web.listen-address", "127.0.0.1:0"])
         .args(extra)
         .stdout(Stdio::null())
