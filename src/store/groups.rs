@@ -369,6 +369,10 @@ impl Store {
                 },
             );
         }
+        // Room for every key at once: growing family by family would
+        // rehash the table as many times as it doubles.
+        reg.owners
+            .reserve(owned.iter().map(|keys| keys.len()).sum());
         for keys in &owned {
             reg.owners.own_all(keys);
         }
