@@ -567,12 +567,19 @@ impl Store {
             hints.clear();
             for (_, members, shard) in &tables {
                 let series = &shard.series;
-                for &(_, hash) in &plan.members[members.clone()] {
+                for &(i, hash) in &plan.members[members.clone()] {
                     let hint = series.hint(hash);
                     if let Some(e) = hint.and_then(|at| series.at(at)) {
                         prefetch(e.block());
                     }
                     hints.push(hint.map_or(u32::MAX, |b| b as u32));
+                    // The update and its key too: planned long before, in a
+                    // batch larger than the cache (a 100k-series push is
+                    // 10 MB), and read here in group order, not in order.
+                    let key = batch.series[i as usize].key;
+                    let at = batch.keys.as_ptr() as usize + key.start as usize;
+                    prefetch_address(at);
+                    prefetch_address(at + key.len as usize);
                 }
             }
             // Last, apply, the blocks now on their way into the cache. A
