@@ -400,6 +400,17 @@ impl Store {
     /// [`Store::apply`] as if at store-clock second `now`: what a loaded
     /// snapshot uses to give each entry the age it had.
     pub(super) fn apply_at(&self, batch: &WriteBatch, now: u32) -> ApplyOutcome {
+        self.apply_hashed_at(batch, now, None)
+    }
+
+    /// [`Store::apply_at`] given the store's hash of every series' key
+    /// (`hashes[i]` for `batch.series[i]`), when the caller has them.
+    pub(super) fn apply_hashed_at(
+        &self,
+        batch: &WriteBatch,
+        now: u32,
+        hashes: Option<&[u64]>,
+    ) -> ApplyOutcome {
         // Every histogram of the batch is written unless its series is
         // refused (`ApplyOutcome::record` takes those off): no per-update
         // cost for the batches without any.
@@ -407,7 +418,7 @@ impl Store {
             histograms: batch.histograms.iter().map(|h| u64::from(h.written)).sum(),
             ..ApplyOutcome::default()
         };
-        self.apply_series(batch, now, &mut out);
+        self.apply_series(batch, now, hashes, &mut out);
         for (name, md) in &batch.metadata {
             self.apply_metadata(name, md, now, &mut out);
         }
@@ -454,7 +465,13 @@ impl Store {
     /// overlaps their cache misses instead of waiting for each in turn. A
     /// name whose Metric the sweeper retired meanwhile is looked up again
     /// and the updates not yet applied are planned anew.
-    fn apply_series(&self, batch: &WriteBatch, now: u32, out: &mut ApplyOutcome) {
+    fn apply_series(
+        &self,
+        batch: &WriteBatch,
+        now: u32,
+        hashes: Option<&[u64]>,
+        out: &mut ApplyOutcome,
+    ) {
         let series = &batch.series;
         let mut plan = Plan::with_capacity(series.len());
         let mut names = Names::new();
@@ -462,7 +479,17 @@ impl Store {
             let n = names.index_of(batch.name(u));
             names.list[n].creates |= !is_stale_marker(u.latest.value);
             plan.names.push(n as u32);
-            plan.hashes.push(self.hasher.hash(batch.key(u).as_bytes()));
+        }
+        match hashes {
+            Some(hashes) => {
+                debug_assert_eq!(hashes.len(), series.len(), "a hash per series");
+                plan.hashes.extend_from_slice(hashes);
+            }
+            None => plan.hashes.extend(
+                series
+                    .iter()
+                    .map(|u| self.hasher.hash(batch.key(u).as_bytes())),
+            ),
         }
         let mut resolve: Vec<usize> = (0..names.list.len()).collect();
         loop {

@@ -16,6 +16,7 @@
 //! group's failure (`push_failure_time_seconds`), as the Pushgateway does.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use foldhash::fast::RandomState;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -288,8 +289,22 @@ impl Store {
                     })
             })
             .collect();
-        if let Err(conflict) = self.check_push(&reg, &gid, &replaced, &batch, &families, &unchanged)
-        {
+        // Each key hashed once, as the store's tables hash it: for the
+        // check's ownership questions, the store and the new ownership.
+        let hashes: Vec<u64> = batch
+            .series
+            .iter()
+            .map(|u| self.hasher.hash(batch.key(u).as_bytes()))
+            .collect();
+        // An unchanged family's keys are its own already: only the others'
+        // ownership is checked.
+        let changed_keys = families
+            .iter()
+            .zip(&unchanged)
+            .filter(|&(_, &same)| !same)
+            .flat_map(|(f, _)| f.series.clone())
+            .map(|i| (batch.key(&batch.series[i]), hashes[i]));
+        if let Err(conflict) = self.check_push(&reg, &gid, &replaced, &families, changed_keys) {
             self.fail(&mut reg, grouping, now);
             return Err(conflict);
         }
@@ -302,7 +317,7 @@ impl Store {
         for u in &mut batch.series {
             u.latest.timestamp_ms = stamp;
         }
-        let applied = self.apply(&batch);
+        let applied = self.apply_hashed_at(&batch, self.now(), Some(&hashes));
 
         // The new ownership; then what the push replaced and did not
         // write again leaves the store. Unchanged families keep theirs.
@@ -342,7 +357,7 @@ impl Store {
         let g = reg.group_mut(grouping, touched);
         g.push_time = pushed_at;
         g.touched = touched;
-        let mut owned = Vec::new();
+        let mut owned: Vec<(Arc<FamilyKeys>, Range<usize>)> = Vec::new();
         let mut type_uses = Vec::new();
         for (
             PushedFamily {
@@ -358,7 +373,7 @@ impl Store {
             }
             let name: Arc<str> = name.as_str().into();
             let keys = Arc::new(FamilyKeys::from_batch(&gid, &name, &batch, series.clone()));
-            owned.push(Arc::clone(&keys));
+            owned.push((Arc::clone(&keys), series.clone()));
             type_uses.push((Arc::clone(&name), *metric_type));
             g.families.insert(
                 name,
@@ -372,13 +387,14 @@ impl Store {
         // Room for every key at once: growing family by family would
         // rehash the table as many times as it doubles.
         reg.owners
-            .reserve(owned.iter().map(|keys| keys.len()).sum());
-        for keys in &owned {
-            reg.owners.own_all(keys);
+            .reserve(owned.iter().map(|(keys, _)| keys.len()).sum());
+        for (keys, series) in &owned {
+            reg.owners.own_all(keys, &hashes[series.clone()]);
         }
         let mut stale: Vec<&str> = Vec::new();
         for keys in &removed {
-            reg.owners.release_all(keys, |k| stale.push(k));
+            reg.owners
+                .release_all(keys, |k| self.hasher.hash(k.as_bytes()), |k| stale.push(k));
         }
         let replaced_series = self.remove_pushed(stale.into_iter());
         for (name, t) in type_uses {
@@ -437,15 +453,16 @@ impl Store {
         }
     }
 
-    /// The push's conflicts with other groups and with the store's limit.
-    fn check_push(
+    /// The push's conflicts with other groups and with the store's limit;
+    /// `changed_keys` are the keys (and store hashes) of the families not
+    /// pushed again unchanged, whose ownership is in question.
+    fn check_push<'k>(
         &self,
         reg: &Registry,
         gid: &Arc<str>,
         replaced: &HashSet<Arc<str>, RandomState>,
-        batch: &crate::model::WriteBatch,
         families: &[PushedFamily],
-        unchanged: &[bool],
+        changed_keys: impl Iterator<Item = (&'k str, u64)>,
     ) -> Result<(), PushConflict> {
         let own = reg.groups.get(gid);
         for f in families {
@@ -535,15 +552,8 @@ impl Store {
         // push that fits only without them would be answered 200 and one of
         // them left out.
         let mut new = if own.is_some() { 0 } else { 2 };
-        // An unchanged family's keys are its own already.
-        let changed = families
-            .iter()
-            .zip(unchanged)
-            .filter(|&(_, &same)| !same)
-            .flat_map(|(f, _)| &batch.series[f.series.clone()]);
-        for u in changed {
-            let key = batch.key(u);
-            match reg.owners.get(key) {
+        for (key, hash) in changed_keys {
+            match reg.owners.get(key, hash) {
                 None => new += 1,
                 Some(o) if o.group == *gid && replaced.contains(&o.family) => {}
                 Some(o) => {
@@ -621,7 +631,8 @@ impl Store {
                 let key = batch.key(batch.series.last().expect("just pushed"));
                 let family: Arc<str> = name.into();
                 let keys = Arc::new(FamilyKeys::one(gid, &family, key));
-                reg.owners.own_all(&keys);
+                reg.owners
+                    .own_all(&keys, &[self.hasher.hash(key.as_bytes())]);
                 g.families.insert(
                     Arc::clone(&family),
                     GroupFamily {
@@ -689,7 +700,8 @@ impl Store {
         }
         let mut keys = Vec::new();
         for list in &lists {
-            reg.owners.release_all(list, |k| keys.push(k));
+            reg.owners
+                .release_all(list, |k| self.hasher.hash(k.as_bytes()), |k| keys.push(k));
         }
         self.remove_pushed(keys.into_iter());
         self.release_metadata(reg, &released);
@@ -761,22 +773,27 @@ impl Store {
         if reg.groups.contains_key(&gid) {
             return Err(format!("group {gid} appears twice"));
         }
+        let hashes: Vec<u64> = batch
+            .series
+            .iter()
+            .map(|u| self.hasher.hash(batch.key(u).as_bytes()))
+            .collect();
         let mut keys = HashSet::with_capacity(batch.series.len());
-        for u in &batch.series {
+        for (u, &hash) in batch.series.iter().zip(&hashes) {
             let key = batch.key(u);
             if !u.key.traits.pushed() {
                 return Err(format!(
                     "series {key} of group {gid} is not marked as pushed"
                 ));
             }
-            if reg.owners.get(key).is_some() || !keys.insert(key) {
+            if reg.owners.get(key, hash).is_some() || !keys.insert(key) {
                 return Err(format!("series {key} belongs to two groups or families"));
             }
         }
         if self.live_series().saturating_add(batch.series.len()) > self.limits.max_series {
             return Ok(false);
         }
-        let applied = self.apply_at(&batch, touched);
+        let applied = self.apply_hashed_at(&batch, touched, Some(&hashes));
         if applied.created != batch.series.len() as u64 {
             // Groups are restored first, each key checked above: a series
             // that was not created is a stale marker or a duplicate.
@@ -792,8 +809,13 @@ impl Store {
         let reg = &mut *reg;
         for (family, pushed_at) in families {
             let name: Arc<str> = family.name.as_str().into();
-            let keys = Arc::new(FamilyKeys::from_batch(&gid, &name, &batch, family.series));
-            reg.owners.own_all(&keys);
+            let keys = Arc::new(FamilyKeys::from_batch(
+                &gid,
+                &name,
+                &batch,
+                family.series.clone(),
+            ));
+            reg.owners.own_all(&keys, &hashes[family.series]);
             Self::count_type(&mut reg.types, &name, family.metric_type, 1);
             let previous = group.families.insert(
                 Arc::clone(&name),
@@ -1380,7 +1402,7 @@ mod tests {
             for (name, f) in &g.families {
                 for key in f.keys.iter() {
                     held += 1;
-                    let Some(owner) = reg.owners.get(key) else {
+                    let Some(owner) = reg.owners.get(key, s.hasher.hash(key.as_bytes())) else {
                         return Err(format!("{key} of {gid}/{name} has no owner"));
                     };
                     if !std::ptr::eq(owner, &*f.keys) {

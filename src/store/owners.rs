@@ -11,9 +11,7 @@
 
 use std::sync::Arc;
 
-use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use std::hash::BuildHasher;
 
 use crate::model::WriteBatch;
 
@@ -103,19 +101,21 @@ impl Slot {
 
 /// Every pushed series' key → the [`FamilyKeys`] holding it.
 ///
+/// Keyed by the store's own hash of each key (`SeriesHasher`): a push
+/// hashes its keys once, for this table's questions and for the store's
+/// tables alike, where a hasher of its own cost two more hashes a key.
+///
 /// *Invariant:* a key is here exactly when a family of a group holds it,
 /// and its slot points at that family's list (the registry writes a
 /// family's slots when it stores the family and takes them out with it).
 #[derive(Default)]
 pub(super) struct Owners {
     table: HashTable<Slot>,
-    hasher: RandomState,
 }
 
 impl Owners {
-    /// The list holding `key`, if a group owns it.
-    pub(super) fn get(&self, key: &str) -> Option<&FamilyKeys> {
-        let hash = self.hasher.hash_one(key);
+    /// The list holding `key` (of store hash `hash`), if a group owns it.
+    pub(super) fn get(&self, key: &str, hash: u64) -> Option<&FamilyKeys> {
         self.table
             .find(hash, |s| s.hash == hash && s.key() == key)
             .map(|s| &*s.keys)
@@ -126,12 +126,13 @@ impl Owners {
         self.table.reserve(n, |s| s.hash);
     }
 
-    /// Records every key of `keys` as owned by it, taking each over from
-    /// any list that held it (a key moving between families of a group).
-    pub(super) fn own_all(&mut self, keys: &Arc<FamilyKeys>) {
+    /// Records every key of `keys` (of store hashes `hashes`, in order) as
+    /// owned by it, taking each over from any list that held it (a key
+    /// moving between families of a group).
+    pub(super) fn own_all(&mut self, keys: &Arc<FamilyKeys>, hashes: &[u64]) {
+        debug_assert_eq!(keys.len(), hashes.len(), "a hash per key");
         self.reserve(keys.len());
-        for (index, key) in keys.iter().enumerate() {
-            let hash = self.hasher.hash_one(key);
+        for (index, (key, &hash)) in keys.iter().zip(hashes).enumerate() {
             let slot = Slot {
                 hash,
                 keys: Arc::clone(keys),
@@ -150,14 +151,16 @@ impl Owners {
     }
 
     /// Forgets the keys of `keys` that it still owns (not taken over by
-    /// another list since); hands each of them to `released`.
+    /// another list since), each hashed by `hash` (the store's); hands
+    /// each of them to `released`.
     pub(super) fn release_all<'k>(
         &mut self,
         keys: &'k Arc<FamilyKeys>,
+        hash: impl Fn(&str) -> u64,
         mut released: impl FnMut(&'k str),
     ) {
         for key in keys.iter() {
-            let hash = self.hasher.hash_one(key);
+            let hash = hash(key);
             if let Ok(entry) = self
                 .table
                 .find_entry(hash, |s| s.hash == hash && s.key() == key)
@@ -178,7 +181,17 @@ impl Owners {
 
 #[cfg(test)]
 mod tests {
+    use std::hash::BuildHasher;
+
     use super::*;
+
+    fn hash(key: &str) -> u64 {
+        foldhash::fast::FixedState::with_seed(7).hash_one(key)
+    }
+
+    fn hashes(keys: &FamilyKeys) -> Vec<u64> {
+        keys.iter().map(hash).collect()
+    }
 
     fn list(group: &str, family: &str, keys: &[&str]) -> Arc<FamilyKeys> {
         let (group, family): (Arc<str>, Arc<str>) = (group.into(), family.into());
@@ -197,11 +210,12 @@ mod tests {
             ["x{a=\"1\"}", "", "x{a=\"22\"}"]
         );
         let mut owners = Owners::default();
-        owners.own_all(&a);
+        owners.own_all(&a, &hashes(&a));
         assert_eq!(owners.len(), 3);
-        let held = owners.get("x{a=\"22\"}").expect("owned");
+        let key = "x{a=\"22\"}";
+        let held = owners.get(key, hash(key)).expect("owned");
         assert_eq!((&*held.group, &*held.family), ("{job=\"a\"}", "x"));
-        assert!(owners.get("x{a=\"2\"}").is_none());
+        assert!(owners.get("x{a=\"2\"}", hash("x{a=\"2\"}")).is_none());
     }
 
     #[test]
@@ -209,16 +223,16 @@ mod tests {
         let old = list("g", "x", &["k1", "k2"]);
         let new = list("g", "y", &["k2", "k3"]);
         let mut owners = Owners::default();
-        owners.own_all(&old);
-        owners.own_all(&new);
+        owners.own_all(&old, &hashes(&old));
+        owners.own_all(&new, &hashes(&new));
         assert_eq!(owners.len(), 3);
-        assert_eq!(&*owners.get("k2").unwrap().family, "y");
+        assert_eq!(&*owners.get("k2", hash("k2")).unwrap().family, "y");
         let mut released = Vec::new();
-        owners.release_all(&old, |k| released.push(k));
+        owners.release_all(&old, hash, |k| released.push(k));
         assert_eq!(released, ["k1"]);
-        assert!(owners.get("k1").is_none());
-        assert_eq!(&*owners.get("k2").unwrap().family, "y");
-        owners.release_all(&new, |_| {});
+        assert!(owners.get("k1", hash("k1")).is_none());
+        assert_eq!(&*owners.get("k2", hash("k2")).unwrap().family, "y");
+        owners.release_all(&new, hash, |_| {});
         assert_eq!(owners.len(), 0);
     }
 }
