@@ -43,8 +43,26 @@ impl FamilyKeys {
             text: String::with_capacity(bytes),
             ends: Vec::with_capacity(updates.len()),
         };
-        for u in updates {
-            keys.push(batch.key(u));
+        // A push's lowering writes a family's keys one after another, in
+        // order: then they are copied at once.
+        let start = updates.first().map_or(0, |u| u.key.start as usize);
+        let mut end = start;
+        let contiguous = updates.iter().all(|u| {
+            let at = u.key.start as usize == end;
+            end += u.key.len as usize;
+            at
+        });
+        if contiguous && let Some(text) = batch.keys.get(start..end) {
+            keys.text.push_str(text);
+            let mut at = 0u32;
+            keys.ends.extend(updates.iter().map(|u| {
+                at += u.key.len;
+                at
+            }));
+        } else {
+            for u in updates {
+                keys.push(batch.key(u));
+            }
         }
         keys
     }
@@ -200,6 +218,61 @@ mod tests {
             l.push(k);
         }
         Arc::new(l)
+    }
+
+    /// A batch of `keys` whose text is written in `layout` order: a
+    /// family's keys one after another, or not.
+    fn batch(keys: &[&str], layout: &[usize]) -> WriteBatch {
+        use crate::model::{
+            KeySpan, NO_EXEMPLAR, NO_HISTOGRAM, Sample, SeriesTraits, SeriesUpdate,
+        };
+        let mut batch = WriteBatch::default();
+        let mut spans = vec![None; keys.len()];
+        for &i in layout {
+            let start = batch.keys.len() as u32;
+            batch.keys.push_str(keys[i]);
+            batch.keys.push('#');
+            spans[i] = Some(KeySpan {
+                start,
+                len: keys[i].len() as u32,
+                name_len: 1,
+                traits: SeriesTraits::default(),
+            });
+        }
+        for span in spans {
+            batch.series.push(SeriesUpdate {
+                key: span.expect("every key laid out"),
+                latest: Sample {
+                    value: 1.0,
+                    timestamp_ms: 0,
+                },
+                samples: 1,
+                exemplars: 0,
+                exemplar: NO_EXEMPLAR,
+                histogram: NO_HISTOGRAM,
+            });
+        }
+        batch
+    }
+
+    #[test]
+    fn a_familys_keys_are_taken_from_the_batch_whatever_their_layout() {
+        let keys = ["a{x=\"1\"}", "a{x=\"22\"}", "a{x=\"333\"}", "b"];
+        let (group, family): (Arc<str>, Arc<str>) = ("g".into(), "a".into());
+        // Each key followed by a separator: never one run.
+        let scattered = batch(&keys, &[2, 0, 3, 1]);
+        let taken = FamilyKeys::from_batch(&group, &family, &scattered, 0..3);
+        assert_eq!(taken.iter().collect::<Vec<_>>(), &keys[..3]);
+        // One run (the separators cut out): copied at once.
+        let mut run = batch(&keys, &[0, 1, 2, 3]);
+        run.keys = run.keys.replace('#', "");
+        let mut at = 0;
+        for u in &mut run.series {
+            u.key.start = at;
+            at += u.key.len;
+        }
+        let taken = FamilyKeys::from_batch(&group, &family, &run, 1..4);
+        assert_eq!(taken.iter().collect::<Vec<_>>(), &keys[1..]);
     }
 
     #[test]
