@@ -533,8 +533,9 @@ def push_table(binaries, workdir, reps):
         series = sum(b.count(b"\n") - b.count(b"# ") for _, b in bodies)
         runs = {"promgate": [], "pushgateway": []}
         took = {}
-        for _ in range(times):
-            for kind in ("promgate", "pushgateway"):
+        for rep in range(times):
+            # Each server first in every other rep.
+            for kind in ("promgate", "pushgateway")[::1 if rep % 2 == 0 else -1]:
                 server = Server(kind, binaries, workdir)
                 try:
                     runs[kind].append(push_all(server.url, bodies))
@@ -587,6 +588,8 @@ def main():
     ap.add_argument("--parts", default="ingest,exposition,interference,push",
                     help="which parts to run (the target lines need all three)")
     args = ap.parse_args()
+    if args.push_reps < 1:
+        ap.error("--push-reps must be at least 1")
     parts = set(args.parts.split(","))
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "promgate", "--example", "rw_loadgen"],

@@ -222,6 +222,70 @@ async fn refusals_get_their_status_reason_and_count() {
     );
 }
 
+/// A listing of the groups is a page like `/metrics`: it holds a render
+/// slot while it is streamed, so listings are bounded by
+/// `--exposition.max-concurrent-scrapes` and one beyond waits, then gets
+/// `503`; it streams (a client that does not read holds the slot, not a
+/// whole answer in memory); and its text is the same whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_holds_a_render_slot_and_streams() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let (app, _) = app(&[
+        "--exposition.max-concurrent-scrapes",
+        "1",
+        "--exposition.max-queue-duration",
+        "200ms",
+    ]);
+    // Three groups of 3,000 series: a listing of about 1 MB, more than the
+    // render channel and a chunk hold.
+    for g in 0..3 {
+        let body: String = (0..3000)
+            .map(|i| format!("listed{{series=\"{i}\"}} {i}\n"))
+            .collect();
+        let (s, b) = put(&app, &format!("/metrics/job/j{g}"), &body).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, whole) = get(&app, "/api/v1/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    let listed: serde_json::Value = serde_json::from_str(&whole).unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        listed["data"][2]["listed"]["metrics"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3000
+    );
+
+    let held = app
+        .clone()
+        .oneshot(Request::get("/api/v1/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let (status, body) = get(&app, "/api/v1/metrics").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.starts_with("too many concurrent scrapes: 1 pages"),
+        "{body}"
+    );
+    assert_eq!(
+        self_metric(
+            &app,
+            "promgate_requests_rejected_total{reason=\"too_many_scrapes\"}"
+        )
+        .await,
+        1.0
+    );
+    // Read at last, the held listing is the whole answer.
+    let bytes = held.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8_lossy(&bytes), whole);
+}
+
 #[tokio::test]
 async fn the_query_api_lists_groups_in_the_pushgateways_shape() {
     let (app, _) = app(&[]);

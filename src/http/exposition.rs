@@ -184,7 +184,7 @@ pub(super) async fn handle(State(app): State<AppState>, headers: HeaderMap) -> R
 }
 
 /// Waits for a render slot, up to the configured queue duration.
-async fn slot(app: &AppState) -> Result<OwnedSemaphorePermit, Error> {
+pub(super) async fn slot(app: &AppState) -> Result<OwnedSemaphorePermit, Error> {
     let start = Instant::now();
     let wait = app.settings.scrapes.max_queue_duration;
     let acquired = tokio::time::timeout(wait, Arc::clone(&app.renders).acquire_owned()).await;
@@ -200,7 +200,6 @@ async fn slot(app: &AppState) -> Result<OwnedSemaphorePermit, Error> {
 
 async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
     let permit = slot(app).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_CHUNKS);
     let store = Arc::clone(&app.store);
     let mut opts = app.settings.render;
     let accept = headers
@@ -219,16 +218,64 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
         .inc();
     let gzip = accepts_gzip(headers);
     let format = page_format.format;
-    let render = move |store: &crate::store::Store,
-                       opts: &exposition::RenderOptions,
-                       mut out: &mut dyn Write| {
+    let render = move |mut out: &mut dyn Write| {
         // One dynamic call per ~64 KiB written: nothing to measure.
-        match format {
-            exposition::Format::Protobuf => exposition::render_protobuf(store, opts, &mut out),
-            f if f.is_openmetrics() => exposition::render_openmetrics(store, opts, &mut out),
-            _ => exposition::render(store, opts, &mut out),
+        let stats = match format {
+            exposition::Format::Protobuf => exposition::render_protobuf(&store, &opts, &mut out),
+            f if f.is_openmetrics() => exposition::render_openmetrics(&store, &opts, &mut out),
+            _ => exposition::render(&store, &opts, &mut out),
+        }?;
+        metrics.exposition_exemplars.inc_by(stats.exemplars);
+        metrics
+            .exposition_exemplars_dropped
+            .inc_by(stats.exemplars_dropped);
+        for (reason, n) in [
+            ("escaping_collision", stats.dropped),
+            ("openmetrics_invalid", stats.invalid),
+            ("native_histogram_le_label", stats.histograms_dropped),
+            ("native_histogram_classic_sent", stats.histograms_hidden),
+        ] {
+            if n > 0 {
+                metrics
+                    .exposition_series_dropped
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc_by(n);
+            }
         }
+        metrics.exposition_series_escaped.inc_by(stats.escaped);
+        metrics
+            .exposition_native_histograms
+            .inc_by(stats.histograms);
+        Ok(())
     };
+    let body = stream(app, permit, gzip, render)?;
+    let mut response = ([(header::CONTENT_TYPE, page_format.content_type())], body).into_response();
+    let h = response.headers_mut();
+    // The page depends on both: a cache must key it on them.
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, accept-encoding"),
+    );
+    if gzip {
+        // Set here, so the router's compression layer leaves the body alone.
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
+}
+
+/// A response body of what `render` writes (gzipped when `gzip`), written
+/// on a thread of its own at [`RENDER_NICE`] and streamed through the
+/// bounded channel, the render slot `permit` held until the body is sent
+/// or the client has gone away. The body ends in an error, not a short
+/// page, unless `render` returns `Ok` (see [`PageStream`]); `503` when no
+/// thread can be started.
+pub(super) fn stream(
+    app: &AppState,
+    permit: OwnedSemaphorePermit,
+    gzip: bool,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+) -> Result<Body, Error> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_CHUNKS);
     let runtime = tokio::runtime::Handle::current();
     let timeout = app.settings.write_timeout;
     let complete = Arc::new(AtomicBool::new(false));
@@ -253,39 +300,12 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
             // Level 1: most of the size reduction for a fraction of the CPU of
             // the default level; scrape throughput matters more here.
             let mut gz = Yielding(GzEncoder::new(out, Compression::fast()));
-            render(&store, &opts, &mut gz).and_then(|stats| {
-                gz.0.finish()?.flush()?;
-                Ok(stats)
-            })
+            render(&mut gz).and_then(|()| gz.0.finish()?.flush())
         } else {
             let mut out = Yielding(out);
-            render(&store, &opts, &mut out).and_then(|stats| {
-                out.flush()?;
-                Ok(stats)
-            })
+            render(&mut out).and_then(|()| out.flush())
         };
-        if let Ok(stats) = rendered {
-            metrics.exposition_exemplars.inc_by(stats.exemplars);
-            metrics
-                .exposition_exemplars_dropped
-                .inc_by(stats.exemplars_dropped);
-            for (reason, n) in [
-                ("escaping_collision", stats.dropped),
-                ("openmetrics_invalid", stats.invalid),
-                ("native_histogram_le_label", stats.histograms_dropped),
-                ("native_histogram_classic_sent", stats.histograms_hidden),
-            ] {
-                if n > 0 {
-                    metrics
-                        .exposition_series_dropped
-                        .get_or_create(&ReasonLabels { reason })
-                        .inc_by(n);
-                }
-            }
-            metrics.exposition_series_escaped.inc_by(stats.escaped);
-            metrics
-                .exposition_native_histograms
-                .inc_by(stats.histograms);
+        if rendered.is_ok() {
             complete.store(true, Ordering::Release);
         }
         drop(last);
@@ -301,22 +321,7 @@ async fn serve(app: &AppState, headers: &HeaderMap) -> Result<Response, Error> {
         tracing::error!(error = %e, "cannot start the render thread");
         return Err(Error::RenderUnavailable);
     }
-    let mut response = (
-        [(header::CONTENT_TYPE, page_format.content_type())],
-        Body::from_stream(page),
-    )
-        .into_response();
-    let h = response.headers_mut();
-    // The page depends on both: a cache must key it on them.
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("accept, accept-encoding"),
-    );
-    if gzip {
-        // Set here, so the router's compression layer leaves the body alone.
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    Ok(response)
+    Ok(Body::from_stream(page))
 }
 
 /// Lowers the calling thread's scheduling priority to [`RENDER_NICE`].

@@ -8,6 +8,7 @@
 //! that does not parse, or a push inconsistent with other groups; plus
 //! promgate's own limits (`413`, `408`, `415`, `503`).
 
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,7 +24,7 @@ use super::{AppState, Error};
 use crate::ingest::{self, push::Grouping};
 use crate::model::MetricType;
 use crate::self_metrics::{MethodLabels, ReasonLabels};
-use crate::store::GroupView;
+use crate::store::{FamilyView, GroupView, Store};
 
 /// Go's `base64.RawURLEncoding` as the Pushgateway uses it: URL-safe
 /// alphabet, padding stripped before decoding, trailing bits ignored.
@@ -261,93 +262,123 @@ fn rfc3339(unix_seconds: f64) -> String {
     humantime::format_rfc3339_nanos(t).to_string()
 }
 
-/// One group in the shape of the Pushgateway's `GET /api/v1/metrics`:
-/// grouping labels, `last_push_successful`, and per family its time, type,
-/// HELP and series (`value`; histograms `buckets`/`count`/`sum`, summaries
-/// `quantiles`/`count`/`sum`; a native histogram, of either histogram type,
-/// `buckets` empty unless classic ones were pushed beside it, and its
-/// `count` and `sum`).
-fn group_json(g: &GroupView) -> Value {
-    let mut o = Map::new();
-    let labels: Map<String, Value> = g
-        .labels
+/// Writes one group in the shape of the Pushgateway's `GET
+/// /api/v1/metrics`: grouping labels, `last_push_successful`, and per
+/// family its time, type, HELP and series (`value`; histograms
+/// `buckets`/`count`/`sum`, summaries `quantiles`/`count`/`sum`; a native
+/// histogram, of either histogram type, `buckets` empty unless classic ones
+/// were pushed beside it, and its `count` and `sum`). Keys in byte order,
+/// as a JSON map sorts them; one family's objects built at a time.
+fn write_group(out: &mut dyn Write, g: &GroupView) -> io::Result<()> {
+    enum Member<'g> {
+        Labels,
+        LastPushSuccessful,
+        Family(&'g FamilyView),
+    }
+    let mut members: Vec<(&str, Member)> = g
+        .families
         .iter()
-        .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+        .map(|f| (f.name.as_str(), Member::Family(f)))
         .collect();
-    o.insert("labels".into(), Value::Object(labels));
-    o.insert(
-        "last_push_successful".into(),
-        Value::Bool(g.push_failure_time <= g.push_time),
-    );
-    for f in &g.families {
-        // Per label set (without `le`/`quantile`): its JSON object.
-        let mut metrics: Vec<(Labels, Map<String, Value>)> = Vec::new();
-        let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
-        let mut natives = f.native_sums.iter().peekable();
-        for (k, (key, value)) in f.series.iter().enumerate() {
-            let native_sum = natives.next_if(|&&(i, _)| i == k).map(|&(_, sum)| sum);
-            let (name, mut labels) = crate::model::parse_key(key);
-            let suffix = name.strip_prefix(f.name.as_str()).unwrap_or("");
-            let structured = matches!(f.metric_type, MetricType::Histogram | MetricType::Summary);
-            let (field, bound) = match (f.metric_type, suffix) {
-                (MetricType::Histogram, "_bucket") => ("buckets", take_label(&mut labels, "le")),
-                (MetricType::Summary, "") => ("quantiles", take_label(&mut labels, "quantile")),
-                (_, "_sum") if structured => ("sum", None),
-                (_, "_count") if structured => ("count", None),
-                _ => ("value", None),
-            };
-            // One index per label set: a family of many series stays linear.
-            let i = *index.entry(labels.clone()).or_insert_with(|| {
-                let mut m = Map::new();
-                let l: Map<String, Value> = labels
+    members.push(("labels", Member::Labels));
+    members.push(("last_push_successful", Member::LastPushSuccessful));
+    // A family named `labels` takes the key, as a map written in this
+    // order would keep it (a stable sort keeps the family first).
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    members.dedup_by(|later, first| later.0 == first.0);
+    out.write_all(b"{")?;
+    for (i, (key, member)) in members.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, key)?;
+        out.write_all(b":")?;
+        match member {
+            Member::Labels => {
+                let labels: Map<String, Value> = g
+                    .labels
                     .iter()
                     .map(|(n, v)| (n.clone(), Value::String(v.clone())))
                     .collect();
-                m.insert("labels".into(), Value::Object(l));
-                metrics.push((labels, m));
-                metrics.len() - 1
-            });
-            let slot = &mut metrics[i].1;
-            // A native histogram as the Pushgateway lists one: no classic
-            // buckets (those pushed beside it are its own series), its
-            // count and sum.
-            if let Some(sum) = native_sum {
-                slot.entry("buckets")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                slot.insert("count".into(), number(*value));
-                slot.insert("sum".into(), number(sum));
-                continue;
+                serde_json::to_writer(&mut *out, &labels)?;
             }
-            match bound {
-                Some(b) => {
-                    let map = slot
-                        .entry(field)
-                        .or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(map) = map {
-                        map.insert(b, number(*value));
-                    }
-                }
-                None => {
-                    slot.insert(field.into(), number(*value));
-                }
+            Member::LastPushSuccessful => {
+                serde_json::to_writer(&mut *out, &(g.push_failure_time <= g.push_time))?;
             }
+            Member::Family(f) => serde_json::to_writer(&mut *out, &family_json(f))?,
         }
-        let mut family = Map::new();
-        family.insert("time_stamp".into(), Value::String(rfc3339(f.pushed_at)));
-        family.insert(
-            "type".into(),
-            Value::String(type_name(f.metric_type).into()),
-        );
-        if !f.help.is_empty() {
-            family.insert("help".into(), Value::String(f.help.clone()));
-        }
-        family.insert(
-            "metrics".into(),
-            Value::Array(metrics.into_iter().map(|(_, m)| Value::Object(m)).collect()),
-        );
-        o.insert(f.name.clone(), Value::Object(family));
     }
-    Value::Object(o)
+    out.write_all(b"}")
+}
+
+/// One family of a group, as [`write_group`] lists it.
+fn family_json(f: &FamilyView) -> Value {
+    // Per label set (without `le`/`quantile`): its JSON object.
+    let mut metrics: Vec<(Labels, Map<String, Value>)> = Vec::new();
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut natives = f.native_sums.iter().peekable();
+    for (k, (key, value)) in f.series.iter().enumerate() {
+        let native_sum = natives.next_if(|&&(i, _)| i == k).map(|&(_, sum)| sum);
+        let (name, mut labels) = crate::model::parse_key(key);
+        let suffix = name.strip_prefix(f.name.as_str()).unwrap_or("");
+        let structured = matches!(f.metric_type, MetricType::Histogram | MetricType::Summary);
+        let (field, bound) = match (f.metric_type, suffix) {
+            (MetricType::Histogram, "_bucket") => ("buckets", take_label(&mut labels, "le")),
+            (MetricType::Summary, "") => ("quantiles", take_label(&mut labels, "quantile")),
+            (_, "_sum") if structured => ("sum", None),
+            (_, "_count") if structured => ("count", None),
+            _ => ("value", None),
+        };
+        // One index per label set: a family of many series stays linear.
+        let i = *index.entry(labels.clone()).or_insert_with(|| {
+            let mut m = Map::new();
+            let l: Map<String, Value> = labels
+                .iter()
+                .map(|(n, v)| (n.clone(), Value::String(v.clone())))
+                .collect();
+            m.insert("labels".into(), Value::Object(l));
+            metrics.push((labels, m));
+            metrics.len() - 1
+        });
+        let slot = &mut metrics[i].1;
+        // A native histogram as the Pushgateway lists one: no classic
+        // buckets (those pushed beside it are its own series), its
+        // count and sum.
+        if let Some(sum) = native_sum {
+            slot.entry("buckets")
+                .or_insert_with(|| Value::Object(Map::new()));
+            slot.insert("count".into(), number(*value));
+            slot.insert("sum".into(), number(sum));
+            continue;
+        }
+        match bound {
+            Some(b) => {
+                let map = slot
+                    .entry(field)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(map) = map {
+                    map.insert(b, number(*value));
+                }
+            }
+            None => {
+                slot.insert(field.into(), number(*value));
+            }
+        }
+    }
+    let mut family = Map::new();
+    family.insert("time_stamp".into(), Value::String(rfc3339(f.pushed_at)));
+    family.insert(
+        "type".into(),
+        Value::String(type_name(f.metric_type).into()),
+    );
+    if !f.help.is_empty() {
+        family.insert("help".into(), Value::String(f.help.clone()));
+    }
+    family.insert(
+        "metrics".into(),
+        Value::Array(metrics.into_iter().map(|(_, m)| Value::Object(m)).collect()),
+    );
+    Value::Object(family)
 }
 
 type Labels = Vec<(String, String)>;
@@ -357,20 +388,51 @@ fn take_label(labels: &mut Labels, name: &str) -> Option<String> {
     Some(labels.remove(i).1)
 }
 
-/// `GET /api/v1/metrics`: every pushed group, as the Pushgateway lists them.
+/// `GET /api/v1/metrics`: every pushed group, as the Pushgateway lists them
+/// (`{"data":[…],"status":"success"}`).
+///
+/// A listing is a page: it takes a render slot (`503` after
+/// `--exposition.max-queue-duration` without one, counted as
+/// `too_many_scrapes`) and is written on a render thread and streamed, one
+/// group's snapshot at a time, so that its memory is one group's series and
+/// a chunk of text, not the whole answer.
 pub(super) async fn metrics_api(State(app): State<AppState>) -> Response {
-    // Thousands of groups or a group of a million series take a while to
-    // list: off the runtime's workers.
-    let store = Arc::clone(&app.store);
-    let listed = tokio::task::spawn_blocking(move || {
-        let groups = store.group_views();
-        Value::Array(groups.iter().map(group_json).collect())
-    })
-    .await;
+    let listed = match super::exposition::slot(&app).await {
+        Ok(permit) => {
+            let store = Arc::clone(&app.store);
+            super::exposition::stream(&app, permit, false, move |out| write_groups(&store, out))
+        }
+        Err(e) => Err(e),
+    };
     match listed {
-        Ok(data) => json_response(data),
-        Err(_) => Error::RenderUnavailable.into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => {
+            count_rejection(&app, &e);
+            e.into_response()
+        }
     }
+}
+
+/// Writes every pushed group (see [`metrics_api`]); a group deleted while
+/// the listing runs is left out.
+fn write_groups(store: &Store, out: &mut dyn Write) -> io::Result<()> {
+    // The page's writer takes chunks (it yields the CPU after each write);
+    // JSON comes in small pieces.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
+    let out: &mut dyn Write = &mut out;
+    out.write_all(b"{\"data\":[")?;
+    let mut first = true;
+    for id in store.group_ids() {
+        let Some(group) = store.group_view(&id) else {
+            continue;
+        };
+        if !std::mem::take(&mut first) {
+            out.write_all(b",")?;
+        }
+        write_group(out, &group)?;
+    }
+    out.write_all(b"],\"status\":\"success\"}")?;
+    out.flush()
 }
 
 /// `GET /api/v1/status`: build information and start time, as the

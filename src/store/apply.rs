@@ -600,13 +600,14 @@ impl Store {
                         prefetch(e.block());
                     }
                     hints.push(hint.map_or(u32::MAX, |b| b as u32));
-                    // The update and its key too: planned long before, in a
-                    // batch larger than the cache (a 100k-series push is
-                    // 10 MB), and read here in group order, not in order.
+                    // The key too (reading the update here brings it in):
+                    // planned long before, in a batch larger than the cache
+                    // (a 100k-series push is 10 MB), and read here in group
+                    // order, not in order. Its first and last byte.
                     let key = batch.series[i as usize].key;
                     let at = batch.keys.as_ptr() as usize + key.start as usize;
                     prefetch_address(at);
-                    prefetch_address(at + key.len as usize);
+                    prefetch_address(at + (key.len as usize).saturating_sub(1));
                 }
             }
             // Last, apply, the blocks now on their way into the cache. A

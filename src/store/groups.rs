@@ -841,48 +841,60 @@ impl Store {
     /// Every pushed group with its families and series, for the query API;
     /// groups sorted by grouping key, families by name.
     pub fn group_views(&self) -> Vec<GroupView> {
+        self.group_ids()
+            .iter()
+            .filter_map(|id| self.group_view(id))
+            .collect()
+    }
+
+    /// The grouping key (`Grouping::id`) of every pushed group, sorted.
+    pub fn group_ids(&self) -> Vec<Arc<str>> {
         let reg = self.groups.lock();
-        let mut ids: Vec<&Arc<str>> = reg.groups.keys().collect();
+        let mut ids: Vec<Arc<str>> = reg.groups.keys().cloned().collect();
         ids.sort();
-        ids.into_iter()
-            .map(|id| {
-                let g = &reg.groups[id];
-                let mut families: Vec<FamilyView> = g
-                    .families
-                    .iter()
-                    .map(|(name, f)| {
-                        let mut series = Vec::with_capacity(f.keys.len());
-                        let mut native_sums = Vec::new();
-                        for k in f.keys.iter() {
-                            let found = self.find(k, |e, extras| {
-                                (e.sample().value, extras.histogram(e).map(|h| h.sum()))
-                            });
-                            if let Some((value, sum)) = found {
-                                if let Some(sum) = sum {
-                                    native_sums.push((series.len(), sum));
-                                }
-                                series.push((k.to_string(), value));
-                            }
+        ids
+    }
+
+    /// Group `id` with its families (sorted by name) and series; `None`
+    /// once it is gone. One group at a time, so that a listing holds one
+    /// group's series, not every group's.
+    pub fn group_view(&self, id: &str) -> Option<GroupView> {
+        let reg = self.groups.lock();
+        let g = reg.groups.get(id)?;
+        let mut families: Vec<FamilyView> = g
+            .families
+            .iter()
+            .map(|(name, f)| {
+                let mut series = Vec::with_capacity(f.keys.len());
+                let mut native_sums = Vec::new();
+                for k in f.keys.iter() {
+                    let found = self.find(k, |e, extras| {
+                        (e.sample().value, extras.histogram(e).map(|h| h.sum()))
+                    });
+                    if let Some((value, sum)) = found {
+                        if let Some(sum) = sum {
+                            native_sums.push((series.len(), sum));
                         }
-                        FamilyView {
-                            name: name.to_string(),
-                            metric_type: f.metric_type,
-                            help: self.metadata(name).map(|m| m.help).unwrap_or_default(),
-                            pushed_at: f.pushed_at,
-                            series,
-                            native_sums,
-                        }
-                    })
-                    .collect();
-                families.sort_by(|a, b| a.name.cmp(&b.name));
-                GroupView {
-                    labels: g.grouping.labels().to_vec(),
-                    push_time: g.push_time,
-                    push_failure_time: g.push_failure_time,
-                    families,
+                        series.push((k.to_string(), value));
+                    }
+                }
+                FamilyView {
+                    name: name.to_string(),
+                    metric_type: f.metric_type,
+                    help: self.metadata(name).map(|m| m.help).unwrap_or_default(),
+                    pushed_at: f.pushed_at,
+                    series,
+                    native_sums,
                 }
             })
-            .collect()
+            .collect();
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(GroupView {
+            labels: g.grouping.labels().to_vec(),
+            push_time: g.push_time,
+            push_failure_time: g.push_failure_time,
+            families,
+        })
     }
 }
 
