@@ -112,17 +112,19 @@ const TOP_PAD: i32 = 64 << 20;
 /// fresh buffers and faults every page in again (a second 100k-series push:
 /// 5,700 page faults, 44 ms instead of 31 ms).
 ///
-/// And the top pad to a heap's whole size (64 MiB). Every thread but the
-/// main one allocates from its own arena, whose heaps glibc reserves 64 MiB
-/// at a time and makes writable with one `mprotect` per growth, by what the
-/// allocation needs and no more (the top pad counts only when a heap is
-/// created): filling a heap with small blocks, as creating series does,
-/// costs an `mprotect` per 4 KiB page — 44,000 for the first million
-/// remote-written series, 5,700 for the first 100k-series push, a sixth of
-/// its time. With the pad, a heap is writable whole from its creation: no
-/// page is touched by that, so resident memory is unchanged; the heap
-/// counts as committed in full, which only matters under
-/// `vm.overcommit_memory=2`.
+/// And the top pad to a heap's whole size (64 MiB). Threads other than the
+/// main one allocate from arenas of their own (up to 8 per core, shared
+/// beyond), whose heaps glibc reserves 64 MiB at a time and makes writable
+/// with one `mprotect` per growth, by what the allocation needs and no more
+/// (for these heaps the top pad counts only when one is created): filling
+/// a heap with small blocks, as creating series does, costs an `mprotect`
+/// per 4 KiB page — 44,000 for the first million remote-written series,
+/// 5,700 for the first 100k-series push, a sixth of its time. With the pad,
+/// a heap is writable whole from its creation. No page is touched by that,
+/// so resident memory is unchanged, but each heap counts as committed in
+/// full (about 200 MiB at idle on 2 cores), which matters only under
+/// `vm.overcommit_memory=2`. The main thread's heap, grown by `brk`, grows
+/// by the pad at a time and keeps it when trimmed.
 ///
 /// An environment that sets glibc malloc parameters (`GLIBC_TUNABLES`
 /// naming `glibc.malloc`, or the older `MALLOC_*` variables) is the
