@@ -275,6 +275,14 @@ struct Plan {
 /// The group of an update whose name has no Metric, or already applied.
 const NO_GROUP: u32 = u32::MAX;
 
+/// When an apply happens (the store-clock second) and how many live
+/// series it may reach.
+#[derive(Clone, Copy)]
+struct Bounds {
+    now: u32,
+    max_series: usize,
+}
+
 /// Updates per window: a writer locks a window's shards, applies its
 /// updates and unlocks before the next. Enough lookups in flight to overlap
 /// their cache misses; few enough that a request on the same names as
@@ -400,17 +408,25 @@ impl Store {
     /// [`Store::apply`] as if at store-clock second `now`: what a loaded
     /// snapshot uses to give each entry the age it had.
     pub(super) fn apply_at(&self, batch: &WriteBatch, now: u32) -> ApplyOutcome {
-        self.apply_hashed_at(batch, now, None)
+        self.apply_hashed_at(batch, now, None, 0)
     }
 
     /// [`Store::apply_at`] given the store's hash of every series' key
-    /// (`hashes[i]` for `batch.series[i]`), when the caller has them.
+    /// (`hashes[i]` for `batch.series[i]`), when the caller has them, and
+    /// `extra` series it may create past `--limits.series` because the
+    /// caller removes as many right after (a push replacing a group's
+    /// series: its new ones are written before the old ones leave).
     pub(super) fn apply_hashed_at(
         &self,
         batch: &WriteBatch,
         now: u32,
         hashes: Option<&[u64]>,
+        extra: usize,
     ) -> ApplyOutcome {
+        let at = Bounds {
+            now,
+            max_series: self.limits.max_series.saturating_add(extra),
+        };
         // Every histogram of the batch is written unless its series is
         // refused (`ApplyOutcome::record` takes those off): no per-update
         // cost for the batches without any.
@@ -418,7 +434,7 @@ impl Store {
             histograms: batch.histograms.iter().map(|h| u64::from(h.written)).sum(),
             ..ApplyOutcome::default()
         };
-        self.apply_series(batch, now, hashes, &mut out);
+        self.apply_series(batch, at, hashes, &mut out);
         for (name, md) in &batch.metadata {
             self.apply_metadata(name, md, now, &mut out);
         }
@@ -468,7 +484,7 @@ impl Store {
     fn apply_series(
         &self,
         batch: &WriteBatch,
-        now: u32,
+        at: Bounds,
         hashes: Option<&[u64]>,
         out: &mut ApplyOutcome,
     ) {
@@ -495,7 +511,7 @@ impl Store {
         loop {
             for &n in &resolve {
                 let name = &mut names.list[n];
-                name.metric = self.metric(name.name, name.creates);
+                name.metric = self.metric(name.name, name.creates, at.max_series);
             }
             // Lock order across names: by the Metric's address, which no
             // other Metric alive shares.
@@ -511,7 +527,7 @@ impl Store {
                 .filter_map(|&n| names.list[n].metric.as_deref())
                 .collect();
             plan.order(&names.list, metrics.len());
-            match self.apply_groups(batch, &metrics, &mut plan, now, out) {
+            match self.apply_groups(batch, &metrics, &mut plan, at, out) {
                 Ok(()) => break,
                 Err(retired) => resolve = retired.into_iter().map(|r| ranked[r]).collect(),
             }
@@ -539,7 +555,7 @@ impl Store {
         batch: &WriteBatch,
         metrics: &[&Metric],
         plan: &mut Plan,
-        now: u32,
+        bounds: Bounds,
         out: &mut ApplyOutcome,
     ) -> Result<(), Vec<usize>> {
         let series = &batch.series;
@@ -626,13 +642,13 @@ impl Store {
                         Some(e)
                             if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) =>
                         {
-                            let effect = e.update(u.latest, now);
+                            let effect = e.update(u.latest, bounds.now);
                             if has_extras(e, u) {
                                 keep_extras(metric, &mut shard.extras, e, batch, u, effect);
                             }
                             Ok(effect)
                         }
-                        _ => self.upsert(metric, shard, hash, batch, u, now),
+                        _ => self.upsert(metric, shard, hash, batch, u, bounds),
                     };
                     out.record(batch, u, result);
                     plan.applied[i as usize] = true;
@@ -646,12 +662,12 @@ impl Store {
     /// `name`'s Metric, created if needed; `None` when the name is new and
     /// no update of it can create a series (only stale markers, or the
     /// store is full).
-    fn metric(&self, name: &str, creates: bool) -> Option<Arc<Metric>> {
+    fn metric(&self, name: &str, creates: bool, max_series: usize) -> Option<Arc<Metric>> {
         loop {
             if let Some(m) = self.metrics.get(name) {
                 return Some(Arc::clone(&m));
             }
-            if !creates || self.live_series() >= self.limits.max_series {
+            if !creates || self.live_series() >= max_series {
                 return None;
             }
             self.metrics
@@ -668,7 +684,7 @@ impl Store {
         hash: u64,
         batch: &WriteBatch,
         update: &SeriesUpdate,
-        now: u32,
+        at: Bounds,
     ) -> Result<Effect, Rejection> {
         let key = batch.key(update);
         let sample = update.latest;
@@ -677,7 +693,7 @@ impl Store {
         let same = |e: &Entry| e.key() == key.as_bytes();
         if let Some(e) = series.find_mut(hash, same) {
             if !stale || sample.timestamp_ms < e.sample().timestamp_ms {
-                let effect = e.update(sample, now);
+                let effect = e.update(sample, at.now);
                 if has_extras(e, update) {
                     keep_extras(metric, extras, e, batch, update, effect);
                 }
@@ -692,11 +708,11 @@ impl Store {
         if stale {
             return Ok(Effect::Ignored);
         }
-        if self.live.fetch_add(1, Ordering::Relaxed) >= self.limits.max_series {
+        if self.live.fetch_add(1, Ordering::Relaxed) >= at.max_series {
             self.live.fetch_sub(1, Ordering::Relaxed);
             return Err(self.series_limit(key));
         }
-        let e = series.insert(Entry::new(key, hash, sample, now, update.key.traits));
+        let e = series.insert(Entry::new(key, hash, sample, at.now, update.key.traits));
         metric.added(update.key.traits);
         if has_extras(e, update) {
             keep_extras(metric, extras, e, batch, update, Effect::Created);

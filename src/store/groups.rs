@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -304,7 +305,16 @@ impl Store {
             .filter(|&(_, &same)| !same)
             .flat_map(|(f, _)| f.series.clone())
             .map(|i| (batch.key(&batch.series[i]), hashes[i]));
-        if let Err(conflict) = self.check_push(&reg, &gid, &replaced, &families, changed_keys) {
+        let kept: HashSet<&str, RandomState> = families
+            .iter()
+            .zip(&unchanged)
+            .filter(|&(_, &same)| same)
+            .map(|(f, _)| f.name.as_str())
+            .collect();
+        let leaving = self.leaving(&reg, &gid, &replaced, &kept, &batch, &hashes);
+        if let Err(conflict) =
+            self.check_push(&reg, &gid, &replaced, &families, changed_keys, leaving)
+        {
             self.fail(&mut reg, grouping, now);
             return Err(conflict);
         }
@@ -317,17 +327,13 @@ impl Store {
         for u in &mut batch.series {
             u.latest.timestamp_ms = stamp;
         }
-        let applied = self.apply_hashed_at(&batch, self.now(), Some(&hashes));
+        // The series leaving are still held while the new ones are
+        // written: the apply may go past the limit by as many.
+        let applied = self.apply_hashed_at(&batch, self.now(), Some(&hashes), leaving);
 
         // The new ownership; then what the push replaced and did not
         // write again leaves the store. Unchanged families keep theirs.
         let pushed_at = unix_seconds(now);
-        let kept: HashSet<&str, RandomState> = families
-            .iter()
-            .zip(&unchanged)
-            .filter(|&(_, &same)| same)
-            .map(|(f, _)| f.name.as_str())
-            .collect();
         // The families the push replaces and does not keep leave the group;
         // their keys are released once the new ownership is written, so a
         // key that moved to another family of the group stays.
@@ -453,6 +459,52 @@ impl Store {
         }
     }
 
+    /// How many series leave the store once a push to group `gid` is
+    /// applied: the keys of the families it replaces and does not keep
+    /// (`kept`: pushed again unchanged) that those families still own and
+    /// the push (`batch`, its keys' store hashes `hashes`) does not write
+    /// again. None for a new group, or one whose families all stay.
+    fn leaving(
+        &self,
+        reg: &Registry,
+        gid: &Arc<str>,
+        replaced: &HashSet<Arc<str>, RandomState>,
+        kept: &HashSet<&str, RandomState>,
+        batch: &crate::model::WriteBatch,
+        hashes: &[u64],
+    ) -> usize {
+        let Some(g) = reg.groups.get(gid) else {
+            return 0;
+        };
+        let lists: Vec<&Arc<FamilyKeys>> = replaced
+            .iter()
+            .filter(|name| !kept.contains(&***name))
+            .filter_map(|name| g.families.get(name).map(|f| &f.keys))
+            .collect();
+        if lists.is_empty() {
+            return 0;
+        }
+        let mut pushed: HashTable<usize> = HashTable::with_capacity(hashes.len());
+        for (i, &h) in hashes.iter().enumerate() {
+            pushed.insert_unique(h, i, |&j| hashes[j]);
+        }
+        let mut n = 0;
+        for list in lists {
+            for key in list.iter() {
+                let hash = self.hasher.hash(key.as_bytes());
+                let still_its = reg
+                    .owners
+                    .get(key, hash)
+                    .is_some_and(|o| std::ptr::eq(o, &**list));
+                let again = pushed
+                    .find(hash, |&i| batch.key(&batch.series[i]) == key)
+                    .is_some();
+                n += usize::from(still_its && !again);
+            }
+        }
+        n
+    }
+
     /// The push's conflicts with other groups and with the store's limit;
     /// `changed_keys` are the keys (and store hashes) of the families not
     /// pushed again unchanged, whose ownership is in question.
@@ -463,6 +515,7 @@ impl Store {
         replaced: &HashSet<Arc<str>, RandomState>,
         families: &[PushedFamily],
         changed_keys: impl Iterator<Item = (&'k str, u64)>,
+        leaving: usize,
     ) -> Result<(), PushConflict> {
         let own = reg.groups.get(gid);
         for f in families {
@@ -565,15 +618,25 @@ impl Store {
             }
         }
         let max = self.limits.max_series;
-        if self.live_series().saturating_add(new) > max {
+        if self
+            .live_series()
+            .saturating_add(new)
+            .saturating_sub(leaving)
+            > max
+        {
             return Err(PushConflict::SeriesLimit(Rejection {
                 reason: crate::model::RejectReason::SeriesLimit,
                 detail: format!(
-                    "the push would add {new} series{} to {} live, more than the limit of {max}",
+                    "the push would add {new} series{}{} to {} live, more than the limit of {max}",
                     if own.is_some() {
                         ""
                     } else {
                         " (2 of them the new group's push times)"
+                    },
+                    if leaving > 0 {
+                        format!(" and remove {leaving}")
+                    } else {
+                        String::new()
                     },
                     self.live_series()
                 ),
@@ -793,7 +856,7 @@ impl Store {
         if self.live_series().saturating_add(batch.series.len()) > self.limits.max_series {
             return Ok(false);
         }
-        let applied = self.apply_hashed_at(&batch, touched, Some(&hashes));
+        let applied = self.apply_hashed_at(&batch, touched, Some(&hashes), 0);
         if applied.created != batch.series.len() as u64 {
             // Groups are restored first, each key checked above: a series
             // that was not created is a stale marker or a duplicate.
@@ -1245,6 +1308,53 @@ mod tests {
         let err = push(&s, &g, &[family("m", MetricType::Gauge, &samples)], true, 1).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
         assert_eq!(s.get(r#"m{i="0",instance="",job="a"}"#), None);
+    }
+
+    #[test]
+    fn a_push_replacing_series_near_the_limit_is_counted_after_the_replacement() {
+        let s = Store::new(StoreLimits {
+            max_series: 100,
+            max_metadata: 100,
+        });
+        // Values `from..from + n` of label `i`, in family `name`.
+        let gauge = |name: &str, from: usize, n: usize| {
+            let values: Vec<String> = (from..from + n).map(|i| i.to_string()).collect();
+            let labels: Vec<[(&str, &str); 1]> =
+                values.iter().map(|i| [("i", i.as_str())]).collect();
+            let samples: Vec<S<'_>> = labels.iter().map(|l| (name, &l[..], 1.0)).collect();
+            family(name, MetricType::Gauge, &samples)
+        };
+        let a = group("a", &[]);
+        // 90 series and the group's own 2: 92 of 100.
+        push(&s, &a, &[gauge("x", 0, 90)], true, 1).unwrap();
+        assert_eq!(s.live_series(), 92);
+        // A PUT of 90 other series: 92 again once the first 90 leave.
+        push(&s, &a, &[gauge("x", 1000, 90)], true, 2).unwrap();
+        assert_eq!(s.live_series(), 92);
+        assert_eq!(s.get(r#"x{i="0",instance="",job="a"}"#), None);
+        assert!(s.get(r#"x{i="1089",instance="",job="a"}"#).is_some());
+        // A POST of the family with 40 of them and 50 new ones: 92 again.
+        push(&s, &a, &[gauge("x", 1050, 90)], false, 3).unwrap();
+        assert_eq!(s.live_series(), 92);
+        // Moved to another name, the same count of series fits too.
+        push(&s, &a, &[gauge("y", 0, 90)], true, 4).unwrap();
+        assert_eq!(s.live_series(), 92);
+        assert_eq!(s.get(r#"x{i="1050",instance="",job="a"}"#), None);
+        // One more than fits after the replacement is refused, whole.
+        let err = push(&s, &a, &[gauge("z", 0, 99)], true, 5).unwrap_err();
+        assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("would add 99 series and remove 90 to 92 live"),
+            "{err}"
+        );
+        assert_eq!(s.get(r#"z{i="0",instance="",job="a"}"#), None);
+        assert!(s.get(r#"y{i="0",instance="",job="a"}"#).is_some());
+        assert_eq!(s.live_series(), 92);
+        // Up to the limit exactly once the replaced series leave: 98 and
+        // the group's own 2.
+        push(&s, &a, &[gauge("z", 0, 98)], true, 6).unwrap();
+        assert_eq!(s.live_series(), 100);
     }
 
     #[test]
