@@ -30,7 +30,7 @@ use std::hash::BuildHasher;
 use std::ops::Range;
 
 use foldhash::fast::RandomState;
-use hashbrown::{HashSet, HashTable};
+use hashbrown::{HashSet, HashTable, hash_table};
 
 use super::check::TWO_POW_64;
 use super::lower::{Grouping, KeyPlan, PushBatch, PushedFamily, complete_metrics, push_update};
@@ -263,12 +263,14 @@ impl<'a, 'g> OnePass<'a, 'g> {
         let family = &mut self.family;
         // The bound's index in `pairs`, and its spelling's in `spellings`.
         let mut bound: Option<(usize, usize)> = None;
-        if let Some(bound_label) = family.bound_label {
+        if family.bound_label.is_some() {
             let mut bound_at = None;
             let suffix = name.strip_prefix(family.name)?;
-            let at = match bound_label {
-                "le" => plan.le_at,
-                _ => plan.quantile_at,
+            // The bound is `le` in a histogram, `quantile` in a summary.
+            let at = if family.histogram {
+                plan.le_at
+            } else {
+                plan.quantile_at
             };
             match (suffix, at) {
                 ("_sum", None) => family.sums += 1,
@@ -327,11 +329,13 @@ impl<'a, 'g> OnePass<'a, 'g> {
         let hash = self.hasher.hash_one(bytes);
         let same =
             |&(h, s, l): &(u64, u32, u32)| h == hash && keys[s as usize..][..l as usize] == *bytes;
-        if self.seen.find(hash, same).is_some() {
-            return None;
+        // One probe finds a duplicate or the place for the key.
+        match self.seen.entry(hash, same, |&(h, _, _)| h) {
+            hash_table::Entry::Occupied(_) => return None,
+            hash_table::Entry::Vacant(place) => {
+                place.insert((hash, start, len));
+            }
         }
-        self.seen
-            .insert_unique(hash, (hash, start, len), |&(h, _, _)| h);
         if family.bound_label.is_some() {
             let grouping = self.grouping;
             let is_grouping = |n: &str| grouping.labels.iter().any(|(g, _)| g == n);

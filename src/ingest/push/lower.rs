@@ -569,26 +569,46 @@ impl<'p> KeyPlan<'p> {
             Some((at, text)) if at == i => text,
             _ => pairs[i].1,
         };
+        let max = limits.max_value_len;
+        // Every value not empty and within the limit (`n - 1 < max`); the
+        // bound, if any, is a sample label (never a grouping one), checked
+        // as written and as spelled: one too long as written but not as
+        // spelled goes to the general writer, which writes the same key.
+        let mut plain = self.valid && self.fixed_fits && name.len() <= max;
         let mut len = name.len() + self.fixed.len();
-        let mut plain = self.valid && self.fixed_fits && name.len() <= limits.max_value_len;
         for &i in &self.sample_order {
-            let v = value(i);
-            plain &= !v.is_empty() && v.len() <= limits.max_value_len;
-            len += v.len();
+            let n = pairs[i].1.len();
+            plain &= n.wrapping_sub(1) < max;
+            len += n;
+        }
+        if let Some((at, text)) = bound {
+            plain &= text.len().wrapping_sub(1) < max;
+            len = len + text.len() - pairs[at].1.len();
         }
         if !plain {
             return self.write(name, pairs, bound, grouping, limits, out);
         }
         let start = out.len();
-        out.reserve(len);
-        out.push_str(name);
+        // The key's pieces are short (a few bytes each) and many: copied
+        // inline rather than by a call to `memcpy` each.
+        // SAFETY: the bytes pushed here are zeros, then overwritten by the
+        // pieces below, every one a `&str` copied whole, which together
+        // fill the key's `len` bytes exactly: the key is UTF-8 once
+        // written, and nothing in between can panic (the lengths were just
+        // summed).
+        let bytes = unsafe { out.as_mut_vec() };
+        bytes.resize(start + len, 0);
+        let key = &mut bytes[start..];
+        let fixed = self.fixed.as_bytes();
+        let mut at = put(key, 0, name.as_bytes());
         let mut from = 0;
         for (&i, &to) in self.sample_order.iter().zip(&self.fixed_ends) {
-            out.push_str(&self.fixed[from..to]);
-            out.push_str(value(i));
+            at = put(key, at, &fixed[from..to]);
+            at = put(key, at, value(i).as_bytes());
             from = to;
         }
-        out.push_str(&self.fixed[from..]);
+        at = put(key, at, &fixed[from..]);
+        debug_assert_eq!(at, len);
         let slot_value = |k: Option<usize>| {
             k.map(|k| match self.slots[k].0 {
                 Slot::Sample(i) => value(i),
@@ -685,6 +705,36 @@ impl<'p> KeyPlan<'p> {
             traits: SeriesTraits::of_pushed(le, quantile),
         })
     }
+}
+
+/// Copies `src` into `key` at `at`; where it ends. A short piece takes two
+/// overlapping word copies, inline.
+#[inline(always)]
+fn put(key: &mut [u8], at: usize, src: &[u8]) -> usize {
+    let n = src.len();
+    let dst = &mut key[at..at + n];
+    match n {
+        0 => {}
+        1..4 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..8 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+    at + n
 }
 
 /// Adds to `batch` what the histogram or summary metrics of `family` lack,
