@@ -554,19 +554,20 @@ impl<'p> KeyPlan<'p> {
 
     /// [`KeyPlan::write`] for a sample whose `name` the caller has checked
     /// (a valid metric name): when every label value is non-empty, the key
-    /// is the plan's fixed runs with the values between them.
+    /// is the plan's fixed runs with the values between them. A `bound`
+    /// also says whether its text reads as a float, known to the caller.
     #[inline]
     pub(super) fn write_checked_name(
         &self,
         name: &str,
         pairs: &[(&str, &str)],
-        bound: Option<(usize, &str)>,
+        bound: Option<(usize, &str, bool)>,
         grouping: &[(&str, String)],
         limits: &SeriesLimits,
         out: &mut String,
     ) -> Option<crate::model::KeySpan> {
         let value = |i: usize| match bound {
-            Some((at, text)) if at == i => text,
+            Some((at, text, _)) if at == i => text,
             _ => pairs[i].1,
         };
         let max = limits.max_value_len;
@@ -581,11 +582,12 @@ impl<'p> KeyPlan<'p> {
             plain &= n.wrapping_sub(1) < max;
             len += n;
         }
-        if let Some((at, text)) = bound {
+        if let Some((at, text, _)) = bound {
             plain &= text.len().wrapping_sub(1) < max;
             len = len + text.len() - pairs[at].1.len();
         }
         if !plain {
+            let bound = bound.map(|(at, text, _)| (at, text));
             return self.write(name, pairs, bound, grouping, limits, out);
         }
         let start = out.len();
@@ -609,20 +611,38 @@ impl<'p> KeyPlan<'p> {
         }
         at = put(key, at, &fixed[from..]);
         debug_assert_eq!(at, len);
-        let slot_value = |k: Option<usize>| {
-            k.map(|k| match self.slots[k].0 {
-                Slot::Sample(i) => value(i),
-                Slot::Grouping(j) => grouping[j].1.as_str(),
-                Slot::EmptyInstance => "",
-            })
-            .filter(|v| !v.is_empty())
+        let traits = match (self.le, self.quantile) {
+            (None, None) => SeriesTraits::of_pushed_floats(None, None),
+            (le, quantile) => SeriesTraits::of_pushed_floats(
+                le.and_then(|k| self.reads_as_float(k, pairs, bound, grouping)),
+                quantile.and_then(|k| self.reads_as_float(k, pairs, bound, grouping)),
+            ),
         };
         Some(crate::model::KeySpan {
             start: start as u32,
             len: (out.len() - start) as u32,
             name_len: name.len() as u32,
-            traits: SeriesTraits::of_pushed(slot_value(self.le), slot_value(self.quantile)),
+            traits,
         })
+    }
+
+    /// Does the value of slot `k` read as a float? `None` when it is empty.
+    fn reads_as_float(
+        &self,
+        k: usize,
+        pairs: &[(&str, &str)],
+        bound: Option<(usize, &str, bool)>,
+        grouping: &[(&str, String)],
+    ) -> Option<bool> {
+        let v = match self.slots[k].0 {
+            Slot::Sample(i) => match bound {
+                Some((at, _, float)) if at == i => return Some(float),
+                _ => pairs[i].1,
+            },
+            Slot::Grouping(j) => grouping[j].1.as_str(),
+            Slot::EmptyInstance => "",
+        };
+        (!v.is_empty()).then(|| model::is_text_format_float(v))
     }
 
     /// Was the plan made for labels of these names?
