@@ -212,8 +212,12 @@ impl<'a, 'g> OnePass<'a, 'g> {
         }
         self.ascending = true;
         self.family_start = self.out.batch.series.len();
+        // The metrics' buffers are kept from family to family.
+        let mut metrics = std::mem::take(&mut self.family.metrics);
+        metrics.clear();
         self.family = Family {
             name,
+            metrics,
             histogram: metric_type == MetricType::Histogram,
             bound_label: match metric_type {
                 MetricType::Histogram => Some("le"),
@@ -506,6 +510,16 @@ struct Metrics<'a> {
 }
 
 impl<'a> Metrics<'a> {
+    /// Forgets every metric, keeping the buffers.
+    fn clear(&mut self) {
+        self.previous.clear();
+        self.previous_plan = None;
+        self.arena.clear();
+        self.table.clear();
+        self.sorted.clear();
+        self.count = 0;
+    }
+
     /// Adds a sample with labels `pairs` (bound at `bound_at`); `false`
     /// when its metric was seen with other labels as written.
     fn add(
