@@ -16,12 +16,14 @@ const fn splat(b: u8) -> u64 {
     u64::from_le_bytes([b; 8])
 }
 
-/// The high bit of each byte of `x` that is zero, and no other bit (the
-/// exact form: no carry from one byte reaches the next).
+/// The high bit of the lowest byte of `x` that is zero, and maybe of
+/// bytes above it, and no bit if no byte is zero: the short form, whose
+/// borrow may flag a byte above a zero one, never one below. So the
+/// lowest bit set, also of several such masks or-ed, is the first match,
+/// which is all the searches here ask.
 #[inline(always)]
 fn zero_bytes(x: u64) -> u64 {
-    const LOW7: u64 = splat(0x7f);
-    !(((x & LOW7) + LOW7) | x | LOW7)
+    x.wrapping_sub(splat(0x01)) & !x & splat(0x80)
 }
 
 /// The index of the first `"` or `\` in `s`.

@@ -50,6 +50,21 @@ impl GoType {
     /// The type word of a `# TYPE` line, upper-cased as Go's
     /// `strings.ToUpper` does (Unicode-aware: `hıstogram` is `HISTOGRAM`).
     fn from_word(word: &[u8]) -> Option<Self> {
+        // Most words are ASCII, which upper-case without a new string.
+        if word.is_ascii() {
+            const WORDS: [(&[u8], GoType); 6] = [
+                (b"COUNTER", GoType::Counter),
+                (b"GAUGE", GoType::Gauge),
+                (b"SUMMARY", GoType::Summary),
+                (b"UNTYPED", GoType::Untyped),
+                (b"HISTOGRAM", GoType::Histogram),
+                (b"GAUGE_HISTOGRAM", GoType::GaugeHistogram),
+            ];
+            return WORDS
+                .iter()
+                .find(|(w, _)| w.eq_ignore_ascii_case(word))
+                .map(|&(_, t)| t);
+        }
         let upper = std::str::from_utf8(word).ok()?.to_uppercase();
         Some(match upper.as_str() {
             "COUNTER" => GoType::Counter,
