@@ -435,7 +435,8 @@ pub(super) fn lower_reference(
 pub(super) struct KeyPlan<'p> {
     /// The sample label names it was made for, in body order.
     pub(super) names: Vec<&'p str>,
-    /// The same as `name="` to find in a text body.
+    /// The same to find in a text body: `name="` for the first, then
+    /// `",name="`, what comes between a value and the next.
     pub(super) matchers: Vec<NameMatcher>,
     /// Which sample labels are named `le` and `quantile`.
     pub(super) le_at: Option<usize>,
@@ -533,7 +534,14 @@ impl<'p> KeyPlan<'p> {
         fixed.push('}');
         KeyPlan {
             names: pairs.iter().map(|&(n, _)| n).collect(),
-            matchers: pairs.iter().map(|&(n, _)| NameMatcher::new(n)).collect(),
+            matchers: pairs
+                .iter()
+                .enumerate()
+                .map(|(k, &(n, _))| match k {
+                    0 => NameMatcher::new(n),
+                    _ => NameMatcher::after_value(n),
+                })
+                .collect(),
             le_at: pairs.iter().position(|&(n, _)| n == "le"),
             quantile_at: pairs.iter().position(|&(n, _)| n == "quantile"),
             le: find("le"),

@@ -69,8 +69,16 @@ pub(super) struct NameMatcher {
 
 impl NameMatcher {
     pub(super) fn new(name: &str) -> Self {
-        let mut needle = name.as_bytes().to_vec();
-        needle.extend_from_slice(b"=\"");
+        Self::of_needle([name.as_bytes(), b"=\""].concat())
+    }
+
+    /// A matcher of `",name="`: the end of the label value before, then
+    /// this label's name.
+    pub(super) fn after_value(name: &str) -> Self {
+        Self::of_needle([b"\",", name.as_bytes(), b"=\""].concat())
+    }
+
+    fn of_needle(needle: Vec<u8>) -> Self {
         let (mut words, mut masks) = ([0; 2], [0; 2]);
         for (i, &c) in needle.iter().take(16).enumerate() {
             words[i / 8] |= u64::from(c) << (8 * (i % 8));
@@ -83,13 +91,13 @@ impl NameMatcher {
         }
     }
 
-    /// The length of `name="`.
+    /// The length of what it matches.
     #[inline(always)]
     pub(super) fn len(&self) -> usize {
         self.needle.len()
     }
 
-    /// Do the bytes of `s` from `i` start with `name="`?
+    /// Do the bytes of `s` from `i` start with what it matches?
     #[inline(always)]
     pub(super) fn matches(&self, s: &[u8], i: usize) -> bool {
         match (self.needle.len() <= 16, word(s, i), word(s, i + 8)) {
@@ -128,6 +136,23 @@ mod tests {
                 m.matches(&s, at),
                 s.get(at..).is_some_and(|r| r.starts_with(needle.as_bytes()))
             );
+        }
+
+        #[test]
+        fn matchers_after_values_are_starts_with(
+            name in "[a-c_]{0,20}",
+            s in prop::collection::vec(prop::sample::select(&b"abc_=\",x"[..]), 0..40),
+            at in 0usize..8,
+        ) {
+            let m = NameMatcher::after_value(&name);
+            let needle = format!("\",{name}=\"");
+            prop_assert_eq!(m.len(), needle.len());
+            prop_assert_eq!(
+                m.matches(&s, at),
+                s.get(at..).is_some_and(|r| r.starts_with(needle.as_bytes()))
+            );
+            let s = [needle.as_bytes(), &s].concat();
+            prop_assert!(m.matches(&s, 0));
         }
 
         #[test]

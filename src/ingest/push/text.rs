@@ -380,26 +380,28 @@ fn one_pass_labels<'a>(
     if let Some((names, matchers)) = guide
         && !names.is_empty()
     {
+        // The matchers take the `",` between a value and the next name
+        // (a name never starts with `}`).
         let mut i = open;
-        for (k, (&name, m)) in names.iter().zip(matchers).enumerate() {
+        let mut whole = true;
+        for (&name, m) in names.iter().zip(matchers) {
             if !m.matches(rest, i) {
+                whole = false;
                 break;
             }
             i += m.len();
             let Some(end) = find_quote(&rest[i..]) else {
+                whole = false;
                 break;
             };
             if rest[i + end] != b'"' {
                 return None;
             }
             pairs.push((name, &text[line + i..line + i + end]));
-            i += end + 1;
-            let last = k + 1 == names.len();
-            match rest.get(i..i + 2) {
-                Some([b',', next]) if !last && *next != b'}' => i += 1,
-                Some(b"} ") if last => return Some((i + 2, true)),
-                _ => break,
-            }
+            i += end;
+        }
+        if whole && rest.get(i..i + 3) == Some(b"\"} ") {
+            return Some((i + 3, true));
         }
         pairs.clear();
     }
