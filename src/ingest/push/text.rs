@@ -397,7 +397,13 @@ fn one_pass_labels<'a>(
             if rest[i + end] != b'"' {
                 return None;
             }
-            pairs.push((name, &text[line + i..line + i + end]));
+            let (from, to) = (line + i, line + i + end);
+            // SAFETY: `from..to` lies in `text` (the byte at `to` was just
+            // read), and both ends are next to a `"` (the matcher's last
+            // byte, and the one at `to`), so on char boundaries: the
+            // checks `&text[from..to]` makes again, a fair part of reading
+            // a label.
+            pairs.push((name, unsafe { text.get_unchecked(from..to) }));
             i += end;
         }
         if whole && rest.get(i..i + 3) == Some(b"\"} ") {
