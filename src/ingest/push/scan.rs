@@ -7,8 +7,8 @@
 /// The eight bytes of `s` from `i`, little-endian, if there are eight.
 #[inline(always)]
 fn word(s: &[u8], i: usize) -> Option<u64> {
-    let bytes: [u8; 8] = s.get(i..i + 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(bytes))
+    let bytes = s.get(i..)?.first_chunk::<8>()?;
+    Some(u64::from_le_bytes(*bytes))
 }
 
 /// `b` in every byte of a word.
