@@ -782,11 +782,12 @@ impl<'a> Parser<'a> {
             }
             l.at(l.bytes.len())?;
             // Go reads the rest of the line dropping every backslash.
-            let word: Vec<u8> = l.bytes[text..]
-                .iter()
-                .copied()
-                .filter(|&c| c != b'\\')
-                .collect();
+            let rest = &l.bytes[text..];
+            let word: Cow<'_, [u8]> = if memchr::memchr(b'\\', rest).is_none() {
+                Cow::Borrowed(rest)
+            } else {
+                Cow::Owned(rest.iter().copied().filter(|&c| c != b'\\').collect())
+            };
             match GoType::from_word(&word) {
                 Some(t) => f.ty = Some(t),
                 None => {
@@ -1104,6 +1105,11 @@ fn label_value<'a>(l: &Line<'a>, start: usize) -> Result<(&'a str, usize), Error
 /// A HELP text from `start` to the end of the line, `\\` and `\n` unescaped.
 fn help_text(l: &Line<'_>, start: usize) -> Result<Vec<u8>, Error> {
     let rest = &l.bytes[start..];
+    // Most texts have no escapes: taken whole.
+    if memchr::memchr(b'\\', rest).is_none() {
+        l.at(l.bytes.len())?;
+        return Ok(rest.to_vec());
+    }
     let mut out = Vec::with_capacity(rest.len());
     let mut i = 0;
     while i < rest.len() {
