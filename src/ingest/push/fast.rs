@@ -343,7 +343,11 @@ impl<'a, 'g> OnePass<'a, 'g> {
                 family.infs += usize::from(spellings[i].inf);
                 bound = Some((at, i));
             }
-        } else if name != family.name {
+        } else if !(name.len() == family.name.len()
+            // Most often the very slice the family was named by (the
+            // text reader's), which needs no comparing.
+            && (name.as_ptr() == family.name.as_ptr() || name == family.name))
+        {
             return None;
         }
         let batch = &mut self.out.batch;
