@@ -34,7 +34,7 @@ use hashbrown::{HashSet, HashTable, hash_table};
 
 use super::check::TWO_POW_64;
 use super::lower::{Grouping, KeyPlan, PushBatch, PushedFamily, complete_metrics, push_update};
-use super::scan::NameMatcher;
+use super::scan::{NameMatcher, same_bytes};
 use super::{PUSH_TIME_METRICS, ParsedFamily};
 use crate::ingest::lower::Rules;
 use crate::model::{self, Metadata, MetricType, name_order};
@@ -321,7 +321,7 @@ impl<'a, 'g> OnePass<'a, 'g> {
                 let raw = pairs[at].1;
                 let spellings = &mut self.spellings;
                 let i = match spellings.get(self.next_spelling) {
-                    Some(s) if s.raw == raw => self.next_spelling,
+                    Some(s) if same_bytes(s.raw.as_bytes(), raw.as_bytes()) => self.next_spelling,
                     _ => match spellings.iter().position(|s| s.raw == raw) {
                         Some(i) => i,
                         None => {
@@ -544,15 +544,17 @@ impl<'a> Metrics<'a> {
             if others
                 .clone()
                 .zip(&self.previous)
-                .all(|((_, v), &(_, w))| v == w)
+                .all(|((_, v), &(_, w))| same_bytes(v.as_bytes(), w.as_bytes()))
             {
                 return true;
             }
         } else if self.count > 0 {
             let mut prev = self.previous.iter();
             let mut same = true;
-            for p in others.clone() {
-                same &= prev.next() == Some(&p);
+            for (n, v) in others.clone() {
+                same &= prev.next().is_some_and(|&(m, w)| {
+                    same_bytes(n.as_bytes(), m.as_bytes()) && same_bytes(v.as_bytes(), w.as_bytes())
+                });
             }
             if same && prev.next().is_none() {
                 self.previous_plan = Some(plan);

@@ -57,6 +57,34 @@ pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
     s[i..].iter().position(|&c| c == b'\n').map(|p| i + p)
 }
 
+/// Are `a` and `b` the same bytes? Inline for up to sixteen, by two
+/// overlapping words (or halves), as label values mostly are: a call to
+/// `memcmp` costs more than comparing them.
+#[inline]
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let pair = |s: &[u8], k: usize| -> (u64, u64) {
+        let head = u64::from_le_bytes(s[..8].try_into().expect("eight bytes"));
+        let tail = u64::from_le_bytes(s[k - 8..k].try_into().expect("eight bytes"));
+        (head, tail)
+    };
+    let half = |s: &[u8], k: usize| -> (u32, u32) {
+        let head = u32::from_le_bytes(s[..4].try_into().expect("four bytes"));
+        let tail = u32::from_le_bytes(s[k - 4..k].try_into().expect("four bytes"));
+        (head, tail)
+    };
+    match n {
+        0 => true,
+        1..4 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..8 => half(a, n) == half(b, n),
+        8..=16 => pair(a, n) == pair(b, n),
+        _ => a == b,
+    }
+}
+
 /// A label name and the `="` after it, to find at the start of some bytes:
 /// two masked words when it fits in sixteen bytes.
 #[derive(Clone, Debug)]
@@ -122,6 +150,23 @@ mod tests {
         fn searches_are_byte_loops(s in prop::collection::vec(prop::sample::select(&b"ab\"\\\n=\xff\x7f\x22\x80"[..]), 0..40)) {
             prop_assert_eq!(find_quote(&s), s.iter().position(|&c| c == b'"' || c == b'\\'));
             prop_assert_eq!(find_newline(&s), s.iter().position(|&c| c == b'\n'));
+        }
+
+        #[test]
+        fn same_bytes_is_equality(
+            a in prop::collection::vec(prop::sample::select(&b"ab"[..]), 0..24),
+            flip in prop::option::of((0usize..24, prop::sample::select(&b"abc"[..]))),
+            longer in any::<bool>(),
+        ) {
+            let mut b = a.clone();
+            if let Some((i, c)) = flip && i < b.len() {
+                b[i] = c;
+            }
+            if longer {
+                b.push(b'a');
+            }
+            prop_assert_eq!(same_bytes(&a, &b), a == b);
+            prop_assert!(same_bytes(&a, &a));
         }
 
         #[test]
