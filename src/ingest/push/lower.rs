@@ -21,7 +21,7 @@ use crate::model::{
 };
 
 use super::ParsedFamily;
-use super::scan::NameMatcher;
+use super::scan::{NameMatcher, same_bytes};
 
 /// The series every group carries, set by promgate: pushed families of these
 /// names are dropped, as the Pushgateway overrides them.
@@ -656,7 +656,12 @@ impl<'p> KeyPlan<'p> {
     /// Was the plan made for labels of these names?
     #[inline]
     pub(super) fn fits(&self, pairs: &[(&str, &str)]) -> bool {
-        self.names.len() == pairs.len() && self.names.iter().zip(pairs).all(|(a, (b, _))| a == b)
+        self.names.len() == pairs.len()
+            && self
+                .names
+                .iter()
+                .zip(pairs)
+                .all(|(a, (b, _))| same_bytes(a.as_bytes(), b.as_bytes()))
     }
 
     /// Writes the key of sample `name` with labels `pairs` (those the plan
