@@ -423,10 +423,18 @@ fn one_pass_labels<'a>(
             return None;
         }
         let start = line + i;
-        pairs.push((
-            &text[start..start + n],
-            &text[start + n + 2..start + n + 2 + end],
-        ));
+        let (value, to) = (start + n + 2, start + n + 2 + end);
+        // SAFETY: both ranges lie in `text` (the byte at `to` was just
+        // read), and every end is next to an ASCII byte of the line's
+        // syntax (the `{` or `,` before the name, the `="` after it, the
+        // `"` at `to`), so on a char boundary: the checks slicing would
+        // make again.
+        pairs.push(unsafe {
+            (
+                text.get_unchecked(start..start + n),
+                text.get_unchecked(value..to),
+            )
+        });
         i += n + 3 + end;
         match rest.get(i..i + 2) {
             Some([b',', next]) if *next != b'}' => i += 1,
