@@ -52,16 +52,26 @@ impl SeriesTraits {
     /// were seen as `le` and `quantile`.
     #[inline]
     fn of(le: Option<&str>, quantile: Option<&str>) -> Self {
+        Self::of_floats(
+            le.map(is_text_format_float),
+            quantile.map(is_text_format_float),
+        )
+    }
+
+    /// [`SeriesTraits::of`] from whether the `le` and `quantile` labels, if
+    /// any, read as floats.
+    #[inline]
+    fn of_floats(le: Option<bool>, quantile: Option<bool>) -> Self {
         let mut bits = 0;
         match le {
             None => bits |= Self::NO_LE,
-            Some(v) if is_text_format_float(v) => bits |= Self::HAS_LE,
-            Some(_) => bits |= Self::HAS_LE | Self::BAD_LE,
+            Some(true) => bits |= Self::HAS_LE,
+            Some(false) => bits |= Self::HAS_LE | Self::BAD_LE,
         }
         match quantile {
             None => bits |= Self::NO_QUANTILE,
-            Some(v) if is_text_format_float(v) => bits |= Self::HAS_QUANTILE,
-            Some(_) => bits |= Self::HAS_QUANTILE | Self::BAD_QUANTILE,
+            Some(true) => bits |= Self::HAS_QUANTILE,
+            Some(false) => bits |= Self::HAS_QUANTILE | Self::BAD_QUANTILE,
         }
         SeriesTraits(bits)
     }
@@ -71,6 +81,14 @@ impl SeriesTraits {
     /// an escaped value is no float either way).
     pub fn of_pushed(le: Option<&str>, quantile: Option<&str>) -> Self {
         SeriesTraits(Self::of(le, quantile).0 | Self::PUSHED)
+    }
+
+    /// [`SeriesTraits::of_pushed`] from whether the `le` and `quantile`
+    /// labels, if any, read as floats ([`is_text_format_float`]), for a
+    /// caller that knows it already.
+    #[inline]
+    pub fn of_pushed_floats(le: Option<bool>, quantile: Option<bool>) -> Self {
+        SeriesTraits(Self::of_floats(le, quantile).0 | Self::PUSHED)
     }
 
     /// The flags as one byte, for compact storage.

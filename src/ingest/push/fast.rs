@@ -30,11 +30,11 @@ use std::hash::BuildHasher;
 use std::ops::Range;
 
 use foldhash::fast::RandomState;
-use hashbrown::{HashSet, HashTable};
+use hashbrown::{HashSet, HashTable, hash_table};
 
 use super::check::TWO_POW_64;
 use super::lower::{Grouping, KeyPlan, PushBatch, PushedFamily, complete_metrics, push_update};
-use super::scan::NameMatcher;
+use super::scan::{NameMatcher, same_bytes};
 use super::{PUSH_TIME_METRICS, ParsedFamily};
 use crate::ingest::lower::Rules;
 use crate::model::{self, Metadata, MetricType, name_order};
@@ -107,13 +107,31 @@ pub(super) struct OnePass<'a, 'g> {
     next_id: usize,
     last_plan: usize,
     next_slot: usize,
-    /// The current family's keys, (hash, start, length) in `batch.keys`.
+    /// The current family's keys, (hash, start, length) in `batch.keys`,
+    /// once they are not all in ascending order.
     seen: HashTable<(u64, u32, u32)>,
+    /// Have the current family's keys come in strictly ascending order so
+    /// far (and none is in `seen`)? Then none is a duplicate, and the next
+    /// is none either if it comes after the last: one comparison instead of
+    /// hashing and probing (Go clients write a family's series in order).
+    ascending: bool,
+    /// Where the current family's series start in the batch.
+    family_start: usize,
     /// Bounds in Go's spelling (the reference's cache): each distinct
     /// spelling converted once per push, found from the last one.
-    spellings: Vec<(&'a str, String)>,
+    spellings: Vec<Spelling<'a>>,
     next_spelling: usize,
     family: Family<'a>,
+}
+
+/// A bound as written, and in Go's spelling.
+struct Spelling<'a> {
+    raw: &'a str,
+    go: String,
+    /// Is it `+Inf`?
+    inf: bool,
+    /// Does `go` read as a float (for the key's traits)?
+    float: bool,
 }
 
 /// The family being lowered.
@@ -162,6 +180,8 @@ impl<'a, 'g> OnePass<'a, 'g> {
             last_plan: 0,
             next_slot: 0,
             seen: HashTable::new(),
+            ascending: true,
+            family_start: 0,
             spellings: Vec::new(),
             next_spelling: 0,
             family: Family::default(),
@@ -190,8 +210,14 @@ impl<'a, 'g> OnePass<'a, 'g> {
                 self.seen.reserve(samples.unwrap_or(0), |&(h, _, _)| h);
             }
         }
+        self.ascending = true;
+        self.family_start = self.out.batch.series.len();
+        // The metrics' buffers are kept from family to family.
+        let mut metrics = std::mem::take(&mut self.family.metrics);
+        metrics.clear();
         self.family = Family {
             name,
+            metrics,
             histogram: metric_type == MetricType::Histogram,
             bound_label: match metric_type {
                 MetricType::Histogram => Some("le"),
@@ -263,12 +289,14 @@ impl<'a, 'g> OnePass<'a, 'g> {
         let family = &mut self.family;
         // The bound's index in `pairs`, and its spelling's in `spellings`.
         let mut bound: Option<(usize, usize)> = None;
-        if let Some(bound_label) = family.bound_label {
+        if family.bound_label.is_some() {
             let mut bound_at = None;
             let suffix = name.strip_prefix(family.name)?;
-            let at = match bound_label {
-                "le" => plan.le_at,
-                _ => plan.quantile_at,
+            // The bound is `le` in a histogram, `quantile` in a summary.
+            let at = if family.histogram {
+                plan.le_at
+            } else {
+                plan.quantile_at
             };
             match (suffix, at) {
                 ("_sum", None) => family.sums += 1,
@@ -293,30 +321,43 @@ impl<'a, 'g> OnePass<'a, 'g> {
                 let raw = pairs[at].1;
                 let spellings = &mut self.spellings;
                 let i = match spellings.get(self.next_spelling) {
-                    Some(&(r, _)) if r == raw => self.next_spelling,
-                    _ => match spellings.iter().position(|&(r, _)| r == raw) {
+                    Some(s) if same_bytes(s.raw.as_bytes(), raw.as_bytes()) => self.next_spelling,
+                    _ => match spellings.iter().position(|s| s.raw == raw) {
                         Some(i) => i,
                         None => {
                             // NaN and what is no number are refused.
                             let v =
                                 model::parse_go_float(raw.as_bytes()).filter(|v| !v.is_nan())?;
-                            spellings.push((raw, model::go_float(v)));
+                            let go = model::go_float(v);
+                            spellings.push(Spelling {
+                                raw,
+                                inf: go == "+Inf",
+                                float: model::is_text_format_float(&go),
+                                go,
+                            });
                             spellings.len() - 1
                         }
                     },
                 };
                 self.next_spelling = i + 1;
-                family.infs += usize::from(spellings[i].1 == "+Inf");
+                family.infs += usize::from(spellings[i].inf);
                 bound = Some((at, i));
             }
-        } else if name != family.name {
+        } else if !(name.len() == family.name.len()
+            // Most often the very slice the family was named by (the
+            // text reader's), which needs no comparing.
+            && (name.as_ptr() == family.name.as_ptr() || name == family.name))
+        {
             return None;
         }
         let batch = &mut self.out.batch;
         let key = plan.write_checked_name(
             name,
             pairs,
-            bound.map(|(at, i)| (at, self.spellings[i].1.as_str())),
+            bound.map(|(at, i)| {
+                let s = &self.spellings[i];
+                (at, s.go.as_str(), s.float)
+            }),
             self.grouping_labels,
             &self.rules.series,
             &mut batch.keys,
@@ -324,14 +365,33 @@ impl<'a, 'g> OnePass<'a, 'g> {
         let (start, len) = (key.start, key.len);
         let keys = batch.keys.as_bytes();
         let bytes = &keys[start as usize..][..len as usize];
-        let hash = self.hasher.hash_one(bytes);
-        let same =
-            |&(h, s, l): &(u64, u32, u32)| h == hash && keys[s as usize..][..l as usize] == *bytes;
-        if self.seen.find(hash, same).is_some() {
-            return None;
+        if self.ascending
+            && let Some(previous) = batch.series[self.family_start..].last()
+            && key_bytes(keys, previous.key) >= bytes
+        {
+            // Out of order: the family's keys so far (distinct, being
+            // ascending) go into the table, which finds duplicates from now
+            // on.
+            self.ascending = false;
+            for u in &batch.series[self.family_start..] {
+                let h = self.hasher.hash_one(key_bytes(keys, u.key));
+                self.seen
+                    .insert_unique(h, (h, u.key.start, u.key.len), |&(h, _, _)| h);
+            }
         }
-        self.seen
-            .insert_unique(hash, (hash, start, len), |&(h, _, _)| h);
+        if !self.ascending {
+            let hash = self.hasher.hash_one(bytes);
+            let same = |&(h, s, l): &(u64, u32, u32)| {
+                h == hash && keys[s as usize..][..l as usize] == *bytes
+            };
+            // One probe finds a duplicate or the place for the key.
+            match self.seen.entry(hash, same, |&(h, _, _)| h) {
+                hash_table::Entry::Occupied(_) => return None,
+                hash_table::Entry::Vacant(place) => {
+                    place.insert((hash, start, len));
+                }
+            }
+        }
         if family.bound_label.is_some() {
             let grouping = self.grouping;
             let is_grouping = |n: &str| grouping.labels.iter().any(|(g, _)| g == n);
@@ -454,6 +514,16 @@ struct Metrics<'a> {
 }
 
 impl<'a> Metrics<'a> {
+    /// Forgets every metric, keeping the buffers.
+    fn clear(&mut self) {
+        self.previous.clear();
+        self.previous_plan = None;
+        self.arena.clear();
+        self.table.clear();
+        self.sorted.clear();
+        self.count = 0;
+    }
+
     /// Adds a sample with labels `pairs` (bound at `bound_at`); `false`
     /// when its metric was seen with other labels as written.
     fn add(
@@ -474,15 +544,17 @@ impl<'a> Metrics<'a> {
             if others
                 .clone()
                 .zip(&self.previous)
-                .all(|((_, v), &(_, w))| v == w)
+                .all(|((_, v), &(_, w))| same_bytes(v.as_bytes(), w.as_bytes()))
             {
                 return true;
             }
         } else if self.count > 0 {
             let mut prev = self.previous.iter();
             let mut same = true;
-            for p in others.clone() {
-                same &= prev.next() == Some(&p);
+            for (n, v) in others.clone() {
+                same &= prev.next().is_some_and(|&(m, w)| {
+                    same_bytes(n.as_bytes(), m.as_bytes()) && same_bytes(v.as_bytes(), w.as_bytes())
+                });
             }
             if same && prev.next().is_none() {
                 self.previous_plan = Some(plan);
@@ -527,6 +599,12 @@ impl<'a> Metrics<'a> {
             }
         }
     }
+}
+
+/// The bytes of key `key` in `keys`.
+#[inline]
+fn key_bytes(keys: &[u8], key: model::KeySpan) -> &[u8] {
+    &keys[key.start as usize..][..key.len as usize]
 }
 
 /// Where a key lies in [`Metrics::arena`]: start and end.
@@ -637,6 +715,8 @@ mod tests {
             "# TYPE b gauge\n# TYPE a gauge\na 1\nb{x=\"1\"} 2\n# HELP a late\n",
             "a{} 1\n\n  \n# comment\nb{x=\"1\",y=\"2\"} 2\nb{y=\"2\",x=\"3\"} 3\n",
             "a 1\nb 1e3\nc NaN\nd +Inf\n",
+            // Keys ascending, then not.
+            "a{x=\"1\"} 1\na{x=\"3\"} 1\na{x=\"2\"} 1\na{x=\"4\"} 1\nb{x=\"1\"} 1\n",
         ] {
             let fast = one_pass(body).unwrap_or_else(|| panic!("{body:?} in one pass"));
             assert!(same_push(&fast, &reference(body)), "{body:?}");
@@ -674,10 +754,16 @@ mod tests {
             "a{__x=\"1\"} 1\n",
             "push_time_seconds 1\n",
             "# TYPE x summary\nx_sum 1\nx_count 1\nx_count{} 2\n",
+            // A duplicate while a family's keys ascend, and after.
+            "a{x=\"1\"} 1\na{x=\"2\"} 1\na{x=\"2\"} 1\n",
+            "a{x=\"1\"} 1\na{x=\"3\"} 1\na{x=\"2\"} 1\na{x=\"3\"} 1\n",
+            "a{x=\"1\"} 1\na{x=\"3\"} 1\na{x=\"2\"} 1\na{x=\"1\",y=\"\"} 1\n",
         ] {
             let (fast, reference) = both(body, &grouping, &rules(false)).unwrap();
             assert!(fast.is_none(), "{body:?} gives up");
             assert!(reference.is_err(), "{body:?} is refused");
+            let text = lower_text(body.as_bytes(), &grouping, &rules(false), 7);
+            assert!(text.is_none(), "{body:?} gives up in one pass");
         }
         // `-0` and `0` are one bound here as in the check.
         let (_, reference) = both(

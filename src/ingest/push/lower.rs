@@ -21,7 +21,7 @@ use crate::model::{
 };
 
 use super::ParsedFamily;
-use super::scan::NameMatcher;
+use super::scan::{NameMatcher, same_bytes};
 
 /// The series every group carries, set by promgate: pushed families of these
 /// names are dropped, as the Pushgateway overrides them.
@@ -435,7 +435,8 @@ pub(super) fn lower_reference(
 pub(super) struct KeyPlan<'p> {
     /// The sample label names it was made for, in body order.
     pub(super) names: Vec<&'p str>,
-    /// The same as `name="` to find in a text body.
+    /// The same to find in a text body: `name="` for the first, then
+    /// `",name="`, what comes between a value and the next.
     pub(super) matchers: Vec<NameMatcher>,
     /// Which sample labels are named `le` and `quantile`.
     pub(super) le_at: Option<usize>,
@@ -533,7 +534,14 @@ impl<'p> KeyPlan<'p> {
         fixed.push('}');
         KeyPlan {
             names: pairs.iter().map(|&(n, _)| n).collect(),
-            matchers: pairs.iter().map(|&(n, _)| NameMatcher::new(n)).collect(),
+            matchers: pairs
+                .iter()
+                .enumerate()
+                .map(|(k, &(n, _))| match k {
+                    0 => NameMatcher::new(n),
+                    _ => NameMatcher::after_value(n),
+                })
+                .collect(),
             le_at: pairs.iter().position(|&(n, _)| n == "le"),
             quantile_at: pairs.iter().position(|&(n, _)| n == "quantile"),
             le: find("le"),
@@ -554,61 +562,106 @@ impl<'p> KeyPlan<'p> {
 
     /// [`KeyPlan::write`] for a sample whose `name` the caller has checked
     /// (a valid metric name): when every label value is non-empty, the key
-    /// is the plan's fixed runs with the values between them.
+    /// is the plan's fixed runs with the values between them. A `bound`
+    /// also says whether its text reads as a float, known to the caller.
     #[inline]
     pub(super) fn write_checked_name(
         &self,
         name: &str,
         pairs: &[(&str, &str)],
-        bound: Option<(usize, &str)>,
+        bound: Option<(usize, &str, bool)>,
         grouping: &[(&str, String)],
         limits: &SeriesLimits,
         out: &mut String,
     ) -> Option<crate::model::KeySpan> {
         let value = |i: usize| match bound {
-            Some((at, text)) if at == i => text,
+            Some((at, text, _)) if at == i => text,
             _ => pairs[i].1,
         };
+        let max = limits.max_value_len;
+        // Every value not empty and within the limit (`n - 1 < max`); the
+        // bound, if any, is a sample label (never a grouping one), checked
+        // as written and as spelled: one too long as written but not as
+        // spelled goes to the general writer, which writes the same key.
+        let mut plain = self.valid && self.fixed_fits && name.len() <= max;
         let mut len = name.len() + self.fixed.len();
-        let mut plain = self.valid && self.fixed_fits && name.len() <= limits.max_value_len;
         for &i in &self.sample_order {
-            let v = value(i);
-            plain &= !v.is_empty() && v.len() <= limits.max_value_len;
-            len += v.len();
+            let n = pairs[i].1.len();
+            plain &= n.wrapping_sub(1) < max;
+            len += n;
+        }
+        if let Some((at, text, _)) = bound {
+            plain &= text.len().wrapping_sub(1) < max;
+            len = len + text.len() - pairs[at].1.len();
         }
         if !plain {
+            let bound = bound.map(|(at, text, _)| (at, text));
             return self.write(name, pairs, bound, grouping, limits, out);
         }
         let start = out.len();
-        out.reserve(len);
-        out.push_str(name);
+        // The key's pieces are short (a few bytes each) and many: copied
+        // inline rather than by a call to `memcpy` each.
+        // SAFETY: the bytes pushed here are zeros, then overwritten by the
+        // pieces below, every one a `&str` copied whole, which together
+        // fill the key's `len` bytes exactly: the key is UTF-8 once
+        // written, and nothing in between can panic (the lengths were just
+        // summed).
+        let bytes = unsafe { out.as_mut_vec() };
+        bytes.resize(start + len, 0);
+        let key = &mut bytes[start..];
+        let fixed = self.fixed.as_bytes();
+        let mut at = put(key, 0, name.as_bytes());
         let mut from = 0;
         for (&i, &to) in self.sample_order.iter().zip(&self.fixed_ends) {
-            out.push_str(&self.fixed[from..to]);
-            out.push_str(value(i));
+            at = put(key, at, &fixed[from..to]);
+            at = put(key, at, value(i).as_bytes());
             from = to;
         }
-        out.push_str(&self.fixed[from..]);
-        let slot_value = |k: Option<usize>| {
-            k.map(|k| match self.slots[k].0 {
-                Slot::Sample(i) => value(i),
-                Slot::Grouping(j) => grouping[j].1.as_str(),
-                Slot::EmptyInstance => "",
-            })
-            .filter(|v| !v.is_empty())
+        at = put(key, at, &fixed[from..]);
+        debug_assert_eq!(at, len);
+        let traits = match (self.le, self.quantile) {
+            (None, None) => SeriesTraits::of_pushed_floats(None, None),
+            (le, quantile) => SeriesTraits::of_pushed_floats(
+                le.and_then(|k| self.reads_as_float(k, pairs, bound, grouping)),
+                quantile.and_then(|k| self.reads_as_float(k, pairs, bound, grouping)),
+            ),
         };
         Some(crate::model::KeySpan {
             start: start as u32,
             len: (out.len() - start) as u32,
             name_len: name.len() as u32,
-            traits: SeriesTraits::of_pushed(slot_value(self.le), slot_value(self.quantile)),
+            traits,
         })
+    }
+
+    /// Does the value of slot `k` read as a float? `None` when it is empty.
+    fn reads_as_float(
+        &self,
+        k: usize,
+        pairs: &[(&str, &str)],
+        bound: Option<(usize, &str, bool)>,
+        grouping: &[(&str, String)],
+    ) -> Option<bool> {
+        let v = match self.slots[k].0 {
+            Slot::Sample(i) => match bound {
+                Some((at, _, float)) if at == i => return Some(float),
+                _ => pairs[i].1,
+            },
+            Slot::Grouping(j) => grouping[j].1.as_str(),
+            Slot::EmptyInstance => "",
+        };
+        (!v.is_empty()).then(|| model::is_text_format_float(v))
     }
 
     /// Was the plan made for labels of these names?
     #[inline]
     pub(super) fn fits(&self, pairs: &[(&str, &str)]) -> bool {
-        self.names.len() == pairs.len() && self.names.iter().zip(pairs).all(|(a, (b, _))| a == b)
+        self.names.len() == pairs.len()
+            && self
+                .names
+                .iter()
+                .zip(pairs)
+                .all(|(a, (b, _))| same_bytes(a.as_bytes(), b.as_bytes()))
     }
 
     /// Writes the key of sample `name` with labels `pairs` (those the plan
@@ -685,6 +738,36 @@ impl<'p> KeyPlan<'p> {
             traits: SeriesTraits::of_pushed(le, quantile),
         })
     }
+}
+
+/// Copies `src` into `key` at `at`; where it ends. A short piece takes two
+/// overlapping word copies, inline.
+#[inline(always)]
+fn put(key: &mut [u8], at: usize, src: &[u8]) -> usize {
+    let n = src.len();
+    let dst = &mut key[at..at + n];
+    match n {
+        0 => {}
+        1..4 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..8 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+    at + n
 }
 
 /// Adds to `batch` what the histogram or summary metrics of `family` lack,

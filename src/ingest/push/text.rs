@@ -50,6 +50,21 @@ impl GoType {
     /// The type word of a `# TYPE` line, upper-cased as Go's
     /// `strings.ToUpper` does (Unicode-aware: `hıstogram` is `HISTOGRAM`).
     fn from_word(word: &[u8]) -> Option<Self> {
+        // Most words are ASCII, which upper-case without a new string.
+        if word.is_ascii() {
+            const WORDS: [(&[u8], GoType); 6] = [
+                (b"COUNTER", GoType::Counter),
+                (b"GAUGE", GoType::Gauge),
+                (b"SUMMARY", GoType::Summary),
+                (b"UNTYPED", GoType::Untyped),
+                (b"HISTOGRAM", GoType::Histogram),
+                (b"GAUGE_HISTOGRAM", GoType::GaugeHistogram),
+            ];
+            return WORDS
+                .iter()
+                .find(|(w, _)| w.eq_ignore_ascii_case(word))
+                .map(|&(_, t)| t);
+        }
         let upper = std::str::from_utf8(word).ok()?.to_uppercase();
         Some(match upper.as_str() {
             "COUNTER" => GoType::Counter,
@@ -365,26 +380,34 @@ fn one_pass_labels<'a>(
     if let Some((names, matchers)) = guide
         && !names.is_empty()
     {
+        // The matchers take the `",` between a value and the next name
+        // (a name never starts with `}`).
         let mut i = open;
-        for (k, (&name, m)) in names.iter().zip(matchers).enumerate() {
+        let mut whole = true;
+        for (&name, m) in names.iter().zip(matchers) {
             if !m.matches(rest, i) {
+                whole = false;
                 break;
             }
             i += m.len();
             let Some(end) = find_quote(&rest[i..]) else {
+                whole = false;
                 break;
             };
             if rest[i + end] != b'"' {
                 return None;
             }
-            pairs.push((name, &text[line + i..line + i + end]));
-            i += end + 1;
-            let last = k + 1 == names.len();
-            match rest.get(i..i + 2) {
-                Some([b',', next]) if !last && *next != b'}' => i += 1,
-                Some(b"} ") if last => return Some((i + 2, true)),
-                _ => break,
-            }
+            let (from, to) = (line + i, line + i + end);
+            // SAFETY: `from..to` lies in `text` (the byte at `to` was just
+            // read), and both ends are next to a `"` (the matcher's last
+            // byte, and the one at `to`), so on char boundaries: the
+            // checks `&text[from..to]` makes again, a fair part of reading
+            // a label.
+            pairs.push((name, unsafe { text.get_unchecked(from..to) }));
+            i += end;
+        }
+        if whole && rest.get(i..i + 3) == Some(b"\"} ") {
+            return Some((i + 3, true));
         }
         pairs.clear();
     }
@@ -400,10 +423,18 @@ fn one_pass_labels<'a>(
             return None;
         }
         let start = line + i;
-        pairs.push((
-            &text[start..start + n],
-            &text[start + n + 2..start + n + 2 + end],
-        ));
+        let (value, to) = (start + n + 2, start + n + 2 + end);
+        // SAFETY: both ranges lie in `text` (the byte at `to` was just
+        // read), and every end is next to an ASCII byte of the line's
+        // syntax (the `{` or `,` before the name, the `="` after it, the
+        // `"` at `to`), so on a char boundary: the checks slicing would
+        // make again.
+        pairs.push(unsafe {
+            (
+                text.get_unchecked(start..start + n),
+                text.get_unchecked(value..to),
+            )
+        });
         i += n + 3 + end;
         match rest.get(i..i + 2) {
             Some([b',', next]) if *next != b'}' => i += 1,
@@ -759,11 +790,12 @@ impl<'a> Parser<'a> {
             }
             l.at(l.bytes.len())?;
             // Go reads the rest of the line dropping every backslash.
-            let word: Vec<u8> = l.bytes[text..]
-                .iter()
-                .copied()
-                .filter(|&c| c != b'\\')
-                .collect();
+            let rest = &l.bytes[text..];
+            let word: Cow<'_, [u8]> = if memchr::memchr(b'\\', rest).is_none() {
+                Cow::Borrowed(rest)
+            } else {
+                Cow::Owned(rest.iter().copied().filter(|&c| c != b'\\').collect())
+            };
             match GoType::from_word(&word) {
                 Some(t) => f.ty = Some(t),
                 None => {
@@ -1081,6 +1113,11 @@ fn label_value<'a>(l: &Line<'a>, start: usize) -> Result<(&'a str, usize), Error
 /// A HELP text from `start` to the end of the line, `\\` and `\n` unescaped.
 fn help_text(l: &Line<'_>, start: usize) -> Result<Vec<u8>, Error> {
     let rest = &l.bytes[start..];
+    // Most texts have no escapes: taken whole.
+    if memchr::memchr(b'\\', rest).is_none() {
+        l.at(l.bytes.len())?;
+        return Ok(rest.to_vec());
+    }
     let mut out = Vec::with_capacity(rest.len());
     let mut i = 0;
     while i < rest.len() {
