@@ -26,12 +26,17 @@ fn zero_bytes(x: u64) -> u64 {
     x.wrapping_sub(splat(0x01)) & !x & splat(0x80)
 }
 
-/// The index of the first `"` or `\` in `s`.
+/// The index of the first `"`, `\` or `\n` in `s`: where a label value
+/// ends, an escape the caller leaves to the general reader, or a newline,
+/// which no value may hold (the value is read from the body, not from its
+/// line, so the search must not run past the line's end).
 #[inline]
 pub(super) fn find_quote(s: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(w) = word(s, i) {
-        let found = zero_bytes(w ^ splat(b'"')) | zero_bytes(w ^ splat(b'\\'));
+        let found = zero_bytes(w ^ splat(b'"'))
+            | zero_bytes(w ^ splat(b'\\'))
+            | zero_bytes(w ^ splat(b'\n'));
         if found != 0 {
             return Some(i + (found.trailing_zeros() / 8) as usize);
         }
@@ -39,7 +44,7 @@ pub(super) fn find_quote(s: &[u8]) -> Option<usize> {
     }
     s[i..]
         .iter()
-        .position(|&c| c == b'"' || c == b'\\')
+        .position(|&c| c == b'"' || c == b'\\' || c == b'\n')
         .map(|p| i + p)
 }
 
@@ -148,7 +153,10 @@ mod tests {
 
         #[test]
         fn searches_are_byte_loops(s in prop::collection::vec(prop::sample::select(&b"ab\"\\\n=\xff\x7f\x22\x80"[..]), 0..40)) {
-            prop_assert_eq!(find_quote(&s), s.iter().position(|&c| c == b'"' || c == b'\\'));
+            prop_assert_eq!(
+                find_quote(&s),
+                s.iter().position(|&c| c == b'"' || c == b'\\' || c == b'\n')
+            );
             prop_assert_eq!(find_newline(&s), s.iter().position(|&c| c == b'\n'));
         }
 

@@ -1047,7 +1047,7 @@ fn plain_labels(b: &[u8], open: usize, ty: GoType) -> Option<usize> {
         let value_start = i;
         // Values eight bytes at a time.
         i += find_quote(&b[i..])?;
-        if b[i] == b'\\' {
+        if b[i] != b'"' {
             return None;
         }
         let special = (ty == GoType::Histogram && name == b"le")
@@ -1233,6 +1233,39 @@ mod tests {
         );
         // A syntax error before the end of the input is reported as such.
         err("a{b=\"\\x", 1, "invalid escape sequence '\\x'");
+    }
+
+    /// A raw newline inside a label value ends the line: the value is
+    /// unterminated, and the one pass, which reads values from the body
+    /// rather than from their line, refuses it too (it once found the
+    /// value's end on a later line and wrote the newline into the page).
+    #[test]
+    fn a_newline_in_a_label_value_is_refused_by_both_readers() {
+        let grouping = Grouping::new("t".into(), vec![]).unwrap();
+        let rules = crate::ingest::Limits {
+            max_decoded_bytes: 1 << 20,
+            series: crate::config::Config::default().series_limits(),
+            future_window: None,
+        }
+        .rules(0);
+        for body in [
+            "a{x=\"1\nevil 666\nb{y=\"} 1\n",
+            "a{x=\"1\nb\"} 1\n",
+            "a{y=\"2\",x=\"1\n\"} 1\n",
+            // The label names of the line before guide the scan.
+            "a{x=\"0\",y=\"0\"} 1\na{x=\"1\ny=\"} 1\n",
+        ] {
+            assert!(parse_text(body.as_bytes()).is_err(), "{body:?}");
+            assert!(
+                lower_text(body.as_bytes(), &grouping, &rules, 0).is_none(),
+                "{body:?}"
+            );
+        }
+        err(
+            "a{x=\"1\nb\"} 1\n",
+            1,
+            "label value \"1\" contains unescaped new-line",
+        );
     }
 
     #[test]
