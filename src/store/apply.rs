@@ -74,6 +74,19 @@ impl Probes {
     }
 }
 
+/// A push onto a remote-written series takes it over: from then on it is
+/// its group's (exposed without a timestamp, kept until the group goes,
+/// not for `--series.ttl`), as the group's registry says it is. A remote
+/// write onto a pushed series leaves it the group's.
+#[inline(always)]
+fn take_over(metric: &Metric, e: &mut Entry, update: &SeriesUpdate) {
+    let (held, pushed) = (e.traits(), update.key.traits);
+    if pushed.pushed() && !held.pushed() {
+        e.set_traits(pushed);
+        metric.retraited(held, pushed);
+    }
+}
+
 /// Does applying `update` to `e` touch the shard's [`Extras`]: an
 /// exemplar or a native histogram to keep, or a histogram a float replaces?
 #[inline(always)]
@@ -642,6 +655,7 @@ impl Store {
                         Some(e)
                             if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) =>
                         {
+                            take_over(metric, e, u);
                             let effect = e.update(u.latest, bounds.now);
                             if has_extras(e, u) {
                                 keep_extras(metric, &mut shard.extras, e, batch, u, effect);
@@ -692,7 +706,13 @@ impl Store {
         let Shard { series, extras } = shard;
         let same = |e: &Entry| e.key() == key.as_bytes();
         if let Some(e) = series.find_mut(hash, same) {
+            // A stale marker is a remote writer's (a push has none): a
+            // pushed series is its group's to remove, not the writer's.
+            if stale && e.traits().pushed() {
+                return Ok(Effect::Ignored);
+            }
             if !stale || sample.timestamp_ms < e.sample().timestamp_ms {
+                take_over(metric, e, update);
                 let effect = e.update(sample, at.now);
                 if has_extras(e, update) {
                     keep_extras(metric, extras, e, batch, update, effect);

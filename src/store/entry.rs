@@ -138,6 +138,12 @@ impl Entry {
         SeriesTraits::from_bits(self.block[TRAITS])
     }
 
+    /// Replaces the series' traits (a push taking a remote-written series
+    /// over); the caller recounts its Metric's.
+    pub(super) fn set_traits(&mut self, traits: SeriesTraits) {
+        self.block[TRAITS] = traits.bits();
+    }
+
     /// Has the series an exemplar in its shard's [`Extras`]?
     #[inline]
     pub(super) fn has_exemplar(&self) -> bool {

@@ -1433,6 +1433,77 @@ mod tests {
         assert_eq!(s.group_count(), 0);
     }
 
+    /// One series both pushed and remote-written: the push takes it over
+    /// (it is its group's, kept past `--series.ttl`), a remote write only
+    /// updates its value, and a remote-written stale marker leaves it, so
+    /// every owned key stays a live series and a replacing push's count
+    /// of the series leaving is right (found by review: a store past
+    /// `--limits.series`, a push answered 200 with its series dropped).
+    #[test]
+    fn a_pushed_series_is_its_groups_whoever_else_writes_it() {
+        let mut s = Store::new(StoreLimits {
+            max_series: 10,
+            max_metadata: 100,
+        });
+        s.epoch = std::time::Instant::now()
+            .checked_sub(Duration::from_secs(1000))
+            .unwrap();
+        let key = r#"x{instance="i",job="j"}"#;
+        let remote_write = |s: &Store, value: f64, ts: i64| {
+            let mut b = crate::model::WriteBatch::default();
+            let k = crate::model::build_key(
+                [("__name__", "x"), ("instance", "i"), ("job", "j")],
+                &rules().series,
+                &mut Vec::new(),
+                &mut b.keys,
+            )
+            .unwrap();
+            b.series.push(SeriesUpdate {
+                key: k,
+                latest: Sample {
+                    value,
+                    timestamp_ms: ts,
+                },
+                samples: 1,
+                exemplars: 0,
+                exemplar: crate::model::NO_EXEMPLAR,
+                histogram: crate::model::NO_HISTOGRAM,
+            });
+            s.apply(&b)
+        };
+        let g = group("j", &[("instance", "i")]);
+        let x = |v: f64| family("x", MetricType::Gauge, &[("x", &[], v)]);
+        remote_write(&s, 5.0, 1);
+        push(&s, &g, &[x(2.0)], true, 2).unwrap();
+        assert_eq!(value(&s, key), Some(2.0));
+        // The group's now: the series TTL does not expire it.
+        s.backdate(120);
+        assert_eq!(s.sweep(Some(Duration::from_secs(60))), 0);
+        assert_eq!(value(&s, key), Some(2.0));
+        // A remote write updates the value; a stale marker removes nothing.
+        let later = i64::MAX / 2;
+        remote_write(&s, 7.0, later);
+        assert_eq!(value(&s, key), Some(7.0));
+        remote_write(&s, f64::from_bits(crate::model::STALE_NAN_BITS), later + 1);
+        assert_eq!(value(&s, key), Some(7.0));
+        check_ownership(&s).unwrap();
+        // The group holds 3 of 10 (x and its push times); 7 more fit after a
+        // PUT replacing x, and the count of what leaves is right.
+        let many = |n: usize| {
+            let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            let labels: Vec<[(&str, &str); 1]> =
+                values.iter().map(|i| [("n", i.as_str())]).collect();
+            let samples: Vec<S<'_>> = labels.iter().map(|l| ("y", &l[..], 1.0)).collect();
+            family("y", MetricType::Gauge, &samples)
+        };
+        let err = push(&s, &g, &[many(9)], true, 3).unwrap_err();
+        assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
+        push(&s, &g, &[many(8)], true, 4).unwrap();
+        assert_eq!(s.live_series(), 10);
+        assert_eq!(value(&s, key), None);
+        check_ownership(&s).unwrap();
+    }
+
     #[test]
     fn metadata_leaves_with_the_last_group_holding_its_family() {
         let s = store();

@@ -130,6 +130,12 @@ impl Metric {
         self.count_traits(traits, |c| c.fetch_add(1, Ordering::Relaxed));
     }
 
+    /// A series of this name changed traits from `old` to `new`.
+    pub(super) fn retraited(&self, old: SeriesTraits, new: SeriesTraits) {
+        self.count_traits(old, |c| c.fetch_sub(1, Ordering::Relaxed));
+        self.count_traits(new, |c| c.fetch_add(1, Ordering::Relaxed));
+    }
+
     /// `e` leaves this name's table.
     pub(super) fn removed(&self, e: &Entry) {
         self.len.fetch_sub(1, Ordering::Relaxed);
