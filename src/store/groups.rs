@@ -922,15 +922,37 @@ impl Store {
     /// once it is gone. One group at a time, so that a listing holds one
     /// group's series, not every group's.
     pub fn group_view(&self, id: &str) -> Option<GroupView> {
-        let reg = self.groups.lock();
-        let g = reg.groups.get(id)?;
-        let mut families: Vec<FamilyView> = g
-            .families
-            .iter()
-            .map(|(name, f)| {
-                let mut series = Vec::with_capacity(f.keys.len());
+        // The registry's lock only while the family lists are taken (they
+        // are shared, never changed): looking 100k series up under it held
+        // pushes back for 140 ms.
+        let (labels, push_time, push_failure_time, lists) = {
+            let reg = self.groups.lock();
+            let g = reg.groups.get(id)?;
+            let lists: Vec<(Arc<str>, MetricType, f64, Arc<FamilyKeys>)> = g
+                .families
+                .iter()
+                .map(|(name, f)| {
+                    (
+                        Arc::clone(name),
+                        f.metric_type,
+                        f.pushed_at,
+                        Arc::clone(&f.keys),
+                    )
+                })
+                .collect();
+            (
+                g.grouping.labels().to_vec(),
+                g.push_time,
+                g.push_failure_time,
+                lists,
+            )
+        };
+        let mut families: Vec<FamilyView> = lists
+            .into_iter()
+            .map(|(name, metric_type, pushed_at, keys)| {
+                let mut series = Vec::with_capacity(keys.len());
                 let mut native_sums = Vec::new();
-                for k in f.keys.iter() {
+                for k in keys.iter() {
                     let found = self.find(k, |e, extras| {
                         (e.sample().value, extras.histogram(e).map(|h| h.sum()))
                     });
@@ -943,9 +965,9 @@ impl Store {
                 }
                 FamilyView {
                     name: name.to_string(),
-                    metric_type: f.metric_type,
-                    help: self.metadata(name).map(|m| m.help).unwrap_or_default(),
-                    pushed_at: f.pushed_at,
+                    metric_type,
+                    help: self.metadata(&name).map(|m| m.help).unwrap_or_default(),
+                    pushed_at,
                     series,
                     native_sums,
                 }
@@ -953,9 +975,9 @@ impl Store {
             .collect();
         families.sort_by(|a, b| a.name.cmp(&b.name));
         Some(GroupView {
-            labels: g.grouping.labels().to_vec(),
-            push_time: g.push_time,
-            push_failure_time: g.push_failure_time,
+            labels,
+            push_time,
+            push_failure_time,
             families,
         })
     }
