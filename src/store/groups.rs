@@ -281,12 +281,7 @@ impl Store {
                 own.and_then(|g| g.families.get(f.name.as_str()))
                     .is_some_and(|held| {
                         held.metric_type == f.metric_type
-                            && held.keys.len() == f.series.len()
-                            && held
-                                .keys
-                                .iter()
-                                .zip(&batch.series[f.series.clone()])
-                                .all(|(k, u)| k == batch.key(u))
+                            && held.keys.same_as(&batch, f.series.clone())
                     })
             })
             .collect();

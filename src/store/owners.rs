@@ -45,14 +45,7 @@ impl FamilyKeys {
         };
         // A push's lowering writes a family's keys one after another, in
         // order: then they are copied at once.
-        let start = updates.first().map_or(0, |u| u.key.start as usize);
-        let mut end = start;
-        let contiguous = updates.iter().all(|u| {
-            let at = u.key.start as usize == end;
-            end += u.key.len as usize;
-            at
-        });
-        if contiguous && let Some(text) = batch.keys.get(start..end) {
+        if let Some(text) = one_run(batch, updates) {
             keys.text.push_str(text);
             let mut at = 0u32;
             keys.ends.extend(updates.iter().map(|u| {
@@ -65,6 +58,27 @@ impl FamilyKeys {
             }
         }
         keys
+    }
+
+    /// Are these the keys of `batch`'s series `series`, in order (a family
+    /// pushed again as it was)?
+    pub(super) fn same_as(&self, batch: &WriteBatch, series: std::ops::Range<usize>) -> bool {
+        let updates = &batch.series[series];
+        if updates.len() != self.len() {
+            return false;
+        }
+        match one_run(batch, updates) {
+            // One comparison of the text, and of where each key ends.
+            Some(text) => {
+                let mut at = 0u32;
+                text == self.text
+                    && updates.iter().zip(&self.ends).all(|(u, &end)| {
+                        at += u.key.len;
+                        at == end
+                    })
+            }
+            None => self.iter().zip(updates).all(|(k, u)| k == batch.key(u)),
+        }
     }
 
     /// A list of one key (a group's own series).
@@ -102,6 +116,19 @@ impl FamilyKeys {
     pub(super) fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.len()).map(|i| self.get(i))
     }
+}
+
+/// The text of `updates`' keys when they lie one after another in
+/// `batch`, in order, as a push's lowering writes a family's.
+fn one_run<'b>(batch: &'b WriteBatch, updates: &[crate::model::SeriesUpdate]) -> Option<&'b str> {
+    let start = updates.first().map_or(0, |u| u.key.start as usize);
+    let mut end = start;
+    let contiguous = updates.iter().all(|u| {
+        let at = u.key.start as usize == end;
+        end += u.key.len as usize;
+        at
+    });
+    contiguous.then(|| batch.keys.get(start..end)).flatten()
 }
 
 /// One owned series: its key's hash and where its text is.
@@ -273,6 +300,21 @@ mod tests {
         }
         let taken = FamilyKeys::from_batch(&group, &family, &run, 1..4);
         assert_eq!(taken.iter().collect::<Vec<_>>(), &keys[1..]);
+        // The same keys again, laid out either way; not others.
+        assert!(taken.same_as(&run, 1..4));
+        assert!(taken.same_as(&scattered, 1..4));
+        assert!(!taken.same_as(&run, 0..3));
+        assert!(!taken.same_as(&run, 1..3));
+        // The same text cut elsewhere is other keys.
+        let cut = |keys: &[&str]| {
+            let mut b = batch(keys, &[0, 1]);
+            b.keys = b.keys.replace('#', "");
+            b.series[1].key.start = b.series[0].key.len;
+            b
+        };
+        let ab_c = FamilyKeys::from_batch(&group, &family, &cut(&["ab", "c"]), 0..2);
+        assert!(ab_c.same_as(&cut(&["ab", "c"]), 0..2));
+        assert!(!ab_c.same_as(&cut(&["a", "bc"]), 0..2));
     }
 
     #[test]
