@@ -1026,6 +1026,15 @@ mod tests {
         .unwrap()
     }
 
+    /// Gauge family `name` of one series per value `values` of label
+    /// `label`, each of value 1.
+    fn gauges(name: &str, label: &str, values: std::ops::Range<usize>) -> ParsedFamily<'static> {
+        let values: Vec<String> = values.map(|i| i.to_string()).collect();
+        let labels: Vec<[(&str, &str); 1]> = values.iter().map(|v| [(label, v.as_str())]).collect();
+        let samples: Vec<S<'_>> = labels.iter().map(|l| (name, &l[..], 1.0)).collect();
+        family(name, MetricType::Gauge, &samples)
+    }
+
     fn push(
         s: &Store,
         g: &Grouping,
@@ -1319,10 +1328,7 @@ mod tests {
             max_metadata: 100,
         });
         let g = group("a", &[]);
-        let values: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-        let labels: Vec<[(&str, &str); 1]> = values.iter().map(|i| [("i", i.as_str())]).collect();
-        let samples: Vec<S<'_>> = labels.iter().map(|l| ("m", &l[..], 1.0)).collect();
-        let err = push(&s, &g, &[family("m", MetricType::Gauge, &samples)], true, 1).unwrap_err();
+        let err = push(&s, &g, &[gauges("m", "i", 0..10)], true, 1).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
         assert_eq!(s.get(r#"m{i="0",instance="",job="a"}"#), None);
     }
@@ -1334,13 +1340,7 @@ mod tests {
             max_metadata: 100,
         });
         // Values `from..from + n` of label `i`, in family `name`.
-        let gauge = |name: &str, from: usize, n: usize| {
-            let values: Vec<String> = (from..from + n).map(|i| i.to_string()).collect();
-            let labels: Vec<[(&str, &str); 1]> =
-                values.iter().map(|i| [("i", i.as_str())]).collect();
-            let samples: Vec<S<'_>> = labels.iter().map(|l| (name, &l[..], 1.0)).collect();
-            family(name, MetricType::Gauge, &samples)
-        };
+        let gauge = |name: &str, from: usize, n: usize| gauges(name, "i", from..from + n);
         let a = group("a", &[]);
         // 90 series and the group's own 2: 92 of 100.
         push(&s, &a, &[gauge("x", 0, 90)], true, 1).unwrap();
@@ -1380,13 +1380,7 @@ mod tests {
             max_series: 10,
             max_metadata: 100,
         });
-        let gauge = |name: &str, n: usize| {
-            let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-            let labels: Vec<[(&str, &str); 1]> =
-                values.iter().map(|i| [("i", i.as_str())]).collect();
-            let samples: Vec<S<'_>> = labels.iter().map(|l| (name, &l[..], 1.0)).collect();
-            family(name, MetricType::Gauge, &samples)
-        };
+        let gauge = |name: &str, n: usize| gauges(name, "i", 0..n);
         // 4 series and the group's own 2: 6 of 10.
         push(&s, &group("a", &[]), &[gauge("x", 4)], true, 1).unwrap();
         // 3 more and their group's own 2 would be 11.
@@ -1506,13 +1500,7 @@ mod tests {
         check_ownership(&s).unwrap();
         // The group holds 3 of 10 (x and its push times); 7 more fit after a
         // PUT replacing x, and the count of what leaves is right.
-        let many = |n: usize| {
-            let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-            let labels: Vec<[(&str, &str); 1]> =
-                values.iter().map(|i| [("n", i.as_str())]).collect();
-            let samples: Vec<S<'_>> = labels.iter().map(|l| ("y", &l[..], 1.0)).collect();
-            family("y", MetricType::Gauge, &samples)
-        };
+        let many = |n: usize| gauges("y", "n", 0..n);
         let err = push(&s, &g, &[many(9)], true, 3).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
         push(&s, &g, &[many(8)], true, 4).unwrap();
