@@ -141,10 +141,15 @@ pub fn write_go_float(out: &mut String, v: f64) {
         return;
     }
     // Rust's `{:e}` writes the same shortest round-trip digits as Go's
-    // shortest formatting, as `d.ddde<exp>`; only the layout differs.
+    // shortest formatting, as `d.ddde<exp>`; only the layout differs, and
+    // the choice between two shortest candidates equally near `v`.
     let mut sci = Buf::default();
     let _ = write!(sci, "{:e}", v.abs());
-    let text = sci.as_str();
+    let mut text = sci.as_str();
+    let mut even = Buf::default();
+    if let Some(tied) = nearest_even_on_a_tie(text, v.abs(), &mut even) {
+        text = tied;
+    }
     let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let mut digits = Buf::default();
@@ -187,6 +192,28 @@ pub fn write_go_float(out: &mut String, v: f64) {
             out.push_str(&digits[int_digits..]);
         }
     }
+}
+
+/// When `v` lies exactly halfway between two shortest candidates, Rust's
+/// `{:e}` takes the upper one and Go's `strconv.FormatFloat` (its Ryū
+/// shortest mode) the even one: `1796031508.61328125` is
+/// `1.7960315086132812e+09` in Go. Returns the even candidate, written into
+/// `buf`, when `shortest` (Rust's `{:e}` of `v`) is the odd one of a tie.
+///
+/// A tie needs 16 or 17 digits: with fewer, two neighbouring candidates are
+/// further apart than the binary interval that reads back to `v`. Rust's
+/// exact formatting to the same number of digits rounds a tie to even, so it
+/// names the other candidate, which is used only if it reads back to `v`.
+fn nearest_even_on_a_tie<'b>(shortest: &str, v: f64, buf: &'b mut Buf) -> Option<&'b str> {
+    let mantissa = shortest.split_once('e').map_or(shortest, |(m, _)| m);
+    let digits = mantissa.bytes().filter(u8::is_ascii_digit).count();
+    let last = mantissa.bytes().last()?;
+    if digits < 16 || (last - b'0').is_multiple_of(2) {
+        return None;
+    }
+    write!(buf, "{:.*e}", digits - 1, v).ok()?;
+    let exact = buf.as_str();
+    (exact != shortest && exact.parse::<f64>() == Ok(v)).then_some(exact)
 }
 
 /// [`write_go_float`] into a new `String`.
@@ -343,6 +370,47 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(go_float(*v), *want, "{v:e}");
         }
+    }
+
+    /// A push time `s + k/256` (`k` odd) is exactly `s.dddddddd5`: 18
+    /// digits, halfway between two 17-digit candidates that both read back.
+    /// Go writes the even one (the Pushgateway wrote `1.7960315086132812e+09`
+    /// for `1796031508.61328125`); the expected text here is built from the
+    /// exact decimal by integer arithmetic, not by a float formatter.
+    #[test]
+    fn a_tie_between_two_shortest_candidates_is_written_even_as_go_does() {
+        assert_eq!(
+            go_float(1_796_031_508.0 + 157.0 / 256.0),
+            "1.7960315086132812e+09"
+        );
+        let mut ties = 0;
+        for s in [
+            1_796_031_508u64,
+            1_000_000_001,
+            2_147_483_647,
+            4_000_000_003,
+        ] {
+            for k in (1..256u64).step_by(2) {
+                let v = s as f64 + k as f64 / 256.0;
+                // The exact value in units of 1e-8: k/256 = k * 390625e-8.
+                let exact = u128::from(s) * 100_000_000 + u128::from(k) * 390_625;
+                let (kept, dropped) = (exact / 10, exact % 10);
+                assert_eq!(dropped, 5, "k/256 ends in 5 at the 8th decimal");
+                let even = if kept % 2 == 0 { kept } else { kept + 1 };
+                let odd = if kept % 2 == 0 { kept + 1 } else { kept };
+                let text = |d: u128| {
+                    let d = d.to_string();
+                    format!("{}.{}e+09", &d[..1], d[1..].trim_end_matches('0'))
+                };
+                let reads_back = |t: &str| t.parse::<f64>() == Ok(v);
+                if !(reads_back(&text(even)) && reads_back(&text(odd))) {
+                    continue; // a shorter candidate exists: no tie
+                }
+                ties += 1;
+                assert_eq!(go_float(v), text(even), "{v}");
+            }
+        }
+        assert!(ties > 100, "only {ties} ties were tried");
     }
 
     proptest::proptest! {
