@@ -183,13 +183,15 @@ impl Owners {
                 keys: Arc::clone(keys),
                 index: index as u32,
             };
+            // One probe whether the key is held or not: most of a first
+            // push's keys are new, and each probe is a cache miss.
             match self
                 .table
-                .find_mut(hash, |s| s.hash == hash && s.key() == key)
+                .entry(hash, |s| s.hash == hash && s.key() == key, |s| s.hash)
             {
-                Some(held) => *held = slot,
-                None => {
-                    self.table.insert_unique(hash, slot, |s| s.hash);
+                hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = slot,
+                hashbrown::hash_table::Entry::Vacant(free) => {
+                    free.insert(slot);
                 }
             }
         }
