@@ -1057,6 +1057,33 @@ mod tests {
         s.push(g, batch, replace, UNIX_EPOCH + Duration::from_secs(at))
     }
 
+    /// Remote-writes one sample to each series `labels` names (name
+    /// first, as `__name__`), as a remote-write request's batch would.
+    fn remote_write(s: &Store, series: &[&[(&str, &str)]], value: f64, timestamp_ms: i64) {
+        let mut b = crate::model::WriteBatch::default();
+        for labels in series {
+            let key = crate::model::build_key(
+                labels.iter().copied(),
+                &rules().series,
+                &mut Vec::new(),
+                &mut b.keys,
+            )
+            .unwrap();
+            b.series.push(SeriesUpdate {
+                key,
+                latest: Sample {
+                    value,
+                    timestamp_ms,
+                },
+                samples: 1,
+                exemplars: 0,
+                exemplar: crate::model::NO_EXEMPLAR,
+                histogram: crate::model::NO_HISTOGRAM,
+            });
+        }
+        s.apply(&b);
+    }
+
     fn store() -> Store {
         Store::new(StoreLimits {
             max_series: 100,
@@ -1471,28 +1498,8 @@ mod tests {
             .checked_sub(Duration::from_secs(1000))
             .unwrap();
         let key = r#"x{instance="i",job="j"}"#;
-        let remote_write = |s: &Store, value: f64, ts: i64| {
-            let mut b = crate::model::WriteBatch::default();
-            let k = crate::model::build_key(
-                [("__name__", "x"), ("instance", "i"), ("job", "j")],
-                &rules().series,
-                &mut Vec::new(),
-                &mut b.keys,
-            )
-            .unwrap();
-            b.series.push(SeriesUpdate {
-                key: k,
-                latest: Sample {
-                    value,
-                    timestamp_ms: ts,
-                },
-                samples: 1,
-                exemplars: 0,
-                exemplar: crate::model::NO_EXEMPLAR,
-                histogram: crate::model::NO_HISTOGRAM,
-            });
-            s.apply(&b)
-        };
+        let x_ij: &[(&str, &str)] = &[("__name__", "x"), ("instance", "i"), ("job", "j")];
+        let remote_write = |s: &Store, value: f64, ts: i64| remote_write(s, &[x_ij], value, ts);
         let g = group("j", &[("instance", "i")]);
         let x = |v: f64| family("x", MetricType::Gauge, &[("x", &[], v)]);
         remote_write(&s, 5.0, 1);
@@ -1527,33 +1534,13 @@ mod tests {
             max_metadata: 100,
         });
         // x{i="0".."7",instance="i",job="a"}, remote-written: 8 of 10.
-        let mut b = crate::model::WriteBatch::default();
-        for i in 0..8 {
-            let k = crate::model::build_key(
-                [
-                    ("__name__", "x"),
-                    ("i", &i.to_string()),
-                    ("instance", "i"),
-                    ("job", "a"),
-                ],
-                &rules().series,
-                &mut Vec::new(),
-                &mut b.keys,
-            )
-            .unwrap();
-            b.series.push(SeriesUpdate {
-                key: k,
-                latest: Sample {
-                    value: 1.0,
-                    timestamp_ms: 1,
-                },
-                samples: 1,
-                exemplars: 0,
-                exemplar: crate::model::NO_EXEMPLAR,
-                histogram: crate::model::NO_HISTOGRAM,
-            });
-        }
-        s.apply(&b);
+        let values: Vec<String> = (0..8).map(|i| i.to_string()).collect();
+        let series: Vec<[(&str, &str); 4]> = values
+            .iter()
+            .map(|i| [("__name__", "x"), ("i", i), ("instance", "i"), ("job", "a")])
+            .collect();
+        let series: Vec<&[(&str, &str)]> = series.iter().map(|l| &l[..]).collect();
+        remote_write(&s, &series, 1.0, 1);
         assert_eq!(s.live_series(), 8);
         let g = group("a", &[("instance", "i")]);
         // The same 8 and a ninth, new: 8 + 1 + the group's own 2 is 11.
@@ -1626,26 +1613,7 @@ mod tests {
             1,
         )
         .unwrap();
-        let mut b = crate::model::WriteBatch::default();
-        let key = crate::model::build_key(
-            [("__name__", "rw")],
-            &rules().series,
-            &mut Vec::new(),
-            &mut b.keys,
-        )
-        .unwrap();
-        b.series.push(SeriesUpdate {
-            key,
-            latest: Sample {
-                value: 1.0,
-                timestamp_ms: 1,
-            },
-            samples: 1,
-            exemplars: 0,
-            exemplar: crate::model::NO_EXEMPLAR,
-            histogram: crate::model::NO_HISTOGRAM,
-        });
-        s.apply(&b);
+        remote_write(&s, &[&[("__name__", "rw")]], 1.0, 1);
         assert_eq!(s.wipe_groups(), 2);
         assert_eq!(s.live_series(), 1);
         assert!(s.get("rw").is_some());
