@@ -145,6 +145,17 @@ pub struct FamilyView {
     pub native_sums: Vec<(usize, f64)>,
 }
 
+/// What a push's apply may add past `--limits.series`: anything. The push
+/// was counted against the limit under the registry's lock (with the
+/// series its replacement removes, which stay live until it is applied),
+/// but remote writers create series without that lock; one that takes the
+/// room while the push is applied must not leave the push answered 200
+/// with some of its series refused, owned by the group but not live. The
+/// store then stands past the limit by what those writers created, at
+/// most the room the push was counted in, until series leave; new series
+/// are refused until then.
+const ADMITTED: usize = usize::MAX;
+
 /// The registry of pushed groups, one per store.
 #[derive(Default)]
 pub(super) struct Groups(Mutex<Registry>);
@@ -322,9 +333,9 @@ impl Store {
         for u in &mut batch.series {
             u.latest.timestamp_ms = stamp;
         }
-        // The series leaving are still held while the new ones are
-        // written: the apply may go past the limit by as many.
-        let applied = self.apply_hashed_at(&batch, self.now(), Some(&hashes), leaving);
+        // Admitted: the apply is not bounded again (see `ADMITTED`). The
+        // series leaving are still held while the new ones are written.
+        let applied = self.apply_hashed_at(&batch, self.now(), Some(&hashes), ADMITTED);
 
         // The new ownership; then what the push replaced and did not
         // write again leaves the store. Unchanged families keep theirs.
@@ -702,7 +713,8 @@ impl Store {
                 Self::count_type(&mut reg.types, &family, MetricType::Gauge, 1);
             }
         }
-        self.apply(&batch);
+        // Counted by the caller's check: admitted (see `ADMITTED`).
+        self.apply_hashed_at(&batch, self.now(), None, ADMITTED);
     }
 
     /// Deletes group `grouping` and its series; `false` if there was none
@@ -1514,6 +1526,55 @@ mod tests {
         assert_eq!(s.live_series(), 10);
         assert_eq!(value(&s, key), None);
         check_ownership(&s).unwrap();
+    }
+
+    /// A push is checked against `--limits.series` under the registry's
+    /// lock, and remote writers create series without it: one that
+    /// creates a series while the push is applied must not leave the
+    /// push answered with one of its series refused (owned, not live).
+    #[test]
+    fn a_push_admitted_under_the_limit_is_stored_whole_whatever_remote_writers_create_meanwhile() {
+        let s = Store::new(StoreLimits {
+            max_series: 20_002,
+            max_metadata: 100,
+        });
+        let g = group("a", &[]);
+        let z: &[(&str, &str)] = &[("__name__", "z")];
+        let family = gauges("k", "i", 0..20_000);
+        let (mut stored, mut refused) = (0, 0);
+        for round in 0..20 {
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let result = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    // Create and remove `z`, round after round, until the push is done.
+                    let mut ts = 1;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        remote_write(&s, &[z], 1.0, ts);
+                        remote_write(
+                            &s,
+                            &[z],
+                            f64::from_bits(crate::model::STALE_NAN_BITS),
+                            ts + 1,
+                        );
+                        ts += 2;
+                    }
+                });
+                let result = push(&s, &g, std::slice::from_ref(&family), true, round + 1);
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                result
+            });
+            match result {
+                Ok(_) => {
+                    stored += 1;
+                    check_ownership(&s).unwrap();
+                    assert!(s.get(r#"k{i="19999",instance="",job="a"}"#).is_some());
+                }
+                Err(PushConflict::SeriesLimit(_)) => refused += 1,
+                Err(e) => panic!("{e}"),
+            }
+            s.delete_group(&g);
+        }
+        assert!(stored > 0, "no push was stored ({refused} refused)");
     }
 
     #[test]
