@@ -87,6 +87,20 @@ fn take_over(metric: &Metric, e: &mut Entry, update: &SeriesUpdate) {
     }
 }
 
+/// Writes `update`'s sample into `e`, the series it names (not a stale
+/// marker's removal): a remote writer's sample if not older than the one
+/// held; a push's in any case, taking a remote-written series over (a push
+/// replaces what its group holds, even a sample a writer stamped later).
+#[inline(always)]
+fn write_sample(metric: &Metric, e: &mut Entry, update: &SeriesUpdate, now: u32) -> Effect {
+    take_over(metric, e, update);
+    if update.key.traits.pushed() {
+        e.replace(update.latest, now)
+    } else {
+        e.update(update.latest, now)
+    }
+}
+
 /// Does applying `update` to `e` touch the shard's [`Extras`]: an
 /// exemplar or a native histogram to keep, or a histogram a float replaces?
 #[inline(always)]
@@ -655,8 +669,7 @@ impl Store {
                         Some(e)
                             if e.key() == key.as_bytes() && !is_stale_marker(u.latest.value) =>
                         {
-                            take_over(metric, e, u);
-                            let effect = e.update(u.latest, bounds.now);
+                            let effect = write_sample(metric, e, u, bounds.now);
                             if has_extras(e, u) {
                                 keep_extras(metric, &mut shard.extras, e, batch, u, effect);
                             }
@@ -712,8 +725,7 @@ impl Store {
                 return Ok(Effect::Ignored);
             }
             if !stale || sample.timestamp_ms < e.sample().timestamp_ms {
-                take_over(metric, e, update);
-                let effect = e.update(sample, at.now);
+                let effect = write_sample(metric, e, update, at.now);
                 if has_extras(e, update) {
                     keep_extras(metric, extras, e, batch, update, effect);
                 }

@@ -134,6 +134,15 @@ impl Entry {
         Effect::Updated
     }
 
+    /// Sets the series' sample whatever its timestamp: a push's, which
+    /// replaces what its group holds as the Pushgateway's does, even a
+    /// remote-written sample stamped later (a sender's clock ahead).
+    pub(super) fn replace(&mut self, sample: Sample, now: u32) -> Effect {
+        self.set_touched(now);
+        self.set_sample(sample);
+        Effect::Updated
+    }
+
     pub(super) fn traits(&self) -> SeriesTraits {
         SeriesTraits::from_bits(self.block[TRAITS])
     }

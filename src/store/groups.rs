@@ -1517,12 +1517,26 @@ mod tests {
         remote_write(&s, f64::from_bits(crate::model::STALE_NAN_BITS), later + 1);
         assert_eq!(value(&s, key), Some(7.0));
         check_ownership(&s).unwrap();
+        // A push replaces it although the remote write was stamped later,
+        // and so the group's own push time, whatever a writer stamped there.
+        let push_time: &[(&str, &str)] = &[
+            ("__name__", "push_time_seconds"),
+            ("instance", "i"),
+            ("job", "j"),
+        ];
+        self::remote_write(&s, &[push_time], 1.0, later);
+        push(&s, &g, &[x(3.0)], true, 3).unwrap();
+        assert_eq!(value(&s, key), Some(3.0));
+        assert_eq!(
+            value(&s, r#"push_time_seconds{instance="i",job="j"}"#),
+            Some(3.0)
+        );
         // The group holds 3 of 10 (x and its push times); 7 more fit after a
         // PUT replacing x, and the count of what leaves is right.
         let many = |n: usize| gauges("y", "n", 0..n);
-        let err = push(&s, &g, &[many(9)], true, 3).unwrap_err();
+        let err = push(&s, &g, &[many(9)], true, 4).unwrap_err();
         assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
-        push(&s, &g, &[many(8)], true, 4).unwrap();
+        push(&s, &g, &[many(8)], true, 5).unwrap();
         assert_eq!(s.live_series(), 10);
         assert_eq!(value(&s, key), None);
         check_ownership(&s).unwrap();
