@@ -307,6 +307,18 @@ impl Gateway {
         resp.status().as_u16()
     }
 
+    async fn push_text(&self, method: &str, path: &str, body: &str) -> u16 {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .client
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        resp.status().as_u16()
+    }
+
     async fn get(&self, path: &str, accept: &str) -> Vec<u8> {
         let resp = self
             .client
@@ -1213,4 +1225,42 @@ async fn a_pushed_staleness_marker_is_an_ordinary_nan() {
     for v in values {
         assert!(v.is_nan() && !promgate::model::is_stale_marker(v), "{v:?}");
     }
+}
+
+/// `GET /api/v1/metrics` writes values as the Pushgateway's does, in Go's
+/// shortest formatting (`1.2345675e+06`, `1e-07`, a tie at 17 digits to
+/// the even one), where the page writes its own: compared byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_api_writes_values_as_the_pushgateway_does() {
+    let gw = Gateway::start().await;
+    let (app, _) = app(&[]);
+    let body = "# TYPE v gauge\n\
+        v{k=\"a\"} 1234567.5\nv{k=\"b\"} 1e-7\nv{k=\"c\"} 1e21\nv{k=\"d\"} 0.1\n\
+        v{k=\"e\"} 123456\nv{k=\"f\"} -2.5e-05\nv{k=\"g\"} 1796031508.61328125\n\
+        v{k=\"h\"} NaN\nv{k=\"i\"} +Inf\nv{k=\"j\"} 0.30000000000000004\n\
+        # TYPE s summary\ns{quantile=\"0.99\"} 3.5e6\ns_sum 7e-5\ns_count 2\n\
+        # TYPE h histogram\nh_bucket{le=\"1e-05\"} 1\nh_bucket{le=\"+Inf\"} 3\nh_sum 12345678.25\nh_count 3\n";
+    assert_eq!(gw.push_text("PUT", "/metrics/job/v", body).await, 200);
+    let (status, answer) = send(&app, "PUT", "/metrics/job/v", &[], body.as_bytes().to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let json = |bytes: Vec<u8>| -> serde_json::Value { serde_json::from_slice(&bytes).unwrap() };
+    let theirs = json(gw.get("/api/v1/metrics", "application/json").await);
+    let ours = json(get_accept(&app, "/api/v1/metrics", "application/json").await);
+    let metrics = |v: &serde_json::Value, family: &str| -> Vec<serde_json::Value> {
+        let group = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["labels"]["job"] == "v")
+            .unwrap_or_else(|| panic!("{v}"));
+        let mut m = group[family]["metrics"].as_array().unwrap().clone();
+        m.sort_by_key(|m| m["labels"].to_string());
+        m
+    };
+    for family in ["v", "s", "h"] {
+        let (ours, theirs) = (metrics(&ours, family), metrics(&theirs, family));
+        assert_eq!(ours.len(), if family == "v" { 10 } else { 1 });
+        assert_eq!(ours, theirs, "{family}");
+    }
+    assert_eq!(metrics(&ours, "v")[0]["value"], "1.2345675e+06");
 }

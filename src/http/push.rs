@@ -252,10 +252,10 @@ fn type_name(t: MetricType) -> &'static str {
     }
 }
 
+/// A value as the Pushgateway's API writes it: Go's shortest formatting
+/// (`1.2345675e+06`, `1e-07`, `+Inf`), not the page's.
 fn number(v: f64) -> Value {
-    let mut buf = Vec::new();
-    crate::exposition::write_float(&mut buf, v);
-    Value::String(String::from_utf8(buf).unwrap_or_default())
+    Value::String(crate::model::go_float(v))
 }
 
 fn rfc3339(unix_seconds: f64) -> String {
