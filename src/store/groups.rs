@@ -624,12 +624,11 @@ impl Store {
             }
         }
         let max = self.limits.max_series;
-        if self
-            .live_series()
-            .saturating_add(new)
-            .saturating_sub(leaving)
-            > max
-        {
+        // A push that adds no more than it removes is admitted even with
+        // the store past the limit (where a push racing remote writers can
+        // leave it, see `ADMITTED`): a job pushing the same series again
+        // must not fail until remote-written series leave.
+        if new > leaving && self.live_series().saturating_add(new - leaving) > max {
             return Err(PushConflict::SeriesLimit(Rejection {
                 reason: crate::model::RejectReason::SeriesLimit,
                 detail: format!(
@@ -1061,6 +1060,15 @@ mod tests {
     /// Remote-writes one sample to each series `labels` names (name
     /// first, as `__name__`), as a remote-write request's batch would.
     fn remote_write(s: &Store, series: &[&[(&str, &str)]], value: f64, timestamp_ms: i64) {
+        s.apply(&remote_write_batch(series, value, timestamp_ms));
+    }
+
+    /// The batch [`remote_write`] applies.
+    fn remote_write_batch(
+        series: &[&[(&str, &str)]],
+        value: f64,
+        timestamp_ms: i64,
+    ) -> crate::model::WriteBatch {
         let mut b = crate::model::WriteBatch::default();
         for labels in series {
             let key = crate::model::build_key(
@@ -1082,7 +1090,7 @@ mod tests {
                 histogram: crate::model::NO_HISTOGRAM,
             });
         }
-        s.apply(&b);
+        b
     }
 
     fn store() -> Store {
@@ -1589,6 +1597,47 @@ mod tests {
             s.delete_group(&g);
         }
         assert!(stored > 0, "no push was stored ({refused} refused)");
+    }
+
+    /// Past the limit (a push racing remote writers can leave the store
+    /// there), a push adding no more series than it removes still goes in;
+    /// one adding more does not.
+    #[test]
+    fn past_the_limit_a_push_that_adds_nothing_is_admitted() {
+        let s = Store::new(StoreLimits {
+            max_series: 12,
+            max_metadata: 100,
+        });
+        let g = group("keep", &[]);
+        push(&s, &g, &[gauges("k", "i", 0..5)], true, 1).unwrap();
+        assert_eq!(s.live_series(), 7);
+        // Five remote-written series: 12 of 12; then two more, past the
+        // limit as a racing writer could leave it, written here unbounded.
+        let values: Vec<String> = (0..7).map(|i| i.to_string()).collect();
+        let series: Vec<[(&str, &str); 2]> = values
+            .iter()
+            .map(|i| [("__name__", "rw"), ("i", i)])
+            .collect();
+        let series: Vec<&[(&str, &str)]> = series.iter().map(|l| &l[..]).collect();
+        s.apply_hashed_at(
+            &remote_write_batch(&series, 1.0, 1),
+            s.now(),
+            None,
+            ADMITTED,
+        );
+        assert_eq!(s.live_series(), 14);
+        // The same series again, by PUT and by POST; then one fewer.
+        push(&s, &g, &[gauges("k", "i", 0..5)], true, 2).unwrap();
+        push(&s, &g, &[gauges("k", "i", 0..5)], false, 3).unwrap();
+        push(&s, &g, &[gauges("k", "i", 1..5)], true, 4).unwrap();
+        assert_eq!(s.live_series(), 13);
+        // Others in place of those: as many, admitted; one more, refused.
+        push(&s, &g, &[gauges("k", "i", 10..14)], true, 5).unwrap();
+        let err = push(&s, &g, &[gauges("k", "i", 10..15)], true, 6).unwrap_err();
+        assert!(matches!(err, PushConflict::SeriesLimit(_)), "{err}");
+        assert_eq!(s.live_series(), 13);
+        assert!(s.get(r#"k{i="13",instance="",job="keep"}"#).is_some());
+        assert_eq!(s.get(r#"k{i="14",instance="",job="keep"}"#), None);
     }
 
     #[test]
