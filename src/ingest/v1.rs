@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::Error;
 use super::lower::{Lowering, Rules, SeriesSummary, summarize};
-use super::wire::{FIXED64, LEN, Reader, VARINT, expect};
+use super::wire::{FIXED64, LEN, Reader, VARINT, expect, varint_exact};
 use crate::model::{MetricType, RejectReason, Rejection, Sample, WriteBatch};
 use crate::proto::lenient;
 
@@ -354,8 +354,8 @@ pub(super) fn sample(buf: &[u8], start_timestamp: bool) -> Result<Sample, Error>
         && let Some((value, [0x10, timestamp @ ..])) = value.split_first_chunk::<8>()
     {
         let mut r = Reader::new(timestamp);
-        if let Ok(t) = r.varint()
-            && !r.has_more()
+        if let Some(t) =
+            varint_exact(timestamp).or_else(|| r.varint().ok().filter(|_| !r.has_more()))
         {
             return Ok(Sample {
                 value: f64::from_le_bytes(*value),

@@ -30,6 +30,45 @@ fn malformed(what: &str) -> Error {
     Error::Protobuf(what.to_string())
 }
 
+/// The value of the varint that is all of `bytes`, when `bytes` is one
+/// varint of one to eight bytes (every byte but the last with the
+/// continuation bit); `None` otherwise, for [`Reader::varint`] to decide.
+///
+/// For a field that runs to the end of its message, such as a sample's
+/// timestamp: a millisecond timestamp takes six bytes, where the loop of
+/// [`Reader::varint`] costs a call and a step per byte.
+#[inline(always)]
+pub fn varint_exact(bytes: &[u8]) -> Option<u64> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let n = bytes.len();
+    // The bytes, little-endian, in one word. Two loads that overlap put the
+    // same byte twice in the same place, which OR leaves as it is.
+    let word = match n {
+        1 => u64::from(bytes[0]),
+        2..=3 => {
+            let head = u16::from_le_bytes([bytes[0], bytes[1]]);
+            let tail = u16::from_le_bytes([bytes[n - 2], bytes[n - 1]]);
+            u64::from(head) | (u64::from(tail) << (8 * (n - 2)))
+        }
+        4..=8 => {
+            let head = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+            let tail = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
+            u64::from(head) | (u64::from(tail) << (8 * (n - 4)))
+        }
+        _ => return None,
+    };
+    let continued = (ONES << 7) & ((1u64 << (8 * (n - 1))) - 1);
+    if word & (ONES << 7) != continued {
+        return None;
+    }
+    // Gather the seven-bit groups: pairs of bytes, then of 14-bit groups,
+    // then of 28-bit groups.
+    let x = word & (ONES * 0x7f);
+    let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+    Some((x & 0x0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4))
+}
+
 /// A cursor over one protobuf message.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
@@ -229,6 +268,31 @@ mod tests {
                 .varint()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_exact_varint_reads_as_the_reader_reads_it() {
+        let mut values: Vec<u64> = (0..64).map(|b| 1u64 << b).collect();
+        values.extend(values.clone().iter().map(|v| v - 1));
+        values.extend([1_796_031_508_613, 0x7f, 0x80, 0x3fff, 0x4000, u64::MAX]);
+        for v in values {
+            let mut bytes = Vec::new();
+            let mut rest = v;
+            while rest >= 0x80 {
+                bytes.push((rest as u8) | 0x80);
+                rest >>= 7;
+            }
+            bytes.push(rest as u8);
+            let expected = (bytes.len() <= 8).then_some(v);
+            assert_eq!(varint_exact(&bytes), expected, "{v} {bytes:02x?}");
+            // Anything after the varint, or a byte cut from its end, is not
+            // one varint of those bytes.
+            let mut longer = bytes.clone();
+            longer.push(0x01);
+            assert_eq!(varint_exact(&longer), None, "{v} then a byte");
+            assert_eq!(varint_exact(&bytes[..bytes.len() - 1]), None, "{v} cut");
+        }
+        assert_eq!(varint_exact(&[]), None);
     }
 
     #[test]
