@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use crate::model::{
     self, BatchHistogram, EXEMPLAR_MAX_LABEL_CHARS, Exemplar, ExemplarRejectReason, HistogramError,
-    KeySpan, KeyWriter, Metadata, MetricType, NO_EXEMPLAR, NO_HISTOGRAM, NativeHistogram,
-    RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate, TextSpan, WriteBatch,
+    KeySpan, KeyWriter, KnownNames, Metadata, MetricType, NO_EXEMPLAR, NO_HISTOGRAM,
+    NativeHistogram, RejectReason, Rejection, Sample, SeriesLimits, SeriesUpdate, TextSpan,
+    WriteBatch,
 };
 
 /// The sample timestamps a request may carry, in milliseconds since the
@@ -116,6 +117,8 @@ pub struct Lowering<'l, 'a> {
     /// The native histograms of the series being read, for the next
     /// [`Lowering::series`].
     pending: Histograms,
+    /// The names [`Lowering::key_writer`]'s writers found valid.
+    known: KnownNames<'a>,
 }
 
 /// What [`Lowering::histogram`] made of one series' native histograms.
@@ -147,6 +150,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
             batch,
             scratch: Vec::new(),
             pending: Histograms::default(),
+            known: KnownNames::default(),
         }
     }
 
@@ -160,7 +164,7 @@ impl<'l, 'a> Lowering<'l, 'a> {
     /// sets already in canonical form; see [`KeyWriter`].
     #[inline]
     pub fn key_writer(&mut self) -> KeyWriter<'_, 'a> {
-        KeyWriter::new(&mut self.batch.keys, &self.rules.series)
+        KeyWriter::new(&mut self.batch.keys, &self.rules.series, &mut self.known)
     }
 
     /// Rejects one metadata entry for `rejection`.

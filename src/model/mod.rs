@@ -15,10 +15,10 @@ pub use float::{
 };
 pub use histogram::{HistogramError, NativeHistogram};
 pub use key::{
-    KeyLabels, KeyName, KeySpan, KeyWriter, SeriesTraits, SymbolFacts, build_key, build_pushed_key,
-    build_pushed_key_escaped, escape_label_value, is_legacy_label_name, is_legacy_metric_name,
-    is_text_format_float, key_name, name_in_key, name_order, parse_key, split_key, store_name,
-    unescape_value, write_label_text,
+    KeyLabels, KeyName, KeySpan, KeyWriter, KnownNames, SeriesTraits, SymbolFacts, build_key,
+    build_pushed_key, build_pushed_key_escaped, escape_label_value, is_legacy_label_name,
+    is_legacy_metric_name, is_text_format_float, key_name, name_in_key, name_order, parse_key,
+    split_key, store_name, unescape_value, write_label_text,
 };
 
 use std::fmt;
