@@ -203,9 +203,8 @@ fn canonical_series<'a>(lowering: &mut Lowering<'_, 'a>, buf: &'a [u8]) -> bool 
             return false;
         };
         let ok = match (*tag, *len < 0x80) {
-            (0x0a, true) => {
-                common_label_layout(field).is_some_and(|(name, value)| key.label(name, value))
-            }
+            (0x0a, true) => common_label_layout(field)
+                .is_some_and(|(name, value)| key.label_spanned(&field[1..], name, value)),
             // A sample outside the time range takes the general path,
             // which counts it.
             (0x12, true) => match sample(field, false) {

@@ -836,6 +836,23 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
     // build where it did not cost the 1.0 decode 7% more instructions).
     #[inline(always)]
     pub fn label(&mut self, name: &'a [u8], value: &'a [u8]) -> bool {
+        self.label_in(name, value, None)
+    }
+
+    /// [`label`](Self::label) for a name and value that sit in `span` as
+    /// Remote-Write 1.0's `Label` holds them after its first byte: one
+    /// byte, the name, two bytes, the value (`len name 0x12 len value`).
+    /// The key's `,name="value"` is that span and one byte more: it is
+    /// copied whole and its delimiters set, one copy where
+    /// [`label`](Self::label) makes two. A `span` that does not hold `name`
+    /// and `value` so is not used.
+    #[inline(always)]
+    pub fn label_spanned(&mut self, span: &'a [u8], name: &'a [u8], value: &'a [u8]) -> bool {
+        self.label_in(name, value, Some(span))
+    }
+
+    #[inline(always)]
+    fn label_in(&mut self, name: &'a [u8], value: &'a [u8], span: Option<&'a [u8]>) -> bool {
         let limits = self.limits;
         if name.len() > limits.max_name_len
             || value.is_empty()
@@ -869,8 +886,42 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
         // SAFETY: `is_name` accepts only ASCII, and `is_plain_value` refuses
         // every byte with the high bit set.
         let (name, value) = unsafe { (str_of(name), str_of(value)) };
-        self.push_pair(name, value);
+        match span {
+            Some(span)
+                if span.len() == name.len() + value.len() + 3
+                    && span[1..].as_ptr() == name.as_ptr()
+                    && span[name.len() + 3..].as_ptr() == value.as_ptr() =>
+            {
+                self.push_span(span, name, value)
+            }
+            _ => self.push_pair(name, value),
+        }
         true
+    }
+
+    /// [`push_pair`](Self::push_pair) from the span of
+    /// [`label_spanned`](Self::label_spanned), which holds `name` at 1 and
+    /// `value` at the end.
+    #[inline(always)]
+    fn push_span(&mut self, span: &'a [u8], name: &'a str, value: &'a str) {
+        let (n, v) = (name.len(), value.len());
+        self.out.reserve(n + v + 4);
+        // SAFETY: room was reserved for the `n + v + 4` bytes written. The
+        // span's bytes that stay are the name's and the value's, both
+        // ASCII (see `label_in`); the other three, and the one after, are
+        // set to ASCII delimiters.
+        unsafe {
+            let out = self.out.as_mut_vec();
+            let at = out.len();
+            let dst = out.as_mut_ptr().add(at);
+            copy_short(span.as_ptr(), dst, n + v + 3);
+            dst.write(if self.labels == 2 { b'{' } else { b',' });
+            dst.add(n + 1).write(b'=');
+            dst.add(n + 2).write(b'"');
+            dst.add(n + v + 3).write(b'"');
+            out.set_len(at + n + v + 4);
+        }
+        self.remember(name, value);
     }
 
     /// [`label`](Self::label) for a name and value whose checks were made
@@ -928,7 +979,6 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
     /// remembering it for the order check and `le`/`quantile`.
     #[inline(always)]
     fn push_pair(&mut self, name: &'a str, value: &'a str) {
-        self.previous = name.as_bytes();
         let (n, v) = (name.as_bytes(), value.as_bytes());
         let len = n.len() + v.len() + 4;
         // One capacity check for the five pieces, and copies inlined: with
@@ -951,6 +1001,14 @@ impl<'o, 'a> KeyWriter<'o, 'a> {
             dst.add(2 + v.len()).write(b'"');
             out.set_len(at + len);
         }
+        self.remember(name, value);
+    }
+
+    /// Remembers a label written, for the order check and for the
+    /// series' traits (`le`, `quantile`).
+    #[inline(always)]
+    fn remember(&mut self, name: &'a str, value: &'a str) {
+        self.previous = name.as_bytes();
         match name {
             "le" => self.le = Some(value),
             "quantile" => self.quantile = Some(value),
@@ -1428,6 +1486,51 @@ mod tests {
         assert!(is_legacy_metric_name(":a:b"));
         assert!(!is_legacy_label_name(":a"));
         assert!(!is_legacy_label_name("a:b"));
+    }
+
+    /// A label given with its wire span writes what `label` writes, and a
+    /// span that does not hold the name and value where the layout puts
+    /// them is not used.
+    #[test]
+    fn a_spanned_label_is_written_as_label_writes_it() {
+        let l = limits();
+        let wire = |n: &str, v: &str| {
+            let mut f = vec![n.len() as u8];
+            f.extend_from_slice(n.as_bytes());
+            f.extend_from_slice(&[0x12, v.len() as u8]);
+            f.extend_from_slice(v.as_bytes());
+            f
+        };
+        let long = "v".repeat(40);
+        for (n, v) in [
+            ("a", "1"),
+            ("le", "0.5"),
+            ("quantile", "x"),
+            ("job", long.as_str()),
+            ("zz", "a\"b"),
+        ] {
+            let span = wire(n, v);
+            let (name, value) = (&span[1..1 + n.len()], &span[n.len() + 3..]);
+            let other = wire(n, v);
+            let write = |how: u8| {
+                let (mut out, mut known) = (String::new(), KnownNames::default());
+                let mut w = KeyWriter::new(&mut out, &l, &mut known);
+                assert!(w.label(b"__name__", b"m"));
+                let ok = match how {
+                    0 => w.label(name, value),
+                    1 => w.label_spanned(&span, name, value),
+                    // The same bytes elsewhere, and a span one byte short.
+                    2 => w.label_spanned(&other, name, value),
+                    _ => w.label_spanned(&span[..span.len() - 1], name, value),
+                };
+                let span = if ok { w.finish() } else { None };
+                (ok, span, out)
+            };
+            let expected = write(0);
+            for how in 1..4 {
+                assert_eq!(write(how), expected, "{n}={v:?} {how}");
+            }
+        }
     }
 
     /// A remembered name answers only for itself: names that share a
