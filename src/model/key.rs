@@ -287,8 +287,8 @@ fn any_byte(bytes: &[u8], test: impl Fn(u64) -> u64) -> bool {
     test(word) != 0
 }
 
-/// Does `bytes` hold a `\\`, `"` or newline? Eight bytes per step; zero
-/// padding never matches, as none of the three is a zero byte.
+/// Does `bytes` hold a `\\`, `"` or newline? Eight bytes per step
+/// ([`any_byte`]).
 #[inline]
 fn has_escapable(bytes: &[u8]) -> bool {
     any_byte(bytes, escapable_bytes)
