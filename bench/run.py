@@ -322,6 +322,42 @@ def ingest_table(binaries, sizes, reps, workdir, kinds, shape="contiguous"):
     return "\n".join(rows), summary
 
 
+# Issue 12's creation target: series created per second at this store size.
+CREATION_SERIES = 1_000_000
+CREATION_TARGET = 1.5e6
+CHURN_SHARE = 0.10  # bench/shapes.rs CHURN_PERCENT
+
+
+def churn_creation_rate(churn, contiguous):
+    """New series per second in churn's measured rounds, derived from the
+    same run: a churn round is contiguous's round with CHURN_SHARE of its
+    series new, so its time per sample is (1 - share) / contiguous + share
+    / creation. None when the churn round was no slower than that many
+    updates (the creations cost less than the two rates' noise)."""
+    extra = 1 / churn - (1 - CHURN_SHARE) / contiguous
+    return CHURN_SHARE / extra if extra > 0 else None
+
+
+def creation_lines(by_shape, shapes):
+    """(text, ok) per creation target: each shape's first round at
+    CREATION_SERIES (it creates every series), and churn's new series when
+    contiguous ran too."""
+    out = []
+    for shape in shapes:
+        first = by_shape[shape][1][(CREATION_SERIES, "promgate")]["first"]
+        out.append((f"creation {CREATION_SERIES:,} series ({shape}, first round): {fmt(first / 1e6, 3)} M series/s"
+                    f" (target ≥ {fmt(CREATION_TARGET / 1e6, 1)} M)", first >= CREATION_TARGET))
+    if {"churn", "contiguous"} <= set(shapes):
+        churn = by_shape["churn"][1][(CREATION_SERIES, "promgate")]["rate"]
+        contiguous = by_shape["contiguous"][1][(CREATION_SERIES, "promgate")]["rate"]
+        rate = churn_creation_rate(churn, contiguous)
+        shown = "below this run's noise" if rate is None else f"{fmt(rate / 1e6, 3)} M series/s"
+        out.append((f"creation {CREATION_SERIES:,} series (churn's {CHURN_SHARE:.0%} new, derived from churn"
+                    f" {fmt(churn / 1e6, 3)} M and contiguous {fmt(contiguous / 1e6, 3)} M samples/s): {shown}"
+                    f" (target ≥ {fmt(CREATION_TARGET / 1e6, 1)} M)", rate is None or rate >= CREATION_TARGET))
+    return out
+
+
 def shapes_table(by_shape, shapes, sizes, kinds):
     head = "| shape | series | " + " | ".join(f"{k} samples/s" for k in kinds) + " | landed |"
     if "promgate" in kinds:
@@ -647,10 +683,11 @@ def main():
             print(ptable)
         def line(ok, text):
             print(f"- {'PASS' if ok else 'FAIL'}: {text}")
+        if "ingest" in parts and "promgate" in kinds:
+            print("\n## Targets\n")
         if "ingest" in parts and {"promgate", "vmagent"} <= set(kinds):
             # Issue 12's targets hold on every shape: each gets its ingest
             # and p99 lines, printed whenever both servers ran.
-            print("\n## Targets\n")
             for shape in shapes:
                 sm = by_shape[shape][1]
                 what = "" if shapes == ["contiguous"] else f" ({shape})"
@@ -670,6 +707,9 @@ def main():
                         line(v2["rate"] >= v1["rate"],
                              f"Remote-Write 2.0 ≥ 1.0 per sample, {series:,} series{what}: "
                              f"{fmt(v2['rate'] / v1['rate'])}× (target ≥ 1×)")
+        if "ingest" in parts and "promgate" in kinds and CREATION_SERIES in sizes:
+            for text, ok in creation_lines(by_shape, shapes):
+                line(ok, text)
         if "push" in parts:
             print()
             for what, r in pratios.items():
