@@ -33,7 +33,9 @@ interleaved (consecutive series from different families), sharded (what shard
 consecutive scrape pages, in page order) and churn (from the second round on,
 10% of each round's series are new). One table per shape, then all side by
 side. For churn the landing check on promgate counts every series ever sent,
-and the last round's series holding its sample.
+and the last round's series holding its sample. With 1,000,000 among --sizes the
+targets include creation: each shape's first round, and churn's new series
+(derived from the churn and contiguous rates of the same run).
 
 Exposition: GET /metrics (plain and gzip) on promgate against Prometheus'
 /federate and the Pushgateway's /metrics holding the same series, with RSS growth during the scrape, and
