@@ -685,7 +685,7 @@ def main():
             print(ptable)
         def line(ok, text):
             print(f"- {'PASS' if ok else 'FAIL'}: {text}")
-        if "ingest" in parts and "promgate" in kinds:
+        if "ingest" in parts and "promgate" in kinds and ("vmagent" in kinds or CREATION_SERIES in sizes):
             print("\n## Targets\n")
         if "ingest" in parts and {"promgate", "vmagent"} <= set(kinds):
             # Issue 12's targets hold on every shape: each gets its ingest
