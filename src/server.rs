@@ -638,7 +638,10 @@ fn log_start(config: &Config, address: SocketAddr, web: Option<&WebConfigHandle>
         address = %address,
         scheme,
         ttl = %humantime::format_duration(config.series_ttl),
-        timestamps = ?config.timestamps,
+        // As the flag spells it (`original`), not as Rust names the variant.
+        timestamps = clap::ValueEnum::to_possible_value(&config.timestamps)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default(),
         version = env!("CARGO_PKG_VERSION"),
         "promgate listening"
     );

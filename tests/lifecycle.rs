@@ -163,6 +163,8 @@ fn environment_variables_and_json_logs() {
     let log: serde_json::Value =
         serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
     assert_eq!(log["fields"]["message"], "promgate listening", "{first}");
+    // The policy the environment set, as `--exposition.timestamps` spells it.
+    assert_eq!(log["fields"]["timestamps"], "none", "{first}");
     let addr: std::net::SocketAddr = log["fields"]["address"].as_str().unwrap().parse().unwrap();
 
     let body = snappy(&request(
