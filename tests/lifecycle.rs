@@ -597,3 +597,54 @@ fn stalled_bodies_hold_no_write_slot() {
     );
     drop(stalled);
 }
+
+/// The README's troubleshooting promise: a rejected write is logged at
+/// debug level, with the reason its counter has.
+#[test]
+fn a_rejected_write_is_logged_at_debug_level_with_its_reason() {
+    use std::io::BufRead;
+    let child = Command::new(env!("CARGO_BIN_EXE_promgate"))
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.format",
+            "json",
+        ])
+        .args(["--log.level", "debug"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut p = Proc {
+        child,
+        name: "promgate".into(),
+    };
+    let mut entries = std::io::BufReader::new(p.child.stderr.take().unwrap())
+        .lines()
+        .map(|line| {
+            let line = line.unwrap();
+            serde_json::from_str::<serde_json::Value>(&line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        });
+    let addr: std::net::SocketAddr = entries
+        .find(|e| e["fields"]["message"] == "promgate listening")
+        .expect("a listening line")["fields"]["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let answer = push(addr, b"not snappy at all");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // Stopped before the rest is read: the log then ends, whatever it holds.
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let rejected: Vec<serde_json::Value> = entries
+        .filter(|e| e["fields"]["message"] == "remote-write request rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["level"], "DEBUG", "{rejected:?}");
+    assert_eq!(
+        rejected[0]["fields"]["reason"], "malformed_compression",
+        "{rejected:?}"
+    );
+}

@@ -741,3 +741,50 @@ async fn a_body_still_arriving_holds_no_write_slot() {
         1.0
     );
 }
+
+/// What the README lists as accepted and counted nowhere: a series' older
+/// samples within one request (only its newest is kept, none is out of
+/// order), a 1.0 series with no samples (nothing stored), and metadata of
+/// a type the protocol does not define (its HELP kept, no TYPE line).
+#[tokio::test]
+async fn what_is_accepted_without_a_count() {
+    let (app, _) = seeded(&[]).await;
+    let mut req = request(
+        &[
+            (UP, &[(5.0, 2000), (1.0, 1500)]),
+            (&[("__name__", "quiet")], &[]),
+        ],
+        &[(
+            "up",
+            promgate::proto::metric_metadata::MetricType::Gauge,
+            "Is it up.",
+        )],
+    );
+    req.metadata[0].r#type = 99;
+    let (status, text) = write(&app, &req).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let (_, page) = get(&app, "/metrics").await;
+    assert_eq!(
+        page,
+        "# HELP up Is it up.\nup{instance=\"a:9100\",job=\"node\"} 5 2000\n"
+    );
+    assert_eq!(
+        self_metric(&app, "promgate_samples_out_of_order_total").await,
+        0.0
+    );
+    assert_eq!(
+        self_metric(&app, "promgate_series_created_total").await,
+        1.0
+    );
+    // No rejection of any reason.
+    let (_, own) = get(&app, "/-/metrics").await;
+    let rejected: Vec<f64> = own
+        .lines()
+        .filter(|l| l.starts_with("promgate_series_rejected_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        !rejected.is_empty() && rejected.iter().all(|&n| n == 0.0),
+        "{own}"
+    );
+}
