@@ -819,3 +819,95 @@ fn vmagent_accepts_the_sharding_rules() {
     let (ok, _) = check(&[bad]);
     assert!(!ok, "vmagent -dryRun accepted an unknown relabeling action");
 }
+
+/// GitHub's anchor for a heading: lower case, spaces to `-`, every
+/// character but letters, digits, `-` and `_` dropped; a repeated heading
+/// gets `-1`, `-2`, … after the first.
+fn heading_anchors(markdown: &str) -> Vec<String> {
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    prose_lines(markdown)
+        .filter_map(|l| {
+            l.trim_start_matches('#')
+                .strip_prefix(' ')
+                .filter(|_| l.starts_with('#'))
+        })
+        .map(|title| {
+            let slug: String = title
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect();
+            let n = seen.entry(slug.clone()).or_default();
+            *n += 1;
+            if *n == 1 {
+                slug
+            } else {
+                format!("{slug}-{}", *n - 1)
+            }
+        })
+        .collect()
+}
+
+/// The lines outside code fences (a `# comment` in a shell block is no heading).
+fn prose_lines(markdown: &str) -> impl Iterator<Item = &str> {
+    let mut fenced = false;
+    markdown.lines().filter(move |l| {
+        if l.starts_with("```") {
+            fenced = !fenced;
+            return false;
+        }
+        !fenced
+    })
+}
+
+/// Every `](target)` of a Markdown text's prose, code fences skipped.
+fn link_targets(markdown: &str) -> Vec<String> {
+    prose_lines(markdown)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(target, _)| target.to_string()))
+        .collect()
+}
+
+/// The READMEs' links lead somewhere: each `](#anchor)` to a heading of the
+/// same file, each relative `](path)` to a file of the repository. A
+/// section renamed or moved without its links fails here, not for a reader.
+#[test]
+fn readme_links_resolve() {
+    for file in ["README.md", "README.vi.md", "ARCHITECTURE.md"] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let anchors = heading_anchors(&text);
+        let targets = link_targets(&text);
+        assert!(
+            file != "README.md" || targets.iter().filter(|t| t.starts_with('#')).count() >= 10,
+            "README.md's in-page links were not found: {targets:?}"
+        );
+        for target in targets {
+            if let Some(anchor) = target.strip_prefix('#') {
+                assert!(
+                    anchors.iter().any(|a| a == anchor),
+                    "{file} links to #{anchor}, which no heading of it has"
+                );
+            } else if !target.contains("://") {
+                let path = target.split('#').next().unwrap();
+                assert!(
+                    root().join(path).exists(),
+                    "{file} links to {path}, which is not in the repository"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn heading_anchors_follow_github() {
+    let text = "# A b\n```sh\n# not a heading\n```\n## Access control and TLS\n### `/-/metrics` (self)\n# A b\n";
+    assert_eq!(
+        heading_anchors(text),
+        ["a-b", "access-control-and-tls", "-metrics-self", "a-b-1"]
+    );
+}
