@@ -39,11 +39,12 @@ pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Address to listen on for remote-write, /metrics and the /-/ endpoints.
+    /// Address to listen on for remote-write, /metrics and the /-/ endpoints: host:port, as Prometheus and the Pushgateway take it (":9091" is every IPv4 address, "localhost:9091" the name's first IPv4 address).
     #[arg(
         long = "web.listen-address",
         env = "PROMGATE_WEB_LISTEN_ADDRESS",
-        default_value = "0.0.0.0:9091"
+        default_value = "0.0.0.0:9091",
+        value_parser = parse_listen_address
     )]
     pub listen_address: SocketAddr,
 
@@ -176,7 +177,7 @@ pub struct Config {
     )]
     pub max_histogram_buckets: usize,
 
-    /// Most remote-write requests served at once (1-1024); each holds up to a body and its decoded form. Like vmagent's -maxConcurrentInserts.
+    /// Most remote-write requests and pushes decoded and applied at once (1-1024); each holds its body and its decoded form. Like vmagent's -maxConcurrentInserts.
     #[arg(
         long = "limits.concurrent-writes",
         env = "PROMGATE_LIMITS_CONCURRENT_WRITES",
@@ -185,7 +186,7 @@ pub struct Config {
     )]
     pub max_concurrent_writes: usize,
 
-    /// How long a remote-write request waits for a slot before 503 (reason too_many_writes).
+    /// How long a remote-write request or push waits for a slot before 503 (reason too_many_writes).
     #[arg(long = "limits.write-queue-duration", env = "PROMGATE_LIMITS_WRITE_QUEUE_DURATION",
           default_value = "10s", value_parser = parse_duration)]
     pub write_queue_duration: Duration,
@@ -248,6 +249,36 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::ZERO);
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A listen address as the Prometheus family writes it (Go's
+/// `net.Listen`): `host:port`, the host an IP address (`[::1]:9091` for
+/// IPv6), a name, or empty. An empty host (`:9091`, the Pushgateway's
+/// default) is every IPv4 address, as promgate's default `0.0.0.0:9091`;
+/// a name is resolved once, at start-up, to its first IPv4 address (else
+/// its first), as Go listens on one address of a name.
+fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = s.parse() {
+        return Ok(address);
+    }
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{s:?}: {port:?} is not a port (0-65535)"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("{s:?}: cannot resolve {host:?}: {e}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?}: {host:?} has no address"))
 }
 
 /// A path, the empty one included (`--persistence.file=` turns persistence
@@ -410,6 +441,27 @@ mod tests {
         );
         let c = Config::try_parse_from(["promgate", "--web.max-connections", "0"]);
         assert!(c.is_err(), "0 connections would serve nobody");
+    }
+
+    /// The forms Prometheus and the Pushgateway take for
+    /// `--web.listen-address`, so that a migration keeps its flags.
+    #[test]
+    fn listen_address_forms() {
+        let parse = |s: &str| {
+            Config::try_parse_from(["promgate", "--web.listen-address", s])
+                .map(|c| c.listen_address.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse(":9091").unwrap(), "0.0.0.0:9091");
+        assert!(parse("=:9091").is_err(), "a stray = is no host");
+        assert_eq!(parse("127.0.0.1:0").unwrap(), "127.0.0.1:0");
+        assert_eq!(parse("[::1]:9091").unwrap(), "[::1]:9091");
+        assert_eq!(parse("localhost:9091").unwrap(), "127.0.0.1:9091");
+        for bad in ["9091", ":port", ":70000", "no-such-host.invalid:9091", ""] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let c = Config::try_parse_from(["promgate", "--web.listen-address=:9092"]).unwrap();
+        assert_eq!(c.listen_address.to_string(), "0.0.0.0:9092");
     }
 
     #[test]

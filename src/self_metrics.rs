@@ -172,9 +172,25 @@ pub struct MethodLabels {
 }
 
 impl Default for SelfMetrics {
+    /// Every metric registered, those of optional features included.
     fn default() -> Self {
-        Self::new()
+        Self::new(Features {
+            persistence: true,
+            web_config: true,
+        })
     }
+}
+
+/// The optional features whose metrics `/-/metrics` shows: only those
+/// configured, so that an alert on one (a snapshot's age, a failed
+/// reload) cannot fire on an instance that does not use the feature.
+#[derive(Clone, Copy, Debug)]
+pub struct Features {
+    /// `--persistence.file` is set: the `promgate_persistence_*` metrics.
+    pub persistence: bool,
+    /// `--web.config.file` is set: `promgate_web_config_*`,
+    /// `promgate_auth_bcrypt_runs_total`, `promgate_tls_handshake_errors_total`.
+    pub web_config: bool,
 }
 
 impl SelfMetrics {
@@ -206,8 +222,9 @@ impl SelfMetrics {
         ("protobuf", "underscores"),
     ];
 
-    /// Creates and registers every metric.
-    pub fn new() -> Self {
+    /// Creates every metric and registers those of promgate and of the
+    /// `features` configured.
+    pub fn new(features: Features) -> Self {
         let mut registry = Registry::with_prefix("promgate");
         let m = SelfMetrics {
             http_requests: Family::default(),
@@ -350,31 +367,33 @@ impl SelfMetrics {
             "Remote-write body bytes after decompression",
             m.decoded_bytes.clone(),
         );
-        r.register(
-            "web_config_reloads",
-            "Reloads of --web.config.file after start-up, by result (a failed one keeps the last good config)",
-            m.web_config_reloads.clone(),
-        );
-        r.register(
-            "web_config_last_reload_successful",
-            "1 when the last load of --web.config.file succeeded, 0 when it failed",
-            m.web_config_last_reload_successful.clone(),
-        );
-        r.register(
-            "web_config_last_reload_success_timestamp_seconds",
-            "When the web config in force was loaded",
-            m.web_config_last_reload_success_time.clone(),
-        );
-        r.register(
-            "auth_bcrypt_runs",
-            "bcrypt verifications run for basic auth (attempts the verdict cache could not answer)",
-            m.auth_bcrypt_runs.clone(),
-        );
-        r.register(
-            "tls_handshake_errors",
-            "TLS connections that failed or timed out in the handshake",
-            m.tls_handshake_errors.clone(),
-        );
+        if features.web_config {
+            r.register(
+                "web_config_reloads",
+                "Reloads of --web.config.file after start-up, by result (a failed one keeps the last good config)",
+                m.web_config_reloads.clone(),
+            );
+            r.register(
+                "web_config_last_reload_successful",
+                "1 when the last load of --web.config.file succeeded, 0 when it failed",
+                m.web_config_last_reload_successful.clone(),
+            );
+            r.register(
+                "web_config_last_reload_success_timestamp_seconds",
+                "When the web config in force was loaded",
+                m.web_config_last_reload_success_time.clone(),
+            );
+            r.register(
+                "auth_bcrypt_runs",
+                "bcrypt verifications run for basic auth (attempts the verdict cache could not answer)",
+                m.auth_bcrypt_runs.clone(),
+            );
+            r.register(
+                "tls_handshake_errors",
+                "TLS connections that failed or timed out in the handshake",
+                m.tls_handshake_errors.clone(),
+            );
+        }
         r.register(
             "connections_closed",
             "Connections closed on the client's fault, by reason: header_timeout (a new connection sent no complete request head within --web.read-header-timeout), idle_timeout (a kept-alive connection sent no next request head within it), malformed_head (a request head that could not be parsed, answered 400 or 431 with an empty body), write_timeout (the client read nothing of an answer or page for --web.write-timeout)",
@@ -440,65 +459,67 @@ impl SelfMetrics {
             "Pushed groups removed because nothing was pushed to them within --push.ttl",
             m.groups_expired.clone(),
         );
-        r.register(
-            "persistence_snapshots",
-            "Snapshots of the store to --persistence.file, by result (a failed one leaves the last good file as it was)",
-            m.persistence_snapshots.clone(),
-        );
-        r.register(
-            "persistence_last_success_timestamp_seconds",
-            "When the last snapshot to --persistence.file was put in place",
-            m.persistence_last_success.clone(),
-        );
-        r.register(
-            "persistence_snapshot_duration_seconds",
-            "Time to take and write a snapshot, successful or not",
-            m.persistence_snapshot_duration.clone(),
-        );
-        r.register(
-            "persistence_snapshot_bytes",
-            "Size of the last snapshot put in place",
-            m.persistence_snapshot_bytes.clone(),
-        );
-        r.register(
-            "persistence_series_loaded",
-            "Series (pushed ones included) loaded from --persistence.file at start-up",
-            m.persistence_series_loaded.clone(),
-        );
-        r.register(
-            "persistence_groups_loaded",
-            "Pushed groups loaded from --persistence.file at start-up",
-            m.persistence_groups_loaded.clone(),
-        );
-        r.register(
-            "persistence_load_series_dropped",
-            "Series of the snapshot left out at start-up: their TTL passed (expired) or --limits.series was reached (series_limit)",
-            m.persistence_load_series_dropped.clone(),
-        );
-        r.register(
-            "persistence_load_failures",
-            "Snapshot files refused at start-up and moved aside, by reason; promgate then starts empty",
-            m.persistence_load_failures.clone(),
-        );
-        r.register(
-            "persistence_load_duration_seconds",
-            "Time the start-up load of --persistence.file took",
-            m.persistence_load_duration.clone(),
-        );
-        for result in ["success", "failure"] {
-            m.persistence_snapshots
-                .get_or_create(&ResultLabels { result })
-                .inc_by(0);
-        }
-        for reason in ["expired", "series_limit"] {
-            m.persistence_load_series_dropped
-                .get_or_create(&ReasonLabels { reason })
-                .inc_by(0);
-        }
-        for reason in crate::store::persist::LoadError::REASONS {
-            m.persistence_load_failures
-                .get_or_create(&ReasonLabels { reason })
-                .inc_by(0);
+        if features.persistence {
+            r.register(
+                "persistence_snapshots",
+                "Snapshots of the store to --persistence.file, by result (a failed one leaves the last good file as it was)",
+                m.persistence_snapshots.clone(),
+            );
+            r.register(
+                "persistence_last_success_timestamp_seconds",
+                "When the last snapshot to --persistence.file was put in place",
+                m.persistence_last_success.clone(),
+            );
+            r.register(
+                "persistence_snapshot_duration_seconds",
+                "Time to take and write a snapshot, successful or not",
+                m.persistence_snapshot_duration.clone(),
+            );
+            r.register(
+                "persistence_snapshot_bytes",
+                "Size of the last snapshot put in place",
+                m.persistence_snapshot_bytes.clone(),
+            );
+            r.register(
+                "persistence_series_loaded",
+                "Series (pushed ones included) loaded from --persistence.file at start-up",
+                m.persistence_series_loaded.clone(),
+            );
+            r.register(
+                "persistence_groups_loaded",
+                "Pushed groups loaded from --persistence.file at start-up",
+                m.persistence_groups_loaded.clone(),
+            );
+            r.register(
+                "persistence_load_series_dropped",
+                "Series of the snapshot left out at start-up: their TTL passed (expired) or --limits.series was reached (series_limit)",
+                m.persistence_load_series_dropped.clone(),
+            );
+            r.register(
+                "persistence_load_failures",
+                "Snapshot files refused at start-up and moved aside, by reason; promgate then starts empty",
+                m.persistence_load_failures.clone(),
+            );
+            r.register(
+                "persistence_load_duration_seconds",
+                "Time the start-up load of --persistence.file took",
+                m.persistence_load_duration.clone(),
+            );
+            for result in ["success", "failure"] {
+                m.persistence_snapshots
+                    .get_or_create(&ResultLabels { result })
+                    .inc_by(0);
+            }
+            for reason in ["expired", "series_limit"] {
+                m.persistence_load_series_dropped
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc_by(0);
+            }
+            for reason in crate::store::persist::LoadError::REASONS {
+                m.persistence_load_failures
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc_by(0);
+            }
         }
         // Every reason starts at zero, so `rate()` and alerts see the series
         // before the first rejection happens.
@@ -570,5 +591,57 @@ impl SelfMetrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The families of `promgate_` in a page (their `# TYPE` lines).
+    fn families(page: &str) -> Vec<&str> {
+        page.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect()
+    }
+
+    /// An optional feature's metrics show only when it is configured (an
+    /// alert on a snapshot's age or a failed reload would otherwise fire on
+    /// every instance without it); promgate's own show always.
+    #[test]
+    fn optional_features_show_their_metrics_only_when_configured() {
+        let optional = |name: &str| {
+            name.starts_with("promgate_persistence_")
+                || name.starts_with("promgate_web_config_")
+                || name == "promgate_auth_bcrypt_runs"
+                || name == "promgate_tls_handshake_errors"
+        };
+        let none = SelfMetrics::new(Features {
+            persistence: false,
+            web_config: false,
+        })
+        .encode();
+        let all = SelfMetrics::default().encode();
+        let (none, all) = (families(&none), families(&all));
+        assert!(none.iter().all(|n| !optional(n)), "{none:?}");
+        // 14 registered; `web_config_reloads` has no series (so no lines)
+        // until the loaded config starts both results at zero.
+        assert_eq!(all.iter().filter(|n| optional(n)).count(), 13, "{all:?}");
+        let own: Vec<_> = all.iter().filter(|n| !optional(n)).collect();
+        assert_eq!(
+            own,
+            none.iter().collect::<Vec<_>>(),
+            "promgate's own differ"
+        );
+        assert!(own.contains(&&"promgate_live_series"));
+        let persistence_only = SelfMetrics::new(Features {
+            persistence: true,
+            web_config: false,
+        })
+        .encode();
+        let persistence_only = families(&persistence_only);
+        assert!(persistence_only.contains(&"promgate_persistence_last_success_timestamp_seconds"));
+        assert!(!persistence_only.contains(&"promgate_web_config_last_reload_successful"));
     }
 }

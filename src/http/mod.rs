@@ -32,7 +32,7 @@ use tower_http::compression::CompressionLayer;
 use crate::config::Config;
 use crate::exposition::RenderOptions;
 use crate::ingest;
-use crate::self_metrics::{ReasonLabels, RequestLabels, RouteLabels, SelfMetrics};
+use crate::self_metrics::{Features, ReasonLabels, RequestLabels, RouteLabels, SelfMetrics};
 use crate::store::Store;
 use crate::web_config::{self, WebConfigHandle};
 
@@ -131,7 +131,10 @@ impl AppState {
             push_ttl: config.push_ttl(),
             started: std::time::SystemTime::now(),
         };
-        let metrics = SelfMetrics::new();
+        let metrics = SelfMetrics::new(Features {
+            persistence: config.persistence_file().is_some(),
+            web_config: config.web_config_file.is_some(),
+        });
         // Every reason starts at zero, so `rate()` and alerts see the series
         // before the first rejection happens.
         for reason in Error::REASONS {
