@@ -358,14 +358,15 @@ async fn names_a_typed_family_claims_are_never_another_familys() {
             // Counter `x` claims `x`, which is also a gauge here.
             (&[("__name__", "x_total")], &[(1.0, 5000)]),
             (&[("__name__", "x")], &[(2.0, 5000)]),
-            // Histogram `h` claims `h_created`, another metric here.
+            // Histogram `h` claims `h_sum`, a summary of its own here.
             (&[("__name__", "h_bucket"), ("le", "+Inf")], &[(1.0, 5000)]),
-            (&[("__name__", "h_created")], &[(3.0, 5000)]),
+            (&[("__name__", "h_sum"), ("quantile", "1")], &[(3.0, 5000)]),
         ],
         &[
             ("x_total", MetricType::Counter, ""),
             ("x", MetricType::Gauge, ""),
             ("h", MetricType::Histogram, ""),
+            ("h_sum", MetricType::Summary, ""),
         ],
     );
     let (status, body) = write(&app, &req).await;
@@ -375,7 +376,162 @@ async fn names_a_typed_family_claims_are_never_another_familys() {
     assert_eq!(family(&fams, "x").1, "gauge");
     assert_eq!(family(&fams, "x_total").1, "unknown");
     assert_eq!(family(&fams, "h_bucket").1, "unknown");
+    assert_eq!(family(&fams, "h_sum").1, "unknown");
     assert_eq!(samples.len(), 4, "{page}");
+}
+
+/// The text format's created timestamps (`prometheus_client` writes a
+/// gauge `x_created` beside each counter, histogram and summary `x`; a
+/// Prometheus scraping OpenMetrics forwards `x_created` series with `x`'s
+/// metadata) are the `_created` samples of `x` on an OpenMetrics page,
+/// which keeps `x` typed: each with its MetricPoint, the earlier line
+/// first, one of no MetricPoint on its own in a counter. Where one cannot
+/// go with its MetricPoint (a histogram's at another time), the two
+/// families are written apart, nothing lost.
+#[tokio::test]
+async fn created_families_are_the_created_samples_of_their_family() {
+    let (app, _) = app(&[]);
+    let req = request(
+        &[
+            (
+                &[("__name__", "requests_total"), ("code", "200")],
+                &[(7.0, 5000)],
+            ),
+            (
+                &[("__name__", "requests_created"), ("code", "200")],
+                &[(1.7e9, 5000)],
+            ),
+            (
+                &[("__name__", "requests_total"), ("code", "500")],
+                &[(3.0, 6000)],
+            ),
+            (
+                &[("__name__", "requests_created"), ("code", "500")],
+                &[(1.6e9, 4000)],
+            ),
+            (
+                &[("__name__", "requests_created"), ("code", "404")],
+                &[(1.5e9, 5000)],
+            ),
+            (&[("__name__", "lat_bucket"), ("le", "1")], &[(1.0, 5000)]),
+            (
+                &[("__name__", "lat_bucket"), ("le", "+Inf")],
+                &[(2.0, 5000)],
+            ),
+            (&[("__name__", "lat_count")], &[(2.0, 5000)]),
+            (&[("__name__", "lat_sum")], &[(0.5, 5000)]),
+            (&[("__name__", "lat_created")], &[(1.7e9, 5000)]),
+            (&[("__name__", "rpc"), ("quantile", "0.5")], &[(1.0, 5000)]),
+            (&[("__name__", "rpc_count")], &[(1.0, 5000)]),
+            (&[("__name__", "rpc_sum")], &[(2.0, 5000)]),
+            (&[("__name__", "rpc_created")], &[(1.6e9, 5000)]),
+            (
+                &[("__name__", "late_bucket"), ("le", "+Inf")],
+                &[(1.0, 5000)],
+            ),
+            (&[("__name__", "late_count")], &[(1.0, 5000)]),
+            (&[("__name__", "late_sum")], &[(1.0, 5000)]),
+            (&[("__name__", "late_created")], &[(9.0, 6000)]),
+        ],
+        &[
+            ("requests_total", MetricType::Counter, "Requests."),
+            ("requests_created", MetricType::Gauge, "Created."),
+            ("lat", MetricType::Histogram, "Latency."),
+            ("lat_created", MetricType::Gauge, "Created."),
+            ("rpc", MetricType::Summary, "RPCs."),
+            ("late", MetricType::Histogram, "Late."),
+            ("late_created", MetricType::Gauge, "Created."),
+        ],
+    );
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, page) = scrape(&app).await;
+    let (fams, samples) = parse_page(&page);
+    assert_eq!(family(&fams, "requests").1, "counter", "{page}");
+    assert_eq!(family(&fams, "requests").2, "Requests.");
+    assert_eq!(family(&fams, "lat").1, "histogram", "{page}");
+    assert_eq!(family(&fams, "rpc").1, "summary", "{page}");
+    for folded in ["requests_created", "lat_created", "rpc_created"] {
+        assert!(fams.iter().all(|f| f.0 != folded), "{folded}: {page}");
+    }
+    // At another time than its MetricPoint: apart, the histogram untyped.
+    assert_eq!(family(&fams, "late_bucket").1, "unknown", "{page}");
+    assert_eq!(family(&fams, "late_created").1, "gauge", "{page}");
+    assert_eq!(samples.len(), 18, "every series sent: {page}");
+    let line = |name: &str, code: Option<&str>| {
+        samples
+            .iter()
+            .position(|s| s.0 == name && s.1.get("code").map(String::as_str) == code)
+            .unwrap_or_else(|| panic!("no {name} {code:?}: {page}"))
+    };
+    let created = &samples[line("requests_created", Some("500"))];
+    assert_eq!((created.2, created.3), (1.6e9, Some(4.0)));
+    // Each with its MetricPoint, the earlier line first.
+    assert_eq!(
+        line("requests_total", Some("200")) + 1,
+        line("requests_created", Some("200"))
+    );
+    assert_eq!(
+        line("requests_created", Some("500")) + 1,
+        line("requests_total", Some("500"))
+    );
+    assert_eq!(line("lat_sum", None) + 1, line("lat_created", None));
+    assert_eq!(line("rpc_sum", None) + 1, line("rpc_created", None));
+    let alone = &samples[line("requests_created", Some("404"))];
+    assert_eq!((alone.2, alone.3), (1.5e9, Some(5.0)));
+}
+
+/// What the reviewer pushed from `prometheus_client`'s text output: a
+/// counter and a histogram, each with its `_created` gauge, typed on the
+/// OpenMetrics page; a `_created` line that would have a timestamp in a
+/// MetricPoint whose other lines have none (pushed and remote-written
+/// alike) is written apart, the counter then untyped.
+#[tokio::test]
+async fn pushed_created_gauges_keep_their_family_typed() {
+    let (app, _) = app(&[]);
+    let text = "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total 3\n\
+        # HELP jobs_created Jobs.\n# TYPE jobs_created gauge\njobs_created 1.7e+09\n\
+        # HELP took Took.\n# TYPE took histogram\ntook_bucket{le=\"1\"} 1\n\
+        took_bucket{le=\"+Inf\"} 1\ntook_count 1\ntook_sum 0.5\n\
+        # HELP took_created Took.\n# TYPE took_created gauge\ntook_created 1.7e+09\n";
+    let (status, body) = send(&app, "PUT", "/metrics/job/batch", &[], text.into()).await;
+    assert_eq!(status, 200, "{body}");
+    let text = "# TYPE mixed_created gauge\nmixed_created 1.6e+09\n";
+    let group = "/metrics/job/batch/instance/i1";
+    let (status, body) = send(&app, "PUT", group, &[], text.into()).await;
+    assert_eq!(status, 200, "{body}");
+    let req = request(
+        &[(
+            &[
+                ("__name__", "mixed_total"),
+                ("instance", "i1"),
+                ("job", "batch"),
+            ],
+            &[(1.0, 5000)],
+        )],
+        &[("mixed_total", MetricType::Counter, "")],
+    );
+    let (status, body) = write(&app, &req).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, page) = scrape(&app).await;
+    let (fams, samples) = parse_page(&page);
+    assert_eq!(family(&fams, "jobs").1, "counter", "{page}");
+    assert_eq!(family(&fams, "took").1, "histogram", "{page}");
+    assert!(
+        fams.iter()
+            .all(|f| f.0 != "jobs_created" && f.0 != "took_created")
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.0 == "jobs_created" && s.2 == 1.7e9),
+        "{page}"
+    );
+    assert_eq!(family(&fams, "mixed_created").1, "gauge", "{page}");
+    assert_eq!(family(&fams, "mixed_total").1, "unknown", "{page}");
+    // The pushes' 7 and 1 lines, each group's push_time_seconds and
+    // push_failure_time_seconds, and the remote-written counter.
+    assert_eq!(samples.len(), 13, "{page}");
 }
 
 #[tokio::test]
@@ -432,6 +588,8 @@ fn any_accepted_request_renders_a_page_the_parser_reads_back() {
         "s_sum",
         "g.dotted",
         "h_created",
+        "c_created",
+        "s_created",
     ];
     let types = [
         ("c_total", MetricType::Counter),
@@ -439,6 +597,7 @@ fn any_accepted_request_renders_a_page_the_parser_reads_back() {
         ("h", MetricType::Histogram),
         ("s", MetricType::Summary),
         ("up", MetricType::Counter),
+        ("c_created", MetricType::Gauge),
     ];
     let label = prop_oneof![
         Just(("job", "a")),
@@ -844,4 +1003,100 @@ async fn a_real_prometheus_stores_the_exemplars_it_scrapes() {
         },
     )
     .await;
+}
+
+/// The reviewer's path, end to end with the real programs: PyPI's
+/// `prometheus_client` pushes a counter and a histogram (with the
+/// `_created` gauges its text output adds) to promgate; Debian's
+/// Prometheus 2.42 scrapes promgate's OpenMetrics page and keeps both
+/// typed, and the created timestamps the client wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_keeps_a_python_clients_families_typed() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let (_gate, addr) = spawn_promgate(&[]);
+    let script = "import sys\n\
+        from prometheus_client import CollectorRegistry, Counter, Histogram, push_to_gateway, generate_latest\n\
+        r = CollectorRegistry()\n\
+        Counter('jobs', 'Jobs done.', registry=r).inc(3)\n\
+        Histogram('took_seconds', 'Took.', buckets=[1], registry=r).observe(0.5)\n\
+        push_to_gateway(sys.argv[1], job='batch', registry=r)\n\
+        sys.stdout.write(generate_latest(r).decode())\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pushed = String::from_utf8(out.stdout).unwrap();
+    // What the client wrote: a `_created` gauge beside each family.
+    let created = |name: &str| -> f64 {
+        pushed
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {pushed}"))
+            .parse()
+            .unwrap()
+    };
+    let (jobs_created, took_created) = (created("jobs_created"), created("took_seconds_created"));
+    let config = format!(
+        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let _prom = spawn(
+        &tool("prometheus"),
+        &[
+            "--config.file=prometheus.yml".into(),
+            "--storage.tsdb.path=data".into(),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        dir.path(),
+    );
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let answer: serde_json::Value = client
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(answer)
+        }
+    };
+    for (metric, want) in [("jobs", "counter"), ("took_seconds", "histogram")] {
+        eventually(
+            Duration::from_secs(60),
+            &format!("{metric}'s type in Prometheus"),
+            || async {
+                let answer = get(format!("/api/v1/targets/metadata?metric={metric}")).await?;
+                match answer["data"][0]["type"].as_str() {
+                    Some(t) if t == want => Ok(()),
+                    _ => Err(answer.to_string()),
+                }
+            },
+        )
+        .await;
+    }
+    for (series, want) in [
+        ("jobs_created", jobs_created),
+        ("took_seconds_created", took_created),
+    ] {
+        let answer = eventually(Duration::from_secs(30), series, || async {
+            let answer = get(format!("/api/v1/query?query={series}")).await?;
+            match answer["data"]["result"][0]["value"][1].as_str() {
+                Some(v) => Ok(v.parse::<f64>().unwrap()),
+                None => Err(answer.to_string()),
+            }
+        })
+        .await;
+        assert_eq!(answer, want, "{series}");
+    }
 }

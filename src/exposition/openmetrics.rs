@@ -18,7 +18,14 @@
 //!   all there, only the type is lost.
 //! - A family name one family claims with its suffixes (`x` counter claims
 //!   `x_total` and `x_created`) is never another family's: the typed
-//!   family that would clash is exposed as `unknown` names instead.
+//!   family that would clash is exposed as `unknown` names instead. The
+//!   one exception is what the text format makes of OpenMetrics' created
+//!   timestamps: a gauge or untyped family `x_created` beside a counter,
+//!   histogram or summary `x` (`prometheus_client` writes one for each) is
+//!   written inside `x` as its `_created` samples, each with the
+//!   MetricPoint of its label set (before its other lines when its
+//!   timestamp is earlier, as timestamps may not go back within one), a
+//!   label set of no MetricPoint as one of its own.
 //! - `# UNIT` only where the family name ends in `_<unit>`; HELP escapes
 //!   `\`, newline and `"`; timestamps in seconds; `# EOF` last.
 
@@ -26,12 +33,14 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::family::Family;
-use super::points::{Gathered, by_page_name, exemplar_labels, gather, points, unit_fits};
+use super::points::{
+    Gathered, Point, by_page_name, exemplar_labels, gather, label_group, points, unit_fits,
+};
 use super::{
     HistogramForm, Line, PageStats, RenderOptions, Sink, TimestampPolicy, Visited, visit_family,
     write_float,
 };
-use crate::model::Sample;
+use crate::model::{Sample, is_legacy_metric_name};
 use crate::store::{ExemplarRef, Store};
 
 /// How a planned family goes on an OpenMetrics page.
@@ -49,6 +58,10 @@ enum Shape {
     Summary,
     /// Each metric name a family of its own, typed `unknown`.
     Members,
+    /// The `_created` samples of the typed family at index `into`, written
+    /// there; on its own (should that family turn out untyped) a gauge
+    /// when `gauge`, else `unknown`.
+    Created { into: usize, gauge: bool },
 }
 
 impl Shape {
@@ -87,6 +100,17 @@ impl Shape {
             Shape::Summary => with(&family.name, &["", "_count", "_sum", "_created"]),
             Shape::Gauge | Shape::Unknown => vec![family.name.to_string()],
             Shape::Members => family.members.iter().map(|m| m.name.to_string()).collect(),
+            // Its name is its typed family's.
+            Shape::Created { .. } => Vec::new(),
+        }
+    }
+
+    /// The family name a typed shape writes `_created` samples under.
+    fn created_base<'f>(&'f self, family: &'f Family) -> Option<&'f str> {
+        match self {
+            Shape::Counter { base } => Some(base),
+            Shape::Histogram | Shape::Summary => Some(&family.name),
+            _ => None,
         }
     }
 
@@ -99,9 +123,32 @@ impl Shape {
 }
 
 /// The shape of each family, with every clash settled by exposing the
-/// typed families involved as plain names.
+/// typed families involved as plain names, and each `x_created` family of
+/// a typed `x` folded into it.
 fn shapes(families: &[Family]) -> Vec<Shape> {
     let mut shapes: Vec<Shape> = families.iter().map(Shape::of).collect();
+    let index: HashMap<&str, usize> = families
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (&*f.name, i))
+        .collect();
+    for into in 0..shapes.len() {
+        let Some(base) = shapes[into].created_base(&families[into]) else {
+            continue;
+        };
+        // A quoted name (`{"a.b_created"}`) is left to the clash rule.
+        if !is_legacy_metric_name(base) {
+            continue;
+        }
+        if let Some(&j) = index.get(format!("{base}_created").as_str()) {
+            let gauge = match shapes[j] {
+                Shape::Gauge => true,
+                Shape::Unknown => false,
+                _ => continue,
+            };
+            shapes[j] = Shape::Created { into, gauge };
+        }
+    }
     loop {
         let mut owners: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, (shape, family)) in shapes.iter().zip(families).enumerate() {
@@ -116,6 +163,15 @@ fn shapes(families: &[Family]) -> Vec<Shape> {
                     shapes[i] = Shape::Members;
                     changed = true;
                 }
+            }
+        }
+        // A `_created` family whose family is no longer typed stands alone.
+        for j in 0..shapes.len() {
+            if let Shape::Created { into, gauge } = shapes[j]
+                && !shapes[into].typed()
+            {
+                shapes[j] = if gauge { Shape::Gauge } else { Shape::Unknown };
+                changed = true;
             }
         }
         if !changed {
@@ -139,28 +195,60 @@ pub fn render(store: &Store, opts: &RenderOptions, out: &mut impl Write) -> io::
         opts,
         stats: PageStats::default(),
     };
-    for (family, shape) in families.iter().zip(shapes) {
+    let mut created_of = vec![None; families.len()];
+    for (j, shape) in shapes.iter().enumerate() {
+        if let Shape::Created { into, gauge } = *shape {
+            created_of[into] = Some((&families[j], gauge));
+        }
+    }
+    for ((family, shape), created) in families.iter().zip(&shapes).zip(created_of) {
         match shape {
-            Shape::Counter { base } => page.counter(family, &base, out)?,
+            Shape::Counter { base } => match created {
+                Some(created) => page.counter_with_created(family, base, created, out)?,
+                None => page.counter(family, base, out)?,
+            },
             Shape::Gauge => page.single(family, "gauge", out)?,
             Shape::Unknown => page.single(family, "unknown", out)?,
             Shape::Histogram | Shape::Summary => {
-                let histogram = shape == Shape::Histogram;
+                let histogram = *shape == Shape::Histogram;
                 let lines = page.gather(family);
-                match points(family, &lines, histogram) {
-                    Some(points) => {
+                let bound = if histogram { "le" } else { "quantile" };
+                let created = created.map(|(c, gauge)| (c, gauge, page.created(c, bound)));
+                let points = points(family, &lines, histogram);
+                // The `_created` line of each MetricPoint, when every line
+                // has one to go with, at its time.
+                let taken = match (&points, &created) {
+                    (Some(points), Some((_, _, c))) => page.created_of_points(points, &lines, c),
+                    _ => Some(Vec::new()),
+                };
+                match (points, taken) {
+                    (Some(points), Some(taken)) => {
                         let type_name = if histogram { "histogram" } else { "summary" };
                         page.header(&family.name, family, type_name);
-                        for &(_, i) in points.iter().flatten() {
-                            let g = &lines[i];
-                            let bucket = histogram && g.name(family).ends_with("_bucket");
-                            page.line(g, bucket);
+                        for (at, point) in points.iter().enumerate() {
+                            for &(_, i) in point {
+                                let g = &lines[i];
+                                let bucket = histogram && g.name(family).ends_with("_bucket");
+                                page.line(g, bucket);
+                            }
+                            if let (Some(&c), Some((_, _, created))) = (taken.get(at), &created)
+                                && let Some(c) = c
+                            {
+                                page.line(&created.lines[c], false);
+                            }
                             page.flush_if_full(out)?;
                         }
                     }
-                    None => page.members(family, lines, out)?,
+                    _ => {
+                        page.members(family, lines, out)?;
+                        if let Some((family, gauge, created)) = created {
+                            page.alone(family, gauge, created.lines, out)?;
+                        }
+                    }
                 }
             }
+            // Written with the family it belongs to.
+            Shape::Created { .. } => {}
             Shape::Members => {
                 let lines = page.gather(family);
                 page.members(family, lines, out)?;
@@ -285,6 +373,134 @@ impl Om<'_> {
         self.stream(family, base, "counter", out)
     }
 
+    /// A counter with the `_created` family `created` folded in: each
+    /// `_total` sample (as [`Om::counter`] writes them) with the
+    /// `_created` sample of its label set, the earlier first; then the
+    /// `_created` samples of no `_total`. Where a pair cannot be one
+    /// MetricPoint (one of its lines has a timestamp on the page and the
+    /// other not), the two families are written apart, the counter's
+    /// name by name. Both families are held in memory meanwhile.
+    fn counter_with_created(
+        &mut self,
+        family: &Family,
+        base: &str,
+        (created_family, gauge): (&Family, bool),
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        let lines = self.gather(family);
+        let created = self.created(created_family, "");
+        let valid = |g: &Gathered| !(g.sample.value.is_nan() || g.sample.value < 0.0);
+        let taken: Vec<Option<usize>> = lines
+            .iter()
+            .map(|g| created.find(g).filter(|_| valid(g)))
+            .collect();
+        let together = lines
+            .iter()
+            .zip(&taken)
+            .all(|(g, c)| c.is_none_or(|c| self.stamped(g) == self.stamped(&created.lines[c])));
+        if !together {
+            self.members(family, lines, out)?;
+            return self.alone(created_family, gauge, created.lines, out);
+        }
+        self.stats.invalid += lines.iter().filter(|g| !valid(g)).count() as u64;
+        if lines.iter().any(valid) || !created.lines.is_empty() {
+            self.header(base, family, "counter");
+        }
+        let mut used = vec![false; created.lines.len()];
+        for (g, &c) in lines.iter().zip(&taken).filter(|(g, _)| valid(g)) {
+            let c = c.map(|c| {
+                used[c] = true;
+                &created.lines[c]
+            });
+            // Timestamps may not go back within a MetricPoint.
+            let early =
+                c.filter(|c| self.stamped(c) && c.sample.timestamp_ms < g.sample.timestamp_ms);
+            if let Some(c) = early {
+                self.line(c, false);
+            }
+            self.line(g, true);
+            if let Some(c) = c.filter(|_| early.is_none()) {
+                self.line(c, false);
+            }
+            self.flush_if_full(out)?;
+        }
+        for (c, _) in created.lines.iter().zip(used).filter(|(_, used)| !used) {
+            self.line(c, false);
+            self.flush_if_full(out)?;
+        }
+        Ok(())
+    }
+
+    /// For each of `points`, the line of `created` with its label set, if
+    /// any; `None` unless every line of `created` goes with a MetricPoint
+    /// and carries the same timestamp on the page (a histogram's
+    /// MetricPoint has one, and a `_created` line alone is none).
+    fn created_of_points(
+        &self,
+        points: &[Point],
+        lines: &[Gathered],
+        created: &CreatedLines,
+    ) -> Option<Vec<Option<usize>>> {
+        let taken: Vec<Option<usize>> = points
+            .iter()
+            .map(|p| created.find(&lines[p[0].1]))
+            .collect();
+        let same_time = |g: &Gathered, c: &Gathered| {
+            self.stamped(g) == self.stamped(c)
+                && (!self.stamped(g) || g.sample.timestamp_ms == c.sample.timestamp_ms)
+        };
+        let all = taken.iter().flatten().count() == created.lines.len();
+        let timely = points
+            .iter()
+            .zip(&taken)
+            .all(|(p, c)| c.is_none_or(|c| same_time(&lines[p[0].1], &created.lines[c])));
+        (all && timely).then_some(taken)
+    }
+
+    /// The lines of a `_created` family, to be found by the label set of
+    /// the MetricPoint they belong to (`bound_label` left out).
+    fn created(&mut self, family: &Family, bound_label: &'static str) -> CreatedLines {
+        let lines = self.gather(family);
+        let mut by_group = HashMap::with_capacity(lines.len());
+        for (i, g) in lines.iter().enumerate() {
+            // A line with the bound label of its own goes with no MetricPoint.
+            if let Some((group, None)) = page_group(g, bound_label) {
+                by_group.insert(group, i);
+            }
+        }
+        CreatedLines {
+            lines,
+            by_group,
+            bound_label,
+        }
+    }
+
+    /// Does `g` carry a timestamp on this page?
+    fn stamped(&self, g: &Gathered) -> bool {
+        self.opts.timestamps == TimestampPolicy::Original && !g.pushed
+    }
+
+    /// A `_created` family that goes with no typed family after all,
+    /// written as a family of its own (`gauge`, else `unknown`).
+    fn alone(
+        &mut self,
+        family: &Family,
+        gauge: bool,
+        lines: Vec<Gathered>,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        self.header(
+            &family.name,
+            family,
+            if gauge { "gauge" } else { "unknown" },
+        );
+        for g in &lines {
+            self.line(g, false);
+            self.flush_if_full(out)?;
+        }
+        Ok(())
+    }
+
     /// A family of one metric name, its own.
     fn single(
         &mut self,
@@ -360,6 +576,29 @@ impl Om<'_> {
         }
         Ok(())
     }
+}
+
+/// A `_created` family's lines, by the label set of their MetricPoint
+/// on the page.
+struct CreatedLines {
+    lines: Vec<Gathered>,
+    by_group: HashMap<String, usize>,
+    bound_label: &'static str,
+}
+
+impl CreatedLines {
+    /// The line for the MetricPoint `line` is one of.
+    fn find(&self, line: &Gathered) -> Option<usize> {
+        let (group, _) = page_group(line, self.bound_label)?;
+        self.by_group.get(&group).copied()
+    }
+}
+
+/// The label set of `line` as the page writes it (escaped names, which
+/// is what the parser compares), `bound_label` left out, and that label's
+/// value.
+fn page_group<'g>(line: &'g Gathered, bound_label: &str) -> Option<(String, Option<&'g str>)> {
+    label_group(std::str::from_utf8(&line.prefix).ok()?, bound_label)
 }
 
 /// A family of one metric name (a counter's or another), written as read.

@@ -115,19 +115,7 @@ pub(super) fn points(family: &Family, lines: &[Gathered], histogram: bool) -> Op
     for (i, g) in lines.iter().enumerate() {
         let name = g.name(family);
         let suffix = name.strip_prefix(&*family.name).unwrap_or("?");
-        let (_, labels) = split_key(&g.key)?;
-        let mut group = String::new();
-        let mut bound = None;
-        for (name, value) in labels {
-            if !name.quoted && name.text == bound_label {
-                bound = Some(value);
-            } else {
-                group.push_str(name.text);
-                group.push('\u{0}');
-                group.push_str(value);
-                group.push('\u{0}');
-            }
-        }
+        let (group, bound) = label_group(&g.key, bound_label)?;
         let part = match (suffix, histogram) {
             ("_bucket", true) => {
                 let le = bound?;
@@ -163,6 +151,30 @@ pub(super) fn points(family: &Family, lines: &[Gathered], histogram: bool) -> Op
         out.push(point.iter().map(|&(_, part, i)| (part, i)).collect());
     }
     Some(out)
+}
+
+/// The labels of canonical key `key` but `bound_label` (`le`, `quantile`),
+/// as one string: lines with the same one belong to one MetricPoint
+/// (OpenMetrics 1.0, "MetricPoint"); and the value of `bound_label`, if
+/// the key has it. `None` if `key` is no canonical key.
+pub(super) fn label_group<'k>(
+    key: &'k str,
+    bound_label: &str,
+) -> Option<(String, Option<&'k str>)> {
+    let (_, labels) = split_key(key)?;
+    let mut group = String::new();
+    let mut bound = None;
+    for (name, value) in labels {
+        if !name.quoted && name.text == bound_label {
+            bound = Some(value);
+        } else {
+            group.push_str(name.text);
+            group.push('\u{0}');
+            group.push_str(value);
+            group.push('\u{0}');
+        }
+    }
+    Some((group, bound))
 }
 
 /// Is one label set's lines (sorted by part) a valid MetricPoint?
