@@ -234,10 +234,7 @@ async fn scraped_into_vm(
     )
     .await;
     let (vm, vm_port) = spawn_victoria_metrics(dir);
-    let config = format!(
-        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
-    );
-    let (agent, _) = spawn_vmagent(dir, &config, vm_port);
+    let (agent, _) = spawn_vmagent(dir, &gate_scrape_config(addr), vm_port);
     (vec![agent, vm, gate], vm_port)
 }
 
@@ -607,13 +604,7 @@ async fn scraped_equals_received(flags: &[&str]) {
     let b_dir = dir.path().join("b");
     std::fs::create_dir_all(&a_dir).unwrap();
     std::fs::create_dir_all(&b_dir).unwrap();
-    std::fs::write(
-        a_dir.join("prometheus.yml"),
-        format!(
-            "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(a_dir.join("prometheus.yml"), gate_scrape_config(addr)).unwrap();
     std::fs::write(b_dir.join("prometheus.yml"), "scrape_configs: []\n").unwrap();
     let (a_port, b_port) = (free_port(), free_port());
     let prometheus = |port: u16, extra: &[&str], dir: &std::path::Path| {

@@ -956,21 +956,8 @@ async fn a_real_prometheus_stores_the_exemplars_it_scrapes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
-    let config = format!(
-        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let _prom = spawn(
-        &tool("prometheus"),
-        &[
-            "--config.file=prometheus.yml".into(),
-            "--storage.tsdb.path=data".into(),
-            "--enable-feature=exemplar-storage".into(),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ],
-        dir.path(),
-    );
+    let (_prom, port) =
+        spawn_prometheus_scraping(dir.path(), addr, &["--enable-feature=exemplar-storage"]);
     eventually(
         Duration::from_secs(60),
         "the exemplar in Prometheus",
@@ -1043,20 +1030,7 @@ async fn a_real_prometheus_keeps_a_python_clients_families_typed() {
             .unwrap()
     };
     let (jobs_created, took_created) = (created("jobs_created"), created("took_seconds_created"));
-    let config = format!(
-        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let _prom = spawn(
-        &tool("prometheus"),
-        &[
-            "--config.file=prometheus.yml".into(),
-            "--storage.tsdb.path=data".into(),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ],
-        dir.path(),
-    );
+    let (_prom, port) = spawn_prometheus_scraping(dir.path(), addr, &[]);
     let get = |path: String| {
         let client = client.clone();
         async move {
@@ -1090,10 +1064,10 @@ async fn a_real_prometheus_keeps_a_python_clients_families_typed() {
         ("took_seconds_created", took_created),
     ] {
         let answer = eventually(Duration::from_secs(30), series, || async {
-            let answer = get(format!("/api/v1/query?query={series}")).await?;
-            match answer["data"]["result"][0]["value"][1].as_str() {
+            let result = query(&client, port, series).await?;
+            match result.first().and_then(|r| r["value"][1].as_str()) {
                 Some(v) => Ok(v.parse::<f64>().unwrap()),
-                None => Err(answer.to_string()),
+                None => Err(format!("{result:?}")),
             }
         })
         .await;

@@ -730,21 +730,13 @@ async fn a_real_prometheus_with_native_histograms_reads_the_protobuf_page() {
         .unwrap();
     assert!(resp.status().is_success());
 
-    let config = format!(
-        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let _prom = spawn(
-        &tool("prometheus"),
-        &[
-            "--config.file=prometheus.yml".into(),
-            "--storage.tsdb.path=data".into(),
-            "--enable-feature=native-histograms".into(),
-            "--enable-feature=exemplar-storage".into(),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ],
+    let (_prom, port) = spawn_prometheus_scraping(
         dir.path(),
+        addr,
+        &[
+            "--enable-feature=native-histograms",
+            "--enable-feature=exemplar-storage",
+        ],
     );
 
     // What the scraper asked for: protobuf pages.

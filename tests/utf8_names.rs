@@ -541,20 +541,8 @@ async fn real_scrapers_store_the_escaped_names() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
-    let config = format!(
-        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{addr}']}}]\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), &config).unwrap();
-    let prom_port = free_port();
-    let _prom = spawn(
-        &tool("prometheus"),
-        &[
-            "--config.file=prometheus.yml".into(),
-            "--storage.tsdb.path=prom-data".into(),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-        ],
-        dir.path(),
-    );
+    let (_prom, prom_port) = spawn_prometheus_scraping(dir.path(), addr, &[]);
+    let config = gate_scrape_config(addr);
     let (_vm, vm_port) = spawn_victoria_metrics(dir.path());
     let (_agent, _) = spawn_vmagent(dir.path(), &config, vm_port);
     for (store, port) in [("Prometheus", prom_port), ("VictoriaMetrics", vm_port)] {

@@ -202,6 +202,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A scrape config of one job, `gate`: `target` every second, with
+/// `honor_labels` (as the receiver-scraper scrapes promgate).
+pub fn gate_scrape_config(target: SocketAddr) -> String {
+    format!(
+        "scrape_configs:\n  - job_name: gate\n    scrape_interval: 1s\n    honor_labels: true\n    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+}
+
+/// Debian's Prometheus in `dir` (its config, `prometheus.yml`, and its
+/// data, `prometheus-data/`) scraping `target` as [`gate_scrape_config`]
+/// says, with `extra` flags, on a free port; and that port.
+pub fn spawn_prometheus_scraping(
+    dir: &std::path::Path,
+    target: SocketAddr,
+    extra: &[&str],
+) -> (Proc, u16) {
+    std::fs::write(dir.join("prometheus.yml"), gate_scrape_config(target)).unwrap();
+    let port = free_port();
+    let mut args = vec![
+        "--config.file=prometheus.yml".to_string(),
+        "--storage.tsdb.path=prometheus-data".into(),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    (spawn(&tool("prometheus"), &args, dir), port)
+}
+
 /// Starts the real promgate binary on 127.0.0.1 with a port chosen by the
 /// kernel, and returns it with the address it logged.
 pub fn spawn_promgate(extra: &[&str]) -> (Proc, SocketAddr) {
