@@ -1031,26 +1031,13 @@ async fn a_real_prometheus_keeps_a_python_clients_families_typed() {
     };
     let (jobs_created, took_created) = (created("jobs_created"), created("took_seconds_created"));
     let (_prom, port) = spawn_prometheus_scraping(dir.path(), addr, &[]);
-    let get = |path: String| {
-        let client = client.clone();
-        async move {
-            let answer: serde_json::Value = client
-                .get(format!("http://127.0.0.1:{port}{path}"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(answer)
-        }
-    };
+    let metadata = format!("http://127.0.0.1:{port}/api/v1/targets/metadata");
     for (metric, want) in [("jobs", "counter"), ("took_seconds", "histogram")] {
         eventually(
             Duration::from_secs(60),
             &format!("{metric}'s type in Prometheus"),
             || async {
-                let answer = get(format!("/api/v1/targets/metadata?metric={metric}")).await?;
+                let answer = fetch_json(&client, &metadata, &[("metric", metric)]).await?;
                 match answer["data"][0]["type"].as_str() {
                     Some(t) if t == want => Ok(()),
                     _ => Err(answer.to_string()),

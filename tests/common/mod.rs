@@ -392,21 +392,27 @@ pub async fn fetch_text(client: &reqwest::Client, url: &str) -> Result<String, S
     resp.text().await.map_err(|e| e.to_string())
 }
 
-/// Runs an instant PromQL query against VictoriaMetrics; the `result` array.
+/// GETs `url` with `query` parameters over a real connection; the JSON
+/// answer, or the error as text.
+pub async fn fetch_json(
+    client: &reqwest::Client,
+    url: &str,
+    query: &[(&str, &str)],
+) -> Result<serde_json::Value, String> {
+    let resp = client.get(url).query(query).send().await;
+    let resp = resp.map_err(|e| e.to_string())?;
+    resp.json().await.map_err(|e| e.to_string())
+}
+
+/// Runs an instant PromQL query against VictoriaMetrics (or Prometheus,
+/// the same API); the `result` array.
 pub async fn query(
     client: &reqwest::Client,
     vm_port: u16,
     promql: &str,
 ) -> Result<Vec<serde_json::Value>, String> {
-    let answer: serde_json::Value = client
-        .get(format!("http://127.0.0.1:{vm_port}/api/v1/query"))
-        .query(&[("query", promql)])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let url = format!("http://127.0.0.1:{vm_port}/api/v1/query");
+    let answer = fetch_json(client, &url, &[("query", promql)]).await?;
     answer["data"]["result"]
         .as_array()
         .cloned()
