@@ -234,8 +234,8 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// Prometheus web-config file (exporter-toolkit format): basic_auth_users (bcrypt), tls_server_config (TLS, mTLS), http_server_config.headers, and promgate's authorization_tokens and roles. Applies to every endpoint; re-read when it changes.
-    #[arg(long = "web.config.file", env = "PROMGATE_WEB_CONFIG_FILE")]
+    /// Prometheus web-config file (exporter-toolkit format): basic_auth_users (bcrypt), tls_server_config (TLS, mTLS), http_server_config.headers, and promgate's authorization_tokens and roles. Applies to every endpoint; re-read when it changes. Empty: none.
+    #[arg(long = "web.config.file", env = "PROMGATE_WEB_CONFIG_FILE", value_parser = parse_path)]
     pub web_config_file: Option<PathBuf>,
 
     /// How often the web config file and the files it names are checked for changes (content hash); 0: only on SIGHUP.
@@ -252,21 +252,37 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A listen address as the Prometheus family writes it (Go's
-/// `net.Listen`): `host:port`, the host an IP address (`[::1]:9091` for
-/// IPv6), a name, or empty. An empty host (`:9091`, the Pushgateway's
-/// default) is every IPv4 address, as promgate's default `0.0.0.0:9091`;
-/// a name is resolved once, at start-up, to its first IPv4 address (else
-/// its first), as Go listens on one address of a name.
+/// `net.Listen`): `host:port`, the host an IPv4 address, an IPv6 one in
+/// brackets (`[::1]:9091`), a name (bracketed or not), or empty; the port
+/// decimal digits, empty for 0. An empty host (`:9091`, the Pushgateway's
+/// default) is every IPv4 address, as promgate's default `0.0.0.0:9091`
+/// (Go listens on IPv6 too there; `[::]:9091` does both on Linux); a name
+/// is resolved once, at start-up, to its first IPv4 address (else its
+/// first), as Go listens on one address of a name.
 fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     if let Ok(address) = s.parse() {
         return Ok(address);
     }
     let (host, port) = s
         .rsplit_once(':')
-        .ok_or_else(|| format!("{s:?} is not host:port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{s:?}: {port:?} is not a port (0-65535)"))?;
+        .filter(|_| !s.ends_with(']'))
+        .ok_or_else(|| format!("{s:?} is not host:port (missing port)"))?;
+    let port: u16 = match port {
+        "" => 0,
+        p if p.bytes().all(|b| b.is_ascii_digit()) => p
+            .parse()
+            .map_err(|_| format!("{s:?}: port {p} is over 65535"))?,
+        p => return Err(format!("{s:?}: {p:?} is not a port")),
+    };
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner,
+        None if host.contains([':', '[', ']']) => {
+            return Err(format!(
+                "{s:?}: an IPv6 address goes in brackets ([::1]:9091)"
+            ));
+        }
+        None => host,
+    };
     if host.is_empty() {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
@@ -395,6 +411,14 @@ impl Config {
         Some(self.series_ttl).filter(|d| !d.is_zero())
     }
 
+    /// The web config file, or `None` when there is none (no flag, or an
+    /// empty one, as exporter-toolkit takes it).
+    pub fn web_config_file(&self) -> Option<&std::path::Path> {
+        self.web_config_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
     /// The snapshot file, or `None` when nothing is persisted (no flag, or
     /// an empty one as the Pushgateway takes it).
     pub fn persistence_file(&self) -> Option<&std::path::Path> {
@@ -443,6 +467,16 @@ mod tests {
         assert!(c.is_err(), "0 connections would serve nobody");
     }
 
+    /// `--web.config.file=` (empty) is no web config, as exporter-toolkit
+    /// and `--persistence.file=` take it.
+    #[test]
+    fn an_empty_web_config_file_is_none() {
+        let c = Config::try_parse_from(["promgate", "--web.config.file="]).unwrap();
+        assert_eq!(c.web_config_file(), None);
+        let c = Config::try_parse_from(["promgate", "--web.config.file", "w.yml"]).unwrap();
+        assert_eq!(c.web_config_file(), Some(std::path::Path::new("w.yml")));
+    }
+
     /// The forms Prometheus and the Pushgateway take for
     /// `--web.listen-address`, so that a migration keeps its flags.
     #[test]
@@ -457,9 +491,22 @@ mod tests {
         assert_eq!(parse("127.0.0.1:0").unwrap(), "127.0.0.1:0");
         assert_eq!(parse("[::1]:9091").unwrap(), "[::1]:9091");
         assert_eq!(parse("localhost:9091").unwrap(), "127.0.0.1:9091");
-        for bad in ["9091", ":port", ":70000", "no-such-host.invalid:9091", ""] {
+        assert_eq!(parse("[localhost]:9091").unwrap(), "127.0.0.1:9091");
+        assert_eq!(parse("localhost:").unwrap(), "127.0.0.1:0", "Go's port 0");
+        assert_eq!(parse(":").unwrap(), "0.0.0.0:0");
+        for bad in [
+            "9091",
+            ":port",
+            ":+0",
+            ":70000",
+            "::1:0",
+            "[::1]",
+            "no-such-host.invalid:9091",
+            "",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+        assert!(parse("[::1]").unwrap_err().contains("missing port"));
         let c = Config::try_parse_from(["promgate", "--web.listen-address=:9092"]).unwrap();
         assert_eq!(c.listen_address.to_string(), "0.0.0.0:9092");
     }

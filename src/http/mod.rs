@@ -104,7 +104,7 @@ impl AppState {
     /// The web config (or a file it names) cannot be read or is invalid.
     pub fn load(config: &Config) -> Result<Self, web_config::Error> {
         let mut state = AppState::new(config);
-        if let Some(path) = &config.web_config_file {
+        if let Some(path) = config.web_config_file() {
             state.web_config = Some(WebConfigHandle::load(path, Arc::clone(&state.metrics))?);
         }
         Ok(state)
@@ -133,7 +133,7 @@ impl AppState {
         };
         let metrics = SelfMetrics::new(Features {
             persistence: config.persistence_file().is_some(),
-            web_config: config.web_config_file.is_some(),
+            web_config: config.web_config_file().is_some(),
         });
         // Every reason starts at zero, so `rate()` and alerts see the series
         // before the first rejection happens.
