@@ -356,7 +356,8 @@ def creation_lines(by_shape, shapes):
         churn = by_shape["churn"][1][(CREATION_SERIES, "promgate")]["rate"]
         contiguous = by_shape["contiguous"][1][(CREATION_SERIES, "promgate")]["rate"]
         rate = churn_creation_rate(churn, contiguous)
-        shown = ("churn no slower than contiguous, so no creation cost to divide by" if rate is None
+        shown = ("churn's round no slower than its updates alone at contiguous's rate, so no creation cost to divide by"
+                 if rate is None
                  else f"{fmt(rate / 1e6, 3)} M series/s")
         out.append((f"creation {CREATION_SERIES:,} series (churn's {CHURN_SHARE:.0%} new, derived from churn"
                     f" {fmt(churn / 1e6, 3)} M and contiguous {fmt(contiguous / 1e6, 3)} M samples/s): {shown}"

@@ -196,6 +196,25 @@ fn environment_variables_and_json_logs() {
 /// port, JSON logs at debug), up to and including "promgate listening";
 /// the process is stopped.
 fn start_up_log(env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let (mut p, entries) = json_debug_promgate(env);
+    let mut log = Vec::new();
+    for entry in entries {
+        let listening = entry["fields"]["message"] == "promgate listening";
+        log.push(entry);
+        if listening {
+            break;
+        }
+    }
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    log
+}
+
+/// A promgate started with exactly `env`, a free port and JSON logs at
+/// debug; and its log entries as they come (they end when it stops).
+fn json_debug_promgate(
+    env: &[(&str, &str)],
+) -> (Proc, impl Iterator<Item = serde_json::Value> + use<>) {
     use std::io::BufRead;
     let child = Command::new(env!("CARGO_BIN_EXE_promgate"))
         .env_clear()
@@ -215,21 +234,14 @@ fn start_up_log(env: &[(&str, &str)]) -> Vec<serde_json::Value> {
         child,
         name: "promgate".into(),
     };
-    let stderr = p.child.stderr.take().unwrap();
-    let mut log = Vec::new();
-    for line in std::io::BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        let entry: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        let listening = entry["fields"]["message"] == "promgate listening";
-        log.push(entry);
-        if listening {
-            break;
-        }
-    }
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
-    log
+    let entries = std::io::BufReader::new(p.child.stderr.take().unwrap())
+        .lines()
+        .map(|line| {
+            let line = line.unwrap();
+            serde_json::from_str::<serde_json::Value>(&line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        });
+    (p, entries)
 }
 
 /// glibc malloc's thresholds are set at start-up, and left to the operator
@@ -602,30 +614,7 @@ fn stalled_bodies_hold_no_write_slot() {
 /// debug level, with the reason its counter has.
 #[test]
 fn a_rejected_write_is_logged_at_debug_level_with_its_reason() {
-    use std::io::BufRead;
-    let child = Command::new(env!("CARGO_BIN_EXE_promgate"))
-        .args([
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log.format",
-            "json",
-        ])
-        .args(["--log.level", "debug"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut p = Proc {
-        child,
-        name: "promgate".into(),
-    };
-    let mut entries = std::io::BufReader::new(p.child.stderr.take().unwrap())
-        .lines()
-        .map(|line| {
-            let line = line.unwrap();
-            serde_json::from_str::<serde_json::Value>(&line)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        });
+    let (mut p, mut entries) = json_debug_promgate(&[]);
     let addr: std::net::SocketAddr = entries
         .find(|e| e["fields"]["message"] == "promgate listening")
         .expect("a listening line")["fields"]["address"]
