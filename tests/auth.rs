@@ -749,3 +749,34 @@ fn a_broken_file_at_start_is_a_one_line_startup_error() {
         .unwrap();
     assert!(!missing.status.success());
 }
+
+/// The web-config metrics are on `/-/metrics` only with a
+/// `--web.config.file` (an empty one is none), so that an alert on a
+/// failed reload cannot fire where there is no file to reload.
+#[tokio::test]
+async fn web_config_metrics_show_only_with_a_web_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("web.yml");
+    std::fs::write(
+        &file,
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    for (args, shown) in [
+        (vec![], false),
+        (vec!["--web.config.file="], false),
+        (vec!["--web.config.file", file], true),
+    ] {
+        let (app, _) = app(&args);
+        let (status, page) = get(&app, "/-/metrics").await;
+        assert_eq!(status, 200);
+        for name in [
+            "promgate_web_config_last_reload_successful",
+            "promgate_auth_bcrypt_runs_total",
+            "promgate_tls_handshake_errors_total",
+        ] {
+            assert_eq!(page.contains(name), shown, "{args:?} {name}: {page}");
+        }
+    }
+}

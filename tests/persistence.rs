@@ -619,3 +619,28 @@ async fn a_snapshot_that_cannot_be_written_keeps_the_last_good_file() {
     stop(p);
     assert_eq!(std::fs::read(&sub).unwrap(), b"not a directory");
 }
+
+/// The persistence metrics are on `/-/metrics` only with
+/// `--persistence.file` (an empty one is none): an alert on a snapshot's
+/// age must not fire on a promgate that persists nothing.
+#[tokio::test]
+async fn persistence_metrics_show_only_with_a_snapshot_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap");
+    let file = file.to_str().unwrap();
+    for (args, shown) in [
+        (vec![], false),
+        (vec!["--persistence.file="], false),
+        (vec!["--persistence.file", file], true),
+    ] {
+        let (app, _) = app(&args);
+        let (status, page) = get(&app, "/-/metrics").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            page.contains("promgate_persistence_last_success_timestamp_seconds"),
+            shown,
+            "{args:?}: {page}"
+        );
+        assert!(page.contains("promgate_live_series"), "{page}");
+    }
+}
